@@ -1,0 +1,46 @@
+package actors
+
+import (
+	"strconv"
+
+	"github.com/ordo-go/ordo/kafka"
+)
+
+// VirtualKeyFunc computes a record's virtual-partition key from its Kafka key
+// and headers (never from its value: routing must not need to decode it).
+// Records with the same virtual key run one at a time, in offset order.
+type VirtualKeyFunc func(key []byte, headers []kafka.Header) string
+
+// KeyOfRecord is the default VirtualKeyFunc: the message key. Records without
+// a key share one virtual partition per Kafka partition.
+func KeyOfRecord(key []byte, _ []kafka.Header) string { return string(key) }
+
+// Reducer maps virtual keys onto a fixed number of virtual partitions, for
+// users who want Karafka's max_partitions behaviour. It is consistent: a key
+// maps to the same slot on every batch, in every process, after restarts.
+type Reducer struct {
+	names []string
+}
+
+// NewReducer returns a Reducer onto slots virtual partitions (slots ≥ 1).
+func NewReducer(slots int) Reducer {
+	names := make([]string, slots)
+	for i := range names {
+		names[i] = "vp-" + strconv.Itoa(i)
+	}
+	return Reducer{names: names}
+}
+
+// Slot returns the slot index of key, in [0, slots).
+func (r Reducer) Slot(key string) int {
+	// FNV-1a, inline so the hot path does not allocate a hash.Hash.
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % uint32(len(r.names)))
+}
+
+// Reduce returns the virtual key of key's slot.
+func (r Reducer) Reduce(key string) string { return r.names[r.Slot(key)] }

@@ -1,0 +1,174 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+)
+
+// Topic describes a topic to create.
+type Topic struct {
+	Name       string
+	Partitions int
+	// Configs are topic-level settings such as "retention.ms"; may be nil.
+	Configs map[string]string
+}
+
+// Admin makes the few administrative calls ordo and its tests need. It is
+// cheap; it holds one kafka-go client whose connections are pooled.
+type Admin struct {
+	client *kafkago.Client
+}
+
+// NewAdmin returns an Admin that talks to the given bootstrap brokers.
+func NewAdmin(brokers []string) *Admin {
+	return &Admin{client: &kafkago.Client{
+		Addr:    kafkago.TCP(brokers...),
+		Timeout: 10 * time.Second,
+	}}
+}
+
+// CreateTopics creates the topics with replication factor 1 and waits until
+// every partition has a leader. A topic that already exists is an error.
+func (a *Admin) CreateTopics(ctx context.Context, topics ...Topic) error {
+	req := &kafkago.CreateTopicsRequest{}
+	for _, t := range topics {
+		cfg := kafkago.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: 1}
+		for k, v := range t.Configs {
+			cfg.ConfigEntries = append(cfg.ConfigEntries, kafkago.ConfigEntry{ConfigName: k, ConfigValue: v})
+		}
+		req.Topics = append(req.Topics, cfg)
+	}
+	resp, err := a.client.CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	for name, terr := range resp.Errors {
+		if terr != nil {
+			return fmt.Errorf("create topic %q: %w", name, terr)
+		}
+	}
+	for _, t := range topics {
+		if err := a.waitForLeaders(ctx, t.Name, t.Partitions); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitForLeaders polls metadata until the topic shows all its partitions with
+// a leader: a real broker creates topics asynchronously.
+func (a *Admin) waitForLeaders(ctx context.Context, topic string, partitions int) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		meta, err := a.client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+		if err == nil && len(meta.Topics) == 1 && meta.Topics[0].Error == nil &&
+			len(meta.Topics[0].Partitions) == partitions && allLed(meta.Topics[0].Partitions) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for topic %q to have %d led partitions: %w", topic, partitions, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+func allLed(ps []kafkago.Partition) bool {
+	for _, p := range ps {
+		if p.Error != nil || p.Leader.Host == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// DeleteTopics deletes the topics; unknown topics are ignored.
+func (a *Admin) DeleteTopics(ctx context.Context, names ...string) error {
+	resp, err := a.client.DeleteTopics(ctx, &kafkago.DeleteTopicsRequest{Topics: names})
+	if err != nil {
+		return fmt.Errorf("delete topics: %w", err)
+	}
+	for name, terr := range resp.Errors {
+		if terr != nil && !errors.Is(terr, kafkago.UnknownTopicOrPartition) {
+			return fmt.Errorf("delete topic %q: %w", name, terr)
+		}
+	}
+	return nil
+}
+
+// CommittedOffsets reads the group's committed offsets for a topic from the
+// broker: partition → next offset to consume. Partitions without a commit are
+// absent.
+func (a *Admin) CommittedOffsets(ctx context.Context, group, topic string) (map[int]int64, error) {
+	offs, err := a.CommittedOffsetsWithMetadata(ctx, group, topic)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int]int64, len(offs))
+	for p, o := range offs {
+		out[p] = o.Offset
+	}
+	return out, nil
+}
+
+// CommittedOffset is a committed offset and the metadata stored with it.
+type CommittedOffset struct {
+	Offset   int64
+	Metadata string
+}
+
+// CommittedOffsetsWithMetadata is CommittedOffsets with the commit metadata.
+func (a *Admin) CommittedOffsetsWithMetadata(ctx context.Context, group, topic string) (map[int]CommittedOffset, error) {
+	// No topic list asks for all of the group's commits: kafka-go sends an
+	// empty partition list, not null, for a topic named without partitions.
+	resp, err := a.client.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group})
+	if err == nil {
+		err = resp.Error
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetch committed offsets of group %q topic %q: %w", group, topic, err)
+	}
+	out := make(map[int]CommittedOffset)
+	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			return nil, fmt.Errorf("fetch committed offset of group %q %s/%d: %w", group, topic, p.Partition, p.Error)
+		}
+		if p.CommittedOffset >= 0 {
+			out[p.Partition] = CommittedOffset{Offset: p.CommittedOffset, Metadata: p.Metadata}
+		}
+	}
+	return out, nil
+}
+
+// EndOffsets returns each partition's high watermark: the offset the next
+// produced record will get.
+func (a *Admin) EndOffsets(ctx context.Context, topic string) (map[int]int64, error) {
+	meta, err := a.client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("metadata of topic %q: %w", topic, err)
+	}
+	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
+		return nil, fmt.Errorf("metadata of topic %q: %v", topic, meta.Topics)
+	}
+	req := &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{}}
+	for _, p := range meta.Topics[0].Partitions {
+		req.Topics[topic] = append(req.Topics[topic], kafkago.LastOffsetOf(p.ID))
+	}
+	resp, err := a.client.ListOffsets(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets of topic %q: %w", topic, err)
+	}
+	out := make(map[int]int64)
+	for _, p := range resp.Topics[topic] {
+		if p.Error != nil {
+			return nil, fmt.Errorf("list end offset of %s/%d: %w", topic, p.Partition, p.Error)
+		}
+		out[p.Partition] = p.LastOffset
+	}
+	return out, nil
+}

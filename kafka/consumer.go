@@ -1,0 +1,441 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+)
+
+// Record is one Kafka record as ordo's runtime sees it. It holds no kafka-go
+// types, so the layers above never import kafka-go.
+type Record struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+	Time      time.Time
+}
+
+// Header is a record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Offset is a position to commit: the next offset the group should consume on
+// Topic/Partition, and optional metadata stored with it.
+type Offset struct {
+	Topic     string
+	Partition int
+	Offset    int64
+	Metadata  string
+}
+
+var (
+	// ErrStaleGeneration is returned by Session.Commit when the session's
+	// generation has ended or the broker no longer accepts it: a commit
+	// from an old generation must never move an offset (kafka-go #1308).
+	ErrStaleGeneration = errors.New("kafka: generation is no longer current")
+	// ErrRevoked is returned by Claim.Fetch once its generation has ended:
+	// records fetched for an old generation are never handed out
+	// (kafka-go #1398).
+	ErrRevoked = errors.New("kafka: partition revoked")
+)
+
+// ConsumerConfig configures a group member. Zero values take the defaults
+// noted on each field.
+type ConsumerConfig struct {
+	// Brokers are the bootstrap addresses. Required.
+	Brokers []string
+	// Group is the consumer group id. Required.
+	Group string
+	// Topics to consume. Required.
+	Topics []string
+	// SessionTimeout: how long without heartbeats before the coordinator
+	// evicts this member. Default 10 s.
+	SessionTimeout time.Duration
+	// RebalanceTimeout: how long the coordinator waits for members to
+	// rejoin during a rebalance, so the upper bound of a revocation drain.
+	// Default 30 s.
+	RebalanceTimeout time.Duration
+	// HeartbeatInterval: default 1 s. Rebalances are noticed at the next
+	// heartbeat, so this bounds how late a member learns of one.
+	HeartbeatInterval time.Duration
+	// FetchMaxBytes bounds one fetch response per partition. Default 1 MiB.
+	FetchMaxBytes int
+	// FetchMaxWait: how long the broker may hold a fetch for new data.
+	// Default 250 ms.
+	FetchMaxWait time.Duration
+	// Logger receives membership events. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
+	switch {
+	case len(c.Brokers) == 0:
+		return c, errors.New("kafka: ConsumerConfig.Brokers is empty")
+	case c.Group == "":
+		return c, errors.New("kafka: ConsumerConfig.Group is empty")
+	case len(c.Topics) == 0:
+		return c, errors.New("kafka: ConsumerConfig.Topics is empty")
+	}
+	for name, d := range map[string]time.Duration{
+		"SessionTimeout": c.SessionTimeout, "RebalanceTimeout": c.RebalanceTimeout,
+		"HeartbeatInterval": c.HeartbeatInterval, "FetchMaxWait": c.FetchMaxWait,
+	} {
+		if d < 0 {
+			return c, fmt.Errorf("kafka: ConsumerConfig.%s is negative (%v)", name, d)
+		}
+	}
+	if c.FetchMaxBytes < 0 {
+		return c, fmt.Errorf("kafka: ConsumerConfig.FetchMaxBytes is negative (%d)", c.FetchMaxBytes)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.SessionTimeout, 10*time.Second)
+	def(&c.RebalanceTimeout, 30*time.Second)
+	def(&c.HeartbeatInterval, time.Second)
+	def(&c.FetchMaxWait, 250*time.Millisecond)
+	if c.FetchMaxBytes == 0 {
+		c.FetchMaxBytes = 1 << 20
+	}
+	if c.HeartbeatInterval >= c.SessionTimeout {
+		return c, fmt.Errorf("kafka: ConsumerConfig.HeartbeatInterval (%v) must be below SessionTimeout (%v)",
+			c.HeartbeatInterval, c.SessionTimeout)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c, nil
+}
+
+// Consumer is one member of a consumer group. It hands each generation to the
+// caller as a Session and returns only after the caller has let go of it, so
+// a member never rejoins while it still works on partitions it may lose.
+type Consumer struct {
+	cfg    ConsumerConfig
+	client *kafkago.Client
+}
+
+// NewConsumer validates the configuration. It does not contact the broker.
+func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{
+		cfg:    cfg,
+		client: &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...), Timeout: 10 * time.Second},
+	}, nil
+}
+
+// Run joins the group and calls fn once for each generation. fn runs while
+// the generation lasts; it must return soon after sess.Done() is closed, and
+// returning gives the partitions back. Run returns when ctx ends, after the
+// last fn returned and the member left the group.
+func (c *Consumer) Run(ctx context.Context, fn func(sess *Session)) error {
+	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
+		ID:                c.cfg.Group,
+		Brokers:           c.cfg.Brokers,
+		Topics:            c.cfg.Topics,
+		HeartbeatInterval: c.cfg.HeartbeatInterval,
+		SessionTimeout:    c.cfg.SessionTimeout,
+		RebalanceTimeout:  c.cfg.RebalanceTimeout,
+		JoinGroupBackoff:  500 * time.Millisecond,
+		StartOffset:       kafkago.FirstOffset,
+		ErrorLogger:       kafkago.LoggerFunc(func(msg string, args ...any) { c.cfg.Logger.Debug(fmt.Sprintf(msg, args...)) }),
+	})
+	if err != nil {
+		return fmt.Errorf("kafka: consumer group %q: %w", c.cfg.Group, err)
+	}
+	var stopping atomic.Bool
+	closed := make(chan struct{})
+	go func() {
+		<-ctx.Done()
+		stopping.Store(true)
+		// Close ends the running generation, waits for fn to return,
+		// then leaves the group.
+		_ = cg.Close()
+		close(closed)
+	}()
+
+	backoff := 100 * time.Millisecond
+	for {
+		gen, err := cg.Next(context.Background())
+		switch {
+		case errors.Is(err, kafkago.ErrGroupClosed):
+			<-closed
+			return nil
+		case err != nil:
+			c.cfg.Logger.Warn("ordo: joining consumer group failed; retrying",
+				"group", c.cfg.Group, "err", err, "retry_in", backoff)
+			select {
+			case <-closed:
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		sess := c.newSession(gen, &stopping)
+		c.cfg.Logger.Info("ordo: partitions assigned", "group", c.cfg.Group,
+			"generation", gen.ID, "member", gen.MemberID, "partitions", sess.describe())
+		gen.Start(func(genCtx context.Context) {
+			sess.done = genCtx.Done()
+			defer sess.close()
+			fn(sess)
+		})
+	}
+}
+
+func (c *Consumer) newSession(gen *kafkago.Generation, stopping *atomic.Bool) *Session {
+	s := &Session{gen: gen, consumer: c, stopping: stopping}
+	for topic, parts := range gen.Assignments {
+		for _, p := range parts {
+			s.claims = append(s.claims, &Claim{
+				session:   s,
+				Topic:     topic,
+				Partition: p.ID,
+				Start:     p.Offset,
+			})
+		}
+	}
+	return s
+}
+
+type topicPartition struct {
+	topic     string
+	partition int
+}
+
+// Session is one generation of group membership: the partitions assigned in
+// it and the right to commit offsets for them.
+type Session struct {
+	gen      *kafkago.Generation
+	consumer *Consumer
+	stopping *atomic.Bool
+	claims   []*Claim
+	done     <-chan struct{}
+
+	mu       sync.Mutex
+	closed   bool
+	lastSent map[topicPartition]int64
+}
+
+// GenerationID is the group generation this session belongs to.
+func (s *Session) GenerationID() int32 { return s.gen.ID }
+
+// MemberID is this member's id in the group.
+func (s *Session) MemberID() string { return s.gen.MemberID }
+
+// Claims are the partitions assigned in this generation.
+func (s *Session) Claims() []*Claim { return s.claims }
+
+// Done is closed when the generation ends: a rebalance revokes the
+// partitions, or the consumer is stopping (see Stopping).
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Stopping tells, once Done is closed, whether the generation ended because
+// the consumer is shutting down rather than because of a rebalance.
+func (s *Session) Stopping() bool { return s.stopping.Load() }
+
+func (s *Session) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+}
+
+func (s *Session) describe() map[string][]int {
+	out := map[string][]int{}
+	for _, c := range s.claims {
+		out[c.Topic] = append(out[c.Topic], c.Partition)
+	}
+	return out
+}
+
+// Commit commits the offsets in one request, bound to this generation. It
+// fails with ErrStaleGeneration once the session is over or the coordinator
+// has moved to a newer generation, and it never sends an offset lower than
+// one this session already committed for the same partition.
+func (s *Session) Commit(ctx context.Context, offsets ...Offset) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("commit for generation %d: %w", s.gen.ID, ErrStaleGeneration)
+	}
+	if s.lastSent == nil {
+		s.lastSent = make(map[topicPartition]int64)
+	}
+	req := &kafkago.OffsetCommitRequest{
+		GroupID:      s.gen.GroupID,
+		GenerationID: int(s.gen.ID),
+		MemberID:     s.gen.MemberID,
+		Topics:       map[string][]kafkago.OffsetCommit{},
+	}
+	n := 0
+	for _, o := range offsets {
+		k := topicPartition{o.Topic, o.Partition}
+		if last, ok := s.lastSent[k]; ok && o.Offset <= last {
+			continue
+		}
+		req.Topics[o.Topic] = append(req.Topics[o.Topic], kafkago.OffsetCommit{
+			Partition: o.Partition, Offset: o.Offset, Metadata: o.Metadata,
+		})
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	resp, err := s.consumer.client.OffsetCommit(ctx, req)
+	if err != nil {
+		return fmt.Errorf("commit for generation %d: %w", s.gen.ID, err)
+	}
+	var errs []error
+	for topic, parts := range resp.Topics {
+		for _, p := range parts {
+			switch {
+			case p.Error == nil:
+			case errors.Is(p.Error, kafkago.IllegalGeneration), errors.Is(p.Error, kafkago.UnknownMemberId),
+				errors.Is(p.Error, kafkago.RebalanceInProgress), errors.Is(p.Error, kafkago.FencedInstanceID):
+				errs = append(errs, fmt.Errorf("commit %s/%d for generation %d: %w: %w",
+					topic, p.Partition, s.gen.ID, ErrStaleGeneration, p.Error))
+			default:
+				errs = append(errs, fmt.Errorf("commit %s/%d for generation %d: %w", topic, p.Partition, s.gen.ID, p.Error))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	for topic, parts := range req.Topics {
+		for _, p := range parts {
+			s.lastSent[topicPartition{topic, p.Partition}] = p.Offset
+		}
+	}
+	return nil
+}
+
+// Claim is one partition assigned in a generation. Its fetch position starts
+// at the group's committed offset (or the log start when there is none) and
+// moves only forward; nothing it fetched outlives its generation.
+type Claim struct {
+	session   *Session
+	Topic     string
+	Partition int
+	// Start is where this generation starts reading: the committed offset,
+	// or kafka-go's FirstOffset (-2) when the group has none.
+	Start int64
+
+	once      sync.Once
+	transport *kafkago.Transport
+	client    *kafkago.Client
+	next      int64
+}
+
+// Fetch returns the next records of the partition, at most max of them,
+// waiting up to the configured FetchMaxWait for some to arrive (it may return
+// none). Calls must not overlap. next is the offset the following Fetch will
+// start at, so that a caller that has handled every record before next may
+// commit next even when the log has gaps (compaction, transaction markers).
+func (c *Claim) Fetch(ctx context.Context, max int) (records []Record, next int64, err error) {
+	c.once.Do(c.init)
+	select {
+	case <-c.session.done:
+		return nil, c.next, ErrRevoked
+	default:
+	}
+	cfg := c.session.consumer.cfg
+	resp, err := c.client.Fetch(ctx, &kafkago.FetchRequest{
+		Topic:     c.Topic,
+		Partition: c.Partition,
+		Offset:    c.next,
+		MinBytes:  1,
+		MaxBytes:  int64(cfg.FetchMaxBytes),
+		MaxWait:   cfg.FetchMaxWait,
+	})
+	if err == nil {
+		err = resp.Error
+	}
+	if err != nil {
+		if errors.Is(err, kafkago.OffsetOutOfRange) {
+			// The committed offset was deleted by retention: start again
+			// from the log start rather than stall the partition.
+			c.session.consumer.cfg.Logger.Warn("ordo: offset out of range; restarting from the log start",
+				"topic", c.Topic, "partition", c.Partition, "offset", c.next)
+			c.next = kafkago.FirstOffset
+		}
+		return nil, c.next, fmt.Errorf("fetch %s/%d at %d: %w", c.Topic, c.Partition, c.next, err)
+	}
+	if c.next < 0 {
+		c.next = resp.LogStartOffset
+	}
+	for len(records) < max {
+		r, err := resp.Records.ReadRecord()
+		if err != nil {
+			break // io.EOF, or a batch cut short by MaxBytes: fetch again from next
+		}
+		if r.Offset < c.next {
+			continue // a compressed batch may start before the requested offset
+		}
+		rec := Record{Topic: c.Topic, Partition: c.Partition, Offset: r.Offset, Time: r.Time}
+		if rec.Key, err = readBytes(r.Key); err == nil {
+			rec.Value, err = readBytes(r.Value)
+		}
+		if err != nil {
+			return records, c.next, fmt.Errorf("read record %s/%d@%d: %w", c.Topic, c.Partition, r.Offset, err)
+		}
+		if len(r.Headers) > 0 {
+			rec.Headers = make([]Header, len(r.Headers))
+			for i, h := range r.Headers {
+				rec.Headers[i] = Header{Key: h.Key, Value: h.Value}
+			}
+		}
+		records = append(records, rec)
+		c.next = r.Offset + 1
+	}
+	select {
+	case <-c.session.done:
+		return nil, c.next, ErrRevoked
+	default:
+	}
+	return records, c.next, nil
+}
+
+// Close releases the claim's connections.
+func (c *Claim) Close() {
+	if c.transport != nil {
+		c.transport.CloseIdleConnections()
+	}
+}
+
+func (c *Claim) init() {
+	// A transport of its own gives each partition its own connection: a
+	// broker serves one connection's requests in order, so shared
+	// long-polling fetches would queue behind each other.
+	c.transport = &kafkago.Transport{}
+	c.client = &kafkago.Client{
+		Addr:      kafkago.TCP(c.session.consumer.cfg.Brokers...),
+		Transport: c.transport,
+		Timeout:   30 * time.Second,
+	}
+	c.next = c.Start
+}
+
+func readBytes(b kafkago.Bytes) ([]byte, error) {
+	if b == nil {
+		return nil, nil
+	}
+	return kafkago.ReadAll(b)
+}
