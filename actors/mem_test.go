@@ -27,6 +27,15 @@ func newMemSource(topic string, partition int, keys []string) *memSource {
 	return s
 }
 
+// add appends records with the given keys.
+func (s *memSource) add(topic string, partition int, keys ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		s.records = append(s.records, kafka.Record{Topic: topic, Partition: partition, Offset: int64(len(s.records)), Key: []byte(k)})
+	}
+}
+
 func (s *memSource) Fetch(ctx context.Context, max int) ([]kafka.Record, int64, error) {
 	s.mu.Lock()
 	s.fetches++

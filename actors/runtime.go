@@ -195,6 +195,11 @@ func (rt *Runtime) Run(gen Generation, assignments []Assignment) error {
 
 	<-gen.Done()
 	stopping := gen.Stopping()
+	// Mark revocation here, not only when each supervisor gets to its
+	// message: from this moment no record may start.
+	for _, p := range states {
+		p.revoke()
+	}
 	for _, pid := range sups {
 		root.Send(pid, &revoke{})
 	}
@@ -202,9 +207,9 @@ func (rt *Runtime) Run(gen Generation, assignments []Assignment) error {
 	if !waitAll(states, rt.shutdownDeadline(stopping)) {
 		// Out of time: cancel the handlers still running, give them a
 		// moment to notice, and commit what finished.
+		leftover = fmt.Errorf("%w after %v: %s", ErrShutdownTimeout, rt.cfg.ShutdownTimeout, describeInFlight(states))
 		rt.cancel()
 		waitAll(states, time.After(rt.cancelGrace()))
-		leftover = fmt.Errorf("%w after %v: %s", ErrShutdownTimeout, rt.cfg.ShutdownTimeout, describeInFlight(states))
 	}
 	commitErr := c.stop()
 	for _, pid := range sups {
@@ -288,6 +293,9 @@ type PartitionStats struct {
 	PeakBuffered int
 	// InFlight counts records whose handler is running.
 	InFlight int
+	// Keys counts the partition's live key actors (idle ones are
+	// passivated).
+	Keys int
 	// Committed is the last offset committed in this generation.
 	Committed int64
 	// Generation is the group generation the partition is held in.
@@ -311,6 +319,7 @@ func (rt *Runtime) Stats() []PartitionStats {
 			Buffered:     int(p.outstanding.Load()),
 			PeakBuffered: int(p.peak.Load()),
 			InFlight:     inflight,
+			Keys:         int(p.liveKeys.Load()),
 			Committed:    p.committed.Load(),
 			Generation:   p.generation,
 			Revoked:      revoked,

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,7 @@ type partitionState struct {
 	inflight  map[int64]string // offset → virtual key of records running
 
 	outstanding atomic.Int64 // fetched, not finished
+	liveKeys    atomic.Int64 // key actors alive
 	peak        atomic.Int64
 	committable atomic.Int64 // published by the supervisor
 	committed   atomic.Int64 // set by the committer
@@ -66,6 +68,15 @@ func (p *partitionState) end(offset int64) {
 	p.mu.Lock()
 	delete(p.inflight, offset)
 	p.mu.Unlock()
+}
+
+func (p *partitionState) isRevoked() bool {
+	select {
+	case <-p.revokedCh:
+		return true
+	default:
+		return false
+	}
 }
 
 func (p *partitionState) revoke() {
@@ -157,6 +168,7 @@ func (s *PartitionSupervisor) Receive(ctx actor.Context) {
 	case *idle:
 		if k, ok := s.keys[m.key]; ok && k.pending == 0 && !s.draining {
 			delete(s.keys, m.key)
+			s.p.liveKeys.Add(-1)
 			ctx.Stop(k.pid)
 		}
 	case *revoke:
@@ -174,7 +186,7 @@ func (s *PartitionSupervisor) Receive(ctx actor.Context) {
 }
 
 func (s *PartitionSupervisor) route(ctx actor.Context, m *fetched) {
-	if s.draining {
+	if s.draining || s.p.isRevoked() {
 		return // fetched before revocation: never handed out
 	}
 	for i := range m.records {
@@ -185,6 +197,7 @@ func (s *PartitionSupervisor) route(ctx actor.Context, m *fetched) {
 		if !ok {
 			k = &keyRef{pid: ctx.Spawn(s.keyProps(key))}
 			s.keys[key] = k
+			s.p.liveKeys.Add(1)
 		}
 		k.pending++
 		ctx.Send(k.pid, &run{record: r, seq: seq})
@@ -245,6 +258,7 @@ func (s *PartitionSupervisor) revoke(ctx actor.Context) {
 		s.awaiting++
 	}
 	s.keys = map[string]*keyRef{}
+	s.p.liveKeys.Store(0)
 	s.maybeDrained()
 }
 
@@ -276,8 +290,8 @@ func (s *PartitionSupervisor) fetch(ctx context.Context, root *actor.RootContext
 		room := p.maxBuf - p.outstanding.Load()
 		records, next, err := s.source.Fetch(ctx, int(room))
 		if err != nil {
-			if ctx.Err() != nil {
-				return
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrRevoked) {
+				return // the generation ended; the drain takes it from here
 			}
 			s.rt.cfg.Logger.Warn("ordo: fetch failed; retrying", "topic", p.topic, "partition", p.partition,
 				"err", err, "retry_in", backoff)
