@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -19,12 +20,21 @@ type KeyActor struct {
 	rt  *Runtime
 	p   *partitionState
 	key string
+
+	// ctx and longCtx are built once per actor so that calling a handler
+	// allocates no context.
+	ctx, longCtx context.Context
+	attempt      atomic.Int32
+	runningLong  atomic.Bool
+	state        KeyState
 }
 
 // Receive implements actor.Actor.
 func (k *KeyActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		k.ctx = context.WithValue(k.rt.ctx, keyActorKey{}, k)
+		k.longCtx = context.WithValue(k.p.longCtx, keyActorKey{}, k)
 		ctx.SetReceiveTimeout(k.rt.cfg.IdleTimeout)
 	case *run:
 		if k.process(m.record) {
@@ -41,6 +51,7 @@ func (k *KeyActor) Receive(ctx actor.Context) {
 // (true), or drops it because the partition was revoked (false): a dropped
 // record is neither run nor committed.
 func (k *KeyActor) process(r *kafka.Record) bool {
+	long := k.rt.cfg.LongRunning != nil && k.rt.cfg.LongRunning(r)
 	for attempt := 1; ; attempt++ {
 		select {
 		case k.rt.slots <- struct{}{}:
@@ -51,7 +62,10 @@ func (k *KeyActor) process(r *kafka.Record) bool {
 			<-k.rt.slots
 			return false
 		}
-		err := k.call(r)
+		k.attempt.Store(int32(attempt))
+		k.runningLong.Store(long)
+		err := k.call(r, long)
+		k.runningLong.Store(false)
 		k.p.end(r.Offset)
 		<-k.rt.slots
 		if err == nil {
@@ -77,13 +91,16 @@ func (k *KeyActor) process(r *kafka.Record) bool {
 
 // call runs the handler; a panic becomes an error carrying its stack, so one
 // bad record fails like any other instead of taking the process down.
-func (k *KeyActor) call(r *kafka.Record) (err error) {
+func (k *KeyActor) call(r *kafka.Record, long bool) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = &PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
-	ctx := context.WithValue(k.rt.ctx, partitionKey{}, k.p)
+	ctx := k.ctx
+	if long {
+		ctx = k.longCtx
+	}
 	return k.rt.cfg.Handler(ctx, *r)
 }
 
@@ -95,37 +112,83 @@ type PanicError struct {
 
 func (e *PanicError) Error() string { return fmt.Sprintf("handler panicked: %v", e.Value) }
 
-type partitionKey struct{}
+type keyActorKey struct{}
+
+func keyActorOf(ctx context.Context) *KeyActor {
+	k, _ := ctx.Value(keyActorKey{}).(*KeyActor)
+	return k
+}
 
 // Revoked tells a running handler whether its partition was revoked (or the
 // member is stopping) since it started: a long job may use it to stop early.
 func Revoked(ctx context.Context) bool {
-	p, ok := ctx.Value(partitionKey{}).(*partitionState)
-	if !ok {
-		return false
-	}
-	select {
-	case <-p.revokedCh:
-		return true
-	default:
-		return false
-	}
-}
-
-// GenerationID returns the group generation in which the handler's record was
-// fetched; 0 outside a handler.
-func GenerationID(ctx context.Context) int32 {
-	if p, ok := ctx.Value(partitionKey{}).(*partitionState); ok {
-		return p.generation
-	}
-	return 0
+	k := keyActorOf(ctx)
+	return k != nil && k.p.isRevoked()
 }
 
 // RevokedChan returns a channel closed when the handler's partition is
 // revoked; nil (never ready) outside a handler.
 func RevokedChan(ctx context.Context) <-chan struct{} {
-	if p, ok := ctx.Value(partitionKey{}).(*partitionState); ok {
-		return p.revokedCh
+	if k := keyActorOf(ctx); k != nil {
+		return k.p.revokedCh
+	}
+	return nil
+}
+
+// GenerationID returns the group generation in which the handler's record was
+// fetched; 0 outside a handler.
+func GenerationID(ctx context.Context) int32 {
+	if k := keyActorOf(ctx); k != nil {
+		return k.p.generation
+	}
+	return 0
+}
+
+// Attempt returns which run of the current record this is, from 1; 0 outside
+// a handler.
+func Attempt(ctx context.Context) int {
+	if k := keyActorOf(ctx); k != nil {
+		return int(k.attempt.Load())
+	}
+	return 0
+}
+
+// VirtualKey returns the virtual-partition key the handler's record runs
+// under; "" outside a handler.
+func VirtualKey(ctx context.Context) string {
+	if k := keyActorOf(ctx); k != nil {
+		return k.key
+	}
+	return ""
+}
+
+// KeyState is state that lives as long as a key's actor: it is created empty
+// when the actor spawns and dropped when the actor is passivated or its
+// partition is revoked. Only the key's handlers see it, one at a time, so it
+// needs no locking; it must not be used outside the handler's goroutine.
+type KeyState struct {
+	values map[any]any
+}
+
+// Get returns the value stored under name.
+func (s *KeyState) Get(name any) (any, bool) {
+	v, ok := s.values[name]
+	return v, ok
+}
+
+// Set stores v under name.
+func (s *KeyState) Set(name, v any) {
+	if s.values == nil {
+		s.values = map[any]any{}
+	}
+	s.values[name] = v
+}
+
+// KeyStateOf returns the state of the key the handler runs for; nil outside a
+// handler.
+func KeyStateOf(ctx context.Context) *KeyState {
+	if k := keyActorOf(ctx); k != nil {
+		return &k.state
 	}
 	return nil
 }

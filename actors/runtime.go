@@ -53,6 +53,19 @@ type Config struct {
 	// Retry decides about failed records. Default: retry forever, waiting
 	// 1 s, doubling to 30 s (Karafka's pause defaults).
 	Retry RetryPolicy
+	// LongRunning tells which records run in long-running mode: they may
+	// run longer than the group's rebalance timeout; a revocation does not
+	// wait for them but cancels their context after LongRunningGrace, and
+	// does not commit them. Default: none.
+	LongRunning func(r *kafka.Record) bool
+	// LongRunningGrace is how long a long-running record may go on after
+	// its partition was revoked before its context is cancelled. Default
+	// 5 s.
+	LongRunningGrace time.Duration
+	// KeyActorStrategy supervises key actors. Handler panics never reach it
+	// (they become record errors); it guards against faults in the actor
+	// itself. Default: protoactor's one-for-one restart.
+	KeyActorStrategy actor.SupervisorStrategy
 	// System is the protoactor ActorSystem to spawn into, for services that
 	// already run one. Default: a system of ordo's own.
 	System *actor.ActorSystem
@@ -78,6 +91,7 @@ func (c Config) withDefaults() (Config, error) {
 		{"IdleTimeout", int64(c.IdleTimeout)},
 		{"CommitInterval", int64(c.CommitInterval)},
 		{"ShutdownTimeout", int64(c.ShutdownTimeout)},
+		{"LongRunningGrace", int64(c.LongRunningGrace)},
 	} {
 		if s.v < 0 {
 			return c, fmt.Errorf("actors: Config.%s is negative (%d)", s.name, s.v)
@@ -100,6 +114,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.LongRunningGrace == 0 {
+		c.LongRunningGrace = 5 * time.Second
 	}
 	if c.Retry == nil {
 		c.Retry = defaultRetry
@@ -134,6 +151,8 @@ type Runtime struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	supervisorOpts []actor.PropsOption
+
 	mu    sync.Mutex
 	parts map[*partitionState]struct{}
 }
@@ -152,6 +171,9 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 	if cfg.MaxVirtualPartitions > 0 {
 		r := NewReducer(cfg.MaxVirtualPartitions)
 		rt.reducer = &r
+	}
+	if cfg.KeyActorStrategy != nil {
+		rt.supervisorOpts = append(rt.supervisorOpts, actor.WithSupervisor(cfg.KeyActorStrategy))
 	}
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
 	return rt, nil
@@ -182,12 +204,12 @@ func (rt *Runtime) Run(gen Generation, assignments []Assignment) error {
 	sups := make([]*actor.PID, 0, len(assignments))
 	states := make([]*partitionState, 0, len(assignments))
 	for _, a := range assignments {
-		p := newPartitionState(a, gen.GenerationID(), rt.cfg.MaxBuffered)
+		p := newPartitionState(rt, a, gen.GenerationID(), rt.cfg.MaxBuffered)
 		c.add(p, a.Start)
 		states = append(states, p)
 		sups = append(sups, root.Spawn(actor.PropsFromProducer(func() actor.Actor {
 			return newPartitionSupervisor(rt, p, a.Source, c.kick)
-		})))
+		}, rt.supervisorOpts...)))
 	}
 	rt.track(states, true)
 	defer rt.track(states, false)
@@ -199,6 +221,7 @@ func (rt *Runtime) Run(gen Generation, assignments []Assignment) error {
 	// message: from this moment no record may start.
 	for _, p := range states {
 		p.revoke()
+		time.AfterFunc(rt.cfg.LongRunningGrace, p.longCancel)
 	}
 	for _, pid := range sups {
 		root.Send(pid, &revoke{})

@@ -33,9 +33,15 @@ type partitionState struct {
 	committed   atomic.Int64 // set by the committer
 	wake        chan struct{}
 	drained     chan struct{}
+
+	// longCtx is the parent of long-running records' contexts: cancelled
+	// a grace period after revocation, since the drain does not wait for
+	// them.
+	longCtx    context.Context
+	longCancel context.CancelFunc
 }
 
-func newPartitionState(a Assignment, generation int32, maxBuf int) *partitionState {
+func newPartitionState(rt *Runtime, a Assignment, generation int32, maxBuf int) *partitionState {
 	p := &partitionState{
 		topic:      a.Topic,
 		partition:  a.Partition,
@@ -48,6 +54,7 @@ func newPartitionState(a Assignment, generation int32, maxBuf int) *partitionSta
 	}
 	p.committable.Store(a.Start)
 	p.committed.Store(a.Start)
+	p.longCtx, p.longCancel = context.WithCancel(rt.ctx)
 	return p
 }
 
@@ -121,6 +128,7 @@ type (
 
 type keyRef struct {
 	pid     *actor.PID
+	actor   *KeyActor
 	pending int // records sent and not yet reported finished
 }
 
@@ -195,7 +203,8 @@ func (s *PartitionSupervisor) route(ctx actor.Context, m *fetched) {
 		key := s.rt.virtualKey(r)
 		k, ok := s.keys[key]
 		if !ok {
-			k = &keyRef{pid: ctx.Spawn(s.keyProps(key))}
+			ka := &KeyActor{rt: s.rt, p: s.p, key: key}
+			k = &keyRef{actor: ka, pid: ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return ka }))}
 			s.keys[key] = k
 			s.p.liveKeys.Add(1)
 		}
@@ -208,12 +217,6 @@ func (s *PartitionSupervisor) route(ctx actor.Context, m *fetched) {
 	} else {
 		s.publish()
 	}
-}
-
-func (s *PartitionSupervisor) keyProps(key string) *actor.Props {
-	return actor.PropsFromProducer(func() actor.Actor {
-		return &KeyActor{rt: s.rt, p: s.p, key: key}
-	})
 }
 
 func (s *PartitionSupervisor) finish(m *finished) {
@@ -255,6 +258,13 @@ func (s *PartitionSupervisor) revoke(ctx actor.Context) {
 	s.stopFetch()
 	for _, k := range s.keys {
 		ctx.Poison(k.pid)
+		if k.actor.runningLong.Load() {
+			// Long-running mode: the drain does not wait for this
+			// record; its context ends after the grace period (see
+			// Runtime.Run) and the watermark stays below it, so it
+			// is not committed.
+			continue
+		}
 		s.awaiting++
 	}
 	s.keys = map[string]*keyRef{}

@@ -1,7 +1,88 @@
-// Package jobs is what ordo's users touch: job types and their workers, the
-// registry, the msgpack envelope, the Client that enqueues jobs and the Server
-// that runs them in order per key.
+// Package jobs runs background jobs from Kafka inside a Go service, one job
+// at a time per key, in enqueue order, and many keys at once.
 //
-// It wires the layers below it together (kafka, actors, supervision). Nothing
-// below it may import it.
+// # Define a job
+//
+// A job's args are a plain struct that names its kind; its worker does the
+// work:
+//
+//	type ChargeArgs struct {
+//		Account string `msgpack:"account"`
+//		Cents   int64  `msgpack:"cents"`
+//	}
+//
+//	func (ChargeArgs) Kind() string { return "charge" }
+//
+//	// All charges of one account run one at a time, in order.
+//	func (a ChargeArgs) Partitioning() jobs.Partitioning {
+//		return jobs.Partitioning{Value: a.Account}
+//	}
+//
+//	type ChargeWorker struct {
+//		jobs.WorkerDefaults[ChargeArgs] // retry, timeout, long-running: defaults
+//	}
+//
+//	func (w *ChargeWorker) Work(ctx context.Context, job *jobs.Job[ChargeArgs]) error {
+//		return charge(ctx, job.Args.Account, job.Args.Cents)
+//	}
+//
+// # Enqueue
+//
+// A Client writes each job as one Kafka message whose value is a msgpack
+// envelope (kind, id, args, enqueued-at, attempt, metadata) and whose kind
+// also travels in a header:
+//
+//	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: "jobs"})
+//	info, err := client.Enqueue(ctx, ChargeArgs{Account: "acct-1", Cents: 500})
+//
+// Partitioning decides where a job goes, like Karafka's partitioner and
+// partition_key_type: with KeyTypeKey (the default) the value becomes the
+// message key; with KeyTypePartitionKey it only picks the partition (murmur2,
+// as the Java client does) and the message has no key. Options override it
+// per call (WithKey, WithPartitionKey, WithTopic, WithHeaders). EnqueueMany
+// sends one batch; EnqueueAsync reports each failure to a callback.
+//
+// # Run
+//
+// A Server consumes the topics as a consumer group member:
+//
+//	workers := jobs.NewWorkers()
+//	jobs.AddWorker(workers, &ChargeWorker{})
+//	server, err := jobs.NewServer(jobs.Config{
+//		Brokers: brokers, Group: "billing", Topics: []string{"jobs"}, Workers: workers,
+//	})
+//	err = server.Start(ctx)
+//	defer server.Stop(context.Background())
+//
+// Every assigned partition is a supervisor actor and every key a child actor
+// (see package actors): jobs of one key run one at a time in offset order;
+// different keys share Config.Concurrency slots. Offsets are committed only
+// below jobs that finished.
+//
+// # Failures
+//
+// A job that returns an error or panics runs again after a backoff (1 s
+// doubling to 30 s by default) while its key waits and other keys go on. After
+// Config.MaxAttempts runs (default 4), at once for Permanent errors, and for
+// values that do not decode or kinds without a worker, the record goes to the
+// dead-letter topic (default: the first topic + ".dlq") with headers naming
+// its source topic, partition, offset, group, attempts, kind and the error.
+// Only then is it committed; if the dead-letter write fails it is retried,
+// never dropped.
+//
+// # Rebalances, shutdown, long jobs
+//
+// When partitions are revoked, each key finishes only the job it is running;
+// what it had buffered is dropped and runs on the partition's next owner,
+// which starts at the committed offset. Stop does the same for the whole
+// process, bounded by Config.ShutdownTimeout. Workers whose LongRunning
+// returns true (or topics in Config.LongRunningTopics) may run longer than the
+// group's rebalance timeout: a revocation does not wait for them, cancels
+// their context after Config.LongRunningGrace, and leaves them uncommitted;
+// such a job can call Revoked(ctx) to stop early.
+//
+// # Per-key state
+//
+// KeyState gives a worker state that lives as long as its key's actor, seen
+// only by that key's jobs, one at a time.
 package jobs

@@ -20,19 +20,23 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
-
-	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
 )
 
-// OrderUpdate is the payload of one job.
+// OrderUpdate is one job: an update to a user's order.
 type OrderUpdate struct {
 	UserID string `msgpack:"user_id"`
 	Seq    int    `msgpack:"seq"` // per user, in enqueue order
 	Status string `msgpack:"status"`
 }
+
+// Kind names the job type.
+func (OrderUpdate) Kind() string { return "order_update" }
+
+// Partitioning sends all of a user's updates to one partition with the user
+// id as key, so they run one at a time in enqueue order.
+func (u OrderUpdate) Partitioning() jobs.Partitioning { return jobs.Partitioning{Value: u.UserID} }
 
 func main() {
 	jobsN := flag.Int("jobs", 20_000, "order updates to enqueue")
@@ -71,22 +75,23 @@ func run(n, users, partitions, concurrency int, work time.Duration) error {
 	}
 
 	ledger := newLedger()
-	server, err := jobs.NewRecordServer(jobs.RecordServerConfig{
-		Consumer: kafka.ConsumerConfig{Brokers: brokers, Group: group, Topics: []string{topic}, Logger: logger},
-		Runtime: actors.Config{
-			Concurrency: concurrency,
-			Logger:      logger,
-			Handler: func(ctx context.Context, r kafka.Record) error {
-				var u OrderUpdate
-				if err := msgpack.Unmarshal(r.Value, &u); err != nil {
-					return fmt.Errorf("decode order update at offset %d: %w", r.Offset, err)
-				}
-				ledger.start(u)
-				time.Sleep(work)
-				ledger.end(u)
-				return nil
-			},
-		},
+	workers := jobs.NewWorkers()
+	err = jobs.AddWorker(workers, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[OrderUpdate]) error {
+		ledger.start(job.Args)
+		time.Sleep(work)
+		ledger.end(job.Args)
+		return nil
+	}))
+	if err != nil {
+		return err
+	}
+	server, err := jobs.NewServer(jobs.Config{
+		Brokers:     brokers,
+		Group:       group,
+		Topics:      []string{topic},
+		Workers:     workers,
+		Concurrency: concurrency,
+		Logger:      logger,
 	})
 	if err != nil {
 		return err
@@ -132,28 +137,25 @@ func brokers() ([]string, func(), error) {
 }
 
 func enqueue(ctx context.Context, brokers []string, topic string, n, users int) error {
-	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: brokers})
+	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: topic})
 	if err != nil {
 		return err
 	}
-	defer p.Close()
+	defer client.Close()
 	seq := make([]int, users)
-	msgs := make([]kafka.Message, 0, n)
+	params := make([]jobs.EnqueueParams, 0, n)
 	for i := range n {
 		u := i % users
-		b, err := msgpack.Marshal(OrderUpdate{UserID: fmt.Sprintf("user-%d", u), Seq: seq[u], Status: "updated"})
-		if err != nil {
-			return err
-		}
+		params = append(params, jobs.EnqueueParams{Args: OrderUpdate{UserID: fmt.Sprintf("user-%d", u), Seq: seq[u], Status: "updated"}})
 		seq[u]++
-		msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(fmt.Sprintf("user-%d", u)), Value: b})
 	}
-	return p.Produce(ctx, msgs...)
+	_, err = client.EnqueueMany(ctx, params)
+	return err
 }
 
-func progress(s *jobs.RecordServer, l *ledger, n int, began time.Time) {
+func progress(s *jobs.Server, l *ledger, n int, began time.Time) {
 	var inflight, buffered int
-	for _, p := range s.Runtime().Stats() {
+	for _, p := range s.Stats() {
 		inflight += p.InFlight
 		buffered += p.Buffered
 	}

@@ -1,0 +1,404 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/ordo-go/ordo/kafka"
+)
+
+var (
+	// ErrInvalidEnqueue is wrapped by every error that refuses a job before
+	// anything is sent (nil args, an empty kind, no topic, args that do not
+	// encode, a bad option): retrying the same call cannot succeed.
+	ErrInvalidEnqueue = errors.New("jobs: invalid enqueue")
+	// ErrClientClosed is what enqueue calls get once Close has begun.
+	ErrClientClosed = errors.New("jobs: client is closed")
+)
+
+// ClientConfig configures a Client. Mistakes fail NewClient with an error
+// naming the setting.
+type ClientConfig struct {
+	// Brokers are the Kafka bootstrap addresses. Required.
+	Brokers []string
+	// Topic receives jobs unless a call passes WithTopic. It may be empty
+	// only if every call does.
+	Topic string
+	// Logger receives the producer's retries and connection errors, at
+	// debug level: every failure also reaches the caller. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Client enqueues jobs: each job is one Kafka message whose value is its
+// envelope and whose headers carry its kind and id. Jobs are acknowledged by
+// every in-sync replica before they count as enqueued. A Client is safe for
+// concurrent use and meant to live as long as the process; Close it to flush
+// async enqueues.
+//
+//	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: "jobs"})
+//	if err != nil { ... }
+//	defer client.Close()
+//	info, err := client.Enqueue(ctx, ChargeArgs{Account: "acct-1", Cents: 500})
+type Client struct {
+	topic    string
+	producer *kafka.Producer
+
+	mu     sync.RWMutex
+	closed bool
+	// calls counts enqueue calls in progress and async failures not yet
+	// reported, so Close neither closes the producer under a call nor
+	// returns before a done ran.
+	calls sync.WaitGroup
+}
+
+// NewClient validates cfg; it does not contact Kafka, so a client can be
+// built before the brokers are reachable.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("jobs: ClientConfig.Brokers is empty")
+	}
+	for i, b := range cfg.Brokers {
+		if b == "" {
+			return nil, fmt.Errorf("jobs: ClientConfig.Brokers[%d] is empty", i)
+		}
+	}
+	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: cfg.Brokers, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: ClientConfig: %w", err)
+	}
+	return &Client{topic: cfg.Topic, producer: p}, nil
+}
+
+// JobInfo describes an enqueued job, so a caller can log it or find its
+// record.
+type JobInfo struct {
+	// ID is the job's unique id (26 characters, sortable by enqueue time);
+	// workers see it as Job.ID.
+	ID   string
+	Kind string
+	// Topic is where the job was sent.
+	Topic string
+	// Key is the record's key; empty when the job has none.
+	Key string
+	// PartitionKey chose the record's partition without being its key;
+	// empty when the job has none.
+	PartitionKey string
+	// Partition and Offset locate the job's record; -1 until it was
+	// written.
+	Partition int
+	Offset    int64
+	// EnqueuedAt is when the job was enqueued, in UTC; workers see it as
+	// Job.EnqueuedAt.
+	EnqueuedAt time.Time
+}
+
+// EnqueueOption changes how one job is enqueued.
+type EnqueueOption func(*enqueueOptions)
+
+type enqueueOptions struct {
+	topic           string
+	key             string
+	keySet          bool
+	partitionKey    string
+	partitionKeySet bool
+	headers         map[string]string
+	metadata        map[string]string
+}
+
+// WithTopic sends the job to topic instead of ClientConfig.Topic, e.g. to
+// keep slow job types on a topic of their own.
+func WithTopic(topic string) EnqueueOption {
+	return func(o *enqueueOptions) { o.topic = topic }
+}
+
+// WithKey makes key the record's key, overriding the args' Partitioning: the
+// job runs in order with every other job of that key. With WithPartitionKey
+// too, the record carries key but the partition key picks the partition.
+//
+//	client.Enqueue(ctx, args, jobs.WithKey("user-42"))
+func WithKey(key string) EnqueueOption {
+	return func(o *enqueueOptions) { o.key, o.keySet = key, true }
+}
+
+// WithPartitionKey picks the job's partition from partitionKey (murmur2, as
+// the Java client does) without giving the record a key, overriding the
+// args' Partitioning. The value also travels in the HeaderPartitionKey
+// header, so a consumer can derive a virtual partition from it.
+func WithPartitionKey(partitionKey string) EnqueueOption {
+	return func(o *enqueueOptions) { o.partitionKey, o.partitionKeySet = partitionKey, true }
+}
+
+// WithHeaders adds record headers, e.g. for tracing or routing by other
+// consumers; several calls merge, later values winning. ordo's own header
+// names (HeaderKind, HeaderJobID, HeaderPartitionKey) are refused, so a job
+// cannot lie about its kind.
+func WithHeaders(headers map[string]string) EnqueueOption {
+	return func(o *enqueueOptions) {
+		if o.headers == nil {
+			o.headers = make(map[string]string, len(headers))
+		}
+		maps.Copy(o.headers, headers)
+	}
+}
+
+// WithMetadata attaches metadata to the job's envelope, which its worker
+// sees as Job.Metadata; several calls merge, later values winning. Unlike
+// headers, metadata stays with the job when it is retried or
+// dead-lettered.
+func WithMetadata(metadata map[string]string) EnqueueOption {
+	return func(o *enqueueOptions) {
+		if o.metadata == nil {
+			o.metadata = make(map[string]string, len(metadata))
+		}
+		maps.Copy(o.metadata, metadata)
+	}
+}
+
+// EnqueueParams is one job of an EnqueueMany call.
+type EnqueueParams struct {
+	Args JobArgs
+	Opts []EnqueueOption
+}
+
+// Enqueue sends one job and returns once every in-sync replica has it. Where
+// it goes: the options, else the args' Partitioning (if they implement
+// PartitionedArgs), else any partition. An error does not prove the job was
+// not written: when ctx ends first, or an acknowledgement is lost, it may
+// have been, so a retried Enqueue may run a job twice. Once the job was
+// built, the JobInfo names it even on error, with Partition -1.
+//
+//	info, err := client.Enqueue(ctx, ChargeArgs{Account: "acct-1", Cents: 500})
+func (c *Client) Enqueue(ctx context.Context, args JobArgs, opts ...EnqueueOption) (JobInfo, error) {
+	if !c.enter() {
+		return JobInfo{}, ErrClientClosed
+	}
+	defer c.calls.Done()
+	msg, info, err := prepare(c.topic, args, opts, time.Now().UTC())
+	if err != nil {
+		return JobInfo{}, fmt.Errorf("%w: %w", ErrInvalidEnqueue, err)
+	}
+	ds, err := c.producer.ProduceSync(ctx, msg)
+	if err != nil {
+		var perr *kafka.ProduceError
+		if errors.As(err, &perr) && len(perr.Errs) == 1 {
+			err = perr.Errs[0]
+		}
+		return info, fmt.Errorf("jobs: enqueue %s job %s: %w", info.Kind, info.ID, err)
+	}
+	info.Partition, info.Offset = ds[0].Partition, ds[0].Offset
+	return info, nil
+}
+
+// EnqueueMany sends the jobs in one produce call, batched per partition, and
+// returns once every one was acknowledged or failed; jobs of one key keep
+// their order in params. If any params are invalid, nothing is sent. If some
+// jobs fail, the error wraps a *kafka.ProduceError whose Errs say which (by
+// index, as in params), and the infos of those have Partition -1.
+func (c *Client) EnqueueMany(ctx context.Context, params []EnqueueParams) ([]JobInfo, error) {
+	if !c.enter() {
+		return nil, ErrClientClosed
+	}
+	defer c.calls.Done()
+	if len(params) == 0 {
+		return nil, nil
+	}
+	now := time.Now().UTC()
+	msgs := make([]kafka.Message, len(params))
+	infos := make([]JobInfo, len(params))
+	for i, p := range params {
+		var err error
+		msgs[i], infos[i], err = prepare(c.topic, p.Args, p.Opts, now)
+		if err != nil {
+			return nil, fmt.Errorf("%w: params[%d]: %w", ErrInvalidEnqueue, i, err)
+		}
+	}
+	ds, err := c.producer.ProduceSync(ctx, msgs...)
+	for i := range ds {
+		infos[i].Partition, infos[i].Offset = ds[i].Partition, ds[i].Offset
+	}
+	if err != nil {
+		return infos, fmt.Errorf("jobs: enqueue %d jobs: %w", len(params), err)
+	}
+	return infos, nil
+}
+
+// EnqueueAsync sends one job without waiting; done gets the outcome exactly
+// once, also when the job is invalid or the client is closed: no failure is
+// dropped. done runs on a goroutine of the client, never the caller's, and
+// should return quickly, since jobs behind it wait for it. ctx bounds only
+// looking up a topic's partitions, the first time the topic is used. Close
+// waits for every done. done must not be nil.
+//
+//	client.EnqueueAsync(ctx, args, func(info jobs.JobInfo, err error) {
+//		if err != nil {
+//			log.Printf("job %s not enqueued: %v", info.ID, err)
+//		}
+//	})
+func (c *Client) EnqueueAsync(ctx context.Context, args JobArgs, done func(JobInfo, error), opts ...EnqueueOption) {
+	if done == nil {
+		panic("jobs: EnqueueAsync with a nil done func")
+	}
+	if !c.enter() {
+		go done(JobInfo{}, ErrClientClosed)
+		return
+	}
+	msg, info, err := prepare(c.topic, args, opts, time.Now().UTC())
+	if err != nil {
+		go func() {
+			defer c.calls.Done()
+			done(JobInfo{}, fmt.Errorf("%w: %w", ErrInvalidEnqueue, err))
+		}()
+		return
+	}
+	defer c.calls.Done()
+	c.producer.ProduceAsync(ctx, msg, func(d kafka.Delivery, err error) {
+		if err != nil {
+			done(info, fmt.Errorf("jobs: enqueue %s job %s: %w", info.Kind, info.ID, err))
+			return
+		}
+		info.Partition, info.Offset = d.Partition, d.Offset
+		done(info, nil)
+	})
+}
+
+// Close stops accepting jobs, waits until every job already accepted was
+// acknowledged or failed and its done ran, and releases the connections.
+// Calling it again does nothing.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.calls.Wait()
+	if err := c.producer.Close(); err != nil {
+		return fmt.Errorf("jobs: close client: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) enter() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return false
+	}
+	c.calls.Add(1)
+	return true
+}
+
+// prepare builds a job's record. Its errors say what is wrong with the call;
+// the caller wraps them in ErrInvalidEnqueue.
+func prepare(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.Time) (kafka.Message, JobInfo, error) {
+	var none kafka.Message
+	if isNil(args) {
+		return none, JobInfo{}, fmt.Errorf("args are nil (%T)", args)
+	}
+	kind := args.Kind()
+	if kind == "" {
+		return none, JobInfo{}, fmt.Errorf("%T.Kind() returned an empty kind", args)
+	}
+	var o enqueueOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	topic := o.topic
+	if topic == "" {
+		topic = defaultTopic
+	}
+	if topic == "" {
+		return none, JobInfo{}, fmt.Errorf("%s job has no topic: set ClientConfig.Topic or pass WithTopic", kind)
+	}
+	key, partitionKey, err := partitioning(args, &o)
+	if err != nil {
+		return none, JobInfo{}, fmt.Errorf("%s job: %w", kind, err)
+	}
+	for name := range o.headers {
+		if name == HeaderKind || name == HeaderJobID || name == HeaderPartitionKey {
+			return none, JobInfo{}, fmt.Errorf("%s job: WithHeaders: header %q is set by ordo", kind, name)
+		}
+	}
+	rawArgs, err := msgpack.Marshal(args)
+	if err != nil {
+		return none, JobInfo{}, fmt.Errorf("encode args of %s job (%T): %w", kind, args, err)
+	}
+	info := JobInfo{ID: newJobID(now), Kind: kind, Topic: topic, Key: key, PartitionKey: partitionKey,
+		Partition: -1, Offset: -1, EnqueuedAt: now}
+	value, err := EncodeEnvelope(&Envelope{Version: EnvelopeVersion, Kind: kind, ID: info.ID, Args: rawArgs,
+		EnqueuedAt: now, Metadata: o.metadata})
+	if err != nil {
+		return none, JobInfo{}, err
+	}
+	headers := make([]kafka.Header, 0, 3+len(o.headers))
+	headers = append(headers, kafka.Header{Key: HeaderKind, Value: []byte(kind)}, kafka.Header{Key: HeaderJobID, Value: []byte(info.ID)})
+	msg := kafka.Message{Topic: topic, Value: value}
+	if key != "" {
+		msg.Key = []byte(key)
+	}
+	if partitionKey != "" {
+		msg.PartitionKey = []byte(partitionKey)
+		headers = append(headers, kafka.Header{Key: HeaderPartitionKey, Value: msg.PartitionKey})
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.headers)) {
+		headers = append(headers, kafka.Header{Key: name, Value: []byte(o.headers[name])})
+	}
+	msg.Headers = headers
+	return msg, info, nil
+}
+
+// partitioning returns the job's key and partition key: from the options
+// when either is given, else from the args' Partitioning. An empty value is
+// refused rather than sent without a key, since that would silently lose the
+// job's order.
+func partitioning(args JobArgs, o *enqueueOptions) (key, partitionKey string, err error) {
+	if o.keySet || o.partitionKeySet {
+		if o.keySet && o.key == "" {
+			return "", "", errors.New("WithKey: the key is empty")
+		}
+		if o.partitionKeySet && o.partitionKey == "" {
+			return "", "", errors.New("WithPartitionKey: the partition key is empty")
+		}
+		return o.key, o.partitionKey, nil
+	}
+	pa, ok := args.(PartitionedArgs)
+	if !ok {
+		return "", "", nil
+	}
+	p := pa.Partitioning()
+	if p.Value == "" {
+		return "", "", fmt.Errorf("%T.Partitioning() returned an empty Value", args)
+	}
+	switch p.Type {
+	case KeyTypeKey:
+		return p.Value, "", nil
+	case KeyTypePartitionKey:
+		return "", p.Value, nil
+	default:
+		return "", "", fmt.Errorf("%T.Partitioning() returned an unknown KeyType %d", args, p.Type)
+	}
+}
+
+func isNil(args JobArgs) bool {
+	if args == nil {
+		return true
+	}
+	switch v := reflect.ValueOf(args); v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return v.IsNil()
+	}
+	return false
+}

@@ -1,0 +1,374 @@
+package jobs
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+)
+
+// EnvelopeVersion is the envelope format this package writes. Readers accept
+// any version from 1 on: later versions may only add fields, which older
+// readers skip.
+const EnvelopeVersion = 1
+
+// Envelope is the value of a job record: a msgpack map with the string keys
+// in the tags, so that a newer writer can add fields without breaking an
+// older reader, and so that producers in other languages can write jobs.
+// Args are the job args as msgpack, kept raw so the envelope decodes without
+// knowing the job type: a value is routed (and dead-lettered) by its kind
+// before its args are touched.
+type Envelope struct {
+	Version    int                `msgpack:"v"`
+	Kind       string             `msgpack:"kind"`
+	ID         string             `msgpack:"id"`
+	Args       msgpack.RawMessage `msgpack:"args"`
+	EnqueuedAt time.Time          `msgpack:"enqueued_at"`
+	// Attempt counts the runs the job had before this record was
+	// written: 0 at enqueue ("never run"). Job.Attempt, which counts from
+	// 1, is Attempt plus the number of the current run of this record.
+	Attempt  int               `msgpack:"attempt"`
+	Metadata map[string]string `msgpack:"meta,omitempty"`
+}
+
+var (
+	// ErrUndecodable is wrapped by every DecodeEnvelope error: the value is
+	// not a job envelope and never will be, so it belongs in the dead-letter
+	// topic, not in a retry.
+	ErrUndecodable = errors.New("jobs: undecodable envelope")
+	// ErrInvalidEnvelope is wrapped by EncodeEnvelope errors: the envelope
+	// is one DecodeEnvelope would refuse, so it is never written.
+	ErrInvalidEnvelope = errors.New("jobs: invalid envelope")
+)
+
+// EncodeEnvelope returns env as msgpack. It refuses an envelope that
+// DecodeEnvelope would refuse (version below 1, no kind, no id, args that are
+// not exactly one msgpack value, negative attempt), so that what is written
+// can be read. Keys are written in a fixed order, metadata sorted, so equal
+// envelopes encode to equal bytes.
+func EncodeEnvelope(env *Envelope) ([]byte, error) {
+	if err := checkEnvelope(env); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	buf.Grow(64 + len(env.Kind) + len(env.ID) + len(env.Args))
+	enc := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(enc)
+	enc.Reset(&buf)
+	fields := 6
+	if len(env.Metadata) > 0 {
+		fields++
+	}
+	err := errors.Join(
+		enc.EncodeMapLen(fields),
+		enc.EncodeString("v"), enc.EncodeInt(int64(env.Version)),
+		enc.EncodeString("kind"), enc.EncodeString(env.Kind),
+		enc.EncodeString("id"), enc.EncodeString(env.ID),
+		enc.EncodeString("args"), enc.Encode(env.Args),
+		enc.EncodeString("enqueued_at"), enc.EncodeTime(env.EnqueuedAt),
+		enc.EncodeString("attempt"), enc.EncodeInt(int64(env.Attempt)),
+	)
+	if err == nil && len(env.Metadata) > 0 {
+		err = errors.Join(enc.EncodeString("meta"), enc.EncodeMapLen(len(env.Metadata)))
+		for _, k := range slices.Sorted(maps.Keys(env.Metadata)) {
+			err = errors.Join(err, enc.EncodeString(k), enc.EncodeString(env.Metadata[k]))
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jobs: encode envelope of %s job %s: %w", env.Kind, env.ID, err)
+	}
+	return buf.Bytes(), nil
+}
+
+func checkEnvelope(env *Envelope) error {
+	var why string
+	switch {
+	case env == nil:
+		why = "envelope is nil"
+	case env.Version < 1:
+		why = fmt.Sprintf("version %d is below 1", env.Version)
+	case env.Kind == "":
+		why = "kind is empty"
+	case env.ID == "":
+		why = "id is empty"
+	case env.Attempt < 0:
+		why = fmt.Sprintf("attempt %d is negative", env.Attempt)
+	case len(env.Args) == 0:
+		why = "args are empty (msgpack nil is 0xc0)"
+	default:
+		if err := checkOneValue(env.Args); err != nil {
+			why = "args: " + err.Error()
+		}
+	}
+	if why != "" {
+		return fmt.Errorf("%w: %s", ErrInvalidEnvelope, why)
+	}
+	return nil
+}
+
+// checkOneValue tells whether b is exactly one well-formed msgpack value.
+func checkOneValue(b []byte) error {
+	n, err := msgpackValueLen(b)
+	if err != nil {
+		return err
+	}
+	if n < len(b) {
+		return fmt.Errorf("%d bytes after the msgpack value", len(b)-n)
+	}
+	return nil
+}
+
+// errTruncated: a length or count in the value points past its end.
+var errTruncated = errors.New("truncated")
+
+// msgpackValueLen returns the length of the msgpack value at the start of b,
+// checking its structure without decoding or allocating. Decoding untrusted
+// bytes needs this first: the msgpack decoder believes declared lengths, so
+// a ten-byte value claiming a 3 GB string makes it allocate, and a pooled
+// decoder keeps the grown buffer, so such values leak memory call after call
+// (FuzzDecodeEnvelope found it). Here every length is checked against the
+// bytes that are left, in one pass with no recursion, however deep the
+// nesting.
+func msgpackValueLen(b []byte) (int, error) {
+	pos := 0
+	// pending counts the values still to read; each takes at least one
+	// byte, so more pending values than bytes left means truncation, and
+	// the count cannot overflow.
+	pending := 1
+	take := func(n uint64) error {
+		if n > uint64(len(b)-pos) {
+			return errTruncated
+		}
+		pos += int(n)
+		return nil
+	}
+	length := func(size int) (uint64, error) {
+		if size > len(b)-pos {
+			return 0, errTruncated
+		}
+		var n uint64
+		for _, c := range b[pos : pos+size] {
+			n = n<<8 | uint64(c)
+		}
+		pos += size
+		return n, nil
+	}
+	for ; pending > 0; pending-- {
+		if pending > len(b)-pos {
+			return 0, errTruncated
+		}
+		c := b[pos]
+		pos++
+		var err error
+		switch {
+		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+			// fixints, nil, false, true: the code is the value
+		case c <= 0x8f: // fixmap
+			pending += 2 * int(c&0x0f)
+		case c <= 0x9f: // fixarray
+			pending += int(c & 0x0f)
+		case c <= 0xbf: // fixstr
+			err = take(uint64(c & 0x1f))
+		case c >= 0xc4 && c <= 0xc6: // bin 8, 16, 32
+			var n uint64
+			if n, err = length(1 << (c - 0xc4)); err == nil {
+				err = take(n)
+			}
+		case c >= 0xd9 && c <= 0xdb: // str 8, 16, 32
+			var n uint64
+			if n, err = length(1 << (c - 0xd9)); err == nil {
+				err = take(n)
+			}
+		case c == 0xc7 || c == 0xc8 || c == 0xc9: // ext: length, type, data
+			var n uint64
+			if n, err = length(1 << (c - 0xc7)); err == nil {
+				err = take(n + 1)
+			}
+		case c == 0xca || c == 0xce || c == 0xd2: // float32, uint32, int32
+			err = take(4)
+		case c == 0xcb || c == 0xcf || c == 0xd3: // float64, uint64, int64
+			err = take(8)
+		case c == 0xcc || c == 0xd0: // uint8, int8
+			err = take(1)
+		case c == 0xcd || c == 0xd1: // uint16, int16
+			err = take(2)
+		case c >= 0xd4 && c <= 0xd8: // fixext 1, 2, 4, 8, 16: type, data
+			err = take(1 + 1<<(c-0xd4))
+		case c == 0xdc || c == 0xdd || c == 0xde || c == 0xdf: // array16/32, map16/32
+			var n uint64
+			if n, err = length(2 << ((c - 0xdc) % 2)); err != nil {
+				break
+			}
+			if c >= 0xde {
+				n *= 2
+			}
+			if n > uint64(len(b)-pos) {
+				return 0, errTruncated
+			}
+			pending += int(n)
+		default: // 0xc1 is never used
+			return 0, fmt.Errorf("invalid msgpack code 0x%02x at byte %d", c, pos-1)
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return pos, nil
+}
+
+// DecodeEnvelope reads a job record's value. Fields it does not know are
+// skipped, so it reads envelopes of later versions. Every error wraps
+// ErrUndecodable and says why: an empty value, bytes that are not a msgpack
+// map, a truncated value, a field of the wrong type, trailing bytes, a
+// missing kind, id or args, a version below 1 or a negative attempt.
+// EnqueuedAt is returned in UTC.
+func DecodeEnvelope(b []byte) (*Envelope, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty value", ErrUndecodable)
+	}
+	// A struct decoder would also take a msgpack array, field by field in
+	// order; an envelope is a map, so that a reader never mistakes one
+	// field for another.
+	if !isMapCode(b[0]) {
+		return nil, fmt.Errorf("%w: not a msgpack map (first byte 0x%02x)", ErrUndecodable, b[0])
+	}
+	end, err := msgpackValueLen(b)
+	switch {
+	case errors.Is(err, errTruncated):
+		return nil, fmt.Errorf("%w: truncated: a length or count points past the end of the %d bytes", ErrUndecodable, len(b))
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", ErrUndecodable, err)
+	case end < len(b):
+		return nil, fmt.Errorf("%w: %d bytes after the envelope", ErrUndecodable, len(b)-end)
+	}
+	r := bytes.NewReader(b)
+	dec := msgpack.GetDecoder()
+	defer msgpack.PutDecoder(dec)
+	dec.Reset(r)
+	n, err := dec.DecodeMapLen()
+	if err != nil {
+		return nil, undecodable("map header", err)
+	}
+	env := &Envelope{}
+	seenArgs := false
+	for range n {
+		key, err := dec.DecodeString()
+		if err != nil {
+			return nil, undecodable("a field name", err)
+		}
+		switch key {
+		case "v":
+			env.Version, err = dec.DecodeInt()
+		case "kind":
+			env.Kind, err = dec.DecodeString()
+		case "id":
+			env.ID, err = dec.DecodeString()
+		case "args":
+			env.Args, err = dec.DecodeRaw()
+			seenArgs = err == nil
+		case "enqueued_at":
+			env.EnqueuedAt, err = decodeTime(dec)
+		case "attempt":
+			env.Attempt, err = dec.DecodeInt()
+		case "meta":
+			env.Metadata, err = decodeStringMap(dec)
+		default:
+			err = dec.Skip()
+		}
+		if err != nil {
+			return nil, undecodable(fmt.Sprintf("field %q", key), err)
+		}
+	}
+	if r.Len() > 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the envelope", ErrUndecodable, r.Len())
+	}
+	var why string
+	switch {
+	case env.Version < 1:
+		why = fmt.Sprintf("version %d is below 1 (or missing)", env.Version)
+	case env.Kind == "":
+		why = "missing kind"
+	case env.ID == "":
+		why = "missing id"
+	case !seenArgs:
+		why = "missing args"
+	case env.Attempt < 0:
+		why = fmt.Sprintf("attempt %d is negative", env.Attempt)
+	}
+	if why != "" {
+		return nil, fmt.Errorf("%w: %s", ErrUndecodable, why)
+	}
+	return env, nil
+}
+
+func isMapCode(c byte) bool {
+	return msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32
+}
+
+func undecodable(what string, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: truncated in %s: %w", ErrUndecodable, what, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrUndecodable, what, err)
+}
+
+// decodeTime reads a msgpack timestamp; nil is the zero time.
+func decodeTime(dec *msgpack.Decoder) (time.Time, error) {
+	if c, err := dec.PeekCode(); err != nil {
+		return time.Time{}, err
+	} else if c == msgpcode.Nil {
+		return time.Time{}, dec.DecodeNil()
+	}
+	t, err := dec.DecodeTime()
+	return t.UTC(), err
+}
+
+// decodeStringMap reads a map of strings; nil and an empty map are nil, so
+// an envelope decodes to the same value however its writer spelt "none".
+func decodeStringMap(dec *msgpack.Decoder) (map[string]string, error) {
+	n, err := dec.DecodeMapLen()
+	if err != nil || n <= 0 {
+		return nil, err
+	}
+	// n comes from the input: grow with what is actually there.
+	m := make(map[string]string, min(n, 16))
+	for range n {
+		k, err := dec.DecodeString()
+		if err != nil {
+			return nil, err
+		}
+		v, err := dec.DecodeString()
+		if err != nil {
+			return nil, err
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// newJobID returns a 26-character id like a ULID: 48 bits of milliseconds
+// since the Unix epoch, then 80 random bits, in Crockford base32. Ids sort by
+// enqueue time to the millisecond, which makes logs and dead letters easy to
+// read, and 80 random bits make a clash within a millisecond negligible.
+func newJobID(now time.Time) string {
+	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
+	_, _ = rand.Read(b[6:]) // never fails (crypto/rand, Go 1.24+)
+	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	var out [26]byte
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i] = alphabet[lo&31]
+		lo = lo>>5 | hi<<59
+		hi >>= 5
+	}
+	return string(out[:])
+}

@@ -1,0 +1,203 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"runtime/debug"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/supervision"
+)
+
+// Worker does the work of one job kind. Work runs inside the actor of the
+// job's key: never at the same time as another job of that key, and only
+// after every job of that key enqueued before it finished.
+//
+// Embed WorkerDefaults to get the optional methods:
+//
+//	type SendEmailWorker struct {
+//		jobs.WorkerDefaults[SendEmailArgs]
+//	}
+//
+//	func (w *SendEmailWorker) Work(ctx context.Context, job *jobs.Job[SendEmailArgs]) error {
+//		return send(ctx, job.Args.To, job.Args.Subject)
+//	}
+type Worker[T JobArgs] interface {
+	// Work does the job. A returned error is retried with backoff until
+	// MaxAttempts, then the job goes to the dead-letter topic; wrap it
+	// with Permanent to skip the retries, or RetryAfter to choose the
+	// wait.
+	Work(ctx context.Context, job *Job[T]) error
+	// MaxAttempts is how many runs a job gets before it is
+	// dead-lettered; 0 means the server's.
+	MaxAttempts() int
+	// Backoff is the wait between retries; the zero value means the
+	// server's.
+	Backoff() supervision.Backoff
+	// Timeout bounds one run (its context ends); 0 means no timeout.
+	Timeout() time.Duration
+	// LongRunning puts the kind in long-running mode: a job may run
+	// longer than the group's rebalance timeout; a revocation does not
+	// wait for it but cancels its context after a grace period, and its
+	// offset is not committed, so a revoked long job runs again on the
+	// partition's next owner. Use Revoked(ctx) to stop early.
+	LongRunning() bool
+}
+
+// WorkerDefaults gives a Worker the defaults of its optional methods. Embed
+// it and override what you need.
+type WorkerDefaults[T JobArgs] struct{}
+
+// MaxAttempts returns 0: the server's MaxAttempts.
+func (WorkerDefaults[T]) MaxAttempts() int { return 0 }
+
+// Backoff returns the zero Backoff: the server's.
+func (WorkerDefaults[T]) Backoff() supervision.Backoff { return supervision.Backoff{} }
+
+// Timeout returns 0: no timeout.
+func (WorkerDefaults[T]) Timeout() time.Duration { return 0 }
+
+// LongRunning returns false.
+func (WorkerDefaults[T]) LongRunning() bool { return false }
+
+// WorkFunc turns a function into a Worker with the defaults:
+//
+//	jobs.AddWorker(workers, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[SendEmailArgs]) error {
+//		return send(ctx, job.Args.To, job.Args.Subject)
+//	}))
+func WorkFunc[T JobArgs](fn func(ctx context.Context, job *Job[T]) error) Worker[T] {
+	return &workFunc[T]{fn: fn}
+}
+
+type workFunc[T JobArgs] struct {
+	WorkerDefaults[T]
+	fn func(ctx context.Context, job *Job[T]) error
+}
+
+func (w *workFunc[T]) Work(ctx context.Context, job *Job[T]) error { return w.fn(ctx, job) }
+
+// Workers is the registry of workers by kind. Build it before the Server.
+type Workers struct {
+	byKind map[string]registeredWorker
+}
+
+// NewWorkers returns an empty registry.
+func NewWorkers() *Workers { return &Workers{byKind: map[string]registeredWorker{}} }
+
+// AddWorker registers w for the kind of T. A second worker for one kind is
+// refused: which of the two should run would be a guess.
+//
+//	workers := jobs.NewWorkers()
+//	if err := jobs.AddWorker(workers, &SendEmailWorker{}); err != nil {
+//		return err
+//	}
+func AddWorker[T JobArgs](ws *Workers, w Worker[T]) error {
+	if ws == nil || w == nil {
+		return fmt.Errorf("jobs: AddWorker: nil %s", map[bool]string{true: "Workers", false: "worker"}[ws == nil])
+	}
+	var zero T
+	kind := zero.Kind()
+	if kind == "" {
+		return fmt.Errorf("jobs: AddWorker: %T.Kind() is empty", zero)
+	}
+	if prev, dup := ws.byKind[kind]; dup {
+		return fmt.Errorf("jobs: AddWorker: kind %q already has worker %s; refusing %T", kind, prev.name(), w)
+	}
+	ws.byKind[kind] = &typedWorker[T]{w: w, kind: kind}
+	return nil
+}
+
+func (ws *Workers) lookup(kind string) registeredWorker {
+	if ws == nil {
+		return nil
+	}
+	return ws.byKind[kind]
+}
+
+// registeredWorker is a Worker[T] with T erased, as the server needs it.
+type registeredWorker interface {
+	name() string
+	run(ctx context.Context, env *Envelope, r *kafka.Record, attempt int) error
+	maxAttempts() int
+	backoff() supervision.Backoff
+	longRunning() bool
+}
+
+type typedWorker[T JobArgs] struct {
+	w    Worker[T]
+	kind string
+}
+
+func (t *typedWorker[T]) name() string                 { return fmt.Sprintf("%T", t.w) }
+func (t *typedWorker[T]) maxAttempts() int             { return t.w.MaxAttempts() }
+func (t *typedWorker[T]) backoff() supervision.Backoff { return t.w.Backoff() }
+func (t *typedWorker[T]) longRunning() bool            { return t.w.LongRunning() }
+
+func (t *typedWorker[T]) run(ctx context.Context, env *Envelope, r *kafka.Record, attempt int) error {
+	job := &Job[T]{
+		ID: env.ID, Kind: env.Kind, EnqueuedAt: env.EnqueuedAt, Attempt: env.Attempt + attempt,
+		Metadata: env.Metadata, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key,
+	}
+	if err := msgpack.Unmarshal(env.Args, &job.Args); err != nil {
+		return Permanent(fmt.Errorf("args of kind %q do not decode into %T: %w", env.Kind, job.Args, err))
+	}
+	if d := t.w.Timeout(); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	return work(ctx, t.w, job)
+}
+
+// work calls the worker; a panic becomes an error carrying its stack, which
+// is then retried and dead-lettered like any other failure.
+func work[T JobArgs](ctx context.Context, w Worker[T], job *Job[T]) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &actors.PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return w.Work(ctx, job)
+}
+
+// Permanent wraps err so the job goes to the dead-letter topic at once,
+// without retries: for failures that retrying cannot fix.
+func Permanent(err error) error { return supervision.Permanent(err) }
+
+// RetryAfter wraps err so the job runs again after d rather than after the
+// backoff's wait (while attempts remain).
+func RetryAfter(d time.Duration, err error) error { return supervision.RetryAfter(d, err) }
+
+// Revoked tells a running job whether its partition was revoked (or the
+// server is stopping) since it started. A long-running job should check it,
+// or watch ctx, and stop early: its work will run again on the partition's
+// next owner.
+func Revoked(ctx context.Context) bool { return actors.Revoked(ctx) }
+
+// KeyState returns state of type S that lives as long as the actor of the
+// job's key: created zero when first asked for, seen by every later job of
+// that key on this process, never by another key's jobs, and dropped when the
+// key's actor is passivated (idle) or its partition revoked. Reload it from
+// your store when it comes back empty. Only use it inside Work.
+//
+//	type balance struct{ loaded bool; cents int64 }
+//	b := jobs.KeyState[balance](ctx)
+//	if !b.loaded { b.cents, b.loaded = load(job.Args.Account), true }
+func KeyState[S any](ctx context.Context) *S {
+	st := actors.KeyStateOf(ctx)
+	if st == nil {
+		return new(S)
+	}
+	name := reflect.TypeFor[S]()
+	if v, ok := st.Get(name); ok {
+		return v.(*S)
+	}
+	s := new(S)
+	st.Set(name, s)
+	return s
+}
