@@ -1,12 +1,9 @@
 package jobs_test
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -82,7 +79,7 @@ func TestJobsOfAKeyShareAPartitionAndCarryTheKey(t *testing.T) {
 		}
 	}
 
-	recs := readJobRecords(t, env, topic)
+	recs := env.ReadAll(t, topic)
 	if len(recs) != users*perUser {
 		t.Fatalf("read %d records, enqueued %d jobs", len(recs), users*perUser)
 	}
@@ -137,7 +134,7 @@ func TestPartitionKeyJobsShareAPartitionWithoutAKey(t *testing.T) {
 		}
 	}
 
-	recs := readJobRecords(t, env, topic)
+	recs := env.ReadAll(t, topic)
 	if len(recs) != len(params) {
 		t.Fatalf("read %d records, enqueued %d jobs", len(recs), len(params))
 	}
@@ -203,7 +200,7 @@ func TestEnqueueManySendsJobsThatDecode(t *testing.T) {
 	if len(byID) != n {
 		t.Fatalf("%d distinct job ids for %d jobs", len(byID), n)
 	}
-	recs := readJobRecords(t, env, topic)
+	recs := env.ReadAll(t, topic)
 	if len(recs) != n {
 		t.Fatalf("read %d records, enqueued %d jobs", len(recs), n)
 	}
@@ -272,7 +269,7 @@ func TestOptionsOverrideTheArgsPartitioning(t *testing.T) {
 		}
 		byID[info.ID] = i
 	}
-	recs := append(readJobRecords(t, env, topic), readJobRecords(t, env, other)...)
+	recs := append(env.ReadAll(t, topic), env.ReadAll(t, other)...)
 	if len(recs) != len(cases) {
 		t.Fatalf("read %d records, enqueued %d jobs", len(recs), len(cases))
 	}
@@ -410,7 +407,7 @@ func TestCloseWaitsForAsyncEnqueues(t *testing.T) {
 			t.Fatalf("job %d: %v", i, o.err)
 		}
 	}
-	if recs := readJobRecords(t, env, topic); len(recs) != n {
+	if recs := env.ReadAll(t, topic); len(recs) != n {
 		t.Fatalf("read %d records after Close, enqueued %d", len(recs), n)
 	}
 }
@@ -513,59 +510,6 @@ func headerValue(r kafka.Record, key string) string {
 		}
 	}
 	return ""
-}
-
-// readJobRecords reads every record of topic, up to its end offsets at the
-// time of the call, in partition order, through a consumer group of its own.
-func readJobRecords(t *testing.T, env *kafkatest.Env, topic string) []kafka.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	end, err := env.Admin.EndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := kafka.NewConsumer(consumerConfig(t, env, topic, env.Group(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A rebalance may end a generation mid-read; the next one reads the
-	// partitions again, and records are kept by position, once.
-	read := map[[2]int64]kafka.Record{}
-	finished := map[int]bool{}
-	var readErr error
-	runCtx, stopRun := context.WithCancel(ctx)
-	runErr := c.Run(runCtx, func(sess *kafka.Session) {
-		for _, cl := range sess.Claims() {
-			for next := int64(0); next < end[cl.Partition]; {
-				rs, n, err := cl.Fetch(ctx, 10_000)
-				if errors.Is(err, kafka.ErrRevoked) {
-					return
-				}
-				if err != nil {
-					readErr = fmt.Errorf("read %s/%d: %w", topic, cl.Partition, err)
-					stopRun()
-					return
-				}
-				for _, r := range rs {
-					read[[2]int64{int64(r.Partition), r.Offset}] = r
-				}
-				next = n
-			}
-			cl.Close()
-			finished[cl.Partition] = true
-		}
-		if len(finished) == len(end) {
-			stopRun()
-		}
-	})
-	if err := errors.Join(runErr, readErr, ctx.Err()); err != nil {
-		t.Fatal(err)
-	}
-	recs := slices.SortedFunc(maps.Values(read), func(a, b kafka.Record) int {
-		return cmp.Or(cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
-	})
-	return recs
 }
 
 type asyncOutcome struct {

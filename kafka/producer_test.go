@@ -2,13 +2,9 @@ package kafka_test
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,7 +35,7 @@ func TestPartitionKeyChoosesThePartitionAndIsNotWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	recs := readTopic(t, env, topic)
+	recs := env.ReadAll(t, topic)
 	if len(recs) != len(msgs) {
 		t.Fatalf("read %d records, produced %d", len(recs), len(msgs))
 	}
@@ -82,7 +78,7 @@ func TestProduceSyncSaysWhereEachMessageWent(t *testing.T) {
 		t.Fatalf("%d deliveries for %d messages", len(deliveries), len(msgs))
 	}
 	byValue := map[string]kafka.Record{}
-	for _, r := range readTopic(t, env, topic) {
+	for _, r := range env.ReadAll(t, topic) {
 		byValue[string(r.Value)] = r
 	}
 	for i, d := range deliveries {
@@ -141,7 +137,7 @@ func TestProduceAsyncReportsEveryMessageOnce(t *testing.T) {
 			t.Fatalf("done of message %d ran %d times by the time Close returned, want exactly once", i, c)
 		}
 	}
-	recs := readTopic(t, env, topic)
+	recs := env.ReadAll(t, topic)
 	if len(recs) != n {
 		t.Fatalf("read %d records, produced %d", len(recs), n)
 	}
@@ -289,62 +285,4 @@ func createTopic(t *testing.T, env *kafkatest.Env, topic kafka.Topic) {
 	if !env.Embedded {
 		t.Cleanup(func() { _ = env.Admin.DeleteTopics(context.Background(), topic.Name) })
 	}
-}
-
-// readTopic reads every record of topic, up to its end offsets at the time
-// of the call, through a consumer group of its own: what any consumer
-// would see.
-func readTopic(t *testing.T, env *kafkatest.Env, topic string) []kafka.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	end, err := env.Admin.EndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := kafka.NewConsumer(kafka.ConsumerConfig{
-		Brokers: env.Brokers, Group: env.Group(t), Topics: []string{topic},
-		HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 6 * time.Second,
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A rebalance may end a generation mid-read; the next one reads the
-	// partitions again, and records are kept by position, once.
-	read := map[[2]int64]kafka.Record{}
-	finished := map[int]bool{}
-	var readErr error
-	runCtx, stopRun := context.WithCancel(ctx)
-	runErr := c.Run(runCtx, func(sess *kafka.Session) {
-		for _, cl := range sess.Claims() {
-			for next := int64(0); next < end[cl.Partition]; {
-				rs, n, err := cl.Fetch(ctx, 10_000)
-				if errors.Is(err, kafka.ErrRevoked) {
-					return
-				}
-				if err != nil {
-					readErr = fmt.Errorf("read %s/%d: %w", topic, cl.Partition, err)
-					stopRun()
-					return
-				}
-				for _, r := range rs {
-					read[[2]int64{int64(r.Partition), r.Offset}] = r
-				}
-				next = n
-			}
-			cl.Close()
-			finished[cl.Partition] = true
-		}
-		if len(finished) == len(end) {
-			stopRun()
-		}
-	})
-	if err := errors.Join(runErr, readErr, ctx.Err()); err != nil {
-		t.Fatal(err)
-	}
-	recs := slices.SortedFunc(maps.Values(read), func(a, b kafka.Record) int {
-		return cmp.Or(cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
-	})
-	return recs
 }

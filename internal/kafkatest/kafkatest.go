@@ -5,11 +5,17 @@
 package kafkatest
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,4 +95,62 @@ func UniqueName(t testing.TB, kind string) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return kind + "-" + name + "-" + hex.EncodeToString(b[:])
+}
+
+// ReadAll reads every record of topic, up to its end offsets at the time
+// of the call, through a consumer group of its own: what any consumer
+// would see.
+func (env *Env) ReadAll(t testing.TB, topic string) []kafka.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	end, err := env.Admin.EndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := kafka.NewConsumer(kafka.ConsumerConfig{
+		Brokers: env.Brokers, Group: env.Group(t), Topics: []string{topic},
+		HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 6 * time.Second,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A rebalance may end a generation mid-read; the next one reads the
+	// partitions again, and records are kept by position, once.
+	read := map[[2]int64]kafka.Record{}
+	finished := map[int]bool{}
+	var readErr error
+	runCtx, stopRun := context.WithCancel(ctx)
+	runErr := c.Run(runCtx, func(sess *kafka.Session) {
+		for _, cl := range sess.Claims() {
+			for next := int64(0); next < end[cl.Partition]; {
+				rs, n, err := cl.Fetch(ctx, 10_000)
+				if errors.Is(err, kafka.ErrRevoked) {
+					return
+				}
+				if err != nil {
+					readErr = fmt.Errorf("read %s/%d: %w", topic, cl.Partition, err)
+					stopRun()
+					return
+				}
+				for _, r := range rs {
+					read[[2]int64{int64(r.Partition), r.Offset}] = r
+				}
+				next = n
+			}
+			cl.Close()
+			finished[cl.Partition] = true
+		}
+		if len(finished) == len(end) {
+			stopRun()
+		}
+	})
+	if err := errors.Join(runErr, readErr, ctx.Err()); err != nil {
+		t.Fatal(err)
+	}
+	recs := slices.SortedFunc(maps.Values(read), func(a, b kafka.Record) int {
+		return cmp.Or(cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
+	})
+	return recs
 }
