@@ -1,8 +1,10 @@
 # ordo: the whole set-up on a machine with Go is `make demo` and `make test`.
 GO        ?= go
 TEST_TIMEOUT ?= 20m
+CHAOS_FLAGS ?=
+FUZZ_TIME ?= 20s
 
-.PHONY: demo test bench lint kafka-up kafka-down
+.PHONY: demo test bench lint kafka-up kafka-down chaos fuzz
 
 demo: ## run the demo on the embedded broker (or KAFKA_BROKERS)
 	$(GO) run ./examples/orders
@@ -22,3 +24,11 @@ kafka-up: ## start a real single-node Apache Kafka on 127.0.0.1:9092
 
 kafka-down: ## stop it and remove its data
 	bash scripts/kafka.sh down
+
+chaos: ## kill workers (and, with KAFKA_BROKERS, restart the broker) while jobs run; check nothing is lost or reordered
+	$(GO) run ./bench/chaos $(CHAOS_FLAGS)
+
+fuzz: ## each fuzz target for FUZZ_TIME
+	$(GO) test -run - -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZ_TIME) ./jobs
+	$(GO) test -run - -fuzz '^FuzzReducer$$' -fuzztime $(FUZZ_TIME) ./actors
+	$(GO) test -run - -fuzz '^FuzzWatermark$$' -fuzztime $(FUZZ_TIME) ./actors

@@ -238,6 +238,16 @@ func (rt *Runtime) Run(gen Generation, assignments []Assignment) error {
 	for _, pid := range sups {
 		root.Stop(pid)
 	}
+	// The sources belong to the generation: once Run returns the caller
+	// may close them, so no fetch may still be using one.
+	fetchersGone := time.After(10 * time.Second)
+	for _, p := range states {
+		select {
+		case <-p.fetchDone:
+		case <-fetchersGone:
+			rt.cfg.Logger.Warn("ordo: a fetch did not stop within 10s of revocation", "topic", p.topic, "partition", p.partition)
+		}
+	}
 	if commitErr != nil && !stopping {
 		// A rebalance that outran the rebalance timeout loses the right
 		// to commit; the next owner re-runs what was not committed.
@@ -321,11 +331,32 @@ type PartitionStats struct {
 	Keys int
 	// Committed is the last offset committed in this generation.
 	Committed int64
+	// HighWatermark is the partition's end offset as last fetched, or -1
+	// when not known yet (or the source does not report it). Lag is
+	// HighWatermark - Committed.
+	HighWatermark int64
 	// Generation is the group generation the partition is held in.
 	Generation int32
 	// Revoked tells whether the partition's revocation (or shutdown
 	// drain) has begun.
 	Revoked bool
+}
+
+// HighWatermarkSource is implemented by record sources that know their
+// partition's end offset (kafka.Claim does), so that Stats can report lag.
+type HighWatermarkSource interface {
+	HighWatermark() int64
+}
+
+// NewKeyContext returns a context that carries the state of one key, as a
+// handler's context inside a KeyActor does, but without a runtime: for
+// calling handlers directly in unit tests. Every handler given it (or a
+// context derived from it) sees the same KeyState; Attempt is 1, Revoked
+// is false, VirtualKey is key.
+func NewKeyContext(parent context.Context, key string) context.Context {
+	k := &KeyActor{key: key, p: &partitionState{revokedCh: make(chan struct{})}}
+	k.attempt.Store(1)
+	return context.WithValue(parent, keyActorKey{}, k)
 }
 
 // Stats returns a snapshot of every partition the runtime holds, sorted by
@@ -339,13 +370,14 @@ func (rt *Runtime) Stats() []PartitionStats {
 		p.mu.Unlock()
 		out = append(out, PartitionStats{
 			Topic: p.topic, Partition: p.partition,
-			Buffered:     int(p.outstanding.Load()),
-			PeakBuffered: int(p.peak.Load()),
-			InFlight:     inflight,
-			Keys:         int(p.liveKeys.Load()),
-			Committed:    p.committed.Load(),
-			Generation:   p.generation,
-			Revoked:      revoked,
+			Buffered:      int(p.outstanding.Load()),
+			PeakBuffered:  int(p.peak.Load()),
+			InFlight:      inflight,
+			Keys:          int(p.liveKeys.Load()),
+			Committed:     p.committed.Load(),
+			HighWatermark: p.highWatermark(),
+			Generation:    p.generation,
+			Revoked:       revoked,
 		})
 	}
 	rt.mu.Unlock()

@@ -29,10 +29,12 @@ type partitionState struct {
 	outstanding atomic.Int64 // fetched, not finished
 	liveKeys    atomic.Int64 // key actors alive
 	peak        atomic.Int64
-	committable atomic.Int64 // published by the supervisor
-	committed   atomic.Int64 // set by the committer
+	committable atomic.Int64        // published by the supervisor
+	committed   atomic.Int64        // set by the committer
+	hw          HighWatermarkSource // nil when the source does not know
 	wake        chan struct{}
 	drained     chan struct{}
+	fetchDone   chan struct{} // closed when the fetch goroutine has returned
 
 	// longCtx is the parent of long-running records' contexts: cancelled
 	// a grace period after revocation, since the drain does not wait for
@@ -51,9 +53,11 @@ func newPartitionState(rt *Runtime, a Assignment, generation int32, maxBuf int) 
 		inflight:   map[int64]string{},
 		wake:       make(chan struct{}, 1),
 		drained:    make(chan struct{}),
+		fetchDone:  make(chan struct{}),
 	}
 	p.committable.Store(a.Start)
 	p.committed.Store(a.Start)
+	p.hw, _ = a.Source.(HighWatermarkSource)
 	p.longCtx, p.longCancel = context.WithCancel(rt.ctx)
 	return p
 }
@@ -69,6 +73,13 @@ func (p *partitionState) begin(offset int64, key string) bool {
 	}
 	p.inflight[offset] = key
 	return true
+}
+
+func (p *partitionState) highWatermark() int64 {
+	if p.hw == nil {
+		return -1
+	}
+	return p.hw.HighWatermark()
 }
 
 func (p *partitionState) end(offset int64) {
@@ -285,6 +296,7 @@ func (s *PartitionSupervisor) maybeDrained() {
 // exactly.
 func (s *PartitionSupervisor) fetch(ctx context.Context, root *actor.RootContext, self *actor.PID) {
 	p := s.p
+	defer close(p.fetchDone)
 	backoff := 50 * time.Millisecond
 	prevNext := p.committable.Load()
 	for ctx.Err() == nil {

@@ -1,10 +1,164 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ordo-go/ordo/kafka"
 )
 
+// scenarios in the order they run.
+var scenarios = []string{"S1", "S2", "S3", "S4", "S5"}
+
+type options struct {
+	quick      bool
+	only       []string // empty: all
+	out        string
+	cpuprofile string
+	memprofile string
+}
+
 func main() {
-	fmt.Fprintln(os.Stderr, "bench: not yet; the benchmark harness arrives with the benchmarks issue")
+	if isChild() {
+		os.Exit(childMain())
+	}
+	var o options
+	var only string
+	flag.BoolVar(&o.quick, "quick", false, "smaller sizes, same lines (under a minute)")
+	flag.StringVar(&only, "only", "", "comma-separated scenarios to run, e.g. S1,S3 (default all)")
+	flag.StringVar(&o.out, "out", filepath.Join("bench", "results"), "directory for <broker>.md and the charts")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile at the end of the run to this file")
+	flag.Parse()
+	var err error
+	if o.only, err = parseOnly(only); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	if err := mainErr(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseOnly(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.ToUpper(strings.TrimSpace(f))
+		if !slices.Contains(scenarios, f) {
+			return nil, fmt.Errorf("-only: unknown scenario %q (want some of %s)", f, strings.Join(scenarios, ","))
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func mainErr(o options) error {
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	brk, err := openBroker()
+	if err != nil {
+		return err
+	}
+	defer brk.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	err = run(ctx, o, brk.target, os.Stdout, os.Stderr)
+	if o.memprofile != "" {
+		f, ferr := os.Create(o.memprofile)
+		if ferr != nil {
+			return errors.Join(err, ferr)
+		}
+		defer f.Close()
+		err = errors.Join(err, pprof.Lookup("allocs").WriteTo(f, 0))
+	}
+	return err
+}
+
+// target is the broker the benchmarks run against.
+type target struct {
+	// Name names the broker in every result: "kafka" or "embedded".
+	Name    string
+	Brokers []string
+}
+
+type openedBroker struct {
+	target target
+	close  func()
+}
+
+// openBroker returns the broker in KAFKA_BROKERS, else an embedded one.
+func openBroker() (openedBroker, error) {
+	if v := strings.TrimSpace(os.Getenv("KAFKA_BROKERS")); v != "" {
+		return openedBroker{target{"kafka", strings.Split(v, ",")}, func() {}}, nil
+	}
+	b, err := kafka.StartEmbeddedBroker()
+	if err != nil {
+		return openedBroker{}, err
+	}
+	return openedBroker{target{"embedded", b.Addrs()}, b.Close}, nil
+}
+
+// run runs the selected scenarios against tgt, prints progress to progress
+// and the summary lines and table to summary, and writes the table and
+// charts under o.out.
+func run(ctx context.Context, o options, tgt target, summary, progress io.Writer) error {
+	b := &bench{
+		target:   tgt,
+		sizes:    defaultSizes(),
+		admin:    kafka.NewAdmin(tgt.Brokers),
+		summary:  summary,
+		progress: progress,
+		logger:   newLogger(progress),
+		quick:    o.quick,
+	}
+	if o.quick {
+		b.sizes = quickSizes()
+	}
+	b.progressf("bench: broker=%s (%s) quick=%v go=%s cpus=%d", tgt.Name, strings.Join(tgt.Brokers, ","),
+		o.quick, runtime.Version(), runtime.NumCPU())
+	began := time.Now()
+	defer b.cleanup()
+	steps := map[string]func(context.Context) error{
+		"S1": b.s1, "S2": b.s2, "S3": b.s3, "S4": b.s4, "S5": b.s5,
+	}
+	var errs []error
+	for _, s := range scenarios {
+		if len(o.only) > 0 && !slices.Contains(o.only, s) {
+			continue
+		}
+		t := time.Now()
+		if err := steps[s](ctx); err != nil {
+			b.progressf("bench %s: FAILED: %v", s, err)
+			errs = append(errs, fmt.Errorf("%s: %w", s, err))
+		}
+		b.progressf("bench %s: took %v", s, time.Since(t).Round(100*time.Millisecond))
+	}
+	b.progressf("bench: all done in %v", time.Since(began).Round(100*time.Millisecond))
+	if err := b.report(o, time.Since(began)); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -30,6 +31,9 @@ var (
 type ClientConfig struct {
 	// Brokers are the Kafka bootstrap addresses. Required.
 	Brokers []string
+	// Security secures the connections to Kafka (TLS, SASL). Default nil:
+	// plaintext.
+	Security *kafka.Security
 	// Topic receives jobs unless a call passes WithTopic. It may be empty
 	// only if every call does.
 	Topic string
@@ -37,7 +41,27 @@ type ClientConfig struct {
 	// debug level: every failure also reaches the caller. Default
 	// slog.Default().
 	Logger *slog.Logger
+	// Propagator, when set, writes the trace context of each enqueue call's
+	// ctx into the job's headers (e.g. propagation.TraceContext{} for W3C
+	// traceparent), for Config.Propagator to pick up in Work. Default:
+	// none.
+	Propagator propagation.TextMapPropagator
 }
+
+// Enqueuer is what code that enqueues jobs needs of a Client. Take it rather
+// than *Client, and tests can pass a capturing one (jobstest.Client).
+//
+//	func PlaceOrder(ctx context.Context, jobs jobs.Enqueuer, o Order) error {
+//		_, err := jobs.Enqueue(ctx, SendReceiptArgs{OrderID: o.ID})
+//		return err
+//	}
+type Enqueuer interface {
+	Enqueue(ctx context.Context, args JobArgs, opts ...EnqueueOption) (JobInfo, error)
+	EnqueueMany(ctx context.Context, params []EnqueueParams) ([]JobInfo, error)
+	EnqueueAsync(ctx context.Context, args JobArgs, done func(JobInfo, error), opts ...EnqueueOption)
+}
+
+var _ Enqueuer = (*Client)(nil)
 
 // Client enqueues jobs: each job is one Kafka message whose value is its
 // envelope and whose headers carry its kind and id. Jobs are acknowledged by
@@ -50,8 +74,9 @@ type ClientConfig struct {
 //	defer client.Close()
 //	info, err := client.Enqueue(ctx, ChargeArgs{Account: "acct-1", Cents: 500})
 type Client struct {
-	topic    string
-	producer *kafka.Producer
+	topic      string
+	producer   *kafka.Producer
+	propagator propagation.TextMapPropagator
 
 	mu     sync.RWMutex
 	closed bool
@@ -72,11 +97,11 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 			return nil, fmt.Errorf("jobs: ClientConfig.Brokers[%d] is empty", i)
 		}
 	}
-	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: cfg.Brokers, Logger: cfg.Logger})
+	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: cfg.Brokers, Logger: cfg.Logger, Security: cfg.Security})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: ClientConfig: %w", err)
 	}
-	return &Client{topic: cfg.Topic, producer: p}, nil
+	return &Client{topic: cfg.Topic, producer: p, propagator: cfg.Propagator}, nil
 }
 
 // JobInfo describes an enqueued job, so a caller can log it or find its
@@ -187,6 +212,7 @@ func (c *Client) Enqueue(ctx context.Context, args JobArgs, opts ...EnqueueOptio
 	if err != nil {
 		return JobInfo{}, fmt.Errorf("%w: %w", ErrInvalidEnqueue, err)
 	}
+	inject(ctx, c.propagator, &msg)
 	ds, err := c.producer.ProduceSync(ctx, msg)
 	if err != nil {
 		var perr *kafka.ProduceError
@@ -221,6 +247,7 @@ func (c *Client) EnqueueMany(ctx context.Context, params []EnqueueParams) ([]Job
 		if err != nil {
 			return nil, fmt.Errorf("%w: params[%d]: %w", ErrInvalidEnqueue, i, err)
 		}
+		inject(ctx, c.propagator, &msgs[i])
 	}
 	ds, err := c.producer.ProduceSync(ctx, msgs...)
 	for i := range ds {
@@ -261,6 +288,7 @@ func (c *Client) EnqueueAsync(ctx context.Context, args JobArgs, done func(JobIn
 		return
 	}
 	defer c.calls.Done()
+	inject(ctx, c.propagator, &msg)
 	c.producer.ProduceAsync(ctx, msg, func(d kafka.Delivery, err error) {
 		if err != nil {
 			done(info, fmt.Errorf("jobs: enqueue %s job %s: %w", info.Kind, info.ID, err))
@@ -297,6 +325,18 @@ func (c *Client) enter() bool {
 	}
 	c.calls.Add(1)
 	return true
+}
+
+// Prepare builds the record Enqueue would send for args and opts, with
+// topic as ClientConfig.Topic, without sending it: for test doubles (see
+// jobstest.Client) and tools. Its errors wrap ErrInvalidEnqueue, as
+// Enqueue's do.
+func Prepare(topic string, args JobArgs, opts ...EnqueueOption) (kafka.Message, JobInfo, error) {
+	msg, info, err := prepare(topic, args, opts, time.Now().UTC())
+	if err != nil {
+		return msg, info, fmt.Errorf("%w: %w", ErrInvalidEnqueue, err)
+	}
+	return msg, info, nil
 }
 
 // prepare builds a job's record. Its errors say what is wrong with the call;

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/kafka"
@@ -25,6 +26,9 @@ type RecordServerConfig struct {
 type RecordServer struct {
 	consumer *kafka.Consumer
 	runtime  *actors.Runtime
+	// generations counts the assignments received: the first join, then
+	// one per rebalance this member took part in.
+	generations atomic.Int64
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -46,6 +50,10 @@ func NewRecordServer(cfg RecordServerConfig) (*RecordServer, error) {
 	return &RecordServer{consumer: consumer, runtime: rt}, nil
 }
 
+// Generations returns how many group generations (assignments) this server
+// has received: one for joining, then one per rebalance.
+func (s *RecordServer) Generations() int64 { return s.generations.Load() }
+
 // Runtime gives access to the actor runtime, for its Stats.
 func (s *RecordServer) Runtime() *actors.Runtime { return s.runtime }
 
@@ -66,6 +74,7 @@ func (s *RecordServer) Start(ctx context.Context) error {
 	go func() {
 		defer close(s.exited)
 		err := s.consumer.Run(runCtx, func(sess *kafka.Session) {
+			s.generations.Add(1)
 			err := s.runtime.Run(sess, assignments(sess))
 			for _, c := range sess.Claims() {
 				c.Close()

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/kafka"
@@ -21,6 +23,9 @@ import (
 type Config struct {
 	// Brokers are the Kafka bootstrap addresses. Required.
 	Brokers []string
+	// Security secures the connections to Kafka (TLS, SASL) of the
+	// consumer and the dead-letter producer. Default nil: plaintext.
+	Security *kafka.Security
 	// Group is the consumer group id; processes with the same group share
 	// the topics' partitions. Required.
 	Group string
@@ -77,6 +82,18 @@ type Config struct {
 	// ActorSystem lets ordo live in a service's existing protoactor system.
 	// Default: ordo creates its own.
 	ActorSystem *actor.ActorSystem
+
+	// Metrics, when set, receives the server's Prometheus metrics (see
+	// NewMetrics). Default: none.
+	Metrics *Metrics
+	// Propagator extracts the trace context that ClientConfig.Propagator
+	// put in a job's headers, so Work's ctx carries the enqueuer's span
+	// context. Default: none, unless TracerProvider is set, which implies
+	// propagation.TraceContext.
+	Propagator propagation.TextMapPropagator
+	// TracerProvider, when set, starts a consumer span around each run of
+	// a job, a child of the enqueuer's span. Default: no spans.
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) validate() (Config, error) {
@@ -123,6 +140,7 @@ type Server struct {
 	cfg     Config
 	records *RecordServer
 	dlq     *kafka.Producer
+	tracer  *jobTracer // nil when tracing is off
 }
 
 // NewServer validates cfg; it does not contact Kafka.
@@ -132,13 +150,13 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg}
-	s.dlq, err = kafka.NewProducer(kafka.ProducerConfig{Brokers: cfg.Brokers})
+	s.dlq, err = kafka.NewProducer(kafka.ProducerConfig{Brokers: cfg.Brokers, Security: cfg.Security, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: dead-letter producer: %w", err)
 	}
 	s.records, err = NewRecordServer(RecordServerConfig{
 		Consumer: kafka.ConsumerConfig{
-			Brokers: cfg.Brokers, Group: cfg.Group, Topics: cfg.Topics,
+			Brokers: cfg.Brokers, Security: cfg.Security, Group: cfg.Group, Topics: cfg.Topics,
 			SessionTimeout: cfg.SessionTimeout, RebalanceTimeout: cfg.RebalanceTimeout,
 			HeartbeatInterval: cfg.HeartbeatInterval, Logger: cfg.Logger,
 		},
@@ -152,7 +170,7 @@ func NewServer(cfg Config) (*Server, error) {
 			CommitInterval:       cfg.CommitInterval,
 			ShutdownTimeout:      cfg.ShutdownTimeout,
 			Retry:                s.retry,
-			LongRunning:          s.longRunning,
+			LongRunning:          s.longRunningFunc(),
 			LongRunningGrace:     cfg.LongRunningGrace,
 			KeyActorStrategy:     supervision.KeyActorStrategy(cfg.Logger),
 			System:               cfg.ActorSystem,
@@ -162,6 +180,8 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
+	s.tracer = newJobTracer(cfg.Propagator, cfg.TracerProvider)
+	cfg.Metrics.attach(s)
 	return s, nil
 }
 
@@ -179,6 +199,10 @@ func (s *Server) Stop(ctx context.Context) error {
 
 // Stats returns a snapshot of the partitions the server holds.
 func (s *Server) Stats() []actors.PartitionStats { return s.records.Runtime().Stats() }
+
+// Rebalances returns how many assignments the server received from its
+// group: one for joining, then one per rebalance it took part in.
+func (s *Server) Rebalances() int64 { return s.records.Generations() }
 
 // retryError carries the wait a failed job asked for to the runtime's retry
 // policy.
@@ -199,6 +223,20 @@ func (s *Server) retry(attempt int, err error) (time.Duration, bool) {
 		return re.delay, true
 	}
 	return s.cfg.Backoff.Delay(attempt), true
+}
+
+// longRunningFunc returns nil when no topic or worker is long-running, so
+// the per-job path does not look for the kind of every record.
+func (s *Server) longRunningFunc() func(*kafka.Record) bool {
+	if len(s.cfg.LongRunningTopics) > 0 {
+		return s.longRunning
+	}
+	for _, w := range s.cfg.Workers.byKind {
+		if w.longRunning() {
+			return s.longRunning
+		}
+	}
+	return nil
 }
 
 func (s *Server) longRunning(r *kafka.Record) bool {
@@ -227,7 +265,11 @@ func (s *Server) handle(ctx context.Context, r kafka.Record) error {
 	if w == nil {
 		return s.deadLetter(ctx, &r, attempt, kind, fmt.Sprintf("no worker for kind %q", kind))
 	}
+	ctx, span := s.tracer.start(ctx, kind, env.ID, &r)
+	began := s.cfg.Metrics.now()
 	err = w.run(ctx, env, &r, attempt)
+	s.cfg.Metrics.jobRan(kind, began, err)
+	span.end(err)
 	if err == nil {
 		return nil
 	}
@@ -248,6 +290,7 @@ func (s *Server) handle(ctx context.Context, r kafka.Record) error {
 	if d.DeadLetter {
 		return s.deadLetter(ctx, &r, attempt, kind, d.Reason)
 	}
+	s.cfg.Metrics.jobRetried(kind)
 	s.cfg.Logger.Warn("ordo: job failed; will retry", "kind", kind, "job_id", env.ID,
 		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
 		"attempt", attempt, "max_attempts", maxAttempts, "retry_in", d.Delay, "err", err)
@@ -279,6 +322,7 @@ func (s *Server) deadLetter(ctx context.Context, r *kafka.Record, attempt int, k
 	for try := 1; ; try++ {
 		err := s.dlq.Produce(ctx, msg)
 		if err == nil {
+			s.cfg.Metrics.jobDeadLettered(s.metricKind(kind))
 			log.Error("ordo: job dead-lettered")
 			return nil
 		}

@@ -76,6 +76,9 @@ type ConsumerConfig struct {
 	FetchMaxWait time.Duration
 	// Logger receives membership events. Default slog.Default().
 	Logger *slog.Logger
+	// Security secures every connection (TLS, SASL). Default nil:
+	// plaintext.
+	Security *Security
 }
 
 func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
@@ -94,6 +97,9 @@ func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 		if d < 0 {
 			return c, fmt.Errorf("kafka: ConsumerConfig.%s is negative (%v)", name, d)
 		}
+	}
+	if err := c.Security.Validate(); err != nil {
+		return c, err
 	}
 	if c.FetchMaxBytes < 0 {
 		return c, fmt.Errorf("kafka: ConsumerConfig.FetchMaxBytes is negative (%d)", c.FetchMaxBytes)
@@ -136,7 +142,7 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	}
 	return &Consumer{
 		cfg:    cfg,
-		client: &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...), Timeout: 10 * time.Second},
+		client: &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: cfg.Security.roundTripper()},
 	}, nil
 }
 
@@ -155,6 +161,7 @@ func (c *Consumer) Run(ctx context.Context, fn func(sess *Session)) error {
 		JoinGroupBackoff:  500 * time.Millisecond,
 		StartOffset:       kafkago.FirstOffset,
 		ErrorLogger:       kafkago.LoggerFunc(func(msg string, args ...any) { c.cfg.Logger.Debug(fmt.Sprintf(msg, args...)) }),
+		Dialer:            c.cfg.Security.dialer(),
 	})
 	if err != nil {
 		return fmt.Errorf("kafka: consumer group %q: %w", c.cfg.Group, err)
@@ -342,7 +349,21 @@ type Claim struct {
 	transport *kafkago.Transport
 	client    *kafkago.Client
 	next      int64
+	// pending holds the records of the last response beyond what the
+	// caller could take: handing them out later, rather than fetching them
+	// again, keeps a caller that takes few records at a time from reading
+	// each response many times over. At most one response per partition.
+	pending []Record
+	// highWatermark is the partition's end offset as of the last fetch,
+	// plus one, so that its zero value means "not fetched yet"; read
+	// concurrently for lag.
+	highWatermark atomic.Int64
 }
+
+// HighWatermark returns the partition's end offset (one past its last
+// record) as the last successful Fetch saw it, or -1 before one: with the
+// committed offset it gives the partition's lag.
+func (c *Claim) HighWatermark() int64 { return c.highWatermark.Load() - 1 }
 
 // Fetch returns the next records of the partition, at most max of them,
 // waiting up to the configured FetchMaxWait for some to arrive (it may return
@@ -355,6 +376,15 @@ func (c *Claim) Fetch(ctx context.Context, max int) (records []Record, next int6
 	case <-c.session.done:
 		return nil, c.next, ErrRevoked
 	default:
+	}
+	if max < 1 {
+		max = 1
+	}
+	if len(c.pending) > 0 {
+		n := min(max, len(c.pending))
+		records, c.pending = c.pending[:n:n], c.pending[n:]
+		c.next = records[n-1].Offset + 1
+		return records, c.next, nil
 	}
 	cfg := c.session.consumer.cfg
 	resp, err := c.client.Fetch(ctx, &kafkago.FetchRequest{
@@ -381,7 +411,8 @@ func (c *Claim) Fetch(ctx context.Context, max int) (records []Record, next int6
 	if c.next < 0 {
 		c.next = resp.LogStartOffset
 	}
-	for len(records) < max {
+	c.highWatermark.Store(resp.HighWatermark + 1)
+	for {
 		r, err := resp.Records.ReadRecord()
 		if err != nil {
 			break // io.EOF, or a batch cut short by MaxBytes: fetch again from next
@@ -405,6 +436,10 @@ func (c *Claim) Fetch(ctx context.Context, max int) (records []Record, next int6
 		records = append(records, rec)
 		c.next = r.Offset + 1
 	}
+	if len(records) > max {
+		records, c.pending = records[:max:max], records[max:]
+		c.next = records[max-1].Offset + 1
+	}
 	select {
 	case <-c.session.done:
 		return nil, c.next, ErrRevoked
@@ -415,6 +450,7 @@ func (c *Claim) Fetch(ctx context.Context, max int) (records []Record, next int6
 
 // Close releases the claim's connections.
 func (c *Claim) Close() {
+	c.once.Do(func() {}) // waits for an init in progress; none may start after
 	if c.transport != nil {
 		c.transport.CloseIdleConnections()
 	}
@@ -424,7 +460,7 @@ func (c *Claim) init() {
 	// A transport of its own gives each partition its own connection: a
 	// broker serves one connection's requests in order, so shared
 	// long-polling fetches would queue behind each other.
-	c.transport = &kafkago.Transport{}
+	c.transport = c.session.consumer.cfg.Security.transport()
 	c.client = &kafkago.Client{
 		Addr:      kafkago.TCP(c.session.consumer.cfg.Brokers...),
 		Transport: c.transport,

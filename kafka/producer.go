@@ -103,6 +103,9 @@ type ProducerConfig struct {
 	// level: the errors that matter reach the callers. Default
 	// slog.Default().
 	Logger *slog.Logger
+	// Security secures every connection (TLS, SASL). Default nil:
+	// plaintext.
+	Security *Security
 }
 
 // Producer writes messages, partitioned by key the way the Java client does
@@ -133,6 +136,9 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 		return nil, fmt.Errorf("kafka: ProducerConfig.BatchSize (%d) and BatchTimeout (%v) must not be negative",
 			cfg.BatchSize, cfg.BatchTimeout)
 	}
+	if err := cfg.Security.Validate(); err != nil {
+		return nil, err
+	}
 	if cfg.WriteTimeout < 0 {
 		return nil, fmt.Errorf("kafka: ProducerConfig.WriteTimeout (%v) must not be negative", cfg.WriteTimeout)
 	}
@@ -148,7 +154,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &Producer{transport: &kafkago.Transport{}}
+	p := &Producer{transport: cfg.Security.transport()}
 	bal := &balancer{}
 	logger := cfg.Logger
 	logf := kafkago.LoggerFunc(func(msg string, args ...any) {

@@ -3,6 +3,7 @@
 #
 #   scripts/kafka.sh up     start it (or reuse a running one) and wait until it answers
 #   scripts/kafka.sh down   stop it and delete its data
+#   scripts/kafka.sh restart  stop it and start it again on the same data
 #
 # The jars come from Maven Central through scripts/kafka/pom.xml because that is
 # the only place CI can download Kafka from; they are cached outside the repo so
@@ -12,6 +13,14 @@
 #   ORDO_KAFKA_CACHE    jar cache        (default ~/.cache/ordo-kafka/<version>)
 #   ORDO_KAFKA_DATA     data, log, pid   (default /tmp/ordo-kafka)
 #   ORDO_KAFKA_PORT     client port      (default 9092; the controller uses port+1)
+#   ORDO_KAFKA_SASL_PORT  SASL_SSL port  (default port+2)
+#
+# Besides PLAINTEXT on ORDO_KAFKA_PORT the broker has a SASL_SSL listener, for
+# the security tests: a throwaway CA and server certificate made at `up`
+# (CA in $ORDO_KAFKA_DATA/tls/ca.pem), PLAIN user ordo-plain / ordo-plain-secret,
+# SCRAM-SHA-256 and SCRAM-SHA-512 user ordo-scram / ordo-scram-secret. `up`
+# ends by printing the variables the tests read:
+#   KAFKA_SASL_SSL_BROKERS=127.0.0.1:9094 KAFKA_SASL_SSL_CA=/tmp/ordo-kafka/tls/ca.pem
 #   ORDO_KAFKA_TIMEOUT  seconds to wait for the broker to answer (default 90)
 set -euo pipefail
 
@@ -25,6 +34,7 @@ cache=${ORDO_KAFKA_CACHE:-$HOME/.cache/ordo-kafka/$version}
 data=${ORDO_KAFKA_DATA:-/tmp/ordo-kafka}
 port=${ORDO_KAFKA_PORT:-9092}
 controller_port=$((port + 1))
+sasl_port=${ORDO_KAFKA_SASL_PORT:-$((port + 2))}
 timeout=${ORDO_KAFKA_TIMEOUT:-90}
 addr=127.0.0.1:$port
 java=${JAVA_HOME:+$JAVA_HOME/bin/}java
@@ -136,10 +146,19 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port,SASL_SSL://127.0.0.1:$sasl_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sasl_port
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
+# SASL_SSL for the security tests (see make_certs; test credentials only).
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_ordo-plain="ordo-plain-secret";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$data/tls/server.p12
+ssl.keystore.password=ordo-test
+ssl.key.password=ordo-test
 log.dirs=$data/logs
 num.partitions=1
 auto.create.topics.enable=true
@@ -162,7 +181,7 @@ EOF
 }
 
 up() {
-  local pid cluster_id started
+  local pid cluster_id
   # First, even for a running broker: the readiness probe runs from these jars.
   fetch_jars
 
@@ -175,14 +194,15 @@ up() {
   fi
   # Without our pid file, whatever holds the port is not ours; the probe would
   # happily report it as ready.
-  if port_open "$port" || port_open "$controller_port"; then
-    fail "port $port or $controller_port on 127.0.0.1 is already in use by another process"
+  if port_open "$port" || port_open "$controller_port" || port_open "$sasl_port"; then
+    fail "port $port, $controller_port or $sasl_port on 127.0.0.1 is already in use by another process"
   fi
 
   # Always start from empty storage so tests never see topics or offsets left
   # behind by an earlier run that crashed before `down`.
   rm -rf "$data"
   mkdir -p "$data"
+  make_certs
   write_config
 
   # KRaft refuses unformatted storage. A cluster id is 16 random bytes in
@@ -190,17 +210,27 @@ up() {
   cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
   if ! "$java" -Dlog4j2.configurationFile="$log4j_conf" -cp "$classpath" \
     kafka.tools.StorageTool format -t "$cluster_id" -c "$data/server.properties" \
+    --add-scram 'SCRAM-SHA-256=[name=ordo-scram,password=ordo-scram-secret]' \
+    --add-scram 'SCRAM-SHA-512=[name=ordo-scram,password=ordo-scram-secret]' \
     >"$data/format.log" 2>&1; then
     cat "$data/format.log" >&2
     fail "formatting $data/logs failed"
   fi
 
+  launch
+}
+
+# Starts the broker on the formatted storage in $data and waits until it
+# answers.
+launch() {
+  local pid started
   # nohup and a closed stdin so the broker outlives this script and the
-  # shell or CI step that ran it.
+  # shell or CI step that ran it. Appending keeps the log of an earlier run
+  # (see restart).
   nohup "$java" -Xms256m -Xmx512m -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$log4j_conf" \
     -cp "$classpath" kafka.Kafka "$data/server.properties" \
-    >"$log" 2>&1 </dev/null &
+    >>"$log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$pidfile"
   started=$SECONDS
@@ -213,6 +243,46 @@ up() {
   fi
   warm_group_coordinator
   say "ready in $((SECONDS - started))s at $addr (pid $pid)"
+  say "SASL_SSL: KAFKA_SASL_SSL_BROKERS=127.0.0.1:$sasl_port KAFKA_SASL_SSL_CA=$data/tls/ca.pem"
+}
+
+# A throwaway CA and a server certificate for 127.0.0.1 signed by it, in the
+# PKCS12 keystore the SASL_SSL listener serves. Made fresh at every `up`.
+make_certs() {
+  local d=$data/tls
+  mkdir -p "$d"
+  command -v openssl >/dev/null || fail "openssl is needed for the SASL_SSL listener's certificates"
+  if ! {
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=ordo test CA" \
+      -keyout "$d/ca.key" -out "$d/ca.pem" &&
+      openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$d/server.key" -out "$d/server.csr" &&
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >"$d/server.ext" &&
+      openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+        -days 2 -extfile "$d/server.ext" -out "$d/server.pem" &&
+      openssl pkcs12 -export -in "$d/server.pem" -inkey "$d/server.key" -certfile "$d/ca.pem" \
+        -name server -passout pass:ordo-test -out "$d/server.p12"
+  } >"$d/openssl.log" 2>&1; then
+    cat "$d/openssl.log" >&2
+    fail "making the SASL_SSL certificates failed"
+  fi
+}
+
+# Stops the broker and starts it again on the same data: topics, records and
+# committed offsets survive, as after a broker crash and recovery. The chaos
+# runner uses it to restart the broker mid-run.
+restart() {
+  local pid
+  [[ -f $data/server.properties && -d $data/logs ]] || fail "no broker data in $data: run 'up' first"
+  fetch_jars
+  if pid=$(running_pid); then
+    say "stopping pid $pid (keeping $data)"
+    stop_pid "$pid"
+  fi
+  if port_open "$port" || port_open "$controller_port"; then
+    fail "port $port or $controller_port on 127.0.0.1 is still in use"
+  fi
+  launch
 }
 
 # The broker creates __consumer_offsets only when a client first looks for a
@@ -242,5 +312,6 @@ down() {
 case ${1:-} in
   up) up ;;
   down) down ;;
-  *) echo "usage: $0 up|down" >&2; exit 2 ;;
+  restart) restart ;;
+  *) echo "usage: $0 up|down|restart" >&2; exit 2 ;;
 esac

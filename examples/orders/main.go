@@ -1,10 +1,14 @@
-// Command orders is ordo's demo: it enqueues order updates for many users,
-// processes them with one process-wide concurrency limit and strict order per
-// user, and checks from what actually ran that nothing was lost, duplicated
-// or reordered.
+// Command orders is ordo's demo (make demo): it enqueues order updates for
+// many users with the user id as partitioner, processes them with a Server
+// whose virtual partitions run each user's updates one at a time in order and
+// different users concurrently under one process-wide limit, shows a live
+// progress line, and checks from what actually ran that nothing was lost,
+// duplicated or reordered. While it runs, /metrics serves ordo's Prometheus
+// metrics.
 //
 //	go run ./examples/orders            # embedded broker
 //	KAFKA_BROKERS=127.0.0.1:9092 go run ./examples/orders
+//	go run ./examples/orders -max-virtual-partitions 16   # Karafka's max_partitions
 package main
 
 import (
@@ -13,12 +17,18 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
@@ -38,20 +48,38 @@ func (OrderUpdate) Kind() string { return "order_update" }
 // id as key, so they run one at a time in enqueue order.
 func (u OrderUpdate) Partitioning() jobs.Partitioning { return jobs.Partitioning{Value: u.UserID} }
 
+// options are the demo's knobs.
+type options struct {
+	jobs, users, partitions, concurrency int
+	// maxVirtualPartitions caps the virtual partitions per partition; 0
+	// gives every user one of its own.
+	maxVirtualPartitions int
+	work                 time.Duration
+	// metricsAddr serves /metrics while the demo runs; "" does not.
+	metricsAddr string
+	// progressEvery is the progress line's refresh interval.
+	progressEvery time.Duration
+}
+
 func main() {
-	jobsN := flag.Int("jobs", 20_000, "order updates to enqueue")
-	users := flag.Int("users", 500, "distinct users")
-	partitions := flag.Int("partitions", 8, "partitions of the demo topic")
-	concurrency := flag.Int("concurrency", 100, "jobs running at once")
-	work := flag.Duration("work", time.Millisecond, "time each job takes")
+	var o options
+	flag.IntVar(&o.jobs, "jobs", 20_000, "order updates to enqueue")
+	flag.IntVar(&o.users, "users", 500, "distinct users")
+	flag.IntVar(&o.partitions, "partitions", 8, "partitions of the demo topic")
+	flag.IntVar(&o.concurrency, "concurrency", 100, "jobs running at once")
+	flag.IntVar(&o.maxVirtualPartitions, "max-virtual-partitions", 0, "virtual partitions per partition (0: one per user)")
+	flag.DurationVar(&o.work, "work", time.Millisecond, "time each job takes")
+	flag.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:0", "serve /metrics here while the demo runs (\"\": off)")
+	flag.DurationVar(&o.progressEvery, "progress", 250*time.Millisecond, "progress line refresh interval")
 	flag.Parse()
-	if err := run(*jobsN, *users, *partitions, *concurrency, *work); err != nil {
+	if err := run(os.Stdout, o); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n, users, partitions, concurrency int, work time.Duration) error {
+func run(out io.Writer, o options) error {
+	n, users := o.jobs, o.users
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -64,34 +92,56 @@ func run(n, users, partitions, concurrency int, work time.Duration) error {
 	suffix := randomSuffix()
 	topic, group := "orders-"+suffix, "orders-demo-"+suffix
 	admin := kafka.NewAdmin(brokers)
-	if err := admin.CreateTopics(ctx, kafka.Topic{Name: topic, Partitions: partitions}); err != nil {
+	if err := admin.CreateTopics(ctx, kafka.Topic{Name: topic, Partitions: o.partitions}); err != nil {
 		return err
 	}
 	defer func() { _ = admin.DeleteTopics(context.Background(), topic) }()
 
-	fmt.Printf("demo: enqueueing %d order updates for %d users to %s (%d partitions)\n", n, users, topic, partitions)
+	fmt.Fprintf(out, "demo: enqueueing %d order updates for %d users to %s (%d partitions, user id as partitioner)\n",
+		n, users, topic, o.partitions)
 	if err := enqueue(ctx, brokers, topic, n, users); err != nil {
 		return err
+	}
+
+	registry := prometheus.NewRegistry()
+	metrics, err := jobs.NewMetrics(registry)
+	if err != nil {
+		return err
+	}
+	if o.metricsAddr != "" {
+		ln, err := net.Listen("tcp", o.metricsAddr)
+		if err != nil {
+			return err
+		}
+		web := &http.Server{Handler: promhttp.HandlerFor(registry, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = web.Serve(ln) }()
+		defer web.Close()
+		fmt.Fprintf(out, "demo: metrics at http://%s/metrics\n", ln.Addr())
 	}
 
 	ledger := newLedger()
 	workers := jobs.NewWorkers()
 	err = jobs.AddWorker(workers, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[OrderUpdate]) error {
 		ledger.start(job.Args)
-		time.Sleep(work)
+		time.Sleep(o.work)
 		ledger.end(job.Args)
 		return nil
 	}))
 	if err != nil {
 		return err
 	}
+	// Virtual partitions: each user (the message key) is a key actor of its
+	// partition, so one user's updates run in order while the users of a
+	// partition run concurrently.
 	server, err := jobs.NewServer(jobs.Config{
-		Brokers:     brokers,
-		Group:       group,
-		Topics:      []string{topic},
-		Workers:     workers,
-		Concurrency: concurrency,
-		Logger:      logger,
+		Brokers:              brokers,
+		Group:                group,
+		Topics:               []string{topic},
+		Workers:              workers,
+		Concurrency:          o.concurrency,
+		MaxVirtualPartitions: o.maxVirtualPartitions,
+		Metrics:              metrics,
+		Logger:               logger,
 	})
 	if err != nil {
 		return err
@@ -100,24 +150,32 @@ func run(n, users, partitions, concurrency int, work time.Duration) error {
 	if err := server.Start(ctx); err != nil {
 		return err
 	}
-	tick := time.NewTicker(500 * time.Millisecond)
+	tick := time.NewTicker(o.progressEvery)
 	defer tick.Stop()
+	p := progress{out: out, server: server, ledger: ledger, n: n, at: began}
 	for ledger.done.Load() < int64(n) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("gave up after %v with %d of %d jobs done", time.Since(began), ledger.done.Load(), n)
 		case <-tick.C:
-			progress(server, ledger, n, began)
+			p.print()
 		}
 	}
 	elapsed := time.Since(began)
-	progress(server, ledger, n, began)
-	fmt.Println()
+	// Every job ran; show the lag fall to zero as the last offsets commit.
+	for p.print() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("offsets not committed after %v", time.Since(began))
+		case <-tick.C:
+		}
+	}
+	fmt.Fprintln(out)
 	if err := server.Stop(ctx); err != nil {
 		return err
 	}
 	lost, violations, dups := ledger.verify(n, users)
-	fmt.Printf("demo: jobs=%d users=%d lost=%d order_violations=%d duplicates=%d jobs/s=%.0f\n",
+	fmt.Fprintf(out, "demo: jobs=%d users=%d lost=%d order_violations=%d duplicates=%d jobs/s=%.0f\n",
 		n, users, lost, violations, dups, float64(n)/elapsed.Seconds())
 	if lost+violations > 0 {
 		return fmt.Errorf("invariants broken: lost=%d order_violations=%d", lost, violations)
@@ -153,15 +211,42 @@ func enqueue(ctx context.Context, brokers []string, topic string, n, users int) 
 	return err
 }
 
-func progress(s *jobs.Server, l *ledger, n int, began time.Time) {
+// progress prints the live progress line: jobs/s since the previous line,
+// jobs running, jobs buffered, and the group's lag (records not yet
+// committed, from each partition's high watermark and committed offset).
+type progress struct {
+	out    io.Writer
+	server *jobs.Server
+	ledger *ledger
+	n      int
+	at     time.Time
+	done   int64
+	rate   float64
+}
+
+func (p *progress) print() (lag int64) {
 	var inflight, buffered int
-	for _, p := range s.Stats() {
-		inflight += p.InFlight
-		buffered += p.Buffered
+	lag = int64(p.n) // until the partitions are assigned
+	stats := p.server.Stats()
+	if len(stats) > 0 {
+		lag = 0
 	}
-	done := l.done.Load()
-	fmt.Printf("\rdemo: %6d/%d done  %7.0f jobs/s  in flight %3d  buffered %5d  lag %6d",
-		done, n, float64(done)/time.Since(began).Seconds(), inflight, buffered, int64(n)-done)
+	for _, s := range stats {
+		inflight += s.InFlight
+		buffered += s.Buffered
+		if s.HighWatermark >= 0 {
+			lag += max(0, s.HighWatermark-max(0, s.Committed))
+		}
+	}
+	now, done := time.Now(), p.ledger.done.Load()
+	if done > p.done || done < int64(p.n) { // once all ran, keep the last rate
+		p.rate = float64(done-p.done) / now.Sub(p.at).Seconds()
+	}
+	p.at, p.done = now, done
+	rate := p.rate
+	fmt.Fprintf(p.out, "\rdemo: %6d/%d done  %7.0f jobs/s  in flight %3d  buffered %5d  lag %6d",
+		done, p.n, rate, inflight, buffered, lag)
+	return lag
 }
 
 // ledger records what actually ran, per user.

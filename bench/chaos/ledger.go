@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// A ledger is one worker process's record of every execution it began and
+// ended, one line per event, written with O_APPEND and fsynced before the
+// job goes on, so that it survives the process being SIGKILLed:
+//
+//	S <key> <seq> <partition> <offset> <start-ns>
+//	E <key> <seq> <partition> <offset> <start-ns> <end-ns> <outcome>
+//
+// A job writes its S line before it does any work and its E line before it
+// returns, and it returns (and so can be committed) only after the E line is
+// on disk. Events of concurrent jobs share one write and one fsync.
+type ledger struct {
+	f    *os.File
+	reqs chan ledgerReq
+	done chan struct{}
+}
+
+type ledgerReq struct {
+	line string
+	ack  chan error
+}
+
+func openLedger(path string) (*ledger, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	l := &ledger{f: f, reqs: make(chan ledgerReq, 1024), done: make(chan struct{})}
+	go l.loop()
+	return l, nil
+}
+
+func (l *ledger) loop() {
+	defer close(l.done)
+	var buf []byte
+	var acks []chan error
+	for req := range l.reqs {
+		buf = append(buf[:0], req.line...)
+		acks = append(acks[:0], req.ack)
+	batch:
+		for len(acks) < 512 {
+			select {
+			case r, ok := <-l.reqs:
+				if !ok {
+					break batch
+				}
+				buf = append(buf, r.line...)
+				acks = append(acks, r.ack)
+			default:
+				break batch
+			}
+		}
+		_, err := l.f.Write(buf)
+		if err == nil {
+			err = l.f.Sync()
+		}
+		for _, a := range acks {
+			a <- err
+		}
+	}
+}
+
+// write appends line and returns once it is on disk.
+func (l *ledger) write(line string) error {
+	ack := make(chan error, 1)
+	l.reqs <- ledgerReq{line: line, ack: ack}
+	return <-ack
+}
+
+func (l *ledger) start(key string, seq, partition int, offset, start int64) error {
+	return l.write(fmt.Sprintf("S %s %d %d %d %d\n", key, seq, partition, offset, start))
+}
+
+func (l *ledger) end(key string, seq, partition int, offset, start, end int64, outcome string) error {
+	return l.write(fmt.Sprintf("E %s %d %d %d %d %d %s\n", key, seq, partition, offset, start, end, outcome))
+}
+
+func (l *ledger) close() error {
+	close(l.reqs)
+	<-l.done
+	return l.f.Close()
+}
+
+// execution is one run of a job as the ledgers tell it.
+type execution struct {
+	proc      string
+	key       string
+	seq       int
+	partition int
+	offset    int64
+	start     int64
+	end       int64 // 0 when the ledger has no E line: the process died first
+	outcome   string
+}
+
+// readLedger returns the executions in a ledger, keyed by process and start.
+// A line cut short by a kill (only ever the last) is skipped.
+func readLedger(path, proc string) ([]*execution, error) {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	type id struct {
+		key   string
+		seq   int
+		start int64
+	}
+	byID := map[id]*execution{}
+	var out []*execution
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) < 6 || (fs[0] == "E" && len(fs) < 8) {
+			continue
+		}
+		seq, err1 := strconv.Atoi(fs[2])
+		part, err2 := strconv.Atoi(fs[3])
+		off, err3 := strconv.ParseInt(fs[4], 10, 64)
+		start, err4 := strconv.ParseInt(fs[5], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+			continue
+		}
+		k := id{fs[1], seq, start}
+		e := byID[k]
+		if e == nil {
+			e = &execution{proc: proc, key: fs[1], seq: seq, partition: part, offset: off, start: start}
+			byID[k] = e
+			out = append(out, e)
+		}
+		if fs[0] == "E" {
+			end, err := strconv.ParseInt(fs[6], 10, 64)
+			if err != nil {
+				continue
+			}
+			e.end, e.outcome = end, fs[7]
+		}
+	}
+	return out, sc.Err()
+}

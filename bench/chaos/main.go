@@ -1,0 +1,514 @@
+// Command chaos proves that ordo loses no job and keeps order per key while
+// its worker processes are killed and its broker restarts:
+//
+//	go run ./bench/chaos -jobs 100000 -procs 3 -duration 60s
+//
+// It creates a 12-partition topic, enqueues the jobs over 5,000 keys, each
+// carrying its key's sequence number, and runs -procs worker processes (this
+// program again, with -worker) in one consumer group. Each worker records
+// every execution in a ledger file that survives SIGKILL. Every few seconds
+// the runner kills a random worker, with SIGKILL or sometimes SIGTERM, and
+// starts a replacement; against a real broker (KAFKA_BROKERS) it also
+// restarts the broker once, keeping its data. When the group has committed
+// everything, it checks the ledgers (see check) and prints one line:
+//
+//	chaos: jobs=100000 kills=… lost=0 order_violations=0 overlaps=0 duplicates=… bound=…
+//
+// It exits 1 when an invariant fails, 2 when the run itself failed. Without
+// KAFKA_BROKERS the broker is embedded in this process and the workers
+// connect to it over loopback.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ordo-go/ordo/jobs"
+	"github.com/ordo-go/ordo/kafka"
+)
+
+type chaosArgs struct {
+	Key string `msgpack:"key"`
+	Seq int    `msgpack:"seq"`
+}
+
+func (chaosArgs) Kind() string                      { return "chaos" }
+func (a chaosArgs) Partitioning() jobs.Partitioning { return jobs.Partitioning{Value: a.Key} }
+
+func keyName(i int) string { return "key-" + strconv.Itoa(i) }
+
+type options struct {
+	jobs, keys, procs, partitions int
+	duration, killEvery, work     time.Duration
+	drainTimeout                  time.Duration
+	kafkaScript                   string
+	restartBroker                 bool
+	keep                          bool
+	verbose                       bool
+	seed                          uint64
+
+	// worker mode
+	worker       bool
+	brokers      string
+	topic, group string
+	ledgerPath   string
+	proc         string
+	concurrency  int
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.jobs, "jobs", 100_000, "jobs to enqueue")
+	flag.IntVar(&o.keys, "keys", 5_000, "keys the jobs are spread over")
+	flag.IntVar(&o.procs, "procs", 3, "worker processes")
+	flag.IntVar(&o.partitions, "partitions", 12, "partitions of the topic")
+	flag.DurationVar(&o.duration, "duration", 60*time.Second, "how long jobs are enqueued and workers killed")
+	flag.DurationVar(&o.killEvery, "kill-every", 4*time.Second, "mean time between kills")
+	flag.DurationVar(&o.work, "work", 20*time.Millisecond, "time each job works")
+	flag.DurationVar(&o.drainTimeout, "drain-timeout", 3*time.Minute, "how long to wait for the group to commit everything")
+	flag.StringVar(&o.kafkaScript, "kafka-script", "scripts/kafka.sh", "script whose 'restart' restarts the real broker")
+	flag.BoolVar(&o.restartBroker, "restart-broker", true, "with KAFKA_BROKERS, restart the broker once mid-run")
+	flag.BoolVar(&o.keep, "keep", false, "keep the ledgers and worker logs (kept anyway on failure)")
+	flag.BoolVar(&o.verbose, "v", false, "log faults and progress to stderr")
+	flag.Uint64Var(&o.seed, "seed", 0, "random seed for the faults (default: random)")
+	flag.BoolVar(&o.worker, "worker", false, "internal: run as a worker process")
+	flag.StringVar(&o.brokers, "brokers", "", "internal: worker's bootstrap brokers")
+	flag.StringVar(&o.topic, "topic", "", "internal: worker's topic")
+	flag.StringVar(&o.group, "group", "", "internal: worker's group")
+	flag.StringVar(&o.ledgerPath, "ledger", "", "internal: worker's ledger file")
+	flag.StringVar(&o.proc, "proc", "", "internal: worker's name")
+	flag.IntVar(&o.concurrency, "concurrency", 64, "jobs each worker runs at once")
+	flag.Parse()
+	if o.worker {
+		if err := runWorker(o); err != nil {
+			fmt.Fprintf(os.Stderr, "chaos worker %s: %v\n", o.proc, err)
+			os.Exit(2)
+		}
+		return
+	}
+	v, err := run(o)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "chaos: %v\n", err)
+		os.Exit(2)
+	}
+	fmt.Println(v)
+	fmt.Fprintf(os.Stderr, "chaos: duplicates a strict in-flight bound explains: %d (see check)\n", v.strictBound)
+	if !v.ok() {
+		for _, ex := range v.examples {
+			fmt.Fprintln(os.Stderr, "chaos:  ", ex)
+		}
+		os.Exit(1)
+	}
+}
+
+// runWorker is one worker process: a jobs.Server whose every execution goes
+// to the ledger. SIGTERM stops it gracefully; SIGKILL just ends it.
+func runWorker(o options) error {
+	led, err := openLedger(o.ledgerPath)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ws := jobs.NewWorkers()
+	if err := jobs.AddWorker(ws, jobs.WorkFunc(func(ctx context.Context, j *jobs.Job[chaosArgs]) error {
+		start := time.Now().UnixNano()
+		if err := led.start(j.Args.Key, j.Args.Seq, j.Partition, j.Offset, start); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+		outcome := "ok"
+		var werr error
+		select {
+		case <-time.After(o.work):
+		case <-ctx.Done():
+			outcome, werr = "cancelled", ctx.Err()
+		}
+		if err := led.end(j.Args.Key, j.Args.Seq, j.Partition, j.Offset, start, time.Now().UnixNano(), outcome); err != nil {
+			return fmt.Errorf("ledger: %w", err)
+		}
+		return werr
+	})); err != nil {
+		return err
+	}
+	srv, err := jobs.NewServer(jobs.Config{
+		Brokers: strings.Split(o.brokers, ","), Group: o.group, Topics: []string{o.topic}, Workers: ws,
+		Concurrency: o.concurrency,
+		// A killed member is noticed after SessionTimeout. The short
+		// RebalanceTimeout bounds how long the coordinator waits for
+		// members that will never rejoin; jobs here take milliseconds, so
+		// a revocation drain needs far less.
+		SessionTimeout:    sessionTimeout,
+		HeartbeatInterval: 500 * time.Millisecond,
+		RebalanceTimeout:  rebalanceTimeout,
+		ShutdownTimeout:   10 * time.Second,
+		Logger:            logger,
+	})
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	if err := srv.Start(context.Background()); err != nil {
+		return err
+	}
+	<-sigs
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = srv.Stop(ctx)
+	return errors.Join(err, led.close())
+}
+
+// Worker group timings. settleTime bounds how long after a fault its
+// rebalances go on: a dead member is noticed within a session timeout, the
+// others rejoin within a rebalance timeout, and the replacement's join
+// causes one more rebalance.
+const (
+	sessionTimeout   = 6 * time.Second
+	rebalanceTimeout = 5 * time.Second
+	settleTime       = sessionTimeout + 2*rebalanceTimeout + 2*time.Second
+)
+
+// worker is a running worker process.
+type worker struct {
+	name   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+type runner struct {
+	o       options
+	self    string
+	dir     string
+	brokers []string
+	admin   *kafka.Admin
+	topic   string
+	group   string
+	rng     *mrand.Rand
+
+	mu      sync.Mutex
+	workers []*worker
+	all     []string // every worker name ever started
+	next    int
+}
+
+func (r *runner) logf(format string, args ...any) {
+	if r.o.verbose {
+		fmt.Fprintf(os.Stderr, "chaos: %s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+	}
+}
+
+func run(o options) (*verdict, error) {
+	if o.jobs <= 0 || o.keys <= 0 || o.procs <= 0 || o.partitions <= 0 {
+		return nil, errors.New("-jobs, -keys, -procs and -partitions must be positive")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	seed := o.seed
+	if seed == 0 {
+		seed = mrand.Uint64()
+	}
+	r := &runner{o: o, self: self, rng: mrand.New(mrand.NewPCG(seed, seed))}
+	realBroker := false
+	if v := strings.TrimSpace(os.Getenv("KAFKA_BROKERS")); v != "" {
+		r.brokers, realBroker = strings.Split(v, ","), true
+	} else {
+		b, err := kafka.StartEmbeddedBroker()
+		if err != nil {
+			return nil, err
+		}
+		defer b.Close()
+		r.brokers = b.Addrs()
+	}
+	r.admin = kafka.NewAdmin(r.brokers)
+	suffix := randomSuffix()
+	r.topic, r.group = "chaos-"+suffix, "chaos-"+suffix
+	if r.dir, err = os.MkdirTemp("", "ordo-chaos-"); err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = r.admin.CreateTopics(cctx, kafka.Topic{Name: r.topic, Partitions: o.partitions})
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	if realBroker {
+		defer func() {
+			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			_ = r.admin.DeleteTopics(dctx, r.topic)
+		}()
+	}
+	r.logf("seed %d, topic %s, ledgers in %s", seed, r.topic, r.dir)
+
+	for range o.procs {
+		if err := r.startWorker(); err != nil {
+			return nil, err
+		}
+	}
+	defer r.stopAll()
+
+	type enqueueResult struct {
+		resent int
+		err    error
+	}
+	enqueued := make(chan enqueueResult, 1)
+	go func() {
+		resent, err := r.enqueue(ctx)
+		enqueued <- enqueueResult{resent, err}
+	}()
+
+	var events []event
+	began := time.Now()
+	restartAt := began.Add(o.duration / 2)
+	restarted := !(realBroker && o.restartBroker)
+	committed := map[int]int64{}
+	for time.Since(began) < o.duration {
+		wait := time.Duration(float64(o.killEvery) * (0.5 + r.rng.Float64()))
+		time.Sleep(min(wait, max(0, o.duration-time.Since(began))))
+		if time.Since(began) >= o.duration {
+			break
+		}
+		if c, err := r.committed(ctx); err == nil {
+			committed = c
+		}
+		if !restarted && time.Now().After(restartAt) {
+			ev, err := r.restartBroker(committed)
+			if err != nil {
+				return nil, err
+			}
+			events = append(events, ev)
+			restarted = true
+			continue
+		}
+		events = append(events, r.kill(committed))
+		if err := r.startWorker(); err != nil {
+			return nil, err
+		}
+	}
+	enq := <-enqueued
+	if enq.err != nil {
+		return nil, enq.err
+	}
+	r.logf("faults over after %v; waiting for the group to drain", time.Since(began).Round(time.Millisecond))
+	if err := r.waitDrained(ctx); err != nil {
+		r.o.keep = true
+		return nil, fmt.Errorf("%w (ledgers and logs kept in %s)", err, r.dir)
+	}
+	r.stopAll()
+
+	var execs []*execution
+	for _, name := range r.all {
+		es, err := readLedger(filepath.Join(r.dir, "ledger-"+name), name)
+		if err != nil {
+			return nil, err
+		}
+		execs = append(execs, es...)
+	}
+	v := check(o.jobs, o.keys, execs, events, enq.resent)
+	if !v.ok() || o.keep {
+		fmt.Fprintf(os.Stderr, "chaos: ledgers and worker logs are in %s\n", r.dir)
+	} else {
+		_ = os.RemoveAll(r.dir)
+	}
+	return v, nil
+}
+
+func randomSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (r *runner) startWorker() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.next++
+	name := "p" + strconv.Itoa(r.next)
+	logf, err := os.Create(filepath.Join(r.dir, "worker-"+name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(r.self, "-worker", "-proc", name,
+		"-brokers", strings.Join(r.brokers, ","), "-topic", r.topic, "-group", r.group,
+		"-ledger", filepath.Join(r.dir, "ledger-"+name),
+		"-work", r.o.work.String(), "-concurrency", strconv.Itoa(r.o.concurrency))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start worker %s: %w", name, err)
+	}
+	w := &worker{name: name, cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(w.exited)
+	}()
+	r.workers = append(r.workers, w)
+	r.all = append(r.all, name)
+	r.logf("started worker %s (pid %d)", name, cmd.Process.Pid)
+	return nil
+}
+
+// kill sends a random worker SIGKILL, or SIGTERM one time in four, and waits
+// for it to exit.
+func (r *runner) kill(committed map[int]int64) event {
+	r.mu.Lock()
+	i := r.rng.IntN(len(r.workers))
+	w := r.workers[i]
+	r.workers = append(r.workers[:i], r.workers[i+1:]...)
+	r.mu.Unlock()
+	sig, what := syscall.SIGKILL, "SIGKILL"
+	if r.rng.IntN(4) == 0 {
+		sig, what = syscall.SIGTERM, "SIGTERM"
+	}
+	ev := event{what: what, proc: w.name, at: time.Now().UnixNano(), committed: committed}
+	_ = w.cmd.Process.Signal(sig)
+	select {
+	case <-w.exited:
+	case <-time.After(40 * time.Second):
+		r.logf("worker %s ignored SIGTERM for 40s; killing it", w.name)
+		_ = w.cmd.Process.Kill()
+		<-w.exited
+	}
+	ev.died = time.Now().UnixNano()
+	ev.settled = ev.died + int64(settleTime)
+	r.logf("%s worker %s: exited after %v", what, w.name, time.Duration(ev.died-ev.at).Round(time.Millisecond))
+	return ev
+}
+
+func (r *runner) restartBroker(committed map[int]int64) (event, error) {
+	ev := event{what: "restart", at: time.Now().UnixNano(), committed: committed}
+	r.logf("restarting the broker with %s restart", r.o.kafkaScript)
+	out, err := exec.Command("bash", r.o.kafkaScript, "restart").CombinedOutput()
+	if err != nil {
+		return ev, fmt.Errorf("broker restart: %w\n%s", err, out)
+	}
+	ev.died = time.Now().UnixNano()
+	ev.settled = ev.died + int64(settleTime)
+	r.logf("broker back after %v", time.Duration(ev.died-ev.at).Round(time.Millisecond))
+	return ev, nil
+}
+
+// stopAll stops every worker still running, gracefully.
+func (r *runner) stopAll() {
+	r.mu.Lock()
+	ws := r.workers
+	r.workers = nil
+	r.mu.Unlock()
+	for _, w := range ws {
+		_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, w := range ws {
+		select {
+		case <-w.exited:
+		case <-time.After(40 * time.Second):
+			_ = w.cmd.Process.Kill()
+			<-w.exited
+		}
+	}
+}
+
+// enqueue sends the jobs evenly over 80% of the run, in order: job i is seq
+// i/keys of key i%keys. A batch that fails in part is resent in part before
+// the next one, so each key's jobs stay in order; it returns how many jobs
+// were resent (each may now be in the topic twice).
+func (r *runner) enqueue(ctx context.Context) (int, error) {
+	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: r.brokers, Topic: r.topic,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return 0, err
+	}
+	defer client.Close()
+	const tick = 100 * time.Millisecond
+	ticks := max(1, int(r.o.duration*8/10/tick))
+	perTick := int(math.Ceil(float64(r.o.jobs) / float64(ticks)))
+	resent := 0
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for from := 0; from < r.o.jobs; from += perTick {
+		params := make([]jobs.EnqueueParams, 0, perTick)
+		for i := from; i < min(r.o.jobs, from+perTick); i++ {
+			params = append(params, jobs.EnqueueParams{Args: chaosArgs{Key: keyName(i % r.o.keys), Seq: i / r.o.keys}})
+		}
+		deadline := time.Now().Add(2 * time.Minute)
+		for len(params) > 0 {
+			infos, err := client.EnqueueMany(ctx, params)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return resent, fmt.Errorf("enqueue: %w", err)
+			}
+			var failed []jobs.EnqueueParams
+			for i, info := range infos {
+				if info.Partition < 0 {
+					failed = append(failed, params[i])
+				}
+			}
+			if infos == nil {
+				failed = params
+			}
+			resent += len(failed)
+			r.logf("enqueue: %d of %d jobs failed, resending: %v", len(failed), len(params), err)
+			params = failed
+			time.Sleep(500 * time.Millisecond)
+		}
+		<-t.C
+	}
+	r.logf("enqueued %d jobs (%d resent)", r.o.jobs, resent)
+	return resent, nil
+}
+
+func (r *runner) committed(ctx context.Context) (map[int]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return r.admin.CommittedOffsets(ctx, r.group, r.topic)
+}
+
+// waitDrained waits until the group's committed offsets reach the topic's
+// end offsets on every partition.
+func (r *runner) waitDrained(ctx context.Context) error {
+	deadline := time.Now().Add(r.o.drainTimeout)
+	var last string
+	for time.Now().Before(deadline) {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		end, err := r.admin.EndOffsets(cctx, r.topic)
+		var committed map[int]int64
+		if err == nil {
+			committed, err = r.admin.CommittedOffsets(cctx, r.group, r.topic)
+		}
+		cancel()
+		if err == nil {
+			behind := 0
+			for p, e := range end {
+				behind += int(e - committed[p])
+			}
+			if behind == 0 && len(end) == r.o.partitions {
+				return nil
+			}
+			last = fmt.Sprintf("%d records not committed", behind)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return fmt.Errorf("the group did not drain within %v: %s", r.o.drainTimeout, last)
+}

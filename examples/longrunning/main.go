@@ -1,0 +1,198 @@
+// Command longrunning shows a job that runs longer than the consumer group's
+// session timeout, in long-running mode (Karafka's Long-Running Jobs): the
+// member keeps its place in the group while the job runs, a revocation does
+// not wait for the job, and the job sees the revocation (jobs.Revoked) and
+// stops early at a checkpoint. Its offset is not committed, so the
+// partition's next owner runs it again, and it resumes from the checkpoint.
+//
+// The program runs server A until the export is under way, stops A (as a
+// deploy would), then starts server B in the same group, which finishes the
+// export.
+//
+//	go run ./examples/longrunning
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ordo-go/ordo/jobs"
+	"github.com/ordo-go/ordo/kafka"
+)
+
+// ExportArgs is a long job: export a report in steps.
+type ExportArgs struct {
+	Report string `msgpack:"report"`
+	Steps  int    `msgpack:"steps"`
+}
+
+func (ExportArgs) Kind() string { return "export_report" }
+
+// ExportWorker runs exports in long-running mode and checkpoints each step.
+type ExportWorker struct {
+	jobs.WorkerDefaults[ExportArgs]
+	Server string
+	Step   time.Duration
+	Store  *Checkpoints
+	Out    io.Writer
+	// Progress gets each finished step.
+	Progress chan<- int
+}
+
+// LongRunning puts export_report in long-running mode.
+func (*ExportWorker) LongRunning() bool { return true }
+
+// Work resumes at the checkpoint and stops early when the partition is
+// revoked: the job runs again on the next owner, so returning an error
+// here only ends this run.
+func (w *ExportWorker) Work(ctx context.Context, job *jobs.Job[ExportArgs]) error {
+	step := w.Store.Get(job.ID)
+	fmt.Fprintf(w.Out, "server %s: export %q starts at step %d/%d (attempt %d)\n", w.Server, job.Args.Report, step, job.Args.Steps, job.Attempt)
+	for ; step < job.Args.Steps; step++ {
+		select {
+		case <-time.After(w.Step): // one step of the export
+		case <-ctx.Done(): // the grace period after a revocation is over
+		}
+		if jobs.Revoked(ctx) || ctx.Err() != nil {
+			fmt.Fprintf(w.Out, "server %s: partition revoked at step %d: checkpoint saved, stopping early\n", w.Server, step)
+			return fmt.Errorf("export %q stopped at step %d: partition revoked", job.Args.Report, step)
+		}
+		w.Store.Set(job.ID, step+1)
+		if step+1 < job.Args.Steps {
+			w.Progress <- step + 1
+		}
+	}
+	fmt.Fprintf(w.Out, "server %s: export %q done\n", w.Server, job.Args.Report)
+	w.Progress <- job.Args.Steps
+	return nil
+}
+
+// Checkpoints is the export's progress store (a database in a real service).
+type Checkpoints struct {
+	mu    sync.Mutex
+	steps map[string]int
+}
+
+func (c *Checkpoints) Get(id string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.steps[id]
+}
+
+func (c *Checkpoints) Set(id string, step int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.steps[id] = step
+}
+
+func main() {
+	steps := flag.Int("steps", 40, "steps of the export")
+	step := flag.Duration("step", 250*time.Millisecond, "duration of one step")
+	flag.Parse()
+	if err := run(os.Stdout, *steps, *step); err != nil {
+		fmt.Fprintln(os.Stderr, "longrunning:", err)
+		os.Exit(1)
+	}
+}
+
+func run(out io.Writer, steps int, step time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	brokers, stop, err := brokers()
+	if err != nil {
+		return err
+	}
+	defer stop()
+	topic := "exports-" + randomSuffix()
+	admin := kafka.NewAdmin(brokers)
+	if err := admin.CreateTopics(ctx, kafka.Topic{Name: topic, Partitions: 1}); err != nil {
+		return err
+	}
+	defer func() { _ = admin.DeleteTopics(context.Background(), topic) }()
+	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: topic})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if _, err := client.Enqueue(ctx, ExportArgs{Report: "yearly", Steps: steps}); err != nil {
+		return err
+	}
+
+	store := &Checkpoints{steps: map[string]int{}}
+	progress := make(chan int, steps)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	server := func(name string) (*jobs.Server, error) {
+		workers := jobs.NewWorkers()
+		if err := jobs.AddWorker(workers, &ExportWorker{Server: name, Step: step, Store: store, Out: out, Progress: progress}); err != nil {
+			return nil, err
+		}
+		s, err := jobs.NewServer(jobs.Config{
+			Brokers: brokers, Group: "exporter-" + topic, Topics: []string{topic}, Workers: workers,
+			// The export runs longer than the session timeout: heartbeats
+			// go on while it runs, so the member stays in the group.
+			SessionTimeout: 6 * time.Second, HeartbeatInterval: 500 * time.Millisecond,
+			LongRunningGrace: 2 * time.Second,
+			Logger:           logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return s, s.Start(ctx)
+	}
+
+	a, err := server("A")
+	if err != nil {
+		return err
+	}
+	// Let the export get a third of the way, then stop A, as a deploy would.
+	for done := 0; done < steps/3; {
+		select {
+		case done = <-progress:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := a.Stop(ctx); err != nil {
+		return err
+	}
+	b, err := server("B")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = b.Stop(context.Background()) }()
+	for done := 0; done < steps; {
+		select {
+		case done = <-progress:
+		case <-ctx.Done():
+			return fmt.Errorf("export did not finish: %w", ctx.Err())
+		}
+	}
+	return b.Stop(ctx)
+}
+
+// brokers returns KAFKA_BROKERS, or starts an in-process broker.
+func brokers() ([]string, func(), error) {
+	if v := strings.TrimSpace(os.Getenv("KAFKA_BROKERS")); v != "" {
+		return strings.Split(v, ","), func() {}, nil
+	}
+	b, err := kafka.StartEmbeddedBroker()
+	if err != nil {
+		return nil, nil, err
+	}
+	return b.Addrs(), b.Close, nil
+}
+
+func randomSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

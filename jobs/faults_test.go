@@ -1,0 +1,227 @@
+package jobs_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ordo-go/ordo/internal/kafkatest"
+	"github.com/ordo-go/ordo/jobs"
+	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/supervision"
+)
+
+// logCapture is a slog destination tests can read back.
+type logCapture struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	t   testing.TB
+}
+
+func (c *logCapture) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t.Log(strings.TrimSpace(string(p)))
+	return c.buf.Write(p)
+}
+
+func (c *logCapture) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
+}
+
+// count returns how many log lines contain every one of parts.
+func (c *logCapture) count(parts ...string) int {
+	n := 0
+	for line := range strings.SplitSeq(c.String(), "\n") {
+		all := line != ""
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}
+
+func captureLogs(t testing.TB, level slog.Level) (*slog.Logger, *logCapture) {
+	c := &logCapture{t: t}
+	return slog.New(slog.NewTextHandler(c, &slog.HandlerOptions{Level: level})), c
+}
+
+// closedAddr is a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
+// A server whose broker cannot be reached does not hang silently: it logs
+// each failed attempt to join, with a growing backoff, and Stop returns
+// promptly.
+func TestUnreachableBrokerIsRetriedWithBackoffAndLogged(t *testing.T) {
+	t.Parallel()
+	logger, logs := captureLogs(t, slog.LevelWarn)
+	ws := jobs.NewWorkers()
+	mustAdd(t, ws, jobs.WorkFunc(func(ctx context.Context, j *jobs.Job[seqArgs0]) error { return nil }))
+	addr := closedAddr(t)
+	s, err := jobs.NewServer(jobs.Config{
+		Brokers: []string{addr}, Group: "unreachable", Topics: []string{"jobs"}, Workers: ws,
+		HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 6 * time.Second, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "three logged join retries", func() bool {
+		return logs.count("joining consumer group failed; retrying") >= 3
+	})
+	out := logs.String()
+	if !strings.Contains(out, addr) && !strings.Contains(out, "connection refused") {
+		t.Errorf("the retry log names neither the broker %s nor the cause:\n%s", addr, out)
+	}
+	// The backoff grows: 100ms, 200ms, 400ms...
+	if logs.count("retry_in=100ms") == 0 || logs.count("retry_in=200ms") == 0 {
+		t.Errorf("retries do not back off (want retry_in=100ms then 200ms):\n%s", out)
+	}
+	stopStart := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+	if d := time.Since(stopStart); d > 10*time.Second {
+		t.Errorf("Stop took %v with the broker down", d)
+	}
+	t.Logf("%d join retries logged in %v", logs.count("joining consumer group failed"), time.Since(start))
+}
+
+// An enqueue against an unreachable broker fails within its context with
+// an error that says so, rather than hanging.
+func TestEnqueueToAnUnreachableBrokerFailsWithinItsDeadline(t *testing.T) {
+	t.Parallel()
+	c, err := jobs.NewClient(jobs.ClientConfig{Brokers: []string{closedAddr(t)}, Topic: "jobs", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = c.Enqueue(ctx, seqArgs0{seqArgs{Key: "k"}})
+	if err == nil {
+		t.Fatal("enqueue to an unreachable broker succeeded")
+	}
+	if d := time.Since(start); d > 6*time.Second {
+		t.Errorf("enqueue took %v to fail with a 3s deadline", d)
+	}
+	t.Logf("enqueue failed after %v: %v", time.Since(start), err)
+}
+
+type seqArgs0 struct{ seqArgs }
+
+func (seqArgs0) Kind() string { return "fault_seq" }
+
+// When the dead-letter topic refuses the write, the record is not committed
+// (the committed offset stays below it), the write is retried and logged,
+// and other keys go on.
+func TestFailingDeadLetterWriteIsRetriedAndNeverCommitted(t *testing.T) {
+	t.Parallel()
+	env := kafkatest.New(t)
+	topic := env.Topic(t, 1)
+	// A dead-letter topic that takes nothing larger than 100 bytes: every
+	// dead letter (value plus source headers) is refused by the broker.
+	dlqTopic := kafkatest.UniqueName(t, "dlq")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := env.Admin.CreateTopics(ctx, kafka.Topic{Name: dlqTopic, Partitions: 1,
+		Configs: map[string]string{"max.message.bytes": "100"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	var ran sync.Map
+	var runs atomic.Int64
+	ws := jobs.NewWorkers()
+	mustAdd(t, ws, jobs.WorkFunc(func(ctx context.Context, j *jobs.Job[seqArgs0]) error {
+		ran.Store(j.Args.Key, true)
+		runs.Add(1)
+		return nil
+	}))
+	client := newClient(t, env, topic)
+	if _, err := client.Enqueue(ctx, seqArgs0{seqArgs{Key: "before"}}); err != nil { // offset 0
+		t.Fatal(err)
+	}
+	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: env.Brokers, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	// Offset 1: 0xc1 is never valid msgpack, so this goes to the dead letters.
+	poison := bytes.Repeat([]byte{0xc1}, 500)
+	if err := p.Produce(ctx, kafka.Message{Topic: topic, Key: []byte("poison"), Value: poison}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(ctx, seqArgs0{seqArgs{Key: "after"}}); err != nil { // offset 2
+		t.Fatal(err)
+	}
+
+	logger, logs := captureLogs(t, slog.LevelWarn)
+	cfg := serverConfig(t, env, topic, ws)
+	cfg.DeadLetterTopic = dlqTopic
+	cfg.Logger = logger
+	cfg.Backoff = supervision.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond}
+	cfg.CommitInterval = 100 * time.Millisecond
+	cfg.ShutdownTimeout = 2 * time.Second
+	s, err := jobs.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "both good jobs, around the poison record, to run", func() bool { return runs.Load() == 2 })
+	waitFor(t, time.Minute, "three logged dead-letter retries", func() bool {
+		return logs.count("dead-letter write failed; retrying", "offset=1") >= 3
+	})
+	committed := func() int64 {
+		offs, err := env.Admin.CommittedOffsets(ctx, cfg.Group, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return offs[0]
+	}
+	waitFor(t, 30*time.Second, "offset 0 to be committed", func() bool { return committed() == 1 })
+	// Give the commit loop several intervals to get it wrong.
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if c := committed(); c != 1 {
+			t.Fatalf("committed offset %d while the record at 1 was never dead-lettered", c)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stopCtx, stopCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stopCancel()
+	err = s.Stop(stopCtx)
+	t.Logf("Stop: %v", err)
+	if c := committed(); c != 1 {
+		t.Errorf("after Stop the committed offset is %d, want 1: the record that was never dead-lettered must run again", c)
+	}
+	if strings.Contains(logs.String(), "job dead-lettered") {
+		t.Error("a dead letter was reported written to a topic that refuses it")
+	}
+}

@@ -1,0 +1,185 @@
+package jobs
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics exports what servers do as Prometheus metrics. Build it once per
+// registry and give it to every Server of the process through
+// Config.Metrics:
+//
+//	metrics, err := jobs.NewMetrics(prometheus.DefaultRegisterer)
+//	server, err := jobs.NewServer(jobs.Config{..., Metrics: metrics})
+//	http.Handle("/metrics", promhttp.Handler())
+//
+// Job series, by kind (kinds without a worker count as "unknown", so that
+// bad input cannot grow the series without bound):
+//
+//	ordo_jobs_processed_total        runs that succeeded
+//	ordo_jobs_failed_total           runs that returned an error or panicked
+//	ordo_jobs_retried_total          failed runs scheduled to run again
+//	ordo_jobs_dead_lettered_total    jobs written to the dead-letter topic
+//	ordo_job_duration_seconds        histogram of one run's duration
+//
+// Server series, read from the servers' Stats at scrape time, by group (and
+// topic and partition for the partition series):
+//
+//	ordo_jobs_in_flight              jobs whose Work is running
+//	ordo_partition_buffered          jobs fetched and not yet finished
+//	ordo_partition_in_flight         jobs running
+//	ordo_partition_key_actors        live key actors
+//	ordo_partition_committed_offset  last committed offset
+//	ordo_partition_high_watermark    end offset as last fetched
+//	ordo_partition_lag               high watermark minus committed offset
+//	ordo_rebalances_total            assignments received (join + rebalances)
+type Metrics struct {
+	processed, failed, retried, deadLettered *prometheus.CounterVec
+	duration                                 *prometheus.HistogramVec
+
+	mu      sync.Mutex
+	servers []*Server
+}
+
+var (
+	descInFlight   = prometheus.NewDesc("ordo_jobs_in_flight", "Jobs whose Work is running.", []string{"group"}, nil)
+	descRebalances = prometheus.NewDesc("ordo_rebalances_total",
+		"Partition assignments the server received from its group: one for joining, then one per rebalance.", []string{"group"}, nil)
+	partitionLabels = []string{"group", "topic", "partition"}
+	descBuffered    = prometheus.NewDesc("ordo_partition_buffered",
+		"Jobs fetched from the partition and not yet finished (running, queued at their key, or done behind an unfinished one).", partitionLabels, nil)
+	descPartInFlight = prometheus.NewDesc("ordo_partition_in_flight", "Jobs of the partition whose Work is running.", partitionLabels, nil)
+	descKeyActors    = prometheus.NewDesc("ordo_partition_key_actors", "Live key actors of the partition (idle ones are passivated).", partitionLabels, nil)
+	descCommitted    = prometheus.NewDesc("ordo_partition_committed_offset", "Last offset the group committed for the partition.", partitionLabels, nil)
+	descHighWater    = prometheus.NewDesc("ordo_partition_high_watermark", "The partition's end offset as last fetched.", partitionLabels, nil)
+	descLag          = prometheus.NewDesc("ordo_partition_lag", "Jobs in the partition not yet committed: high watermark minus committed offset.", partitionLabels, nil)
+)
+
+// NewMetrics creates ordo's metrics and registers them with reg (nil means
+// prometheus.DefaultRegisterer). Registering twice with one registry fails.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	if reg == nil {
+		reg = prometheus.DefaultRegisterer
+	}
+	counter := func(name, help string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"kind"})
+	}
+	m := &Metrics{
+		processed:    counter("ordo_jobs_processed_total", "Job runs that succeeded."),
+		failed:       counter("ordo_jobs_failed_total", "Job runs that returned an error or panicked."),
+		retried:      counter("ordo_jobs_retried_total", "Failed job runs scheduled to run again."),
+		deadLettered: counter("ordo_jobs_dead_lettered_total", "Jobs written to the dead-letter topic."),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ordo_job_duration_seconds",
+			Help:    "Duration of one run of a job's Work.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"kind"}),
+	}
+	for _, c := range []prometheus.Collector{m.processed, m.failed, m.retried, m.deadLettered, m.duration, (*serverCollector)(m)} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("jobs: NewMetrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) attach(s *Server) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.servers = append(m.servers, s)
+	m.mu.Unlock()
+}
+
+// now is when a run starts; without metrics the clock is not read.
+func (m *Metrics) now() time.Time {
+	if m == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+func (m *Metrics) jobRan(kind string, began time.Time, err error) {
+	if m == nil {
+		return
+	}
+	m.duration.WithLabelValues(kind).Observe(time.Since(began).Seconds())
+	if err == nil {
+		m.processed.WithLabelValues(kind).Inc()
+	} else {
+		m.failed.WithLabelValues(kind).Inc()
+	}
+}
+
+func (m *Metrics) jobRetried(kind string) {
+	if m != nil {
+		m.retried.WithLabelValues(kind).Inc()
+	}
+}
+
+func (m *Metrics) jobDeadLettered(kind string) {
+	if m != nil {
+		m.deadLettered.WithLabelValues(kind).Inc()
+	}
+}
+
+// metricKind is kind when it has a worker, else "unknown".
+func (s *Server) metricKind(kind string) string {
+	if s.cfg.Workers.lookup(kind) == nil {
+		return "unknown"
+	}
+	return kind
+}
+
+// serverCollector reads the servers' Stats at scrape time, so the hot path
+// pays nothing for these series.
+type serverCollector Metrics
+
+func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descInFlight, descRebalances, descBuffered, descPartInFlight,
+		descKeyActors, descCommitted, descHighWater, descLag} {
+		ch <- d
+	}
+}
+
+func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	servers := append([]*Server(nil), c.servers...)
+	c.mu.Unlock()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	// Servers of one group in one process hold disjoint partitions; their
+	// process-wide series add up.
+	inflight, rebalances := map[string]int{}, map[string]int64{}
+	for _, s := range servers {
+		group := s.cfg.Group
+		rebalances[group] += s.Rebalances()
+		inflight[group] += 0
+		for _, p := range s.Stats() {
+			labels := []string{group, p.Topic, strconv.Itoa(p.Partition)}
+			inflight[group] += p.InFlight
+			gauge(descBuffered, float64(p.Buffered), labels...)
+			gauge(descPartInFlight, float64(p.InFlight), labels...)
+			gauge(descKeyActors, float64(p.Keys), labels...)
+			if p.Committed >= 0 {
+				gauge(descCommitted, float64(p.Committed), labels...)
+			}
+			if p.HighWatermark >= 0 {
+				gauge(descHighWater, float64(p.HighWatermark), labels...)
+				if p.Committed >= 0 {
+					gauge(descLag, float64(max(0, p.HighWatermark-p.Committed)), labels...)
+				}
+			}
+		}
+	}
+	for group, n := range inflight {
+		gauge(descInFlight, float64(n), group)
+		ch <- prometheus.MustNewConstMetric(descRebalances, prometheus.CounterValue, float64(rebalances[group]), group)
+	}
+}
