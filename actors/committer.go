@@ -69,11 +69,20 @@ func (c *committer) stop() error {
 func (c *committer) commit() error {
 	var offsets []kafka.Offset
 	var idx []int
+	var metas []*string
 	for i, p := range c.parts {
-		if off := p.committable.Load(); off >= 0 && off > c.last[i] {
-			offsets = append(offsets, kafka.Offset{Topic: p.topic, Partition: p.partition, Offset: off})
-			idx = append(idx, i)
+		off := p.committable.Load()
+		meta := p.metadata.Load()
+		if off < 0 || (off <= c.last[i] && meta == nil) {
+			continue
 		}
+		o := kafka.Offset{Topic: p.topic, Partition: p.partition, Offset: off}
+		if meta != nil {
+			o.Metadata = *meta
+		}
+		offsets = append(offsets, o)
+		idx = append(idx, i)
+		metas = append(metas, meta)
 	}
 	if len(offsets) == 0 {
 		return nil
@@ -86,6 +95,9 @@ func (c *committer) commit() error {
 	for j, i := range idx {
 		c.last[i] = offsets[j].Offset
 		c.parts[i].committed.Store(offsets[j].Offset)
+		if metas[j] != nil {
+			c.parts[i].metadata.CompareAndSwap(metas[j], nil)
+		}
 	}
 	return nil
 }

@@ -93,6 +93,17 @@ func (g *memGeneration) Commit(_ context.Context, offsets ...kafka.Offset) error
 	return nil
 }
 
+func (g *memGeneration) lastCommit(partition int) kafka.Offset {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := len(g.commits) - 1; i >= 0; i-- {
+		if g.commits[i].Partition == partition {
+			return g.commits[i]
+		}
+	}
+	return kafka.Offset{Offset: -1}
+}
+
 func (g *memGeneration) committed(partition int) int64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()

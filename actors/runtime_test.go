@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -421,5 +422,65 @@ func TestShutdownTimeoutCancelsAndNamesWhatWasLeft(t *testing.T) {
 	}
 	if got := gen.committed(0); got != 3 {
 		t.Errorf("committed %d, want 3: what finished, and not the stuck record", got)
+	}
+}
+
+// TestNextOwnerSkipsRecordsFinishedAboveTheWatermark: a revocation drops a
+// buffered record while later records of other keys finished; the commit
+// stops at the dropped one, and its metadata lets the next owner skip the
+// finished ones, so only the dropped record runs again.
+func TestNextOwnerSkipsRecordsFinishedAboveTheWatermark(t *testing.T) {
+	t.Parallel()
+	keys := []string{"a", "a", "b", "c", "d", "e", "f", "g", "h", "i"}
+	g := newGate(t)
+	first := newExecLog()
+	rt := newTestRuntime(t, Config{
+		Concurrency: 2,
+		Handler: func(ctx context.Context, r kafka.Record) error {
+			first.start(r)
+			if r.Offset == 0 {
+				<-g.ch
+			}
+			first.end(r)
+			return nil
+		},
+	})
+	gen := newMemGeneration()
+	errc := startRun(rt, gen, newMemSource("t", 0, keys))
+	waitFor(t, 10*time.Second, "offsets 2-9 to finish while 0 runs", func() bool { return first.total() == 9 })
+	close(gen.done)
+	waitFor(t, 10*time.Second, "revocation to begin", func() bool { return statsOf(rt, 0).Revoked })
+	g.open()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	last := gen.lastCommit(0)
+	if last.Offset != 1 {
+		t.Fatalf("committed %d, want 1 (the dropped record)", last.Offset)
+	}
+	if got := DecodeFinished(last.Offset, last.Metadata); !slices.Equal(got, []int64{2, 3, 4, 5, 6, 7, 8, 9}) {
+		t.Fatalf("commit metadata %q names finished %v, want 2..9", last.Metadata, got)
+	}
+
+	second := newExecLog()
+	rt2 := newTestRuntime(t, Config{Handler: func(ctx context.Context, r kafka.Record) error {
+		second.start(r)
+		second.end(r)
+		return nil
+	}})
+	src := newMemSource("t", 0, keys)
+	src.next = 1
+	gen2 := newMemGeneration()
+	errc2 := make(chan error, 1)
+	go func() {
+		errc2 <- rt2.Run(gen2, []Assignment{{Topic: "t", Start: 1, StartMetadata: last.Metadata, Source: src}})
+	}()
+	waitFor(t, 10*time.Second, "the next owner to commit the end", func() bool { return gen2.committed(0) == 10 })
+	close(gen2.done)
+	if err := <-errc2; err != nil {
+		t.Fatal(err)
+	}
+	if n := second.total(); n != 1 || second.count[[2]int64{0, 1}] != 1 {
+		t.Fatalf("next owner ran %d records (%v); want only the dropped offset 1", n, second.count)
 	}
 }

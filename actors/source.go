@@ -40,6 +40,10 @@ type Assignment struct {
 	Partition int
 	// Start is the first offset the source will return; negative when the
 	// group has no committed offset and the log start is not yet known.
-	Start  int64
-	Source RecordSource
+	Start int64
+	// StartMetadata is the commit metadata stored with Start by an earlier
+	// owner: the records above Start that already finished, which are not
+	// run again.
+	StartMetadata string
+	Source        RecordSource
 }

@@ -35,6 +35,12 @@ type partitionState struct {
 	wake        chan struct{}
 	drained     chan struct{}
 	fetchDone   chan struct{} // closed when the fetch goroutine has returned
+	// metadata is the commit metadata to send with the committable offset:
+	// set when the drain ends, naming the records above it that finished.
+	metadata atomic.Pointer[string]
+	// skip holds offsets an earlier owner finished above Start (from its
+	// commit metadata): they count as finished without running again.
+	skip map[int64]struct{}
 
 	// longCtx is the parent of long-running records' contexts: cancelled
 	// a grace period after revocation, since the drain does not wait for
@@ -57,6 +63,12 @@ func newPartitionState(rt *Runtime, a Assignment, generation int32, maxBuf int) 
 	}
 	p.committable.Store(a.Start)
 	p.committed.Store(a.Start)
+	if finished := DecodeFinished(a.Start, a.StartMetadata); len(finished) > 0 {
+		p.skip = make(map[int64]struct{}, len(finished))
+		for _, o := range finished {
+			p.skip[o] = struct{}{}
+		}
+	}
 	p.hw, _ = a.Source.(HighWatermarkSource)
 	p.longCtx, p.longCancel = context.WithCancel(rt.ctx)
 	return p
@@ -211,6 +223,14 @@ func (s *PartitionSupervisor) route(ctx actor.Context, m *fetched) {
 	for i := range m.records {
 		r := &m.records[i]
 		seq := s.watermark.Add(r.Offset)
+		if _, done := s.p.skip[r.Offset]; done {
+			// Finished by the previous owner after a record below it
+			// was dropped: it must not run twice.
+			delete(s.p.skip, r.Offset)
+			s.watermark.Done(seq)
+			s.p.outstanding.Add(-1)
+			continue
+		}
 		key := s.rt.virtualKey(r)
 		k, ok := s.keys[key]
 		if !ok {
@@ -286,6 +306,10 @@ func (s *PartitionSupervisor) revoke(ctx actor.Context) {
 func (s *PartitionSupervisor) maybeDrained() {
 	if s.awaiting == 0 {
 		s.publish()
+		if finished := s.watermark.FinishedAbove(); len(finished) > 0 {
+			meta := EncodeFinished(s.watermark.Committable(), finished)
+			s.p.metadata.Store(&meta)
+		}
 		close(s.p.drained)
 	}
 }

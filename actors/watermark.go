@@ -1,5 +1,10 @@
 package actors
 
+import (
+	"strconv"
+	"strings"
+)
+
 // Watermark tracks, for one partition, which handed-out records finished,
 // and answers the committable offset: the first offset not yet finished, or
 // the fetch position when every record handed out has finished. It is the one
@@ -84,6 +89,73 @@ func (w *Watermark) FinishedAbove() []int64 {
 		if e.done {
 			out = append(out, e.offset)
 		}
+	}
+	return out
+}
+
+// finishedPrefix marks ordo's commit metadata, so metadata written by other
+// tools is never misread.
+const finishedPrefix = "ordo1:"
+
+// maxFinishedMetadata stays under Kafka's default offset.metadata.max.bytes
+// (4096); runs that do not fit are left out, which costs re-runs, not loss.
+const maxFinishedMetadata = 4000
+
+// EncodeFinished writes the finished offsets above the committable offset
+// as commit metadata: runs of consecutive offsets, each as "gap+length"
+// where gap counts from the end of the previous run (the first from
+// committable). Finished offsets must be increasing and above committable.
+func EncodeFinished(committable int64, finished []int64) string {
+	if len(finished) == 0 {
+		return ""
+	}
+	b := []byte(finishedPrefix)
+	prevEnd := committable
+	for i := 0; i < len(finished); {
+		j := i + 1
+		for j < len(finished) && finished[j] == finished[j-1]+1 {
+			j++
+		}
+		run := strconv.AppendInt(nil, finished[i]-prevEnd, 10)
+		run = append(run, '+')
+		run = strconv.AppendInt(run, int64(j-i), 10)
+		if len(b)+len(run)+1 > maxFinishedMetadata {
+			break
+		}
+		if len(b) > len(finishedPrefix) {
+			b = append(b, ',')
+		}
+		b = append(b, run...)
+		prevEnd = finished[j-1] + 1
+		i = j
+	}
+	return string(b)
+}
+
+// DecodeFinished reads what EncodeFinished wrote for the same committable
+// offset. Anything it does not understand yields nil: the records run again.
+func DecodeFinished(committable int64, meta string) []int64 {
+	rest, ok := strings.CutPrefix(meta, finishedPrefix)
+	if !ok || rest == "" {
+		return nil
+	}
+	var out []int64
+	prevEnd := committable
+	for _, run := range strings.Split(rest, ",") {
+		gapS, nS, ok := strings.Cut(run, "+")
+		gap, err1 := strconv.ParseInt(gapS, 10, 64)
+		n, err2 := strconv.ParseInt(nS, 10, 64)
+		if !ok || err1 != nil || err2 != nil || gap < 0 || n < 1 || n > 1<<20 || len(out)+int(n) > 1<<20 {
+			return nil
+		}
+		start := prevEnd + gap
+		if start < prevEnd || start+n < start {
+			return nil // overflow: not ours
+		}
+		for o := start; o < start+n; o++ {
+			out = append(out, o)
+		}
+		prevEnd = start + n
 	}
 	return out
 }

@@ -88,3 +88,57 @@ func FuzzWatermark(f *testing.F) {
 		}
 	})
 }
+
+func TestFinishedMetadataRoundTrip(t *testing.T) {
+	cases := []struct {
+		committable int64
+		finished    []int64
+	}{
+		{10, []int64{11}},
+		{10, []int64{12, 13, 14, 20, 22, 23}},
+		{0, []int64{1, 2, 3, 4, 5, 1000, 1001}},
+	}
+	for _, c := range cases {
+		meta := EncodeFinished(c.committable, c.finished)
+		if got := DecodeFinished(c.committable, meta); !slices.Equal(got, c.finished) {
+			t.Errorf("%v above %d: encoded %q, decoded %v", c.finished, c.committable, meta, got)
+		}
+	}
+	if EncodeFinished(5, nil) != "" {
+		t.Error("no finished offsets must encode to no metadata")
+	}
+	for _, bad := range []string{"", "x", "ordo1:", "ordo1:1+", "ordo1:-1+2", "ordo1:1+0", "ordo1:a+b", "other:1+2"} {
+		if got := DecodeFinished(0, bad); got != nil {
+			t.Errorf("metadata %q decoded to %v, want nothing", bad, got)
+		}
+	}
+	// Scattered offsets beyond the metadata limit: a prefix is kept, and
+	// what is kept is exact.
+	var many []int64
+	for o := int64(1); o < 20_000; o += 2 {
+		many = append(many, o)
+	}
+	meta := EncodeFinished(0, many)
+	if len(meta) > maxFinishedMetadata {
+		t.Fatalf("metadata of %d bytes exceeds %d", len(meta), maxFinishedMetadata)
+	}
+	got := DecodeFinished(0, meta)
+	if len(got) == 0 || !slices.Equal(got, many[:len(got)]) {
+		t.Fatalf("truncated metadata decoded to %d offsets, not a prefix of the input", len(got))
+	}
+}
+
+func FuzzDecodeFinished(f *testing.F) {
+	f.Add(int64(3), "ordo1:1+2,0+5")
+	f.Fuzz(func(t *testing.T, committable int64, meta string) {
+		got := DecodeFinished(committable, meta)
+		for i := 1; i < len(got); i++ {
+			if got[i] <= got[i-1] {
+				t.Fatalf("decoded offsets not increasing: %v", got[:i+1])
+			}
+		}
+		if len(got) > 0 && EncodeFinished(committable, got) == "" {
+			t.Fatal("decoded offsets do not re-encode")
+		}
+	})
+}

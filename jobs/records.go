@@ -120,7 +120,8 @@ func assignments(sess *kafka.Session) []actors.Assignment {
 	claims := sess.Claims()
 	out := make([]actors.Assignment, len(claims))
 	for i, c := range claims {
-		out[i] = actors.Assignment{Topic: c.Topic, Partition: c.Partition, Start: c.Start, Source: c}
+		out[i] = actors.Assignment{Topic: c.Topic, Partition: c.Partition, Start: c.Start,
+			StartMetadata: c.StartMetadata, Source: c}
 	}
 	return out
 }

@@ -219,7 +219,40 @@ func (c *Consumer) newSession(gen *kafkago.Generation, stopping *atomic.Bool) *S
 			})
 		}
 	}
+	c.readStartMetadata(s)
 	return s
+}
+
+// readStartMetadata fills in each claim's StartMetadata. kafka-go's consumer
+// group reads the committed offsets but drops their metadata; one more
+// request per generation gets it. Failing here costs only re-runs, so it is
+// logged, not fatal.
+func (c *Consumer) readStartMetadata(s *Session) {
+	req := &kafkago.OffsetFetchRequest{GroupID: c.cfg.Group, Topics: map[string][]int{}}
+	for _, cl := range s.claims {
+		req.Topics[cl.Topic] = append(req.Topics[cl.Topic], cl.Partition)
+	}
+	if len(req.Topics) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := c.client.OffsetFetch(ctx, req)
+	if err == nil {
+		err = resp.Error
+	}
+	if err != nil {
+		c.cfg.Logger.Warn("ordo: reading commit metadata failed; finished records above the committed offset may run again",
+			"group", c.cfg.Group, "err", err)
+		return
+	}
+	for _, cl := range s.claims {
+		for _, p := range resp.Topics[cl.Topic] {
+			if p.Partition == cl.Partition && p.Error == nil && p.CommittedOffset == cl.Start {
+				cl.StartMetadata = p.Metadata
+			}
+		}
+	}
 }
 
 type topicPartition struct {
@@ -294,7 +327,7 @@ func (s *Session) Commit(ctx context.Context, offsets ...Offset) error {
 	n := 0
 	for _, o := range offsets {
 		k := topicPartition{o.Topic, o.Partition}
-		if last, ok := s.lastSent[k]; ok && o.Offset <= last {
+		if last, ok := s.lastSent[k]; ok && o.Offset < last {
 			continue
 		}
 		req.Topics[o.Topic] = append(req.Topics[o.Topic], kafkago.OffsetCommit{
@@ -344,6 +377,10 @@ type Claim struct {
 	// Start is where this generation starts reading: the committed offset,
 	// or kafka-go's FirstOffset (-2) when the group has none.
 	Start int64
+	// StartMetadata is the metadata committed with Start ("" when none, or
+	// when it could not be read): the runtime keeps there which records
+	// above Start already finished.
+	StartMetadata string
 
 	once      sync.Once
 	transport *kafkago.Transport
