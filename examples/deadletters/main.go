@@ -9,17 +9,15 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/ordo-go/ordo/examples/internal/exampleenv"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
@@ -65,12 +63,12 @@ func main() {
 func run(out io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	brokers, stop, err := brokers()
+	brokers, stop, err := exampleenv.Brokers()
 	if err != nil {
 		return err
 	}
 	defer stop()
-	topic := "charges-" + randomSuffix()
+	topic := "charges-" + exampleenv.Suffix()
 	dlq := topic + ".dlq"
 	admin := kafka.NewAdmin(brokers)
 	if err := admin.CreateTopics(ctx, kafka.Topic{Name: topic, Partitions: 2}, kafka.Topic{Name: dlq, Partitions: 1}); err != nil {
@@ -159,22 +157,4 @@ func readOne(ctx context.Context, brokers []string, topic string) (kafka.Record,
 		return got, errors.Join(err, ctx.Err(), errors.New("no dead letter arrived"))
 	}
 	return got, nil
-}
-
-// brokers returns KAFKA_BROKERS, or starts an in-process broker.
-func brokers() ([]string, func(), error) {
-	if v := strings.TrimSpace(os.Getenv("KAFKA_BROKERS")); v != "" {
-		return strings.Split(v, ","), func() {}, nil
-	}
-	b, err := kafka.StartEmbeddedBroker()
-	if err != nil {
-		return nil, nil, err
-	}
-	return b.Addrs(), b.Close, nil
-}
-
-func randomSuffix() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

@@ -14,17 +14,15 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/ordo-go/ordo/examples/internal/exampleenv"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -107,12 +105,12 @@ func main() {
 func run(out io.Writer, steps int, step time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	brokers, stop, err := brokers()
+	brokers, stop, err := exampleenv.Brokers()
 	if err != nil {
 		return err
 	}
 	defer stop()
-	topic := "exports-" + randomSuffix()
+	topic := "exports-" + exampleenv.Suffix()
 	admin := kafka.NewAdmin(brokers)
 	if err := admin.CreateTopics(ctx, kafka.Topic{Name: topic, Partitions: 1}); err != nil {
 		return err
@@ -177,22 +175,4 @@ func run(out io.Writer, steps int, step time.Duration) error {
 		}
 	}
 	return b.Stop(ctx)
-}
-
-// brokers returns KAFKA_BROKERS, or starts an in-process broker.
-func brokers() ([]string, func(), error) {
-	if v := strings.TrimSpace(os.Getenv("KAFKA_BROKERS")); v != "" {
-		return strings.Split(v, ","), func() {}, nil
-	}
-	b, err := kafka.StartEmbeddedBroker()
-	if err != nil {
-		return nil, nil, err
-	}
-	return b.Addrs(), b.Close, nil
-}
-
-func randomSuffix() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

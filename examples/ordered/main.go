@@ -15,8 +15,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -24,10 +22,10 @@ import (
 	"maps"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/ordo-go/ordo/examples/internal/exampleenv"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -73,12 +71,12 @@ func main() {
 func run(out io.Writer, accounts, perAccount, maxVP int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	brokers, stop, err := brokers()
+	brokers, stop, err := exampleenv.Brokers()
 	if err != nil {
 		return err
 	}
 	defer stop()
-	topic := "transfers-" + randomSuffix()
+	topic := "transfers-" + exampleenv.Suffix()
 	admin := kafka.NewAdmin(brokers)
 	if err := admin.CreateTopics(ctx, kafka.Topic{Name: topic, Partitions: 2}); err != nil {
 		return err
@@ -183,22 +181,4 @@ func allDone(applied map[string][]int, perAccount int) bool {
 		}
 	}
 	return true
-}
-
-// brokers returns KAFKA_BROKERS, or starts an in-process broker.
-func brokers() ([]string, func(), error) {
-	if v := strings.TrimSpace(os.Getenv("KAFKA_BROKERS")); v != "" {
-		return strings.Split(v, ","), func() {}, nil
-	}
-	b, err := kafka.StartEmbeddedBroker()
-	if err != nil {
-		return nil, nil, err
-	}
-	return b.Addrs(), b.Close, nil
-}
-
-func randomSuffix() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

@@ -13,8 +13,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -22,7 +20,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ordo-go/ordo/examples/internal/exampleenv"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -84,12 +82,12 @@ func run(out io.Writer, o options) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	brokers, stop, err := brokers()
+	brokers, stop, err := exampleenv.Brokers()
 	if err != nil {
 		return err
 	}
 	defer stop()
-	suffix := randomSuffix()
+	suffix := exampleenv.Suffix()
 	topic, group := "orders-"+suffix, "orders-demo-"+suffix
 	admin := kafka.NewAdmin(brokers)
 	if err := admin.CreateTopics(ctx, kafka.Topic{Name: topic, Partitions: o.partitions}); err != nil {
@@ -181,17 +179,6 @@ func run(out io.Writer, o options) error {
 		return fmt.Errorf("invariants broken: lost=%d order_violations=%d", lost, violations)
 	}
 	return nil
-}
-
-func brokers() ([]string, func(), error) {
-	if v := strings.TrimSpace(os.Getenv("KAFKA_BROKERS")); v != "" {
-		return strings.Split(v, ","), func() {}, nil
-	}
-	b, err := kafka.StartEmbeddedBroker()
-	if err != nil {
-		return nil, nil, err
-	}
-	return b.Addrs(), b.Close, nil
 }
 
 func enqueue(ctx context.Context, brokers []string, topic string, n, users int) error {
@@ -299,10 +286,4 @@ func (l *ledger) verify(n, users int) (lost, violations, duplicates int) {
 		}
 	}
 	return n - ran, violations, duplicates
-}
-
-func randomSuffix() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

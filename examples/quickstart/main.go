@@ -7,15 +7,13 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
+	"github.com/ordo-go/ordo/examples/internal/exampleenv"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -41,12 +39,12 @@ func main() {
 func run(out io.Writer, n int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	brokers, stop, err := brokers()
+	brokers, stop, err := exampleenv.Brokers()
 	if err != nil {
 		return err
 	}
 	defer stop()
-	topic := "welcome-" + randomSuffix()
+	topic := "welcome-" + exampleenv.Suffix()
 	if err := kafka.NewAdmin(brokers).CreateTopics(ctx, kafka.Topic{Name: topic, Partitions: 3}); err != nil {
 		return err
 	}
@@ -102,22 +100,4 @@ func run(out io.Writer, n int) error {
 		}
 	}
 	return server.Stop(ctx)
-}
-
-// brokers returns KAFKA_BROKERS, or starts an in-process broker.
-func brokers() ([]string, func(), error) {
-	if v := strings.TrimSpace(os.Getenv("KAFKA_BROKERS")); v != "" {
-		return strings.Split(v, ","), func() {}, nil
-	}
-	b, err := kafka.StartEmbeddedBroker()
-	if err != nil {
-		return nil, nil, err
-	}
-	return b.Addrs(), b.Close, nil
-}
-
-func randomSuffix() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

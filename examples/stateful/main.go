@@ -9,18 +9,16 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/ordo-go/ordo/examples/internal/exampleenv"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -99,12 +97,12 @@ func main() {
 func run(out io.Writer, accounts, perRound int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	brokers, stop, err := brokers()
+	brokers, stop, err := exampleenv.Brokers()
 	if err != nil {
 		return err
 	}
 	defer stop()
-	topic := "deposits-" + randomSuffix()
+	topic := "deposits-" + exampleenv.Suffix()
 	admin := kafka.NewAdmin(brokers)
 	if err := admin.CreateTopics(ctx, kafka.Topic{Name: topic, Partitions: 2}); err != nil {
 		return err
@@ -195,22 +193,4 @@ func waitFor(ctx context.Context, cond func() bool) error {
 		}
 	}
 	return nil
-}
-
-// brokers returns KAFKA_BROKERS, or starts an in-process broker.
-func brokers() ([]string, func(), error) {
-	if v := strings.TrimSpace(os.Getenv("KAFKA_BROKERS")); v != "" {
-		return strings.Split(v, ","), func() {}, nil
-	}
-	b, err := kafka.StartEmbeddedBroker()
-	if err != nil {
-		return nil, nil, err
-	}
-	return b.Addrs(), b.Close, nil
-}
-
-func randomSuffix() string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
