@@ -243,28 +243,38 @@ func (s *Server) longRunning(r *kafka.Record) bool {
 	if slices.Contains(s.cfg.LongRunningTopics, r.Topic) {
 		return true
 	}
-	w := s.cfg.Workers.lookup(header(r, HeaderKind))
+	w := s.cfg.Workers.byKind[string(header(r, HeaderKind))]
 	return w != nil && w.longRunning()
 }
 
 // handle runs one attempt of the job in r.
 func (s *Server) handle(ctx context.Context, r kafka.Record) error {
 	attempt := actors.Attempt(ctx)
-	kind := header(&r, HeaderKind)
+	kindHeader := header(&r, HeaderKind)
 	if len(r.Value) == 0 {
-		return s.deadLetter(ctx, &r, attempt, kind, "empty value")
+		return s.deadLetter(ctx, &r, attempt, string(kindHeader), "empty value")
 	}
 	env, err := DecodeEnvelope(r.Value)
 	if err != nil {
-		return s.deadLetter(ctx, &r, attempt, kind, err.Error())
+		return s.deadLetter(ctx, &r, attempt, string(kindHeader), err.Error())
 	}
-	if kind == "" {
-		kind = env.Kind
+	// The kind header routes when present (bad input may disagree with its
+	// value). Indexing with string(bytes) does not allocate, and the
+	// worker's own kind string then serves logs, metrics and spans.
+	var w registeredWorker
+	if len(kindHeader) > 0 {
+		w = s.cfg.Workers.byKind[string(kindHeader)]
+	} else {
+		w = s.cfg.Workers.lookup(env.Kind)
 	}
-	w := s.cfg.Workers.lookup(kind)
 	if w == nil {
+		kind := env.Kind
+		if len(kindHeader) > 0 {
+			kind = string(kindHeader)
+		}
 		return s.deadLetter(ctx, &r, attempt, kind, fmt.Sprintf("no worker for kind %q", kind))
 	}
+	kind := w.kind()
 	ctx, span := s.tracer.start(ctx, kind, env.ID, &r)
 	began := s.cfg.Metrics.now()
 	err = w.run(ctx, env, &r, attempt)
@@ -338,11 +348,12 @@ func (s *Server) deadLetter(ctx context.Context, r *kafka.Record, attempt int, k
 	}
 }
 
-func header(r *kafka.Record, key string) string {
+// header returns the value of the first header named key, nil if none.
+func header(r *kafka.Record, key string) []byte {
 	for _, h := range r.Headers {
 		if h.Key == key {
-			return string(h.Value)
+			return h.Value
 		}
 	}
-	return ""
+	return nil
 }

@@ -108,7 +108,7 @@ func AddWorker[T JobArgs](ws *Workers, w Worker[T]) error {
 	if prev, dup := ws.byKind[kind]; dup {
 		return fmt.Errorf("jobs: AddWorker: kind %q already has worker %s; refusing %T", kind, prev.name(), w)
 	}
-	ws.byKind[kind] = &typedWorker[T]{w: w, kind: kind}
+	ws.byKind[kind] = &typedWorker[T]{w: w, kindName: kind}
 	return nil
 }
 
@@ -122,6 +122,7 @@ func (ws *Workers) lookup(kind string) registeredWorker {
 // registeredWorker is a Worker[T] with T erased, as the server needs it.
 type registeredWorker interface {
 	name() string
+	kind() string
 	run(ctx context.Context, env *Envelope, r *kafka.Record, attempt int) error
 	maxAttempts() int
 	backoff() supervision.Backoff
@@ -129,11 +130,12 @@ type registeredWorker interface {
 }
 
 type typedWorker[T JobArgs] struct {
-	w    Worker[T]
-	kind string
+	w        Worker[T]
+	kindName string
 }
 
 func (t *typedWorker[T]) name() string                 { return fmt.Sprintf("%T", t.w) }
+func (t *typedWorker[T]) kind() string                 { return t.kindName }
 func (t *typedWorker[T]) maxAttempts() int             { return t.w.MaxAttempts() }
 func (t *typedWorker[T]) backoff() supervision.Backoff { return t.w.Backoff() }
 func (t *typedWorker[T]) longRunning() bool            { return t.w.LongRunning() }

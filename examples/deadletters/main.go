@@ -63,18 +63,13 @@ func main() {
 func run(out io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	brokers, stop, err := exampleenv.Brokers()
+	topic := "charges-" + exampleenv.Suffix()
+	dlq := topic + ".dlq"
+	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 2}, kafka.Topic{Name: dlq, Partitions: 1})
 	if err != nil {
 		return err
 	}
 	defer stop()
-	topic := "charges-" + exampleenv.Suffix()
-	dlq := topic + ".dlq"
-	admin := kafka.NewAdmin(brokers)
-	if err := admin.CreateTopics(ctx, kafka.Topic{Name: topic, Partitions: 2}, kafka.Topic{Name: dlq, Partitions: 1}); err != nil {
-		return err
-	}
-	defer func() { _ = admin.DeleteTopics(context.Background(), topic, dlq) }()
 
 	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: topic})
 	if err != nil {

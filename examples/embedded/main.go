@@ -75,17 +75,12 @@ func main() {
 // service's base URL once it serves.
 func run(ctx context.Context, out io.Writer, addr string, ready func(url string)) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	brokers, stopBroker, err := exampleenv.Brokers()
+	topic := "signups-" + exampleenv.Suffix()
+	brokers, stopBroker, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 4})
 	if err != nil {
 		return err
 	}
 	defer stopBroker()
-	topic := "signups-" + exampleenv.Suffix()
-	admin := kafka.NewAdmin(brokers)
-	if err := admin.CreateTopics(ctx, kafka.Topic{Name: topic, Partitions: 4}); err != nil {
-		return err
-	}
-	defer func() { _ = admin.DeleteTopics(context.Background(), topic) }()
 
 	// The service's actor system, created before ordo and shut down after it.
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))

@@ -5,27 +5,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ordo-go/ordo/examples/internal/exampleenv"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func get(t *testing.T, method, url string) string {
 	t.Helper()
@@ -46,7 +30,7 @@ func TestServiceEnqueuesRunsServesMetricsAndShutsDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	urls := make(chan string, 1)
-	var out syncBuffer
+	var out exampleenv.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, &out, "127.0.0.1:0", func(u string) { urls <- u }) }()
 	var base string

@@ -105,17 +105,12 @@ func main() {
 func run(out io.Writer, steps int, step time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	brokers, stop, err := exampleenv.Brokers()
+	topic := "exports-" + exampleenv.Suffix()
+	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 1})
 	if err != nil {
 		return err
 	}
 	defer stop()
-	topic := "exports-" + exampleenv.Suffix()
-	admin := kafka.NewAdmin(brokers)
-	if err := admin.CreateTopics(ctx, kafka.Topic{Name: topic, Partitions: 1}); err != nil {
-		return err
-	}
-	defer func() { _ = admin.DeleteTopics(context.Background(), topic) }()
 	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: topic})
 	if err != nil {
 		return err

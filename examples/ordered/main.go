@@ -71,17 +71,12 @@ func main() {
 func run(out io.Writer, accounts, perAccount, maxVP int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	brokers, stop, err := exampleenv.Brokers()
+	topic := "transfers-" + exampleenv.Suffix()
+	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 2})
 	if err != nil {
 		return err
 	}
 	defer stop()
-	topic := "transfers-" + exampleenv.Suffix()
-	admin := kafka.NewAdmin(brokers)
-	if err := admin.CreateTopics(ctx, kafka.Topic{Name: topic, Partitions: 2}); err != nil {
-		return err
-	}
-	defer func() { _ = admin.DeleteTopics(context.Background(), topic) }()
 
 	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: topic})
 	if err != nil {

@@ -82,18 +82,13 @@ func run(out io.Writer, o options) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	brokers, stop, err := exampleenv.Brokers()
+	suffix := exampleenv.Suffix()
+	topic, group := "orders-"+suffix, "orders-demo-"+suffix
+	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: o.partitions})
 	if err != nil {
 		return err
 	}
 	defer stop()
-	suffix := exampleenv.Suffix()
-	topic, group := "orders-"+suffix, "orders-demo-"+suffix
-	admin := kafka.NewAdmin(brokers)
-	if err := admin.CreateTopics(ctx, kafka.Topic{Name: topic, Partitions: o.partitions}); err != nil {
-		return err
-	}
-	defer func() { _ = admin.DeleteTopics(context.Background(), topic) }()
 
 	fmt.Fprintf(out, "demo: enqueueing %d order updates for %d users to %s (%d partitions, user id as partitioner)\n",
 		n, users, topic, o.partitions)

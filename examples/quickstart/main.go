@@ -39,16 +39,12 @@ func main() {
 func run(out io.Writer, n int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	brokers, stop, err := exampleenv.Brokers()
+	topic := "welcome-" + exampleenv.Suffix()
+	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 3})
 	if err != nil {
 		return err
 	}
 	defer stop()
-	topic := "welcome-" + exampleenv.Suffix()
-	if err := kafka.NewAdmin(brokers).CreateTopics(ctx, kafka.Topic{Name: topic, Partitions: 3}); err != nil {
-		return err
-	}
-	defer func() { _ = kafka.NewAdmin(brokers).DeleteTopics(context.Background(), topic) }()
 
 	// The worker: what a job does.
 	sent := make(chan string)
