@@ -2,36 +2,29 @@ package actors
 
 import (
 	"context"
-	"log/slog"
+	"errors"
+	"sync"
 	"time"
 
 	"github.com/ordo-go/ordo/kafka"
 )
 
-// committer commits the published watermarks of one generation's partitions
-// in one request per round: when a fetched batch completes (kick), on an
-// interval, and a final time when the generation ends.
+// committer commits the published watermarks of the runtime's partitions,
+// one request per generation per round: when a fetched batch completes
+// (kick), on an interval, and a final time for partitions being released.
 type committer struct {
-	gen      Generation
-	interval time.Duration
-	log      *slog.Logger
-	parts    []*partitionState
-	last     []int64
-	kicks    chan struct{}
-	quit     chan struct{}
-	exited   chan struct{}
+	rt    *Runtime
+	kicks chan struct{}
+	quit  chan struct{}
+	done  chan struct{}
+
+	// mu makes rounds and final commits take turns, so an offset is
+	// never sent behind a later one of the same partition.
+	mu sync.Mutex
 }
 
-func newCommitter(gen Generation, interval time.Duration, log *slog.Logger) *committer {
-	return &committer{
-		gen: gen, interval: interval, log: log,
-		kicks: make(chan struct{}, 1), quit: make(chan struct{}), exited: make(chan struct{}),
-	}
-}
-
-func (c *committer) add(p *partitionState, start int64) {
-	c.parts = append(c.parts, p)
-	c.last = append(c.last, start)
+func newCommitter(rt *Runtime) *committer {
+	return &committer{rt: rt, kicks: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
 }
 
 // kick asks for a commit soon; kicks made while one is pending merge.
@@ -43,8 +36,8 @@ func (c *committer) kick() {
 }
 
 func (c *committer) run() {
-	defer close(c.exited)
-	tick := time.NewTicker(c.interval)
+	defer close(c.done)
+	tick := time.NewTicker(c.rt.cfg.CommitInterval)
 	defer tick.Stop()
 	for {
 		select {
@@ -53,51 +46,72 @@ func (c *committer) run() {
 		case <-c.kicks:
 		case <-tick.C:
 		}
-		if err := c.commit(); err != nil {
-			c.log.Warn("ordo: commit failed; will retry", "err", err)
+		c.rt.mu.Lock()
+		ps := make([]*partition, 0, len(c.rt.parts))
+		for _, p := range c.rt.parts {
+			if !p.isRevoked() {
+				ps = append(ps, p)
+			}
+		}
+		c.rt.mu.Unlock()
+		if err := c.commit(ps); err != nil {
+			c.rt.cfg.Logger.Warn("ordo: commit failed; will retry", "err", err)
 		}
 	}
 }
 
-// stop ends the loop and makes the final commit.
-func (c *committer) stop() error {
-	close(c.quit)
-	<-c.exited
-	return c.commit()
+func (c *committer) stop() {
+	select {
+	case <-c.quit:
+	default:
+		close(c.quit)
+	}
+	<-c.done
 }
 
-func (c *committer) commit() error {
-	var offsets []kafka.Offset
-	var idx []int
-	var metas []*string
-	for i, p := range c.parts {
+// commitFinal commits the partitions' last watermarks, with their metadata.
+func (c *committer) commitFinal(ps []*partition) error { return c.commit(ps) }
+
+func (c *committer) commit(ps []*partition) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	type pending struct {
+		p    *partition
+		off  kafka.Offset
+		meta *string
+	}
+	byGen := map[Generation][]pending{}
+	for _, p := range ps {
 		off := p.committable.Load()
 		meta := p.metadata.Load()
-		if off < 0 || (off <= c.last[i] && meta == nil) {
+		if off < 0 || (off <= p.committed.Load() && meta == nil) {
 			continue
 		}
 		o := kafka.Offset{Topic: p.topic, Partition: p.partition, Offset: off}
 		if meta != nil {
 			o.Metadata = *meta
 		}
-		offsets = append(offsets, o)
-		idx = append(idx, i)
-		metas = append(metas, meta)
+		byGen[p.gen] = append(byGen[p.gen], pending{p, o, meta})
 	}
-	if len(offsets) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.gen.Commit(ctx, offsets...); err != nil {
-		return err
-	}
-	for j, i := range idx {
-		c.last[i] = offsets[j].Offset
-		c.parts[i].committed.Store(offsets[j].Offset)
-		if metas[j] != nil {
-			c.parts[i].metadata.CompareAndSwap(metas[j], nil)
+	var errs []error
+	for gen, batch := range byGen {
+		offsets := make([]kafka.Offset, len(batch))
+		for i, b := range batch {
+			offsets[i] = b.off
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := gen.Commit(ctx, offsets...)
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, b := range batch {
+			b.p.committed.Store(b.off.Offset)
+			if b.meta != nil {
+				b.p.metadata.CompareAndSwap(b.meta, nil)
+			}
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

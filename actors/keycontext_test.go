@@ -15,8 +15,8 @@ func TestNewKeyContextCarriesOneKeysStateOutsideTheRuntime(t *testing.T) {
 	if v, ok := actors.KeyStateOf(derived).Get("n"); !ok || v != 1 {
 		t.Errorf("a derived context sees %v, %v; want the same state", v, ok)
 	}
-	if actors.Attempt(ctx) != 1 || actors.Revoked(ctx) || actors.VirtualKey(ctx) != "acct-1" || actors.RevokedChan(ctx) == nil {
-		t.Errorf("Attempt %d, Revoked %v, VirtualKey %q", actors.Attempt(ctx), actors.Revoked(ctx), actors.VirtualKey(ctx))
+	if actors.Revoked(ctx) || actors.VirtualKey(ctx) != "acct-1" || actors.RevokedChan(ctx) == nil {
+		t.Errorf("Revoked %v, VirtualKey %q", actors.Revoked(ctx), actors.VirtualKey(ctx))
 	}
 	if _, ok := actors.KeyStateOf(actors.NewKeyContext(context.Background(), "acct-1")).Get("n"); ok {
 		t.Error("a new key context shares state with another")

@@ -64,21 +64,16 @@ func (s *memSource) Fetch(ctx context.Context, max int) ([]kafka.Record, int64, 
 
 // memGeneration records every commit.
 type memGeneration struct {
-	done     chan struct{}
-	stopping bool
-
 	mu      sync.Mutex
 	commits []kafka.Offset
 	latest  map[int]int64
 }
 
 func newMemGeneration() *memGeneration {
-	return &memGeneration{done: make(chan struct{}), latest: map[int]int64{}}
+	return &memGeneration{latest: map[int]int64{}}
 }
 
-func (g *memGeneration) GenerationID() int32   { return 1 }
-func (g *memGeneration) Done() <-chan struct{} { return g.done }
-func (g *memGeneration) Stopping() bool        { return g.stopping }
+func (g *memGeneration) GenerationID() int32 { return 1 }
 
 func (g *memGeneration) Commit(_ context.Context, offsets ...kafka.Offset) error {
 	g.mu.Lock()

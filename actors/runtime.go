@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -16,24 +17,28 @@ import (
 	"github.com/ordo-go/ordo/kafka"
 )
 
-// RetryPolicy decides what happens after a record's handler failed for the
-// attempt-th time (attempts count from 1): run it again after delay, or give
-// up (retry false), after which the record counts as finished. While a record
-// waits for its retry its key waits too; other keys keep running.
-type RetryPolicy func(attempt int, err error) (delay time.Duration, retry bool)
-
 // Config configures a Runtime. Zero values take the defaults noted.
 type Config struct {
-	// Handler does the work of one record. Required.
+	// Handler does the work of one record and says what follows (see
+	// Outcome). Required.
 	Handler Handler
 	// Concurrency is how many records may run at once in the process,
-	// across all partitions and keys. Default 100, which suits IO-bound
-	// work; CPU-bound work wants about the number of cores.
+	// across all partitions and keys: the size of the pool of goroutines
+	// that run handlers. Default 100, which suits IO-bound work; CPU-bound
+	// work wants about the number of cores.
 	Concurrency int
-	// MaxBuffered bounds the records fetched and not yet finished per
-	// partition; at the bound fetching pauses until the keys catch up.
-	// Default 1000.
+	// MaxBuffered bounds the records held per partition: fetched and not
+	// finished, waiting at their key or running. At the bound fetching
+	// pauses until the keys catch up. Records that finished and only wait
+	// for a slower one below them to be committed do not count (see
+	// MaxSpan). Default 1000.
 	MaxBuffered int
+	// MaxSpan bounds how far reading may run ahead of the committable
+	// offset (the oldest unfinished record) per partition. Finished
+	// records above it cost one bit each, so a long or stuck record at the
+	// head stops its partition's other keys only after MaxSpan offsets.
+	// Default 100 × MaxBuffered.
+	MaxSpan int
 	// VirtualKey computes a record's virtual-partition key. Default
 	// KeyOfRecord (the message key).
 	VirtualKey VirtualKeyFunc
@@ -41,18 +46,21 @@ type Config struct {
 	// partition onto that many slots (Karafka's max_partitions). Default 0:
 	// every distinct key is its own virtual partition.
 	MaxVirtualPartitions int
-	// IdleTimeout passivates a key's actor after this long without records.
-	// Default 30 s.
+	// IdleTimeout passivates a key's actor after this long without
+	// records. Default 30 s.
 	IdleTimeout time.Duration
+	// MaxIdleKeys caps the idle key actors kept alive in the process;
+	// beyond it the least recently used idle key of the partition that
+	// went over is passivated at once. Memory then follows MaxBuffered,
+	// Concurrency and this cap, never the number of distinct keys. Default
+	// 10,000.
+	MaxIdleKeys int
 	// CommitInterval is the longest a finished record waits to be
 	// committed when no fetched batch completes. Default 1 s.
 	CommitInterval time.Duration
 	// ShutdownTimeout bounds how long a shutdown waits for records in
 	// flight before cancelling their contexts. Default 30 s.
 	ShutdownTimeout time.Duration
-	// Retry decides about failed records. Default: retry forever, waiting
-	// 1 s, doubling to 30 s (Karafka's pause defaults).
-	Retry RetryPolicy
 	// LongRunning tells which records run in long-running mode: they may
 	// run longer than the group's rebalance timeout; a revocation does not
 	// wait for them but cancels their context after LongRunningGrace, and
@@ -62,9 +70,12 @@ type Config struct {
 	// its partition was revoked before its context is cancelled. Default
 	// 5 s.
 	LongRunningGrace time.Duration
-	// KeyActorStrategy supervises key actors. Handler panics never reach it
-	// (they become record errors); it guards against faults in the actor
-	// itself. Default: protoactor's one-for-one restart.
+	// KeyActorStrategy supervises key actors: it decides about a key actor
+	// whose handler panicked (a Handler should not; package jobs recovers
+	// every job's panic into an Outcome). A restarted key actor runs its
+	// record again after a back-off; a strategy that stops one stops its
+	// partition's progress, so it should always restart. Default:
+	// protoactor's restarting strategy.
 	KeyActorStrategy actor.SupervisorStrategy
 	// System is the protoactor ActorSystem to spawn into, for services that
 	// already run one. Default: a system of ordo's own.
@@ -77,6 +88,9 @@ type Config struct {
 // were still running when the shutdown timeout passed.
 var ErrShutdownTimeout = errors.New("ordo: shutdown timeout passed with records in flight")
 
+// ErrAssigned is returned by Assign for a partition the runtime already holds.
+var ErrAssigned = errors.New("actors: partition already assigned")
+
 func (c Config) withDefaults() (Config, error) {
 	if c.Handler == nil {
 		return c, errors.New("actors: Config.Handler is nil")
@@ -87,8 +101,10 @@ func (c Config) withDefaults() (Config, error) {
 	}{
 		{"Concurrency", int64(c.Concurrency)},
 		{"MaxBuffered", int64(c.MaxBuffered)},
+		{"MaxSpan", int64(c.MaxSpan)},
 		{"MaxVirtualPartitions", int64(c.MaxVirtualPartitions)},
 		{"IdleTimeout", int64(c.IdleTimeout)},
+		{"MaxIdleKeys", int64(c.MaxIdleKeys)},
 		{"CommitInterval", int64(c.CommitInterval)},
 		{"ShutdownTimeout", int64(c.ShutdownTimeout)},
 		{"LongRunningGrace", int64(c.LongRunningGrace)},
@@ -97,183 +113,242 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("actors: Config.%s is negative (%d)", s.name, s.v)
 		}
 	}
-	if c.Concurrency == 0 {
-		c.Concurrency = 100
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
 	}
-	if c.MaxBuffered == 0 {
-		c.MaxBuffered = 1000
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&c.Concurrency, 100)
+	def(&c.MaxBuffered, 1000)
+	def(&c.MaxSpan, 100*c.MaxBuffered)
+	def(&c.MaxIdleKeys, 10_000)
+	defDur(&c.IdleTimeout, 30*time.Second)
+	defDur(&c.CommitInterval, time.Second)
+	defDur(&c.ShutdownTimeout, 30*time.Second)
+	defDur(&c.LongRunningGrace, 5*time.Second)
+	if c.MaxSpan < c.MaxBuffered {
+		return c, fmt.Errorf("actors: Config.MaxSpan (%d) is below MaxBuffered (%d)", c.MaxSpan, c.MaxBuffered)
 	}
 	if c.VirtualKey == nil {
 		c.VirtualKey = KeyOfRecord
 	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 30 * time.Second
-	}
-	if c.CommitInterval == 0 {
-		c.CommitInterval = time.Second
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = 30 * time.Second
-	}
-	if c.LongRunningGrace == 0 {
-		c.LongRunningGrace = 5 * time.Second
-	}
-	if c.Retry == nil {
-		c.Retry = defaultRetry
-	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
-	}
-	if c.System == nil {
-		logger := c.Logger
-		c.System = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
-			return logger.With("lib", "protoactor")
-		}))
 	}
 	return c, nil
 }
 
-func defaultRetry(attempt int, _ error) (time.Duration, bool) {
-	d := time.Second << min(attempt-1, 5)
-	return min(d, 30*time.Second), true
-}
-
 // Runtime runs records through partition supervisors and key actors. One
-// Runtime serves all partitions of a process and holds the process-wide
-// concurrency limit.
+// Runtime serves every partition of a process and holds the process-wide
+// concurrency limit. Partitions come and go one at a time: Assign starts
+// one, Revoke drains, commits and lets go of some while the others run on.
 type Runtime struct {
 	cfg     Config
+	system  *actor.ActorSystem
 	reducer *Reducer
-	slots   chan struct{}
+	pool    *workerPool
+
+	keyProps        []actor.PropsOption
+	supervisorProps []actor.PropsOption
 
 	// ctx is the parent of every handler's context; cancelling it is the
 	// last resort of a shutdown that ran out of time.
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	supervisorOpts []actor.PropsOption
+	committer *committer
+	idleKeys  atomic.Int64 // idle key actors alive, across partitions
 
 	mu    sync.Mutex
-	parts map[*partitionState]struct{}
+	parts map[partitionID]*partition
 }
 
-// NewRuntime validates cfg and returns a Runtime.
+type partitionID struct {
+	topic     string
+	partition int
+}
+
+// NewRuntime validates cfg and starts a Runtime: its handler pool and its
+// committer. Close stops them.
 func NewRuntime(cfg Config) (*Runtime, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	rt := &Runtime{
-		cfg:   cfg,
-		slots: make(chan struct{}, cfg.Concurrency),
-		parts: map[*partitionState]struct{}{},
+	rt := &Runtime{cfg: cfg, system: cfg.System, parts: map[partitionID]*partition{}}
+	if rt.system == nil {
+		logger := cfg.Logger
+		rt.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+			return logger.With("lib", "protoactor")
+		}))
 	}
 	if cfg.MaxVirtualPartitions > 0 {
 		r := NewReducer(cfg.MaxVirtualPartitions)
 		rt.reducer = &r
 	}
-	if cfg.KeyActorStrategy != nil {
-		rt.supervisorOpts = append(rt.supervisorOpts, actor.WithSupervisor(cfg.KeyActorStrategy))
+	rt.pool = newWorkerPool(cfg.Concurrency)
+	rt.keyProps = []actor.PropsOption{actor.WithDispatcher(rt.pool)}
+	// Supervisors get goroutines of their own, never a pool worker, so
+	// handlers can never keep them from routing records and counting what
+	// finished.
+	rt.supervisorProps = []actor.PropsOption{actor.WithDispatcher(actor.NewDefaultDispatcher(300))}
+	strategy := cfg.KeyActorStrategy
+	if strategy == nil {
+		strategy = actor.NewRestartingStrategy()
 	}
+	rt.supervisorProps = append(rt.supervisorProps, actor.WithSupervisor(strategy))
 	rt.ctx, rt.cancel = context.WithCancel(context.Background())
+	rt.committer = newCommitter(rt)
+	go rt.committer.run()
 	return rt, nil
 }
 
 // System is the ActorSystem the runtime spawns into.
-func (rt *Runtime) System() *actor.ActorSystem { return rt.cfg.System }
+func (rt *Runtime) System() *actor.ActorSystem { return rt.system }
 
-// virtualKey is the routing decision for one record.
-func (rt *Runtime) virtualKey(r *kafka.Record) string {
-	k := rt.cfg.VirtualKey(r.Key, r.Headers)
-	if rt.reducer != nil {
-		k = rt.reducer.Reduce(k)
+// Assign starts running a partition: its supervisor fetches from a.Source
+// from a.Start and commits through a.Generation. It returns ErrAssigned if
+// the runtime holds the partition already.
+func (rt *Runtime) Assign(a Assignment) error {
+	if a.Source == nil || a.Generation == nil {
+		return fmt.Errorf("actors: Assign %s/%d: Source and Generation are required", a.Topic, a.Partition)
 	}
-	return k
+	id := partitionID{a.Topic, a.Partition}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if _, ok := rt.parts[id]; ok {
+		return fmt.Errorf("%w: %s/%d", ErrAssigned, a.Topic, a.Partition)
+	}
+	p := newPartition(rt, a)
+	p.pid = rt.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
+		return newPartitionSupervisor(rt, p, a.Source)
+	}, rt.supervisorProps...))
+	rt.parts[id] = p
+	rt.committer.kick()
+	return nil
 }
 
-// Run processes the assignments of one generation. It returns after the
-// generation ended (gen.Done), its key actors drained (each finishes only its
-// record in flight; what they buffered is dropped, not run and not
-// committed), and the watermarks were committed. For a shutdown it waits at
-// most ShutdownTimeout, then cancels the handlers' contexts, commits what
-// finished and returns an error wrapping ErrShutdownTimeout that names what
-// was left.
-func (rt *Runtime) Run(gen Generation, assignments []Assignment) error {
-	root := rt.cfg.System.Root
-	c := newCommitter(gen, rt.cfg.CommitInterval, rt.cfg.Logger)
-	sups := make([]*actor.PID, 0, len(assignments))
-	states := make([]*partitionState, 0, len(assignments))
-	for _, a := range assignments {
-		p := newPartitionState(rt, a, gen.GenerationID(), rt.cfg.MaxBuffered)
-		c.add(p, a.Start)
-		states = append(states, p)
-		sups = append(sups, root.Spawn(actor.PropsFromProducer(func() actor.Actor {
-			return newPartitionSupervisor(rt, p, a.Source, c.kick)
-		}, rt.supervisorOpts...)))
-	}
-	rt.track(states, true)
-	defer rt.track(states, false)
-	go c.run()
+// TopicPartition names a partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int
+}
 
-	<-gen.Done()
-	stopping := gen.Stopping()
-	// Mark revocation here, not only when each supervisor gets to its
-	// message: from this moment no record may start.
-	for _, p := range states {
-		p.revoke()
-		time.AfterFunc(rt.cfg.LongRunningGrace, p.longCancel)
+// Revoke lets go of the partitions: from the call on no record of theirs
+// starts; each key finishes only the record it is running (records in
+// long-running mode are not waited for; their contexts end after
+// LongRunningGrace); what the keys buffered is dropped, neither run nor
+// committed. Then the watermarks are committed, in one request per
+// generation, and the partitions are released. Partitions the runtime does
+// not hold are ignored. Other partitions keep running throughout.
+func (rt *Runtime) Revoke(parts ...TopicPartition) error {
+	return rt.release(rt.take(parts), nil)
+}
+
+// Shutdown revokes every partition the runtime holds, waiting at most
+// ShutdownTimeout for the records in flight. Past it, it cancels their
+// contexts, commits what finished and returns an error wrapping
+// ErrShutdownTimeout that names the records left.
+func (rt *Runtime) Shutdown() error {
+	rt.mu.Lock()
+	all := make([]TopicPartition, 0, len(rt.parts))
+	for id := range rt.parts {
+		all = append(all, TopicPartition{id.topic, id.partition})
 	}
-	for _, pid := range sups {
-		root.Send(pid, &revoke{})
-	}
-	var leftover error
-	if !waitAll(states, rt.shutdownDeadline(stopping)) {
-		// Out of time: cancel the handlers still running, give them a
-		// moment to notice, and commit what finished.
-		leftover = fmt.Errorf("%w after %v: %s", ErrShutdownTimeout, rt.cfg.ShutdownTimeout, describeInFlight(states))
-		rt.cancel()
-		waitAll(states, time.After(rt.cancelGrace()))
-	}
-	commitErr := c.stop()
-	for _, pid := range sups {
-		root.Stop(pid)
-	}
-	// The sources belong to the generation: once Run returns the caller
-	// may close them, so no fetch may still be using one.
-	fetchersGone := time.After(10 * time.Second)
-	for _, p := range states {
-		select {
-		case <-p.fetchDone:
-		case <-fetchersGone:
-			rt.cfg.Logger.Warn("ordo: a fetch did not stop within 10s of revocation", "topic", p.topic, "partition", p.partition)
+	rt.mu.Unlock()
+	timeout := time.NewTimer(rt.cfg.ShutdownTimeout)
+	defer timeout.Stop()
+	return rt.release(rt.take(all), timeout.C)
+}
+
+// Close stops the runtime: it cancels the contexts of any handler still
+// running and stops the handler pool. Call it after the last Revoke or
+// Shutdown.
+func (rt *Runtime) Close() {
+	rt.cancel()
+	rt.committer.stop()
+	rt.pool.close()
+}
+
+// take marks the partitions revoked, so no record of theirs starts from now.
+func (rt *Runtime) take(ids []TopicPartition) []*partition {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	var ps []*partition
+	for _, id := range ids {
+		if p, ok := rt.parts[partitionID{id.Topic, id.Partition}]; ok && !p.isRevoked() {
+			ps = append(ps, p)
 		}
 	}
-	if commitErr != nil && !stopping {
+	for _, p := range ps {
+		p.revoke()
+	}
+	return ps
+}
+
+func (rt *Runtime) release(ps []*partition, deadline <-chan time.Time) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	began := time.Now()
+	for _, p := range ps {
+		rt.system.Root.Send(p.pid, &revoke{})
+		time.AfterFunc(rt.cfg.LongRunningGrace, p.longCancel)
+	}
+	var leftover error
+	if !waitDrained(ps, deadline) {
+		// Out of time: cancel the handlers still running, give them a
+		// moment to notice, and commit what finished.
+		leftover = fmt.Errorf("%w after %v: %s", ErrShutdownTimeout, rt.cfg.ShutdownTimeout, describeInFlight(ps))
+		rt.cancel()
+		grace := time.NewTimer(min(time.Second, rt.cfg.ShutdownTimeout/10+10*time.Millisecond))
+		waitDrained(ps, grace.C)
+		grace.Stop()
+	}
+	commitErr := rt.committer.commitFinal(ps)
+	for _, p := range ps {
+		p.released.Store(true)
+	}
+	if commitErr != nil && deadline == nil {
 		// A rebalance that outran the rebalance timeout loses the right
 		// to commit; the next owner re-runs what was not committed.
 		rt.cfg.Logger.Warn("ordo: final commit after revocation failed", "err", commitErr)
 		commitErr = nil
 	}
+	for _, p := range ps {
+		rt.system.Root.Stop(p.pid)
+	}
+	// The sources belong to the caller once release returns: no fetch may
+	// still be using one.
+	fetchersGone := time.NewTimer(10 * time.Second)
+	defer fetchersGone.Stop()
+	for _, p := range ps {
+		select {
+		case <-p.fetchDone:
+		case <-fetchersGone.C:
+			rt.cfg.Logger.Warn("ordo: a fetch did not stop within 10s of revocation", "topic", p.topic, "partition", p.partition)
+		}
+	}
+	rt.mu.Lock()
+	for _, p := range ps {
+		delete(rt.parts, partitionID{p.topic, p.partition})
+	}
+	rt.mu.Unlock()
+	for _, p := range ps {
+		rt.cfg.Logger.Info("ordo: partition released", "topic", p.topic, "partition", p.partition,
+			"generation", p.generation, "in_flight_at_revoke", p.inflightAtRevoke.Load(),
+			"drain", p.drainTook(began), "committed", p.committed.Load())
+	}
 	return errors.Join(leftover, commitErr)
 }
 
-func (rt *Runtime) shutdownDeadline(stopping bool) <-chan time.Time {
-	if !stopping {
-		return nil // a revocation waits for its records in flight
-	}
-	return time.After(rt.cfg.ShutdownTimeout)
-}
-
-func (rt *Runtime) cancelGrace() time.Duration {
-	return min(time.Second, rt.cfg.ShutdownTimeout/10+10*time.Millisecond)
-}
-
-// Close cancels the contexts of any handler still running. Call it when the
-// process no longer needs the runtime.
-func (rt *Runtime) Close() { rt.cancel() }
-
-func waitAll(states []*partitionState, deadline <-chan time.Time) bool {
-	for _, p := range states {
+func waitDrained(ps []*partition, deadline <-chan time.Time) bool {
+	for _, p := range ps {
 		select {
 		case <-p.drained:
 		case <-deadline:
@@ -283,17 +358,17 @@ func waitAll(states []*partitionState, deadline <-chan time.Time) bool {
 	return true
 }
 
-func describeInFlight(states []*partitionState) string {
+func describeInFlight(ps []*partition) string {
 	var parts []string
-	for _, p := range states {
+	for _, p := range ps {
 		p.mu.Lock()
-		offsets := make([]int64, 0, len(p.inflight))
-		for o := range p.inflight {
+		offsets := make([]int64, 0, len(p.running))
+		for o := range p.running {
 			offsets = append(offsets, o)
 		}
 		slices.Sort(offsets)
 		for _, o := range offsets {
-			parts = append(parts, fmt.Sprintf("%s/%d@%d (key %q)", p.topic, p.partition, o, p.inflight[o]))
+			parts = append(parts, fmt.Sprintf("%s/%d@%d (key %q)", p.topic, p.partition, o, p.running[o]))
 		}
 		p.mu.Unlock()
 	}
@@ -303,33 +378,28 @@ func describeInFlight(states []*partitionState) string {
 	return fmt.Sprintf("%d records in flight: %s", len(parts), strings.Join(parts, ", "))
 }
 
-func (rt *Runtime) track(states []*partitionState, add bool) {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	for _, p := range states {
-		if add {
-			rt.parts[p] = struct{}{}
-		} else {
-			delete(rt.parts, p)
-		}
-	}
-}
+// virtualKey is the routing decision for one record.
+func (rt *Runtime) virtualKey(r *kafka.Record) []byte { return rt.cfg.VirtualKey(r.Key, r.Headers) }
 
 // PartitionStats is a snapshot of one assigned partition.
 type PartitionStats struct {
 	Topic     string
 	Partition int
-	// Buffered counts records fetched and not yet finished (in flight,
-	// queued at their key, or finished behind an unfinished one).
+	// Buffered counts records held: fetched and not finished, waiting at
+	// their key or running. It never exceeds MaxBuffered.
 	Buffered int
-	// PeakBuffered is the highest Buffered seen in this generation.
+	// PeakBuffered is the highest Buffered seen since the assignment.
 	PeakBuffered int
+	// Span is how far reading has gone past the committable offset:
+	// finished records above a slower one count here, not in Buffered. It
+	// stays within MaxSpan.
+	Span int64
 	// InFlight counts records whose handler is running.
 	InFlight int
 	// Keys counts the partition's live key actors (idle ones are
 	// passivated).
 	Keys int
-	// Committed is the last offset committed in this generation.
+	// Committed is the last offset committed since the assignment.
 	Committed int64
 	// HighWatermark is the partition's end offset as last fetched, or -1
 	// when not known yet (or the source does not report it). Lag is
@@ -348,30 +418,20 @@ type HighWatermarkSource interface {
 	HighWatermark() int64
 }
 
-// NewKeyContext returns a context that carries the state of one key, as a
-// handler's context inside a KeyActor does, but without a runtime: for
-// calling handlers directly in unit tests. Every handler given it (or a
-// context derived from it) sees the same KeyState; Attempt is 1, Revoked
-// is false, VirtualKey is key.
-func NewKeyContext(parent context.Context, key string) context.Context {
-	k := &KeyActor{key: key, p: &partitionState{revokedCh: make(chan struct{})}}
-	k.attempt.Store(1)
-	return context.WithValue(parent, keyActorKey{}, k)
-}
-
 // Stats returns a snapshot of every partition the runtime holds, sorted by
 // topic and partition.
 func (rt *Runtime) Stats() []PartitionStats {
 	rt.mu.Lock()
 	out := make([]PartitionStats, 0, len(rt.parts))
-	for p := range rt.parts {
+	for _, p := range rt.parts {
 		p.mu.Lock()
-		inflight, revoked := len(p.inflight), p.revoked
+		inflight, revoked := len(p.running), p.revoked
 		p.mu.Unlock()
 		out = append(out, PartitionStats{
 			Topic: p.topic, Partition: p.partition,
 			Buffered:      int(p.outstanding.Load()),
 			PeakBuffered:  int(p.peak.Load()),
+			Span:          p.span.Load(),
 			InFlight:      inflight,
 			Keys:          int(p.liveKeys.Load()),
 			Committed:     p.committed.Load(),

@@ -29,7 +29,7 @@ func newExecLog() *execLog {
 	return &execLog{byKey: map[string][]int64{}, running: map[string]bool{}, count: map[[2]int64]int{}}
 }
 
-func (l *execLog) start(r kafka.Record) {
+func (l *execLog) start(r *kafka.Record) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	k := fmt.Sprintf("%d/%s", r.Partition, r.Key)
@@ -41,7 +41,7 @@ func (l *execLog) start(r kafka.Record) {
 	l.count[[2]int64{int64(r.Partition), r.Offset}]++
 }
 
-func (l *execLog) end(r kafka.Record) {
+func (l *execLog) end(r *kafka.Record) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.running[fmt.Sprintf("%d/%s", r.Partition, r.Key)] = false
@@ -88,6 +88,15 @@ func randomKeys(n, keys int, seed uint64) []string {
 	return out
 }
 
+
+// handler adapts a plain function to a Handler whose records always finish.
+func handler(fn func(ctx context.Context, r *kafka.Record)) Handler {
+	return func(ctx context.Context, r *kafka.Record, _ int) Outcome {
+		fn(ctx, r)
+		return Done()
+	}
+}
+
 func TestRuntimeRunsEachRecordOnceInOrderPerKey(t *testing.T) {
 	t.Parallel()
 	const partitions, perPartition = 4, 5000
@@ -95,23 +104,20 @@ func TestRuntimeRunsEachRecordOnceInOrderPerKey(t *testing.T) {
 	rt := newTestRuntime(t, Config{
 		Concurrency: 16,
 		MaxBuffered: 300,
-		Handler: func(ctx context.Context, r kafka.Record) error {
+		Handler: handler(func(ctx context.Context, r *kafka.Record) {
 			log.start(r)
 			if r.Offset%7 == 0 {
 				time.Sleep(time.Duration(r.Offset%3) * 100 * time.Microsecond)
 			}
 			log.end(r)
-			return nil
-		},
+		}),
 	})
 	gen := newMemGeneration()
-	var as []Assignment
+	var sources []RecordSource
 	for p := range partitions {
-		as = append(as, Assignment{Topic: "t", Partition: p, Start: 0,
-			Source: newMemSource("t", p, randomKeys(perPartition, 50, uint64(p)))})
+		sources = append(sources, newMemSource("t", p, randomKeys(perPartition, 50, uint64(p))))
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- rt.Run(gen, as) }()
+	assign(t, rt, gen, sources...)
 	waitFor(t, 30*time.Second, "all records to run", func() bool { return log.total() == partitions*perPartition })
 	waitFor(t, 10*time.Second, "commits to reach the end", func() bool {
 		for p := range partitions {
@@ -121,9 +127,7 @@ func TestRuntimeRunsEachRecordOnceInOrderPerKey(t *testing.T) {
 		}
 		return true
 	})
-	gen.stopping = true
-	close(gen.done)
-	if err := <-errc; err != nil {
+	if err := rt.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
 	log.check(t, partitions*perPartition)
@@ -142,14 +146,24 @@ func newTestRuntime(t *testing.T, cfg Config) *Runtime {
 	return rt
 }
 
-// startRun runs the runtime over the sources in the background.
-func startRun(rt *Runtime, gen *memGeneration, sources ...*memSource) <-chan error {
-	var as []Assignment
+// assign hands the sources to the runtime as partitions 0, 1, ... of topic t.
+func assign(t *testing.T, rt *Runtime, gen Generation, sources ...RecordSource) {
+	t.Helper()
 	for p, src := range sources {
-		as = append(as, Assignment{Topic: "t", Partition: p, Start: 0, Source: src})
+		if err := rt.Assign(Assignment{Topic: "t", Partition: p, Start: 0, Source: src, Generation: gen}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// revokeAsync revokes partitions in the background.
+func revokeAsync(rt *Runtime, parts ...int) <-chan error {
+	tps := make([]TopicPartition, len(parts))
+	for i, p := range parts {
+		tps[i] = TopicPartition{"t", p}
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- rt.Run(gen, as) }()
+	go func() { errc <- rt.Revoke(tps...) }()
 	return errc
 }
 
@@ -175,32 +189,57 @@ func TestIdleKeyActorsArePassivatedAndComeBack(t *testing.T) {
 	log := newExecLog()
 	rt := newTestRuntime(t, Config{
 		IdleTimeout: 50 * time.Millisecond,
-		Handler: func(ctx context.Context, r kafka.Record) error {
+		Handler: handler(func(ctx context.Context, r *kafka.Record) {
 			log.start(r)
 			log.end(r)
-			return nil
-		},
+		}),
 	})
 	src := newMemSource("t", 0, keysN("k", 100))
 	gen := newMemGeneration()
-	errc := startRun(rt, gen, src)
+	assign(t, rt, gen, src)
 	waitFor(t, 10*time.Second, "100 records to run", func() bool { return log.total() == 100 })
-	if keys := statsOf(rt, 0).Keys; keys == 0 {
-		t.Log("all keys already passivated")
-	}
 	waitFor(t, 10*time.Second, "idle key actors to be passivated", func() bool { return statsOf(rt, 0).Keys == 0 })
 
 	src.add("t", 0, keysN("k", 100)...) // the same keys again: new actors
 	waitFor(t, 10*time.Second, "200 records to run", func() bool { return log.total() == 200 })
-	if keys := statsOf(rt, 0).Keys; keys == 0 {
-		t.Error("no key actor alive right after new records; expected respawned actors")
-	}
 	waitFor(t, 10*time.Second, "commit of all 200", func() bool { return gen.committed(0) == 200 })
-	close(gen.done)
-	if err := <-errc; err != nil {
+	if err := <-revokeAsync(rt, 0); err != nil {
 		t.Fatal(err)
 	}
 	log.check(t, 200)
+}
+
+// TestIdleKeyCapHoldsUnderKeyChurn: every record has a key never seen
+// before. Live key actors never exceed the idle cap plus the keys that have
+// work (at most MaxBuffered), and once the work is done only the cap is left.
+func TestIdleKeyCapHoldsUnderKeyChurn(t *testing.T) {
+	t.Parallel()
+	const idleCap, buffer, n = 50, 100, 20_000
+	log := newExecLog()
+	rt := newTestRuntime(t, Config{
+		Concurrency: 8,
+		MaxBuffered: buffer,
+		MaxIdleKeys: idleCap,
+		Handler: handler(func(ctx context.Context, r *kafka.Record) {
+			log.start(r)
+			log.end(r)
+		}),
+	})
+	gen := newMemGeneration()
+	assign(t, rt, gen, newMemSource("t", 0, keysN("k", n)))
+	most := 0
+	waitFor(t, 60*time.Second, "every record to run", func() bool {
+		most = max(most, statsOf(rt, 0).Keys)
+		return log.total() == n
+	})
+	waitFor(t, 10*time.Second, "the commit", func() bool { return gen.committed(0) == n })
+	if most > idleCap+buffer {
+		t.Errorf("%d live key actors seen; the cap allows %d idle + %d with work", most, idleCap, buffer)
+	}
+	if keys := statsOf(rt, 0).Keys; keys > idleCap {
+		t.Errorf("%d key actors alive with no work left; MaxIdleKeys is %d", keys, idleCap)
+	}
+	log.check(t, n)
 }
 
 func TestMaxVirtualPartitionsCapsKeyActorsAndConcurrency(t *testing.T) {
@@ -211,7 +250,7 @@ func TestMaxVirtualPartitionsCapsKeyActorsAndConcurrency(t *testing.T) {
 	rt := newTestRuntime(t, Config{
 		Concurrency:          50,
 		MaxVirtualPartitions: slots,
-		Handler: func(ctx context.Context, r kafka.Record) error {
+		Handler: handler(func(ctx context.Context, r *kafka.Record) {
 			n := running.Add(1)
 			for m := maxRunning.Load(); n > m && !maxRunning.CompareAndSwap(m, n); m = maxRunning.Load() {
 			}
@@ -219,24 +258,19 @@ func TestMaxVirtualPartitionsCapsKeyActorsAndConcurrency(t *testing.T) {
 			time.Sleep(200 * time.Microsecond)
 			log.end(r)
 			running.Add(-1)
-			return nil
-		},
+		}),
 	})
-	rt2 := rt
-	src := newMemSource("t", 0, randomKeys(2000, 1000, 3))
 	gen := newMemGeneration()
-	errc := startRun(rt2, gen, src)
+	assign(t, rt, gen, newMemSource("t", 0, randomKeys(2000, 1000, 3)))
 	waitFor(t, 30*time.Second, "2000 records to run", func() bool {
 		if k := int64(statsOf(rt, 0).Keys); k > maxKeys.Load() {
 			maxKeys.Store(k)
 		}
 		return log.total() == 2000
 	})
-	close(gen.done)
-	if err := <-errc; err != nil {
+	if err := <-revokeAsync(rt, 0); err != nil {
 		t.Fatal(err)
 	}
-	log.check(t, 2000)
 	if maxKeys.Load() > slots || maxRunning.Load() > slots {
 		t.Errorf("1000 keys capped at %d virtual partitions: saw %d key actors and %d records at once",
 			slots, maxKeys.Load(), maxRunning.Load())
@@ -267,21 +301,19 @@ func TestRevocationFinishesOnlyInFlightRecords(t *testing.T) {
 	rt := newTestRuntime(t, Config{
 		Concurrency: concurrency,
 		MaxBuffered: buffer,
-		Handler: func(ctx context.Context, r kafka.Record) error {
+		Handler: handler(func(ctx context.Context, r *kafka.Record) {
 			log.start(r)
 			<-g.ch
 			log.end(r)
-			return nil
-		},
+		}),
 	})
-	src := newMemSource("t", 0, randomKeys(50, 10, 9))
 	gen := newMemGeneration()
-	errc := startRun(rt, gen, src)
+	assign(t, rt, gen, newMemSource("t", 0, randomKeys(50, 10, 9)))
 	waitFor(t, 10*time.Second, "slots full and buffer full", func() bool {
 		s := statsOf(rt, 0)
 		return s.InFlight == concurrency && s.Buffered == buffer
 	})
-	close(gen.done) // a rebalance
+	errc := revokeAsync(rt, 0) // a rebalance
 	waitFor(t, 10*time.Second, "revocation to begin", func() bool { return statsOf(rt, 0).Revoked })
 	g.open()
 	if err := <-errc; err != nil {
@@ -304,9 +336,8 @@ func TestRevocationFinishesOnlyInFlightRecords(t *testing.T) {
 }
 
 // lateSource hands out one batch, then (like a client with a prefetch queue,
-// kafka-go #1398) returns another batch only after the generation ended.
+// kafka-go #1398) returns another batch only after the revocation began.
 type lateSource struct {
-	gen     *memGeneration
 	rt      *Runtime
 	calls   atomic.Int32
 	lateOff int64
@@ -316,7 +347,6 @@ func (s *lateSource) Fetch(ctx context.Context, max int) ([]kafka.Record, int64,
 	if s.calls.Add(1) == 1 {
 		return []kafka.Record{{Topic: "t", Offset: 0, Key: []byte("a")}, {Topic: "t", Offset: 1, Key: []byte("b")}}, 2, nil
 	}
-	<-s.gen.done
 	for !statsOf(s.rt, 0).Revoked {
 		time.Sleep(time.Millisecond)
 	}
@@ -326,18 +356,14 @@ func (s *lateSource) Fetch(ctx context.Context, max int) ([]kafka.Record, int64,
 func TestRecordsFetchedBeforeRevocationAreNeverRunAfterIt(t *testing.T) {
 	t.Parallel()
 	log := newExecLog()
-	rt := newTestRuntime(t, Config{Handler: func(ctx context.Context, r kafka.Record) error {
+	rt := newTestRuntime(t, Config{Handler: handler(func(ctx context.Context, r *kafka.Record) {
 		log.start(r)
 		log.end(r)
-		return nil
-	}})
+	})})
 	gen := newMemGeneration()
-	src := &lateSource{gen: gen, rt: rt, lateOff: 2}
-	errc := make(chan error, 1)
-	go func() { errc <- rt.Run(gen, []Assignment{{Topic: "t", Source: src}}) }()
+	assign(t, rt, gen, &lateSource{rt: rt, lateOff: 2})
 	waitFor(t, 10*time.Second, "first batch to run", func() bool { return log.total() == 2 })
-	close(gen.done)
-	if err := <-errc; err != nil {
+	if err := <-revokeAsync(rt, 0); err != nil {
 		t.Fatal(err)
 	}
 	if log.count[[2]int64{0, 2}] != 0 {
@@ -355,15 +381,14 @@ func TestBufferedRecordsNeverExceedMaxBuffered(t *testing.T) {
 	rt := newTestRuntime(t, Config{
 		Concurrency: 4,
 		MaxBuffered: buffer,
-		Handler: func(ctx context.Context, r kafka.Record) error {
+		Handler: handler(func(ctx context.Context, r *kafka.Record) {
 			log.start(r)
 			time.Sleep(100 * time.Microsecond)
 			log.end(r)
-			return nil
-		},
+		}),
 	})
 	gen := newMemGeneration()
-	errc := startRun(rt, gen, newMemSource("t", 0, randomKeys(3000, 200, 5)), newMemSource("t", 1, randomKeys(3000, 200, 6)))
+	assign(t, rt, gen, newMemSource("t", 0, randomKeys(3000, 200, 5)), newMemSource("t", 1, randomKeys(3000, 200, 6)))
 	seen := 0
 	waitFor(t, 60*time.Second, "6000 records to run", func() bool {
 		for _, s := range rt.Stats() {
@@ -375,8 +400,7 @@ func TestBufferedRecordsNeverExceedMaxBuffered(t *testing.T) {
 	for _, s := range rt.Stats() {
 		peak = max(peak, s.PeakBuffered)
 	}
-	close(gen.done)
-	if err := <-errc; err != nil {
+	if err := rt.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
 	log.check(t, 6000)
@@ -388,31 +412,255 @@ func TestBufferedRecordsNeverExceedMaxBuffered(t *testing.T) {
 	}
 }
 
+// TestASlowHeadRecordDoesNotStopItsPartition: the first record of a
+// partition runs long; with MaxBuffered at its default, the partition's
+// other keys go on far past MaxBuffered records, and the commit waits at the
+// slow record. Then the span cap stops reading, and the slow record's end
+// releases everything.
+func TestASlowHeadRecordDoesNotStopItsPartition(t *testing.T) {
+	t.Parallel()
+	const n, span = 6000, 4000
+	g := newGate(t)
+	log := newExecLog()
+	rt := newTestRuntime(t, Config{
+		MaxSpan: span,
+		Handler: handler(func(ctx context.Context, r *kafka.Record) {
+			log.start(r)
+			if r.Offset == 0 {
+				<-g.ch
+			}
+			log.end(r)
+		}),
+	})
+	gen := newMemGeneration()
+	keys := append([]string{"slow"}, keysN("k", n-1)...)
+	assign(t, rt, gen, newMemSource("t", 0, keys))
+	// Fetching resumes when a quarter of the span is free, so it may stop
+	// up to that short of the cap.
+	waitFor(t, 30*time.Second, "records far past MaxBuffered to run around the slow one", func() bool {
+		return log.total() >= span-span/4
+	})
+	st := statsOf(rt, 0)
+	if st.Buffered > 1000 || st.Span > span {
+		t.Errorf("buffered %d, span %d: bounds are 1000 and %d", st.Buffered, st.Span, span)
+	}
+	if got := gen.committed(0); got > 0 {
+		t.Errorf("committed %d past the slow record at 0", got)
+	}
+	time.Sleep(50 * time.Millisecond) // give the fetcher time to overshoot, if it would
+	if got := log.total(); got > span {
+		t.Errorf("%d records ran while the span cap is %d", got, span)
+	}
+	g.open()
+	waitFor(t, 30*time.Second, "everything to run and be committed", func() bool { return gen.committed(0) == n })
+	log.check(t, n)
+}
+
+// TestAKeyInBackOffHoldsNoSlot: with one slot, a record that asks for a
+// minute's back-off does not keep another key's records from running.
+func TestAKeyInBackOffHoldsNoSlot(t *testing.T) {
+	t.Parallel()
+	var waiting atomic.Bool
+	log := newExecLog()
+	rt := newTestRuntime(t, Config{
+		Concurrency: 1,
+		Handler: func(ctx context.Context, r *kafka.Record, attempt int) Outcome {
+			log.start(r)
+			defer log.end(r)
+			if string(r.Key) == "slow" {
+				waiting.Store(true)
+				return Retry(time.Minute)
+			}
+			return Done()
+		},
+	})
+	gen := newMemGeneration()
+	keys := append([]string{"slow", "slow"}, keysN("k", 200)...)
+	assign(t, rt, gen, newMemSource("t", 0, keys))
+	waitFor(t, 10*time.Second, "the other keys to finish during the back-off", func() bool { return log.total() == 201 })
+	if !waiting.Load() || log.count[[2]int64{0, 1}] != 0 {
+		t.Fatal("the key in back-off ran its next record")
+	}
+	if got := gen.committed(0); got > 0 {
+		t.Errorf("committed %d past the record in back-off", got)
+	}
+}
+
+// TestRevocationReachesAKeyInBackOffAtOnce: the drain waits for records
+// running, not for a back-off timer; the record in back-off is not committed.
+func TestRevocationReachesAKeyInBackOffAtOnce(t *testing.T) {
+	t.Parallel()
+	var attempts atomic.Int32
+	rt := newTestRuntime(t, Config{
+		Handler: func(ctx context.Context, r *kafka.Record, attempt int) Outcome {
+			if r.Offset == 2 {
+				attempts.Add(1)
+				return Retry(time.Minute)
+			}
+			return Done()
+		},
+	})
+	gen := newMemGeneration()
+	assign(t, rt, gen, newMemSource("t", 0, []string{"a", "b", "c", "d"}))
+	waitFor(t, 10*time.Second, "the failing record to back off", func() bool { return attempts.Load() == 1 })
+	waitFor(t, 10*time.Second, "the others to be committed up to it", func() bool { return gen.committed(0) == 2 })
+	began := time.Now()
+	if err := <-revokeAsync(rt, 0); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("revocation took %v with a key in a minute's back-off", took)
+	}
+	if got := gen.committed(0); got != 2 {
+		t.Errorf("committed %d after revocation, want 2 (the record in back-off)", got)
+	}
+}
+
+// TestRevokingOnePartitionLeavesTheOthersRunning: while partition 0 drains
+// (its record in flight is held up), partition 1 keeps finishing records;
+// then partition 0 alone is committed and released.
+func TestRevokingOnePartitionLeavesTheOthersRunning(t *testing.T) {
+	t.Parallel()
+	g := newGate(t)
+	var during atomic.Bool
+	var ranDuring atomic.Int64
+	log := newExecLog()
+	rt := newTestRuntime(t, Config{
+		Concurrency: 4,
+		Handler: handler(func(ctx context.Context, r *kafka.Record) {
+			log.start(r)
+			if r.Partition == 0 && r.Offset == 5 {
+				<-g.ch
+			}
+			if r.Partition == 1 {
+				time.Sleep(200 * time.Microsecond)
+				if during.Load() {
+					ranDuring.Add(1)
+				}
+			}
+			log.end(r)
+		}),
+	})
+	gen := newMemGeneration()
+	p1 := newMemSource("t", 1, randomKeys(100, 20, 2))
+	assign(t, rt, gen, newMemSource("t", 0, keysN("k", 10)), p1)
+	waitFor(t, 10*time.Second, "partition 0's slow record to start", func() bool { return statsOf(rt, 0).InFlight == 1 })
+	during.Store(true)
+	errc := revokeAsync(rt, 0)
+	waitFor(t, 10*time.Second, "revocation of partition 0", func() bool { return statsOf(rt, 0).Revoked })
+	p1.add("t", 1, randomKeys(2000, 20, 3)...)
+	waitFor(t, 30*time.Second, "partition 1 to run records during the drain", func() bool { return ranDuring.Load() >= 500 })
+	select {
+	case err := <-errc:
+		t.Fatalf("revocation returned (%v) while a record was in flight", err)
+	default:
+	}
+	g.open()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	during.Store(false)
+	if got := gen.committed(0); got != 10 {
+		t.Errorf("partition 0 committed %d, want 10", got)
+	}
+	if st := rt.Stats(); len(st) != 1 || st[0].Partition != 1 || st[0].Revoked {
+		t.Fatalf("after revoking 0 the runtime holds %+v, want partition 1 only, running", st)
+	}
+	waitFor(t, 30*time.Second, "partition 1 to finish", func() bool { return gen.committed(1) == 2100 })
+}
+
+// TestAHeldRecordWaitsForItsRelease: a held record keeps its key waiting and
+// the commit below it until released; other keys run meanwhile.
+func TestAHeldRecordWaitsForItsRelease(t *testing.T) {
+	t.Parallel()
+	releases := make(chan Release, 1)
+	log := newExecLog()
+	rt := newTestRuntime(t, Config{
+		Concurrency: 1,
+		Handler: func(ctx context.Context, r *kafka.Record, attempt int) Outcome {
+			log.start(r)
+			defer log.end(r)
+			if r.Offset == 0 {
+				out, rel := Hold(ctx)
+				releases <- rel
+				return out
+			}
+			return Done()
+		},
+	})
+	gen := newMemGeneration()
+	assign(t, rt, gen, newMemSource("t", 0, []string{"a", "a", "b", "c"}))
+	rel := <-releases
+	waitFor(t, 10*time.Second, "the other keys to run", func() bool { return log.total() == 3 })
+	if log.count[[2]int64{0, 1}] != 0 {
+		t.Fatal("the held key ran its next record")
+	}
+	if got := gen.committed(0); got > 0 {
+		t.Fatalf("committed %d past the held record", got)
+	}
+	rel.Finish()
+	rel.Finish() // twice: harmless
+	waitFor(t, 10*time.Second, "the held key to go on and everything to commit", func() bool { return gen.committed(0) == 4 })
+	log.check(t, 4)
+	select { // a released record is not in flight: the drain must not wait for it
+	case err := <-revokeAsync(rt, 0):
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("revocation after a released hold did not finish its drain")
+	}
+}
+
+// TestAPanickingHandlerRestartsItsKeyAndRunsTheRecordAgain: supervision
+// still guards raw handlers: the key actor restarts and the record runs
+// again, in order, with the next attempt.
+func TestAPanickingHandlerRestartsItsKeyAndRunsTheRecordAgain(t *testing.T) {
+	t.Parallel()
+	var attempts sync.Map
+	log := newExecLog()
+	rt := newTestRuntime(t, Config{
+		Handler: func(ctx context.Context, r *kafka.Record, attempt int) Outcome {
+			attempts.Store(r.Offset, attempt)
+			if r.Offset == 1 && attempt == 1 {
+				panic("boom")
+			}
+			log.start(r)
+			log.end(r)
+			return Done()
+		},
+	})
+	gen := newMemGeneration()
+	assign(t, rt, gen, newMemSource("t", 0, []string{"a", "a", "a", "b"}))
+	waitFor(t, 10*time.Second, "every record to finish", func() bool { return gen.committed(0) == 4 })
+	log.check(t, 4)
+	if a, _ := attempts.Load(int64(1)); a != 2 {
+		t.Errorf("the record that panicked ran as attempt %v, want 2", a)
+	}
+}
+
 func TestShutdownTimeoutCancelsAndNamesWhatWasLeft(t *testing.T) {
 	t.Parallel()
 	g := newGate(t)
 	var started atomic.Int32
 	rt := newTestRuntime(t, Config{
 		ShutdownTimeout: 200 * time.Millisecond,
-		Handler: func(ctx context.Context, r kafka.Record) error {
+		Handler: handler(func(ctx context.Context, r *kafka.Record) {
 			if r.Offset == 3 {
 				started.Add(1)
 				<-g.ch // ignores cancellation
 			}
-			return nil
-		},
+		}),
 	})
 	gen := newMemGeneration()
-	errc := startRun(rt, gen, newMemSource("t", 0, keysN("k", 10)))
+	assign(t, rt, gen, newMemSource("t", 0, keysN("k", 10)))
 	waitFor(t, 10*time.Second, "the stuck record to start", func() bool { return started.Load() == 1 })
 	waitFor(t, 10*time.Second, "the other records to finish", func() bool { return statsOf(rt, 0).Buffered == 1 })
-	gen.stopping = true
 	began := time.Now()
-	close(gen.done)
-	err := <-errc
+	err := rt.Shutdown()
 	took := time.Since(began)
 	if !errors.Is(err, ErrShutdownTimeout) {
-		t.Fatalf("Run returned %v, want ErrShutdownTimeout", err)
+		t.Fatalf("Shutdown returned %v, want ErrShutdownTimeout", err)
 	}
 	if !strings.Contains(err.Error(), `t/0@3 (key "k3")`) {
 		t.Errorf("error %q does not name the record left (t/0@3, key k3)", err)
@@ -436,19 +684,18 @@ func TestNextOwnerSkipsRecordsFinishedAboveTheWatermark(t *testing.T) {
 	first := newExecLog()
 	rt := newTestRuntime(t, Config{
 		Concurrency: 2,
-		Handler: func(ctx context.Context, r kafka.Record) error {
+		Handler: handler(func(ctx context.Context, r *kafka.Record) {
 			first.start(r)
 			if r.Offset == 0 {
 				<-g.ch
 			}
 			first.end(r)
-			return nil
-		},
+		}),
 	})
 	gen := newMemGeneration()
-	errc := startRun(rt, gen, newMemSource("t", 0, keys))
+	assign(t, rt, gen, newMemSource("t", 0, keys))
 	waitFor(t, 10*time.Second, "offsets 2-9 to finish while 0 runs", func() bool { return first.total() == 9 })
-	close(gen.done)
+	errc := revokeAsync(rt, 0)
 	waitFor(t, 10*time.Second, "revocation to begin", func() bool { return statsOf(rt, 0).Revoked })
 	g.open()
 	if err := <-errc; err != nil {
@@ -458,29 +705,34 @@ func TestNextOwnerSkipsRecordsFinishedAboveTheWatermark(t *testing.T) {
 	if last.Offset != 1 {
 		t.Fatalf("committed %d, want 1 (the dropped record)", last.Offset)
 	}
-	if got := DecodeFinished(last.Offset, last.Metadata); !slices.Equal(got, []int64{2, 3, 4, 5, 6, 7, 8, 9}) {
+	if got := decodeFinished(last.Offset, last.Metadata); !slices.Equal(got, []offsetRun{{2, 9}}) {
 		t.Fatalf("commit metadata %q names finished %v, want 2..9", last.Metadata, got)
 	}
 
 	second := newExecLog()
-	rt2 := newTestRuntime(t, Config{Handler: func(ctx context.Context, r kafka.Record) error {
+	rt2 := newTestRuntime(t, Config{Handler: handler(func(ctx context.Context, r *kafka.Record) {
 		second.start(r)
 		second.end(r)
-		return nil
-	}})
+	})})
 	src := newMemSource("t", 0, keys)
 	src.next = 1
 	gen2 := newMemGeneration()
-	errc2 := make(chan error, 1)
-	go func() {
-		errc2 <- rt2.Run(gen2, []Assignment{{Topic: "t", Start: 1, StartMetadata: last.Metadata, Source: src}})
-	}()
-	waitFor(t, 10*time.Second, "the next owner to commit the end", func() bool { return gen2.committed(0) == 10 })
-	close(gen2.done)
-	if err := <-errc2; err != nil {
+	if err := rt2.Assign(Assignment{Topic: "t", Start: 1, StartMetadata: last.Metadata, Source: src, Generation: gen2}); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 10*time.Second, "the next owner to commit the end", func() bool { return gen2.committed(0) == 10 })
 	if n := second.total(); n != 1 || second.count[[2]int64{0, 1}] != 1 {
 		t.Fatalf("next owner ran %d records (%v); want only the dropped offset 1", n, second.count)
+	}
+}
+
+func TestAssignRefusesAPartitionItHolds(t *testing.T) {
+	t.Parallel()
+	rt := newTestRuntime(t, Config{Handler: handler(func(context.Context, *kafka.Record) {})})
+	gen := newMemGeneration()
+	assign(t, rt, gen, newMemSource("t", 0, nil))
+	err := rt.Assign(Assignment{Topic: "t", Partition: 0, Source: newMemSource("t", 0, nil), Generation: gen})
+	if !errors.Is(err, ErrAssigned) {
+		t.Fatalf("second Assign of t/0: %v, want ErrAssigned", err)
 	}
 }

@@ -6,35 +6,38 @@ import (
 	"github.com/ordo-go/ordo/kafka"
 )
 
-// Handler does the work of one record. It runs inside the record's KeyActor:
-// never concurrently with another record of the same virtual-partition key,
-// and only after every earlier record of that key finished. A returned error
-// is retried under the runtime's RetryPolicy.
-type Handler func(ctx context.Context, r kafka.Record) error
+// Handler does the work of one record and says what follows: Done, Retry
+// after a delay, or Hold until released. It runs inside the record's key
+// actor, on one of the runtime's pool goroutines: never concurrently with
+// another record of the same virtual-partition key, and only after every
+// earlier record of that key finished. attempt counts its runs of this
+// record, from 1. r stays valid until the record finishes (or its partition
+// is revoked); a Hold may keep using it until then.
+//
+// A Handler should not panic: package jobs turns every panic of a job into
+// an Outcome. If one does, the key actor's supervision strategy decides (see
+// Config.KeyActorStrategy).
+type Handler func(ctx context.Context, r *kafka.Record, attempt int) Outcome
 
-// RecordSource is one assigned partition's record stream for one generation.
-// kafka.Claim implements it; tests implement it in memory.
+// RecordSource is one assigned partition's record stream. kafka.Claim
+// implements it; tests implement it in memory.
 type RecordSource interface {
 	// Fetch returns up to max records following the previous call, and
 	// the offset the next call starts at. It may return no records. After
-	// the generation ends it returns an error.
+	// the partition is revoked it returns an error.
 	Fetch(ctx context.Context, max int) (records []kafka.Record, next int64, err error)
 }
 
-// Generation is one period of group membership. kafka.Session implements it.
+// Generation is the group membership a partition is held in: it names the
+// generation and commits for it. kafka.Session implements it.
 type Generation interface {
 	// GenerationID is the group generation's number.
 	GenerationID() int32
-	// Done is closed when the partitions are revoked or the member stops.
-	Done() <-chan struct{}
-	// Stopping tells whether Done closed because the member is shutting
-	// down (true) or because of a rebalance (false).
-	Stopping() bool
 	// Commit commits offsets in one request bound to this generation.
 	Commit(ctx context.Context, offsets ...kafka.Offset) error
 }
 
-// Assignment is one partition handed to the runtime for a generation.
+// Assignment is one partition handed to the runtime.
 type Assignment struct {
 	Topic     string
 	Partition int
@@ -46,4 +49,6 @@ type Assignment struct {
 	// run again.
 	StartMetadata string
 	Source        RecordSource
+	// Generation commits the partition's offsets.
+	Generation Generation
 }

@@ -3,125 +3,23 @@ package actors
 import (
 	"context"
 	"errors"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/ordo-go/ordo/internal/backoff"
 	"github.com/ordo-go/ordo/kafka"
 )
 
-// partitionState is what a partition's supervisor, its key actors, its
-// fetcher and the committer share. The mutex guards only the revocation flag
-// and the in-flight set; it is per partition, never global.
-type partitionState struct {
-	topic      string
-	partition  int
-	generation int32
-	maxBuf     int64
-
-	mu        sync.Mutex
-	revoked   bool
-	revokedCh chan struct{}
-	inflight  map[int64]string // offset → virtual key of records running
-
-	outstanding atomic.Int64 // fetched, not finished
-	liveKeys    atomic.Int64 // key actors alive
-	peak        atomic.Int64
-	committable atomic.Int64        // published by the supervisor
-	committed   atomic.Int64        // set by the committer
-	hw          HighWatermarkSource // nil when the source does not know
-	wake        chan struct{}
-	drained     chan struct{}
-	fetchDone   chan struct{} // closed when the fetch goroutine has returned
-	// metadata is the commit metadata to send with the committable offset:
-	// set when the drain ends, naming the records above it that finished.
-	metadata atomic.Pointer[string]
-	// skip holds offsets an earlier owner finished above Start (from its
-	// commit metadata): they count as finished without running again.
-	skip map[int64]struct{}
-
-	// longCtx is the parent of long-running records' contexts: cancelled
-	// a grace period after revocation, since the drain does not wait for
-	// them.
-	longCtx    context.Context
-	longCancel context.CancelFunc
-}
-
-func newPartitionState(rt *Runtime, a Assignment, generation int32, maxBuf int) *partitionState {
-	p := &partitionState{
-		topic:      a.Topic,
-		partition:  a.Partition,
-		generation: generation,
-		maxBuf:     int64(maxBuf),
-		revokedCh:  make(chan struct{}),
-		inflight:   map[int64]string{},
-		wake:       make(chan struct{}, 1),
-		drained:    make(chan struct{}),
-		fetchDone:  make(chan struct{}),
-	}
-	p.committable.Store(a.Start)
-	p.committed.Store(a.Start)
-	if finished := DecodeFinished(a.Start, a.StartMetadata); len(finished) > 0 {
-		p.skip = make(map[int64]struct{}, len(finished))
-		for _, o := range finished {
-			p.skip[o] = struct{}{}
-		}
-	}
-	p.hw, _ = a.Source.(HighWatermarkSource)
-	p.longCtx, p.longCancel = context.WithCancel(rt.ctx)
-	return p
-}
-
-// begin marks a record as started unless the partition was revoked. Together
-// with revoke it makes "no buffered record starts after revocation began"
-// hold by construction.
-func (p *partitionState) begin(offset int64, key string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.revoked {
-		return false
-	}
-	p.inflight[offset] = key
-	return true
-}
-
-func (p *partitionState) highWatermark() int64 {
-	if p.hw == nil {
-		return -1
-	}
-	return p.hw.HighWatermark()
-}
-
-func (p *partitionState) end(offset int64) {
-	p.mu.Lock()
-	delete(p.inflight, offset)
-	p.mu.Unlock()
-}
-
-func (p *partitionState) isRevoked() bool {
-	select {
-	case <-p.revokedCh:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *partitionState) revoke() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.revoked {
-		p.revoked = true
-		close(p.revokedCh)
-	}
-}
-
-// resumeAt is where a paused partition starts fetching again: a quarter of
-// the buffer free, so that fetches are not one record at a time.
-func (p *partitionState) resumeAt() int64 {
-	return p.maxBuf - max(1, p.maxBuf/4)
+// job is one record on its way through the runtime: the message that carries
+// it to its key actor, and (as *finished or *attemptEnded) back. The
+// supervisor writes it before handing it out and then reads only what does
+// not change (rec, ref, long); the key actor owns attempt.
+type job struct {
+	rec     kafka.Record
+	ref     *keyRef
+	long    bool
+	attempt int
 }
 
 // Messages of the supervisor protocol.
@@ -133,85 +31,92 @@ type (
 	}
 	// revoke starts the drain.
 	revoke struct{}
-	// run hands a record to its key actor.
-	run struct {
-		record *kafka.Record
-		seq    uint64
-	}
-	// finished reports a record done (run to success, or given up).
-	finished struct {
-		key string
-		seq uint64
-	}
-	// idle asks the supervisor to passivate a key actor.
-	idle struct{ key string }
-	// keyStopped is a key actor's last message: it acks the poison pill.
-	keyStopped struct{ key string }
+	// finished: the record's handler returned Done.
+	finished job
+	// releasedDone: a held record was released, finished; its handler
+	// had returned already (attemptEnded).
+	releasedDone job
+	// attemptEnded: the record's handler returned, and the record waits
+	// at its key (a retry or a hold): no longer in flight, not finished.
+	attemptEnded job
+	// sweep passivates the keys idle for longer than IdleTimeout.
+	sweep struct{}
 )
 
+// keyRef is the supervisor's handle on one key actor.
 type keyRef struct {
+	key     string
 	pid     *actor.PID
-	actor   *KeyActor
-	pending int // records sent and not yet reported finished
+	pending int // records sent and not yet finished
+	// idle list links (least recently used first), and when the key last
+	// became idle.
+	prev, next *keyRef
+	idleSince  time.Time
 }
 
 // PartitionSupervisor is the actor of one assigned partition. It routes each
 // fetched record to the KeyActor of its virtual key (spawning it when absent),
-// keeps the Watermark, pauses fetching at the buffer bound, passivates idle
-// keys, and on revocation drains its children and publishes its final
+// keeps the watermark, pauses fetching at the buffer and span bounds,
+// passivates idle keys, and on revocation drains and publishes its final
 // watermark.
 type PartitionSupervisor struct {
 	rt        *Runtime
-	p         *partitionState
+	p         *partition
 	source    RecordSource
-	kick      func()
 	keys      map[string]*keyRef
-	watermark *Watermark
-	batchEnds []uint64 // last sequence number of each batch not yet passed
+	slots     []*keyRef // by reducer slot, when MaxVirtualPartitions is set
+	idle      idleList
+	watermark *watermark
+	batchEnds []int64 // last offset of each fetched batch not yet committable
 
 	stopFetch context.CancelFunc
 	draining  bool
-	awaiting  int
+	sweeper   *time.Timer
 }
 
-func newPartitionSupervisor(rt *Runtime, p *partitionState, src RecordSource, kick func()) *PartitionSupervisor {
-	return &PartitionSupervisor{
+func newPartitionSupervisor(rt *Runtime, p *partition, src RecordSource) *PartitionSupervisor {
+	s := &PartitionSupervisor{
 		rt:        rt,
 		p:         p,
 		source:    src,
-		kick:      kick,
 		keys:      map[string]*keyRef{},
-		watermark: NewWatermark(p.committable.Load()),
+		watermark: newWatermark(p.start),
 	}
+	s.watermark.markFinished(decodeFinished(p.start, p.startMeta))
+	if rt.reducer != nil {
+		s.slots = make([]*keyRef, rt.cfg.MaxVirtualPartitions)
+	}
+	return s
 }
 
 // Receive implements actor.Actor.
 func (s *PartitionSupervisor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
+	case *job: // never sent here; listed so the hot cases below stay together
+	case *finished:
+		if s.p.end((*job)(m)) {
+			defer s.drained()
+		}
+		s.finish(ctx, (*job)(m))
+	case *releasedDone:
+		s.finish(ctx, (*job)(m))
+	case *attemptEnded:
+		s.attemptEnded((*job)(m))
+	case *fetched:
+		s.route(ctx, m)
+	case *sweep:
+		s.sweep(ctx)
+	case *revoke:
+		s.revoke(ctx)
 	case *actor.Started:
 		fctx, cancel := context.WithCancel(context.Background())
 		s.stopFetch = cancel
 		go s.fetch(fctx, ctx.ActorSystem().Root, ctx.Self())
-	case *fetched:
-		s.route(ctx, m)
-	case *finished:
-		s.finish(m)
-	case *idle:
-		if k, ok := s.keys[m.key]; ok && k.pending == 0 && !s.draining {
-			delete(s.keys, m.key)
-			s.p.liveKeys.Add(-1)
-			ctx.Stop(k.pid)
-		}
-	case *revoke:
-		s.revoke(ctx)
-	case *keyStopped:
-		if s.draining {
-			s.awaiting--
-			s.maybeDrained()
-		}
+		s.armSweep(ctx)
 	case *actor.Stopping:
-		if s.stopFetch != nil {
-			s.stopFetch()
+		s.stopFetch()
+		if s.sweeper != nil {
+			s.sweeper.Stop()
 		}
 	}
 }
@@ -222,145 +127,280 @@ func (s *PartitionSupervisor) route(ctx actor.Context, m *fetched) {
 	}
 	for i := range m.records {
 		r := &m.records[i]
-		seq := s.watermark.Add(r.Offset)
-		if _, done := s.p.skip[r.Offset]; done {
+		if s.watermark.add(r.Offset) {
 			// Finished by the previous owner after a record below it
 			// was dropped: it must not run twice.
-			delete(s.p.skip, r.Offset)
-			s.watermark.Done(seq)
 			s.p.outstanding.Add(-1)
 			continue
 		}
-		key := s.rt.virtualKey(r)
-		k, ok := s.keys[key]
-		if !ok {
-			ka := &KeyActor{rt: s.rt, p: s.p, key: key}
-			k = &keyRef{actor: ka, pid: ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return ka }))}
-			s.keys[key] = k
-			s.p.liveKeys.Add(1)
+		ref := s.keyOf(ctx, r)
+		ref.pending++
+		if ref.pending == 1 && ref.idleSince != (time.Time{}) {
+			s.idle.remove(ref)
+			s.rt.idleKeys.Add(-1)
 		}
-		k.pending++
-		ctx.Send(k.pid, &run{record: r, seq: seq})
+		j := &job{rec: *r, ref: ref}
+		if s.rt.cfg.LongRunning != nil {
+			j.long = s.rt.cfg.LongRunning(&j.rec)
+		}
+		ctx.Send(ref.pid, j)
 	}
-	s.watermark.Advance(m.next)
+	s.watermark.advance(m.next)
 	if len(m.records) > 0 {
-		s.batchEnds = append(s.batchEnds, s.watermark.base+uint64(len(s.watermark.entries))-1)
-	} else {
-		s.publish()
+		s.batchEnds = append(s.batchEnds, m.records[len(m.records)-1].Offset)
+	}
+	s.publish()
+}
+
+// keyOf returns the key actor of r's virtual key, spawning it when absent.
+func (s *PartitionSupervisor) keyOf(ctx actor.Context, r *kafka.Record) *keyRef {
+	vk := s.rt.virtualKey(r)
+	if s.slots != nil {
+		slot := s.rt.reducer.Slot(vk)
+		if s.slots[slot] == nil {
+			s.slots[slot] = s.spawn(ctx, s.rt.reducer.names[slot])
+		}
+		return s.slots[slot]
+	}
+	if ref, ok := s.keys[string(vk)]; ok {
+		return ref
+	}
+	ref := s.spawn(ctx, string(vk))
+	s.keys[ref.key] = ref
+	return ref
+}
+
+func (s *PartitionSupervisor) spawn(ctx actor.Context, key string) *keyRef {
+	ka := &KeyActor{p: s.p, key: key}
+	ref := &keyRef{key: key}
+	ref.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return ka }, s.rt.keyProps...))
+	s.p.liveKeys.Add(1)
+	return ref
+}
+
+// finish counts a record done: it may be committed, and its key may go idle.
+func (s *PartitionSupervisor) finish(ctx actor.Context, j *job) {
+	s.watermark.done(j.rec.Offset)
+	ref := j.ref
+	ref.pending--
+	if ref.pending == 0 && !s.draining {
+		s.becameIdle(ctx, ref)
+	}
+	s.p.outstanding.Add(-1)
+	s.publish()
+}
+
+func (s *PartitionSupervisor) attemptEnded(j *job) {
+	if s.p.end(j) {
+		s.drained()
 	}
 }
 
-func (s *PartitionSupervisor) finish(m *finished) {
-	s.watermark.Done(m.seq)
-	if k, ok := s.keys[m.key]; ok {
-		k.pending--
-	}
-	if n := s.p.outstanding.Add(-1); n <= s.p.resumeAt() {
+// publish makes the committable offset visible to the committer and the
+// fetcher, wakes a paused fetcher, and kicks the committer when the
+// watermark passed the end of a fetched batch: all its records finished.
+func (s *PartitionSupervisor) publish() {
+	c := s.watermark.committable()
+	s.p.committable.Store(c)
+	s.p.span.Store(s.watermark.span())
+	if s.p.paused.Load() {
 		select {
 		case s.p.wake <- struct{}{}:
 		default:
 		}
 	}
-	s.publish()
-}
-
-// publish makes the committable offset visible to the committer and kicks
-// it when the watermark passed the end of a fetched batch: all children
-// acked that batch.
-func (s *PartitionSupervisor) publish() {
-	s.p.committable.Store(s.watermark.Committable())
 	passed := 0
-	firstPending := s.watermark.base + uint64(s.watermark.head)
-	for passed < len(s.batchEnds) && s.batchEnds[passed] < firstPending {
+	for passed < len(s.batchEnds) && s.batchEnds[passed] < c {
 		passed++
 	}
 	if passed > 0 {
 		s.batchEnds = s.batchEnds[passed:]
-		s.kick()
+		s.rt.committer.kick()
 	}
 }
 
+// becameIdle puts a key with nothing pending at the back of the idle list,
+// and passivates the least recently used idle key of this partition when
+// the process holds more idle keys than MaxIdleKeys.
+func (s *PartitionSupervisor) becameIdle(ctx actor.Context, ref *keyRef) {
+	ref.idleSince = time.Now()
+	s.idle.pushBack(ref)
+	if s.rt.idleKeys.Add(1) > int64(s.rt.cfg.MaxIdleKeys) {
+		s.passivate(ctx, s.idle.front())
+	}
+}
+
+func (s *PartitionSupervisor) passivate(ctx actor.Context, ref *keyRef) {
+	s.idle.remove(ref)
+	s.rt.idleKeys.Add(-1)
+	if s.slots != nil {
+		s.slots[s.rt.reducer.Slot([]byte(ref.key))] = nil
+	} else {
+		delete(s.keys, ref.key)
+	}
+	s.p.liveKeys.Add(-1)
+	ctx.Stop(ref.pid)
+}
+
+// sweep passivates the keys idle for IdleTimeout; it runs a few times per
+// IdleTimeout, so a key lives at most a quarter longer than that.
+func (s *PartitionSupervisor) sweep(ctx actor.Context) {
+	if s.draining {
+		return
+	}
+	cutoff := time.Now().Add(-s.rt.cfg.IdleTimeout)
+	for ref := s.idle.front(); ref != nil && !ref.idleSince.After(cutoff); ref = s.idle.front() {
+		s.passivate(ctx, ref)
+	}
+	s.armSweep(ctx)
+}
+
+func (s *PartitionSupervisor) armSweep(ctx actor.Context) {
+	root, self := ctx.ActorSystem().Root, ctx.Self()
+	every := min(max(s.rt.cfg.IdleTimeout/4, 5*time.Millisecond), 5*time.Second)
+	s.sweeper = time.AfterFunc(every, func() { root.Send(self, &sweep{}) })
+}
+
+// revoke starts the drain: the runtime has already marked the partition
+// revoked, so nothing new starts. The key actors are stopped (a key in
+// back-off or held stops at once; one running a record stops after it),
+// and the drain ends when no record the drain waits for is in flight.
 func (s *PartitionSupervisor) revoke(ctx actor.Context) {
 	if s.draining {
 		return
 	}
 	s.draining = true
-	s.p.revoke()
 	s.stopFetch()
-	for _, k := range s.keys {
-		ctx.Poison(k.pid)
-		if k.actor.runningLong.Load() {
-			// Long-running mode: the drain does not wait for this
-			// record; its context ends after the grace period (see
-			// Runtime.Run) and the watermark stays below it, so it
-			// is not committed.
-			continue
-		}
-		s.awaiting++
+	for _, ref := range s.keys {
+		ctx.Stop(ref.pid)
 	}
-	s.keys = map[string]*keyRef{}
+	for _, ref := range s.slots {
+		if ref != nil {
+			ctx.Stop(ref.pid)
+		}
+	}
+	s.rt.idleKeys.Add(-int64(s.idle.len))
+	s.keys, s.slots, s.idle = nil, nil, idleList{}
 	s.p.liveKeys.Store(0)
-	s.maybeDrained()
+	if s.p.nothingInFlight() {
+		s.drained()
+	}
 }
 
-func (s *PartitionSupervisor) maybeDrained() {
-	if s.awaiting == 0 {
-		s.publish()
-		if finished := s.watermark.FinishedAbove(); len(finished) > 0 {
-			meta := EncodeFinished(s.watermark.Committable(), finished)
-			s.p.metadata.Store(&meta)
-		}
-		close(s.p.drained)
+// drained publishes the final watermark, with the records finished above
+// it as commit metadata, and tells the runtime the drain is over.
+func (s *PartitionSupervisor) drained() {
+	if !s.draining {
+		return // a record ended between revoke and the revoke message
 	}
+	select {
+	case <-s.p.drained:
+		return
+	default:
+	}
+	s.publish()
+	if runs := s.watermark.finishedAbove(nil); len(runs) > 0 {
+		meta := encodeFinished(s.watermark.committable(), runs)
+		s.p.metadata.Store(&meta)
+	}
+	s.p.drainedAt.Store(time.Now().UnixNano())
+	close(s.p.drained)
 }
 
 // fetch runs outside the actor: it pulls records while the partition has
-// room in its buffer, so fetching pauses at MaxBuffered and resumes as the
-// keys drain. It never fetches more than the room left, so the bound holds
-// exactly.
+// room, so fetching pauses at MaxBuffered held records, or MaxSpan offsets
+// past the committable one, and resumes as the keys drain. It never fetches
+// more than the room left, so both bounds hold exactly.
 func (s *PartitionSupervisor) fetch(ctx context.Context, root *actor.RootContext, self *actor.PID) {
 	p := s.p
+	cfg := &s.rt.cfg
 	defer close(p.fetchDone)
-	backoff := 50 * time.Millisecond
-	prevNext := p.committable.Load()
+	failures := 0
+	next := p.start
+	room := func() int {
+		held := int(p.outstanding.Load())
+		span := 0
+		if c := p.committable.Load(); c >= 0 && next >= 0 {
+			span = int(next - c)
+		}
+		return min(cfg.MaxBuffered-held, cfg.MaxSpan-span)
+	}
+	resume := func() bool {
+		return room() >= max(1, min(cfg.MaxBuffered/4, cfg.MaxSpan/4))
+	}
 	for ctx.Err() == nil {
-		if out := p.outstanding.Load(); out >= p.maxBuf {
-			for p.outstanding.Load() > p.resumeAt() {
+		max := room()
+		if max <= 0 {
+			p.paused.Store(true)
+			for !resume() {
 				select {
 				case <-p.wake:
 				case <-ctx.Done():
 					return
 				}
 			}
+			p.paused.Store(false)
+			max = room()
 		}
-		room := p.maxBuf - p.outstanding.Load()
-		records, next, err := s.source.Fetch(ctx, int(room))
+		records, n, err := s.source.Fetch(ctx, max)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, kafka.ErrRevoked) {
-				return // the generation ended; the drain takes it from here
+				return // revoked; the drain takes it from here
 			}
+			failures++
+			wait := backoff.Delay(50*time.Millisecond, 5*time.Second, failures)
 			s.rt.cfg.Logger.Warn("ordo: fetch failed; retrying", "topic", p.topic, "partition", p.partition,
-				"err", err, "retry_in", backoff)
+				"err", err, "retry_in", wait)
 			select {
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			case <-ctx.Done():
 				return
 			}
-			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
-		backoff = 50 * time.Millisecond
-		if len(records) == 0 && next == prevNext {
+		failures = 0
+		if len(records) == 0 && n == next {
 			continue
 		}
-		prevNext = next
-		n := p.outstanding.Add(int64(len(records)))
-		for {
-			peak := p.peak.Load()
-			if n <= peak || p.peak.CompareAndSwap(peak, n) {
-				break
-			}
+		next = n
+		held := p.outstanding.Add(int64(len(records)))
+		for peak := p.peak.Load(); held > peak && !p.peak.CompareAndSwap(peak, held); peak = p.peak.Load() {
 		}
-		root.Send(self, &fetched{records: records, next: next})
+		root.Send(self, &fetched{records: records, next: n})
 	}
+}
+
+// idleList is an intrusive doubly linked list of idle keys, least recently
+// used first.
+type idleList struct {
+	head, tail *keyRef
+	len        int
+}
+
+func (l *idleList) front() *keyRef { return l.head }
+
+func (l *idleList) pushBack(r *keyRef) {
+	r.prev, r.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = r
+	} else {
+		l.head = r
+	}
+	l.tail = r
+	l.len++
+}
+
+func (l *idleList) remove(r *keyRef) {
+	if r.prev != nil {
+		r.prev.next = r.next
+	} else {
+		l.head = r.next
+	}
+	if r.next != nil {
+		r.next.prev = r.prev
+	} else {
+		l.tail = r.prev
+	}
+	r.prev, r.next, r.idleSince = nil, nil, time.Time{}
+	l.len--
 }

@@ -8,12 +8,14 @@ import (
 
 // VirtualKeyFunc computes a record's virtual-partition key from its Kafka key
 // and headers (never from its value: routing must not need to decode it).
-// Records with the same virtual key run one at a time, in offset order.
-type VirtualKeyFunc func(key []byte, headers []kafka.Header) string
+// Records with the same virtual key run one at a time, in offset order. The
+// result is only read while the record is routed, so it may be key itself or
+// a header's value: routing a record to a live key allocates nothing.
+type VirtualKeyFunc func(key []byte, headers []kafka.Header) []byte
 
 // KeyOfRecord is the default VirtualKeyFunc: the message key. Records without
 // a key share one virtual partition per Kafka partition.
-func KeyOfRecord(key []byte, _ []kafka.Header) string { return string(key) }
+func KeyOfRecord(key []byte, _ []kafka.Header) []byte { return key }
 
 // Reducer maps virtual keys onto a fixed number of virtual partitions, for
 // users who want Karafka's max_partitions behaviour. It is consistent: a key
@@ -32,7 +34,7 @@ func NewReducer(slots int) Reducer {
 }
 
 // Slot returns the slot index of key, in [0, slots).
-func (r Reducer) Slot(key string) int {
+func (r Reducer) Slot(key []byte) int {
 	// FNV-1a, inline so the hot path does not allocate a hash.Hash.
 	h := uint32(2166136261)
 	for i := 0; i < len(key); i++ {
@@ -43,4 +45,4 @@ func (r Reducer) Slot(key string) int {
 }
 
 // Reduce returns the virtual key of key's slot.
-func (r Reducer) Reduce(key string) string { return r.names[r.Slot(key)] }
+func (r Reducer) Reduce(key []byte) string { return r.names[r.Slot(key)] }

@@ -12,8 +12,8 @@ func TestReducerIsConsistentAndCapped(t *testing.T) {
 		used := map[string]bool{}
 		for i := range 10_000 {
 			key := fmt.Sprintf("user-%d", i)
-			vp := r.Reduce(key)
-			if vp != again.Reduce(key) || vp != r.Reduce(key) {
+			vp := r.Reduce([]byte(key))
+			if vp != again.Reduce([]byte(key)) || vp != r.Reduce([]byte(key)) {
 				t.Fatalf("slots=%d: key %q maps to different virtual partitions", slots, key)
 			}
 			used[vp] = true
@@ -32,10 +32,10 @@ func FuzzReducer(f *testing.F) {
 			return
 		}
 		r := NewReducer(slots)
-		if s := r.Slot(key); s < 0 || s >= slots {
+		if s := r.Slot([]byte(key)); s < 0 || s >= slots {
 			t.Fatalf("slot %d out of [0,%d)", s, slots)
 		}
-		if r.Reduce(key) != NewReducer(slots).Reduce(key) {
+		if r.Reduce([]byte(key)) != NewReducer(slots).Reduce([]byte(key)) {
 			t.Fatal("not consistent")
 		}
 	})

@@ -1,97 +1,158 @@
 package actors
 
 import (
+	"math/bits"
 	"strconv"
 	"strings"
 )
 
-// Watermark tracks, for one partition, which handed-out records finished,
-// and answers the committable offset: the first offset not yet finished, or
-// the fetch position when every record handed out has finished. It is the one
-// place that decides what may be committed.
+// watermark tracks which offsets of one partition finished, and answers the
+// committable offset: the first offset not yet finished, or the fetch
+// position when everything handed out has finished. It is the one place that
+// decides what may be committed.
 //
-// Records are added in offset order and may finish in any order. Each Add
-// returns a sequence number that Done takes back, so marking is O(1).
-// Watermark is not safe for concurrent use; its PartitionSupervisor owns it.
-type Watermark struct {
-	entries []watermarkEntry // entries[i] has sequence number base+i
-	head    int              // entries before head have been popped
-	base    uint64
-	next    int64 // fetch position: offset after the last added record
+// Finished offsets above the committable one are a bitset, one bit per
+// offset, so a slow record at the head costs a bit per record read past it,
+// not a record held in memory: the runtime bounds the span (fetch position
+// minus committable) separately, and much higher than the records it holds.
+// Offsets without a record (compaction, transaction markers) count as
+// finished. Marking is O(1); the committable offset moves a word at a time.
+//
+// A watermark is not safe for concurrent use; its supervisor owns it.
+type watermark struct {
+	origin int64    // the offset of bit 0 of words[0], a multiple of 64
+	words  []uint64 // bit o-origin set: offset o finished or holds no record
+	base   int64    // committable: every offset below it finished
+	next   int64    // fetch position: offsets from here on are not yet known
 }
 
-type watermarkEntry struct {
-	offset int64
-	done   bool
+// newWatermark starts at the offset reading starts from; a negative start
+// (the log start, not yet known) is replaced by the first offset seen.
+func newWatermark(start int64) *watermark {
+	return &watermark{origin: start &^ 63, base: start, next: start}
 }
 
-// NewWatermark starts a watermark at the offset where reading starts.
-func NewWatermark(start int64) *Watermark { return &Watermark{next: start} }
-
-// Add registers a record handed out for processing. Offsets must increase.
-func (w *Watermark) Add(offset int64) (seq uint64) {
-	seq = w.base + uint64(len(w.entries))
-	w.entries = append(w.entries, watermarkEntry{offset: offset})
-	if offset >= w.next {
-		w.next = offset + 1
-	}
-	return seq
-}
-
-// Advance moves the fetch position forward, past offsets that hold no
-// records for us. It never moves it back.
-func (w *Watermark) Advance(next int64) {
-	if next > w.next {
-		w.next = next
-	}
-}
-
-// Done marks the record with sequence number seq finished. Unknown or
-// already popped sequence numbers are ignored.
-func (w *Watermark) Done(seq uint64) {
-	if seq < w.base+uint64(w.head) || seq >= w.base+uint64(len(w.entries)) {
-		return
-	}
-	w.entries[seq-w.base].done = true
-	for w.head < len(w.entries) && w.entries[w.head].done {
-		w.head++
-	}
-	if w.head == len(w.entries) {
-		w.base += uint64(len(w.entries))
-		w.entries = w.entries[:0]
-		w.head = 0
-	} else if w.head > 1024 && w.head*2 > len(w.entries) {
-		n := copy(w.entries, w.entries[w.head:])
-		w.entries = w.entries[:n]
-		w.base += uint64(w.head)
-		w.head = 0
-	}
-}
-
-// Committable is the offset it is safe to commit: every record below it
-// finished.
-func (w *Watermark) Committable() int64 {
-	if w.head < len(w.entries) {
-		return w.entries[w.head].offset
-	}
-	return w.next
-}
-
-// Pending is the number of records added and not yet finished, counting
-// finished ones that wait behind an unfinished one.
-func (w *Watermark) Pending() int { return len(w.entries) - w.head }
-
-// FinishedAbove lists the finished offsets above the committable offset, in
-// increasing order: after a crash these need not run again.
-func (w *Watermark) FinishedAbove() []int64 {
-	var out []int64
-	for _, e := range w.entries[w.head:] {
-		if e.done {
-			out = append(out, e.offset)
+// markFinished records offsets an earlier owner finished (from its commit
+// metadata), so that they are never handed out again.
+func (w *watermark) markFinished(runs []offsetRun) {
+	for _, r := range runs {
+		for o := max(r.first, w.base); o <= r.last; o++ {
+			w.set(o)
 		}
 	}
-	return out
 }
+
+// add registers a record handed out at offset; offsets must increase. It
+// reports whether an earlier owner already finished it: then it must not
+// run, and it needs no done.
+func (w *watermark) add(offset int64) (finishedBefore bool) {
+	w.advance(offset)
+	finishedBefore = w.isSet(offset)
+	w.next = offset + 1
+	w.advanceBase()
+	return finishedBefore
+}
+
+// advance moves the fetch position to next: the offsets it passes hold no
+// record for us. It never moves back.
+func (w *watermark) advance(next int64) {
+	if w.next < 0 || (w.base == w.next && next > w.next && int((next-w.origin)>>6) >= len(w.words)) {
+		// Nothing is pending and the jump passes every tracked bit (or the
+		// log start is only known now): start afresh at next, so a long
+		// gap in a compacted log costs no bits.
+		w.origin, w.base, w.next = next&^63, next, next
+		w.words = w.words[:0]
+		return
+	}
+	for o := w.next; o < next; o++ {
+		w.set(o)
+	}
+	if next > w.next {
+		w.next = next
+		w.advanceBase()
+	}
+}
+
+// done marks the record at offset finished. Offsets outside the handed-out
+// range are ignored, and so is a second done.
+func (w *watermark) done(offset int64) {
+	if offset < w.base || offset >= w.next {
+		return
+	}
+	w.set(offset)
+	if offset == w.base {
+		w.advanceBase()
+	}
+}
+
+// committable is the offset it is safe to commit: every record below it
+// finished.
+func (w *watermark) committable() int64 { return w.base }
+
+// span is how far reading has gone past the committable offset.
+func (w *watermark) span() int64 { return max(w.next-w.base, 0) }
+
+// finishedAbove appends the runs of finished offsets between the committable
+// offset and the fetch position: after a crash or a revocation these need
+// not run again.
+func (w *watermark) finishedAbove(dst []offsetRun) []offsetRun {
+	for o := w.base; o < w.next; {
+		for o < w.next && !w.isSet(o) {
+			o++
+		}
+		first := o
+		for o < w.next && w.isSet(o) {
+			o++
+		}
+		if o > first {
+			dst = append(dst, offsetRun{first: first, last: o - 1})
+		}
+	}
+	return dst
+}
+
+func (w *watermark) isSet(o int64) bool {
+	i := (o - w.origin) >> 6
+	return o >= w.origin && i < int64(len(w.words)) && w.words[i]&(1<<uint((o-w.origin)&63)) != 0
+}
+
+func (w *watermark) set(o int64) {
+	if o < w.origin {
+		return // below the committable offset: finished already
+	}
+	i := int((o - w.origin) >> 6)
+	for i >= len(w.words) {
+		w.words = append(w.words, 0)
+	}
+	w.words[i] |= 1 << uint((o-w.origin)&63)
+}
+
+// advanceBase moves the committable offset over finished offsets, up to the
+// fetch position, and drops the words wholly below it.
+func (w *watermark) advanceBase() {
+	for w.base < w.next {
+		i := int((w.base - w.origin) >> 6)
+		if i >= len(w.words) {
+			break
+		}
+		b := uint((w.base - w.origin) & 63)
+		if unfinished := ^w.words[i] >> b; unfinished != 0 {
+			w.base += int64(bits.TrailingZeros64(unfinished))
+			break
+		}
+		w.base += int64(64 - b)
+	}
+	w.base = min(w.base, w.next)
+	if k := int((w.base - w.origin) >> 6); k > 0 && 2*k >= len(w.words) {
+		n := copy(w.words, w.words[min(k, len(w.words)):])
+		clear(w.words[n:])
+		w.words = w.words[:n]
+		w.origin += int64(k) << 6
+	}
+}
+
+// offsetRun is the finished offsets first..last, both included.
+type offsetRun struct{ first, last int64 }
 
 // finishedPrefix marks ordo's commit metadata, so metadata written by other
 // tools is never misread.
@@ -101,24 +162,20 @@ const finishedPrefix = "ordo1:"
 // (4096); runs that do not fit are left out, which costs re-runs, not loss.
 const maxFinishedMetadata = 4000
 
-// EncodeFinished writes the finished offsets above the committable offset
-// as commit metadata: runs of consecutive offsets, each as "gap+length"
-// where gap counts from the end of the previous run (the first from
-// committable). Finished offsets must be increasing and above committable.
-func EncodeFinished(committable int64, finished []int64) string {
-	if len(finished) == 0 {
+// encodeFinished writes the runs of finished offsets above the committable
+// offset as commit metadata, each as "gap+length" where gap counts from the
+// end of the previous run (the first from committable). Runs must be
+// increasing, apart and above committable.
+func encodeFinished(committable int64, runs []offsetRun) string {
+	if len(runs) == 0 {
 		return ""
 	}
 	b := []byte(finishedPrefix)
 	prevEnd := committable
-	for i := 0; i < len(finished); {
-		j := i + 1
-		for j < len(finished) && finished[j] == finished[j-1]+1 {
-			j++
-		}
-		run := strconv.AppendInt(nil, finished[i]-prevEnd, 10)
+	for _, r := range runs {
+		run := strconv.AppendInt(nil, r.first-prevEnd, 10)
 		run = append(run, '+')
-		run = strconv.AppendInt(run, int64(j-i), 10)
+		run = strconv.AppendInt(run, r.last-r.first+1, 10)
 		if len(b)+len(run)+1 > maxFinishedMetadata {
 			break
 		}
@@ -126,36 +183,33 @@ func EncodeFinished(committable int64, finished []int64) string {
 			b = append(b, ',')
 		}
 		b = append(b, run...)
-		prevEnd = finished[j-1] + 1
-		i = j
+		prevEnd = r.last + 1
 	}
 	return string(b)
 }
 
-// DecodeFinished reads what EncodeFinished wrote for the same committable
+// decodeFinished reads what encodeFinished wrote for the same committable
 // offset. Anything it does not understand yields nil: the records run again.
-func DecodeFinished(committable int64, meta string) []int64 {
+func decodeFinished(committable int64, meta string) []offsetRun {
 	rest, ok := strings.CutPrefix(meta, finishedPrefix)
 	if !ok || rest == "" {
 		return nil
 	}
-	var out []int64
-	prevEnd := committable
+	var out []offsetRun
+	prevEnd, total := committable, int64(0)
 	for _, run := range strings.Split(rest, ",") {
 		gapS, nS, ok := strings.Cut(run, "+")
 		gap, err1 := strconv.ParseInt(gapS, 10, 64)
 		n, err2 := strconv.ParseInt(nS, 10, 64)
-		if !ok || err1 != nil || err2 != nil || gap < 0 || n < 1 || n > 1<<20 || len(out)+int(n) > 1<<20 {
+		if !ok || err1 != nil || err2 != nil || gap < 0 || n < 1 || n > 1<<20 || total+n > 1<<20 {
 			return nil
 		}
-		start := prevEnd + gap
-		if start < prevEnd || start+n < start {
+		first := prevEnd + gap
+		if first < prevEnd || first+n < first {
 			return nil // overflow: not ours
 		}
-		for o := start; o < start+n; o++ {
-			out = append(out, o)
-		}
-		prevEnd = start + n
+		out = append(out, offsetRun{first: first, last: first + n - 1})
+		prevEnd, total = first+n, total+n
 	}
 	return out
 }

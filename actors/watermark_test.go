@@ -14,50 +14,114 @@ func TestWatermarkUnderRandomCompletionOrder(t *testing.T) {
 	for seed := range uint64(300) {
 		r := rand.New(rand.NewPCG(seed, 7))
 		start := int64(r.IntN(1000))
-		w := NewWatermark(start)
+		w := newWatermark(start)
 		var offsets []int64
-		var seqs []uint64
 		off := start
 		n := 1 + r.IntN(3000)
 		for range n {
 			off += 1 + int64(r.IntN(3)) // gaps of 0–2 offsets
 			offsets = append(offsets, off)
-			seqs = append(seqs, w.Add(off))
+			if w.add(off) {
+				t.Fatalf("seed %d: offset %d reported finished before it ran", seed, off)
+			}
 		}
-		w.Advance(off + 5)
+		w.advance(off + 5)
 		finished := make([]bool, n)
 		order := r.Perm(n)
 		for _, i := range order {
-			w.Done(seqs[i])
+			w.done(offsets[i])
 			finished[i] = true
 			want := off + 5
 			if j := slices.Index(finished, false); j >= 0 {
 				want = offsets[j]
 			}
-			if got := w.Committable(); got != want {
+			if got := w.committable(); got != want {
 				t.Fatalf("seed %d: committable %d, want %d (first unfinished)", seed, got, want)
 			}
-		}
-		if w.Pending() != 0 {
-			t.Fatalf("seed %d: %d pending after all finished", seed, w.Pending())
+			if got := w.span(); got != off+5-want {
+				t.Fatalf("seed %d: span %d, want %d", seed, got, off+5-want)
+			}
 		}
 	}
 }
 
-func TestWatermarkStartsAtStartAndIgnoresUnknownSeq(t *testing.T) {
-	w := NewWatermark(42)
-	if got := w.Committable(); got != 42 {
+func TestWatermarkStartsAtStartAndIgnoresUnknownOffsets(t *testing.T) {
+	w := newWatermark(42)
+	if got := w.committable(); got != 42 {
 		t.Fatalf("empty watermark committable %d, want 42", got)
 	}
-	s := w.Add(42)
-	w.Done(s + 10) // unknown: must not mark anything
-	if got := w.Committable(); got != 42 {
-		t.Fatalf("committable %d after unknown Done, want 42", got)
+	w.add(42)
+	w.done(52) // never handed out: must not mark anything
+	w.done(41) // below: already committable
+	if got := w.committable(); got != 42 {
+		t.Fatalf("committable %d after unknown done, want 42", got)
 	}
-	w.Done(s)
-	w.Done(s) // twice: harmless
-	if got := w.Committable(); got != 43 {
+	w.done(42)
+	w.done(42) // twice: harmless
+	if got := w.committable(); got != 43 {
 		t.Fatalf("committable %d, want 43", got)
+	}
+}
+
+func TestWatermarkLearnsTheLogStartFromTheFirstRecord(t *testing.T) {
+	w := newWatermark(-2) // no committed offset, log start not known yet
+	w.add(1000)
+	if got := w.committable(); got != 1000 {
+		t.Fatalf("committable %d, want 1000 (the first record, pending)", got)
+	}
+	w.done(1000)
+	if got := w.committable(); got != 1001 {
+		t.Fatalf("committable %d, want 1001", got)
+	}
+}
+
+// TestWatermarkHoldsASlowHeadCheaply: a million records finish above one
+// unfinished record; the committable offset stays at it, the finished ones
+// cost a bit each, and the metadata names them as one run.
+func TestWatermarkHoldsASlowHeadCheaply(t *testing.T) {
+	w := newWatermark(0)
+	const n = 1_000_000
+	for o := int64(0); o < n; o++ {
+		w.add(o)
+		if o > 0 {
+			w.done(o)
+		}
+	}
+	if got := w.committable(); got != 0 {
+		t.Fatalf("committable %d, want 0 (the slow head)", got)
+	}
+	if words := len(w.words); words > n/64+2 {
+		t.Fatalf("%d words for %d offsets: not one bit each", words, n)
+	}
+	if runs := w.finishedAbove(nil); !slices.Equal(runs, []offsetRun{{1, n - 1}}) {
+		t.Fatalf("finished above the head: %v, want one run 1..%d", runs, n-1)
+	}
+	w.done(0)
+	if got := w.committable(); got != n {
+		t.Fatalf("committable %d after the head finished, want %d", got, n)
+	}
+	if len(w.words) > 1 {
+		t.Errorf("%d words kept after everything finished", len(w.words))
+	}
+}
+
+func TestWatermarkSkipsWhatAnEarlierOwnerFinished(t *testing.T) {
+	w := newWatermark(10)
+	w.markFinished([]offsetRun{{12, 13}, {20, 20}})
+	var ran []int64
+	for o := int64(10); o < 22; o++ {
+		if !w.add(o) {
+			ran = append(ran, o)
+		}
+	}
+	if want := []int64{10, 11, 14, 15, 16, 17, 18, 19, 21}; !slices.Equal(ran, want) {
+		t.Fatalf("handed out %v, want %v", ran, want)
+	}
+	for _, o := range ran {
+		w.done(o)
+	}
+	if got := w.committable(); got != 22 {
+		t.Fatalf("committable %d, want 22", got)
 	}
 }
 
@@ -68,22 +132,28 @@ func FuzzWatermark(f *testing.F) {
 		if n == 0 || n > 512 {
 			return
 		}
-		w := NewWatermark(0)
-		seqs := make([]uint64, n)
+		w := newWatermark(0)
 		for i := range n {
-			seqs[i] = w.Add(int64(i))
+			w.add(int64(3 * i)) // gaps of two offsets between records
 		}
 		finished := make([]bool, n)
 		for _, b := range order {
 			i := int(b) % n
-			w.Done(seqs[i])
+			w.done(int64(3 * i))
 			finished[i] = true
-			want := int64(n)
+			want := int64(3*(n-1) + 1)
 			if j := slices.Index(finished, false); j >= 0 {
-				want = int64(j)
+				want = int64(3 * j)
 			}
-			if got := w.Committable(); got != want {
+			if got := w.committable(); got != want {
 				t.Fatalf("committable %d, want %d", got, want)
+			}
+			for _, r := range w.finishedAbove(nil) {
+				for o := r.first; o <= r.last; o++ {
+					if o%3 == 0 && !finished[o/3] {
+						t.Fatalf("offset %d listed finished above the watermark, but it is not", o)
+					}
+				}
 			}
 		}
 	})
@@ -92,53 +162,53 @@ func FuzzWatermark(f *testing.F) {
 func TestFinishedMetadataRoundTrip(t *testing.T) {
 	cases := []struct {
 		committable int64
-		finished    []int64
+		finished    []offsetRun
 	}{
-		{10, []int64{11}},
-		{10, []int64{12, 13, 14, 20, 22, 23}},
-		{0, []int64{1, 2, 3, 4, 5, 1000, 1001}},
+		{10, []offsetRun{{11, 11}}},
+		{10, []offsetRun{{12, 14}, {20, 20}, {22, 23}}},
+		{0, []offsetRun{{1, 5}, {1000, 1001}}},
 	}
 	for _, c := range cases {
-		meta := EncodeFinished(c.committable, c.finished)
-		if got := DecodeFinished(c.committable, meta); !slices.Equal(got, c.finished) {
+		meta := encodeFinished(c.committable, c.finished)
+		if got := decodeFinished(c.committable, meta); !slices.Equal(got, c.finished) {
 			t.Errorf("%v above %d: encoded %q, decoded %v", c.finished, c.committable, meta, got)
 		}
 	}
-	if EncodeFinished(5, nil) != "" {
+	if encodeFinished(5, nil) != "" {
 		t.Error("no finished offsets must encode to no metadata")
 	}
 	for _, bad := range []string{"", "x", "ordo1:", "ordo1:1+", "ordo1:-1+2", "ordo1:1+0", "ordo1:a+b", "other:1+2"} {
-		if got := DecodeFinished(0, bad); got != nil {
+		if got := decodeFinished(0, bad); got != nil {
 			t.Errorf("metadata %q decoded to %v, want nothing", bad, got)
 		}
 	}
 	// Scattered offsets beyond the metadata limit: a prefix is kept, and
 	// what is kept is exact.
-	var many []int64
+	var many []offsetRun
 	for o := int64(1); o < 20_000; o += 2 {
-		many = append(many, o)
+		many = append(many, offsetRun{o, o})
 	}
-	meta := EncodeFinished(0, many)
+	meta := encodeFinished(0, many)
 	if len(meta) > maxFinishedMetadata {
 		t.Fatalf("metadata of %d bytes exceeds %d", len(meta), maxFinishedMetadata)
 	}
-	got := DecodeFinished(0, meta)
+	got := decodeFinished(0, meta)
 	if len(got) == 0 || !slices.Equal(got, many[:len(got)]) {
-		t.Fatalf("truncated metadata decoded to %d offsets, not a prefix of the input", len(got))
+		t.Fatalf("truncated metadata decoded to %d runs, not a prefix of the input", len(got))
 	}
 }
 
 func FuzzDecodeFinished(f *testing.F) {
 	f.Add(int64(3), "ordo1:1+2,0+5")
 	f.Fuzz(func(t *testing.T, committable int64, meta string) {
-		got := DecodeFinished(committable, meta)
-		for i := 1; i < len(got); i++ {
-			if got[i] <= got[i-1] {
-				t.Fatalf("decoded offsets not increasing: %v", got[:i+1])
+		got := decodeFinished(committable, meta)
+		for i := range got {
+			if got[i].last < got[i].first || (i > 0 && got[i].first <= got[i-1].last) {
+				t.Fatalf("decoded runs not increasing: %v", got[:i+1])
 			}
 		}
-		if len(got) > 0 && EncodeFinished(committable, got) == "" {
-			t.Fatal("decoded offsets do not re-encode")
+		if len(got) > 0 && encodeFinished(committable, got) == "" {
+			t.Fatal("decoded runs do not re-encode")
 		}
 	})
 }

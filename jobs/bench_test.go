@@ -37,12 +37,12 @@ func BenchmarkRecordServer(b *testing.B) {
 					s, err := jobs.NewRecordServer(jobs.RecordServerConfig{
 						Consumer: consumerConfig(b, env, topic, env.Group(b)),
 						Runtime: actors.Config{Concurrency: c, Logger: testLogger(b),
-							Handler: func(ctx context.Context, r kafka.Record) error {
+							Handler: func(ctx context.Context, r *kafka.Record, _ int) actors.Outcome {
 								if work > 0 {
 									time.Sleep(work)
 								}
 								done.Add(1)
-								return nil
+								return actors.Done()
 							}},
 					})
 					if err != nil {

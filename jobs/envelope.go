@@ -6,13 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
-	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // EnvelopeVersion is the envelope format this package writes. Readers accept
@@ -229,129 +227,351 @@ func msgpackValueLen(b []byte) (int, error) {
 // ErrUndecodable and says why: an empty value, bytes that are not a msgpack
 // map, a truncated value, a field of the wrong type, trailing bytes, a
 // missing kind, id or args, a version below 1 or a negative attempt.
-// EnqueuedAt is returned in UTC.
+// EnqueuedAt is returned in UTC. The envelope shares no memory with b.
 func DecodeEnvelope(b []byte) (*Envelope, error) {
+	var v envelopeView
+	if err := decodeEnvelopeView(b, &v); err != nil {
+		return nil, err
+	}
+	return &Envelope{
+		Version:    v.version,
+		Kind:       string(v.kind),
+		ID:         string(v.id),
+		Args:       bytes.Clone(v.args),
+		EnqueuedAt: v.enqueuedAt,
+		Attempt:    v.attempt,
+		Metadata:   v.metadata,
+	}, nil
+}
+
+// envelopeView is a decoded envelope whose byte fields alias the record's
+// value, so that reading one on the per-job path copies nothing.
+type envelopeView struct {
+	version    int
+	kind, id   []byte
+	args       []byte // the raw msgpack value
+	enqueuedAt time.Time
+	attempt    int
+	metadata   map[string]string // nil when absent or empty
+}
+
+// decodeEnvelopeView decodes b into v as DecodeEnvelope does, with the same
+// errors, allocating only for metadata. It accepts exactly what the msgpack
+// library's Decoder accepted when DecodeEnvelope was built on it, quirks
+// included, so that no record changes fate between a job and a dead letter
+// (FuzzDecodeEnvelopeMatchesReference holds it to that). On error v holds
+// whatever was read before it.
+func decodeEnvelopeView(b []byte, v *envelopeView) error {
+	*v = envelopeView{}
 	if len(b) == 0 {
-		return nil, fmt.Errorf("%w: empty value", ErrUndecodable)
+		return fmt.Errorf("%w: empty value", ErrUndecodable)
 	}
 	// A struct decoder would also take a msgpack array, field by field in
 	// order; an envelope is a map, so that a reader never mistakes one
 	// field for another.
 	if !isMapCode(b[0]) {
-		return nil, fmt.Errorf("%w: not a msgpack map (first byte 0x%02x)", ErrUndecodable, b[0])
+		return fmt.Errorf("%w: not a msgpack map (first byte 0x%02x)", ErrUndecodable, b[0])
 	}
 	end, err := msgpackValueLen(b)
 	switch {
 	case errors.Is(err, errTruncated):
-		return nil, fmt.Errorf("%w: truncated: a length or count points past the end of the %d bytes", ErrUndecodable, len(b))
+		return fmt.Errorf("%w: truncated: a length or count points past the end of the %d bytes", ErrUndecodable, len(b))
 	case err != nil:
-		return nil, fmt.Errorf("%w: %w", ErrUndecodable, err)
+		return fmt.Errorf("%w: %w", ErrUndecodable, err)
 	case end < len(b):
-		return nil, fmt.Errorf("%w: %d bytes after the envelope", ErrUndecodable, len(b)-end)
+		return fmt.Errorf("%w: %d bytes after the envelope", ErrUndecodable, len(b)-end)
 	}
-	r := bytes.NewReader(b)
-	dec := msgpack.GetDecoder()
-	defer msgpack.PutDecoder(dec)
-	dec.Reset(r)
-	n, err := dec.DecodeMapLen()
+	r := msgpackReader{b: b}
+	n, err := r.mapLen()
 	if err != nil {
-		return nil, undecodable("map header", err)
+		return undecodable("map header", err)
 	}
-	env := &Envelope{}
 	seenArgs := false
 	for range n {
-		key, err := dec.DecodeString()
+		key, err := r.str()
 		if err != nil {
-			return nil, undecodable("a field name", err)
+			return undecodable("a field name", err)
 		}
-		switch key {
+		switch string(key) {
 		case "v":
-			env.Version, err = dec.DecodeInt()
+			v.version, err = r.int()
 		case "kind":
-			env.Kind, err = dec.DecodeString()
+			v.kind, err = r.str()
 		case "id":
-			env.ID, err = dec.DecodeString()
+			v.id, err = r.str()
 		case "args":
-			env.Args, err = dec.DecodeRaw()
+			v.args, err = r.value()
 			seenArgs = err == nil
 		case "enqueued_at":
-			env.EnqueuedAt, err = decodeTime(dec)
+			v.enqueuedAt, err = r.time()
 		case "attempt":
-			env.Attempt, err = dec.DecodeInt()
+			v.attempt, err = r.int()
 		case "meta":
-			env.Metadata, err = decodeStringMap(dec)
+			v.metadata, err = r.stringMap()
 		default:
-			err = dec.Skip()
+			_, err = r.value()
 		}
 		if err != nil {
-			return nil, undecodable(fmt.Sprintf("field %q", key), err)
+			return undecodable(fmt.Sprintf("field %q", key), err)
 		}
 	}
-	if r.Len() > 0 {
-		return nil, fmt.Errorf("%w: %d bytes after the envelope", ErrUndecodable, r.Len())
+	// The structure check above saw no trailing bytes, but a meta field
+	// behind an ext header (see mapLen) is read out of step with it.
+	if rest := len(b) - r.pos; rest > 0 {
+		return fmt.Errorf("%w: %d bytes after the envelope", ErrUndecodable, rest)
 	}
 	var why string
 	switch {
-	case env.Version < 1:
-		why = fmt.Sprintf("version %d is below 1 (or missing)", env.Version)
-	case env.Kind == "":
+	case v.version < 1:
+		why = fmt.Sprintf("version %d is below 1 (or missing)", v.version)
+	case len(v.kind) == 0:
 		why = "missing kind"
-	case env.ID == "":
+	case len(v.id) == 0:
 		why = "missing id"
 	case !seenArgs:
 		why = "missing args"
-	case env.Attempt < 0:
-		why = fmt.Sprintf("attempt %d is negative", env.Attempt)
+	case v.attempt < 0:
+		why = fmt.Sprintf("attempt %d is negative", v.attempt)
 	}
 	if why != "" {
-		return nil, fmt.Errorf("%w: %s", ErrUndecodable, why)
+		return fmt.Errorf("%w: %s", ErrUndecodable, why)
 	}
-	return env, nil
+	return nil
 }
 
 func isMapCode(c byte) bool {
-	return msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32
+	return c >= 0x80 && c <= 0x8f || c == 0xde || c == 0xdf // fixmap, map16, map32
 }
 
 func undecodable(what string, err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return fmt.Errorf("%w: truncated in %s: %w", ErrUndecodable, what, err)
+	if errors.Is(err, errTruncated) {
+		return fmt.Errorf("%w: truncated in %s", ErrUndecodable, what)
 	}
 	return fmt.Errorf("%w: %s: %w", ErrUndecodable, what, err)
 }
 
-// decodeTime reads a msgpack timestamp; nil is the zero time.
-func decodeTime(dec *msgpack.Decoder) (time.Time, error) {
-	if c, err := dec.PeekCode(); err != nil {
-		return time.Time{}, err
-	} else if c == msgpcode.Nil {
-		return time.Time{}, dec.DecodeNil()
-	}
-	t, err := dec.DecodeTime()
-	return t.UTC(), err
+// msgpackReader reads msgpack values from b in the order and by the rules
+// of the msgpack library's Decoder methods named on each, which is what
+// DecodeEnvelope used before, but returns views into b instead of copies.
+// Reading past the end of b is errTruncated.
+type msgpackReader struct {
+	b   []byte
+	pos int
 }
 
-// decodeStringMap reads a map of strings; nil and an empty map are nil, so
-// an envelope decodes to the same value however its writer spelt "none".
-func decodeStringMap(dec *msgpack.Decoder) (map[string]string, error) {
-	n, err := dec.DecodeMapLen()
+func (r *msgpackReader) next(n uint64) ([]byte, error) {
+	if n > uint64(len(r.b)-r.pos) {
+		return nil, errTruncated
+	}
+	p := r.b[r.pos : r.pos+int(n)]
+	r.pos += int(n)
+	return p, nil
+}
+
+func (r *msgpackReader) code() (byte, error) {
+	if r.pos == len(r.b) {
+		return 0, errTruncated
+	}
+	r.pos++
+	return r.b[r.pos-1], nil
+}
+
+// uint reads a big-endian unsigned integer of size bytes.
+func (r *msgpackReader) uint(size int) (uint64, error) {
+	p, err := r.next(uint64(size))
+	var n uint64
+	for _, c := range p {
+		n = n<<8 | uint64(c)
+	}
+	return n, err
+}
+
+// value reads any one value, as Decoder.Skip and Decoder.DecodeRaw do.
+func (r *msgpackReader) value() ([]byte, error) {
+	n, err := msgpackValueLen(r.b[r.pos:])
+	if err != nil {
+		return nil, err
+	}
+	return r.next(uint64(n))
+}
+
+// str reads what Decoder.DecodeString reads: a str, a bin, or nil as empty.
+func (r *msgpackReader) str() ([]byte, error) {
+	c, err := r.code()
+	if err != nil {
+		return nil, err
+	}
+	return r.strAfter(c)
+}
+
+func (r *msgpackReader) strAfter(c byte) ([]byte, error) {
+	var n uint64
+	var err error
+	switch {
+	case c == 0xc0: // nil
+		return nil, nil
+	case c >= 0xa0 && c <= 0xbf: // fixstr
+		n = uint64(c & 0x1f)
+	case c >= 0xd9 && c <= 0xdb: // str 8, 16, 32
+		n, err = r.uint(1 << (c - 0xd9))
+	case c >= 0xc4 && c <= 0xc6: // bin 8, 16, 32
+		n, err = r.uint(1 << (c - 0xc4))
+	default:
+		return nil, fmt.Errorf("msgpack code 0x%02x is not a string", c)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.next(n)
+}
+
+// int reads what Decoder.DecodeInt reads.
+func (r *msgpackReader) int() (int, error) {
+	n, err := r.int64()
+	return int(n), err
+}
+
+// int64 reads what Decoder.DecodeInt64 reads: any msgpack integer, nil as
+// 0, and a uint64 above MaxInt64 wrapped to a negative number. A float is
+// refused, even a whole one.
+func (r *msgpackReader) int64() (int64, error) {
+	c, err := r.code()
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case c <= 0x7f || c >= 0xe0: // positive and negative fixint
+		return int64(int8(c)), nil
+	case c == 0xc0: // nil
+		return 0, nil
+	case c >= 0xcc && c <= 0xcf: // uint 8, 16, 32, 64
+		n, err := r.uint(1 << (c - 0xcc))
+		return int64(n), err
+	case c >= 0xd0 && c <= 0xd3: // int 8, 16, 32, 64: sign-extend
+		size := 1 << (c - 0xd0)
+		n, err := r.uint(size)
+		shift := 64 - 8*size
+		return int64(n<<shift) >> shift, err
+	}
+	return 0, fmt.Errorf("msgpack code 0x%02x is not an integer", c)
+}
+
+func isExtCode(c byte) bool {
+	return c >= 0xd4 && c <= 0xd8 || c >= 0xc7 && c <= 0xc9 // fixext 1 to 16, ext 8, 16, 32
+}
+
+// extHeader reads the length and type of the ext value of code c, leaving
+// its data.
+func (r *msgpackReader) extHeader(c byte) (size uint64, typ int8, err error) {
+	if c >= 0xd4 && c <= 0xd8 {
+		size = 1 << (c - 0xd4)
+	} else if size, err = r.uint(1 << (c - 0xc7)); err != nil {
+		return 0, 0, err
+	}
+	t, err := r.code()
+	return size, int8(t), err
+}
+
+// mapLen reads what Decoder.DecodeMapLen reads: a map header, -1 for nil.
+// The library skips an ext header in front of a map, ignoring the ext's
+// length, so a meta field written that way decoded, and still does.
+func (r *msgpackReader) mapLen() (int, error) {
+	c, err := r.code()
+	if err != nil {
+		return 0, err
+	}
+	if isExtCode(c) {
+		if _, _, err := r.extHeader(c); err != nil {
+			return 0, err
+		}
+		if c, err = r.code(); err != nil {
+			return 0, err
+		}
+	}
+	switch {
+	case c == 0xc0: // nil
+		return -1, nil
+	case c >= 0x80 && c <= 0x8f: // fixmap
+		return int(c & 0x0f), nil
+	case c == 0xde || c == 0xdf: // map 16, 32
+		n, err := r.uint(2 << (c - 0xde))
+		return int(n), err
+	}
+	return 0, fmt.Errorf("msgpack code 0x%02x is not a map", c)
+}
+
+// stringMap reads a map of strings; nil and an empty map are nil, so an
+// envelope decodes to the same value however its writer spelt "none".
+func (r *msgpackReader) stringMap() (map[string]string, error) {
+	n, err := r.mapLen()
 	if err != nil || n <= 0 {
 		return nil, err
 	}
 	// n comes from the input: grow with what is actually there.
 	m := make(map[string]string, min(n, 16))
 	for range n {
-		k, err := dec.DecodeString()
+		k, err := r.str()
 		if err != nil {
 			return nil, err
 		}
-		v, err := dec.DecodeString()
+		v, err := r.str()
 		if err != nil {
 			return nil, err
 		}
-		m[k] = v
+		m[string(k)] = string(v)
 	}
 	return m, nil
+}
+
+// time reads what Decoder.DecodeTime reads, and nil as the zero time: the
+// timestamp extension (type -1, or 13 as NodeJS writes it) in its 4, 8 and
+// 12-byte forms under any ext code, an RFC 3339 string, and the library's
+// legacy [seconds, nanoseconds] array. The time is in UTC.
+func (r *msgpackReader) time() (time.Time, error) {
+	c, err := r.code()
+	if err != nil {
+		return time.Time{}, err
+	}
+	switch {
+	case c == 0xc0: // nil
+		return time.Time{}, nil
+	case c == 0x92: // fixarray of 2
+		sec, err := r.int64()
+		if err != nil {
+			return time.Time{}, err
+		}
+		nsec, err := r.int64()
+		return time.Unix(sec, nsec).UTC(), err
+	case c >= 0xa0 && c <= 0xbf || c >= 0xd9 && c <= 0xdb: // str, not bin or nil
+		s, err := r.strAfter(c)
+		if err != nil {
+			return time.Time{}, err
+		}
+		t, err := time.Parse(time.RFC3339Nano, string(s))
+		return t.UTC(), err
+	case !isExtCode(c):
+		return time.Time{}, fmt.Errorf("msgpack code 0x%02x is not a timestamp", c)
+	}
+	size, typ, err := r.extHeader(c)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if typ != -1 && typ != 13 {
+		return time.Time{}, fmt.Errorf("ext type %d is not a timestamp", typ)
+	}
+	p, err := r.next(size)
+	switch {
+	case err != nil:
+		return time.Time{}, err
+	case len(p) == 4:
+		return time.Unix(int64(binary.BigEndian.Uint32(p)), 0).UTC(), nil
+	case len(p) == 8:
+		n := binary.BigEndian.Uint64(p)
+		return time.Unix(int64(n&(1<<34-1)), int64(n>>34)).UTC(), nil
+	case len(p) == 12:
+		return time.Unix(int64(binary.BigEndian.Uint64(p[4:])), int64(binary.BigEndian.Uint32(p))).UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("a timestamp of %d bytes, not 4, 8 or 12", len(p))
 }
 
 // newJobID returns a 26-character id like a ULID: 48 bits of milliseconds

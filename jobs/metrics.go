@@ -26,6 +26,11 @@ import (
 //	ordo_jobs_dead_lettered_total    jobs written to the dead-letter topic
 //	ordo_job_duration_seconds        histogram of one run's duration
 //
+// Without a kind:
+//
+//	ordo_dead_letter_write_failures_total  dead-letter writes that failed (each
+//	                                       is tried again; its key waits)
+//
 // Server series, read from the servers' Stats at scrape time, by group (and
 // topic and partition for the partition series):
 //
@@ -40,6 +45,7 @@ import (
 type Metrics struct {
 	processed, failed, retried, deadLettered *prometheus.CounterVec
 	duration                                 *prometheus.HistogramVec
+	deadLetterFailures                       prometheus.Counter
 
 	mu      sync.Mutex
 	servers []*Server
@@ -78,8 +84,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Duration of one run of a job's Work.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}, []string{"kind"}),
+		deadLetterFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ordo_dead_letter_write_failures_total",
+			Help: "Dead-letter writes that failed; each is tried again after a back-off while its key waits.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.processed, m.failed, m.retried, m.deadLettered, m.duration, (*serverCollector)(m)} {
+	for _, c := range []prometheus.Collector{m.processed, m.failed, m.retried, m.deadLettered, m.duration,
+		m.deadLetterFailures, (*serverCollector)(m)} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("jobs: NewMetrics: %w", err)
 		}
@@ -128,12 +139,10 @@ func (m *Metrics) jobDeadLettered(kind string) {
 	}
 }
 
-// metricKind is kind when it has a worker, else "unknown".
-func (s *Server) metricKind(kind string) string {
-	if s.cfg.Workers.lookup(kind) == nil {
-		return "unknown"
+func (m *Metrics) deadLetterWriteFailed() {
+	if m != nil {
+		m.deadLetterFailures.Inc()
 	}
-	return kind
 }
 
 // serverCollector reads the servers' Stats at scrape time, so the hot path

@@ -75,7 +75,7 @@ func (s *RecordServer) Start(ctx context.Context) error {
 		defer close(s.exited)
 		err := s.consumer.Run(runCtx, func(sess *kafka.Session) {
 			s.generations.Add(1)
-			err := s.runtime.Run(sess, assignments(sess))
+			err := s.runGeneration(sess)
 			for _, c := range sess.Claims() {
 				c.Close()
 			}
@@ -116,12 +116,26 @@ func (s *RecordServer) Stop(ctx context.Context) error {
 	return errors.Join(s.lastErr, s.runErr)
 }
 
-func assignments(sess *kafka.Session) []actors.Assignment {
+// runGeneration hands the generation's partitions to the runtime and, when
+// the generation ends, takes them back: all of them, since kafka-go's group
+// is eager. A shutdown is bounded by the runtime's ShutdownTimeout.
+func (s *RecordServer) runGeneration(sess *kafka.Session) error {
 	claims := sess.Claims()
-	out := make([]actors.Assignment, len(claims))
+	parts := make([]actors.TopicPartition, len(claims))
+	var errs []error
 	for i, c := range claims {
-		out[i] = actors.Assignment{Topic: c.Topic, Partition: c.Partition, Start: c.Start,
-			StartMetadata: c.StartMetadata, Source: c}
+		parts[i] = actors.TopicPartition{Topic: c.Topic, Partition: c.Partition}
+		err := s.runtime.Assign(actors.Assignment{Topic: c.Topic, Partition: c.Partition, Start: c.Start,
+			StartMetadata: c.StartMetadata, Source: c, Generation: sess})
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return out
+	<-sess.Done()
+	if sess.Stopping() {
+		errs = append(errs, s.runtime.Shutdown())
+	} else {
+		errs = append(errs, s.runtime.Revoke(parts...))
+	}
+	return errors.Join(errs...)
 }

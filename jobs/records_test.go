@@ -46,11 +46,11 @@ func newLedger() *ledger {
 
 // handler returns a record handler for member that records each run and
 // calls work in the middle of it.
-func (l *ledger) handler(member string, work func(ctx context.Context, r kafka.Record)) actors.Handler {
-	return func(ctx context.Context, r kafka.Record) error {
+func (l *ledger) handler(member string, work func(ctx context.Context, r *kafka.Record)) actors.Handler {
+	return func(ctx context.Context, r *kafka.Record, _ int) actors.Outcome {
 		seq, err := strconv.Atoi(string(r.Value))
 		if err != nil {
-			return fmt.Errorf("value %q: %w", r.Value, err)
+			panic(fmt.Sprintf("value %q: %v", r.Value, err)) // the tests write only numbers
 		}
 		e := execution{member: member, generation: actors.GenerationID(ctx), partition: r.Partition,
 			offset: r.Offset, key: string(r.Key), seq: seq}
@@ -68,7 +68,7 @@ func (l *ledger) handler(member string, work func(ctx context.Context, r kafka.R
 		delete(l.running, e.key)
 		l.distinct[seq]++
 		l.mu.Unlock()
-		return nil
+		return actors.Done()
 	}
 }
 
@@ -214,7 +214,7 @@ func TestOrderPerKeyUnderConcurrency(t *testing.T) {
 	l := newLedger()
 	s := startServer(t, consumerConfig(t, env, topic, group), actors.Config{
 		Concurrency: 64,
-		Handler: l.handler("A", func(ctx context.Context, r kafka.Record) {
+		Handler: l.handler("A", func(ctx context.Context, r *kafka.Record) {
 			time.Sleep(time.Duration(rand.IntN(2001)) * time.Microsecond) // 0–2 ms
 		}),
 	})
@@ -246,7 +246,7 @@ func TestCommittedOffsetNeverPassesARunningRecord(t *testing.T) {
 	l := newLedger()
 	s := startServer(t, consumerConfig(t, env, topic, group), actors.Config{
 		CommitInterval: 50 * time.Millisecond,
-		Handler: l.handler("A", func(ctx context.Context, r kafka.Record) {
+		Handler: l.handler("A", func(ctx context.Context, r *kafka.Record) {
 			if r.Offset == slow {
 				<-release
 			}
@@ -297,7 +297,7 @@ func TestRevocationDrainsInFlightAndHandsOverAtTheWatermark(t *testing.T) {
 	a := startServer(t, consumerConfig(t, env, topic, group), actors.Config{
 		Concurrency: concurrency,
 		MaxBuffered: buffer,
-		Handler: l.handler("A", func(ctx context.Context, r kafka.Record) {
+		Handler: l.handler("A", func(ctx context.Context, r *kafka.Record) {
 			<-gate
 		}),
 	})
@@ -389,10 +389,10 @@ func TestBufferedRecordsPerPartitionStayBounded(t *testing.T) {
 	s := startServer(t, consumerConfig(t, env, topic, group), actors.Config{
 		Concurrency: 8,
 		MaxBuffered: buffer,
-		Handler: func(ctx context.Context, r kafka.Record) error {
+		Handler: func(ctx context.Context, r *kafka.Record, _ int) actors.Outcome {
 			time.Sleep(time.Millisecond)
 			handled.Add(1)
-			return nil
+			return actors.Done()
 		},
 	})
 	sampled := 0
@@ -428,9 +428,9 @@ func TestShutdownTimeoutReturnsAndNamesWhatWasLeft(t *testing.T) {
 	l := newLedger()
 	s := startServer(t, consumerConfig(t, env, topic, group), actors.Config{
 		ShutdownTimeout: timeout,
-		Handler: l.handler("A", func(ctx context.Context, r kafka.Record) {
+		Handler: l.handler("A", func(ctx context.Context, r *kafka.Record) {
 			if string(r.Value) == "50" {
-				stuckAt.Store(&r)
+				stuckAt.Store(r)
 				<-stuck // ignores cancellation
 			}
 		}),

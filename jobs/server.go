@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -43,11 +42,24 @@ type Config struct {
 	// MaxVirtualPartitions, when positive, caps the virtual partitions per
 	// partition (Karafka's max_partitions). Default 0: one per key.
 	MaxVirtualPartitions int
-	// MaxBuffered bounds jobs fetched and not finished per partition.
-	// Default 1000.
+	// MaxBuffered bounds the jobs held per partition: fetched and not
+	// finished, waiting at their key or running. Jobs that finished and
+	// only wait for a slower one below them to be committed do not count
+	// (see MaxSpan). Default 1000.
 	MaxBuffered int
-	// IdleTimeout passivates a key's actor after this long idle. Default 30 s.
+	// MaxSpan bounds how far reading may run ahead of the oldest
+	// unfinished job of a partition, in offsets. A long or stuck job stops
+	// its partition's other keys only after this many. Default 100 ×
+	// MaxBuffered.
+	MaxSpan int
+	// IdleTimeout passivates a key's actor after this long idle, dropping
+	// its KeyState. Default 30 s.
 	IdleTimeout time.Duration
+	// MaxIdleKeys caps the idle key actors kept in the process; past it the
+	// least recently used are passivated at once, so memory follows
+	// MaxBuffered, Concurrency and this cap, never the number of distinct
+	// keys. Default 10,000.
+	MaxIdleKeys int
 
 	// MaxAttempts is how many runs a job gets before it is dead-lettered,
 	// unless its worker says otherwise. Default supervision.DefaultMaxAttempts (4).
@@ -137,10 +149,10 @@ func (c Config) validate() (Config, error) {
 // with backoff, dead-letters what cannot succeed, and commits only jobs that
 // finished.
 type Server struct {
-	cfg     Config
-	records *RecordServer
-	dlq     *kafka.Producer
-	tracer  *jobTracer // nil when tracing is off
+	cfg         Config
+	records     *RecordServer
+	dlq         *kafka.Producer
+	deadLetters *deadLetterWriter
 }
 
 // NewServer validates cfg; it does not contact Kafka.
@@ -154,6 +166,16 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: dead-letter producer: %w", err)
 	}
+	s.deadLetters = newDeadLetterWriter(s.dlq, cfg.Workers, cfg.DeadLetterTopic, cfg.Group, cfg.Backoff, cfg.Metrics, cfg.Logger)
+	exec := &executor{
+		workers:     cfg.Workers,
+		maxAttempts: cfg.MaxAttempts,
+		backoff:     cfg.Backoff,
+		deadLetters: s.deadLetters,
+		metrics:     cfg.Metrics,
+		tracer:      newJobTracer(cfg.Propagator, cfg.TracerProvider),
+		log:         cfg.Logger,
+	}
 	s.records, err = NewRecordServer(RecordServerConfig{
 		Consumer: kafka.ConsumerConfig{
 			Brokers: cfg.Brokers, Security: cfg.Security, Group: cfg.Group, Topics: cfg.Topics,
@@ -161,15 +183,16 @@ func NewServer(cfg Config) (*Server, error) {
 			HeartbeatInterval: cfg.HeartbeatInterval, Logger: cfg.Logger,
 		},
 		Runtime: actors.Config{
-			Handler:              s.handle,
+			Handler:              exec.handle,
 			Concurrency:          cfg.Concurrency,
 			MaxBuffered:          cfg.MaxBuffered,
+			MaxSpan:              cfg.MaxSpan,
 			VirtualKey:           cfg.VirtualKey,
 			MaxVirtualPartitions: cfg.MaxVirtualPartitions,
 			IdleTimeout:          cfg.IdleTimeout,
+			MaxIdleKeys:          cfg.MaxIdleKeys,
 			CommitInterval:       cfg.CommitInterval,
 			ShutdownTimeout:      cfg.ShutdownTimeout,
-			Retry:                s.retry,
 			LongRunning:          s.longRunningFunc(),
 			LongRunningGrace:     cfg.LongRunningGrace,
 			KeyActorStrategy:     supervision.KeyActorStrategy(cfg.Logger),
@@ -180,13 +203,19 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	s.tracer = newJobTracer(cfg.Propagator, cfg.TracerProvider)
 	cfg.Metrics.attach(s)
 	return s, nil
 }
 
 // Start joins the group and starts processing in the background.
-func (s *Server) Start(ctx context.Context) error { return s.records.Start(ctx) }
+func (s *Server) Start(ctx context.Context) error {
+	s.deadLetters.start()
+	if err := s.records.Start(ctx); err != nil {
+		s.deadLetters.stop()
+		return err
+	}
+	return nil
+}
 
 // Stop stops fetching, lets running jobs finish (up to ShutdownTimeout, then
 // cancels their contexts), commits and leaves the group. Past the timeout it
@@ -194,6 +223,7 @@ func (s *Server) Start(ctx context.Context) error { return s.records.Start(ctx) 
 // left.
 func (s *Server) Stop(ctx context.Context) error {
 	err := s.records.Stop(ctx)
+	s.deadLetters.stop()
 	return errors.Join(err, s.dlq.Close())
 }
 
@@ -203,27 +233,6 @@ func (s *Server) Stats() []actors.PartitionStats { return s.records.Runtime().St
 // Rebalances returns how many assignments the server received from its
 // group: one for joining, then one per rebalance it took part in.
 func (s *Server) Rebalances() int64 { return s.records.Generations() }
-
-// retryError carries the wait a failed job asked for to the runtime's retry
-// policy.
-type retryError struct {
-	delay time.Duration
-	err   error
-}
-
-func (e *retryError) Error() string { return e.err.Error() }
-func (e *retryError) Unwrap() error { return e.err }
-
-// retry is the runtime's retry policy: the handler has already decided
-// (retryError); anything else is a failed dead-letter write, retried until
-// it succeeds, because dropping the job would lose it.
-func (s *Server) retry(attempt int, err error) (time.Duration, bool) {
-	var re *retryError
-	if errors.As(err, &re) {
-		return re.delay, true
-	}
-	return s.cfg.Backoff.Delay(attempt), true
-}
 
 // longRunningFunc returns nil when no topic or worker is long-running, so
 // the per-job path does not look for the kind of every record.
@@ -245,115 +254,4 @@ func (s *Server) longRunning(r *kafka.Record) bool {
 	}
 	w := s.cfg.Workers.byKind[string(header(r, HeaderKind))]
 	return w != nil && w.longRunning()
-}
-
-// handle runs one attempt of the job in r.
-func (s *Server) handle(ctx context.Context, r kafka.Record) error {
-	attempt := actors.Attempt(ctx)
-	kindHeader := header(&r, HeaderKind)
-	if len(r.Value) == 0 {
-		return s.deadLetter(ctx, &r, attempt, string(kindHeader), "empty value")
-	}
-	env, err := DecodeEnvelope(r.Value)
-	if err != nil {
-		return s.deadLetter(ctx, &r, attempt, string(kindHeader), err.Error())
-	}
-	// The kind header routes when present (bad input may disagree with its
-	// value). Indexing with string(bytes) does not allocate, and the
-	// worker's own kind string then serves logs, metrics and spans.
-	var w registeredWorker
-	if len(kindHeader) > 0 {
-		w = s.cfg.Workers.byKind[string(kindHeader)]
-	} else {
-		w = s.cfg.Workers.lookup(env.Kind)
-	}
-	if w == nil {
-		kind := env.Kind
-		if len(kindHeader) > 0 {
-			kind = string(kindHeader)
-		}
-		return s.deadLetter(ctx, &r, attempt, kind, fmt.Sprintf("no worker for kind %q", kind))
-	}
-	kind := w.kind()
-	ctx, span := s.tracer.start(ctx, kind, env.ID, &r)
-	began := s.cfg.Metrics.now()
-	err = w.run(ctx, env, &r, attempt)
-	s.cfg.Metrics.jobRan(kind, began, err)
-	span.end(err)
-	if err == nil {
-		return nil
-	}
-	var pe *actors.PanicError
-	if errors.As(err, &pe) {
-		s.cfg.Logger.Error("ordo: job panicked", "kind", kind, "job_id", env.ID, "attempt", attempt,
-			"panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
-	}
-	maxAttempts := s.cfg.MaxAttempts
-	if n := w.maxAttempts(); n > 0 {
-		maxAttempts = n
-	}
-	backoff := s.cfg.Backoff
-	if b := w.backoff(); b != (supervision.Backoff{}) {
-		backoff = b
-	}
-	d := supervision.Decide(attempt, maxAttempts, err, backoff)
-	if d.DeadLetter {
-		return s.deadLetter(ctx, &r, attempt, kind, d.Reason)
-	}
-	s.cfg.Metrics.jobRetried(kind)
-	s.cfg.Logger.Warn("ordo: job failed; will retry", "kind", kind, "job_id", env.ID,
-		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
-		"attempt", attempt, "max_attempts", maxAttempts, "retry_in", d.Delay, "err", err)
-	return &retryError{delay: d.Delay, err: err}
-}
-
-// deadLetter writes the record to the dead-letter topic with the reason, and
-// only then lets it count as finished. The write is retried with backoff
-// until it succeeds or the partition is revoked; a job that could not be
-// dead-lettered is not committed, so it is not lost.
-func (s *Server) deadLetter(ctx context.Context, r *kafka.Record, attempt int, kind, reason string) error {
-	msg := kafka.Message{
-		Topic: s.cfg.DeadLetterTopic,
-		Key:   r.Key,
-		Value: r.Value,
-		Headers: append(slices.Clip(r.Headers),
-			kafka.Header{Key: HeaderSourceTopic, Value: []byte(r.Topic)},
-			kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(r.Partition))},
-			kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
-			kafka.Header{Key: HeaderSourceGroup, Value: []byte(s.cfg.Group)},
-			kafka.Header{Key: HeaderSourceAttempts, Value: []byte(strconv.Itoa(attempt))},
-			kafka.Header{Key: HeaderSourceKind, Value: []byte(kind)},
-			kafka.Header{Key: HeaderError, Value: []byte(reason)},
-		),
-	}
-	log := s.cfg.Logger.With("kind", kind, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
-		"attempts", attempt, "dead_letter_topic", s.cfg.DeadLetterTopic, "reason", reason)
-	revoked := actors.RevokedChan(ctx)
-	for try := 1; ; try++ {
-		err := s.dlq.Produce(ctx, msg)
-		if err == nil {
-			s.cfg.Metrics.jobDeadLettered(s.metricKind(kind))
-			log.Error("ordo: job dead-lettered")
-			return nil
-		}
-		wait := s.cfg.Backoff.Delay(try)
-		log.Error("ordo: dead-letter write failed; retrying", "err", err, "retry_in", wait)
-		select {
-		case <-time.After(wait):
-		case <-revoked:
-			return fmt.Errorf("dead-letter write to %q: %w", s.cfg.DeadLetterTopic, err)
-		case <-ctx.Done():
-			return fmt.Errorf("dead-letter write to %q: %w", s.cfg.DeadLetterTopic, err)
-		}
-	}
-}
-
-// header returns the value of the first header named key, nil if none.
-func header(r *kafka.Record, key string) []byte {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return h.Value
-		}
-	}
-	return nil
 }

@@ -262,11 +262,11 @@ func dlqCollector(t *testing.T, env *kafkatest.Env, topic string) func() []kafka
 	var mu sync.Mutex
 	var got []kafka.Record
 	startServer(t, consumerConfig(t, env, topic, env.Group(t)), actors.Config{
-		Handler: func(ctx context.Context, r kafka.Record) error {
+		Handler: func(ctx context.Context, r *kafka.Record, _ int) actors.Outcome {
 			mu.Lock()
-			got = append(got, r)
+			got = append(got, *r)
 			mu.Unlock()
-			return nil
+			return actors.Done()
 		},
 	})
 	return func() []kafka.Record {

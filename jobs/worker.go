@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"runtime/debug"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -119,13 +118,16 @@ func (ws *Workers) lookup(kind string) registeredWorker {
 	return ws.byKind[kind]
 }
 
-// registeredWorker is a Worker[T] with T erased, as the server needs it.
+// registeredWorker is a Worker[T] with T erased, as the executor needs it.
 type registeredWorker interface {
 	name() string
 	kind() string
-	run(ctx context.Context, env *Envelope, r *kafka.Record, attempt int) error
+	// run decodes the job's args and calls Work; the executor applies the
+	// timeout and recovers a panic around it.
+	run(ctx context.Context, job *jobInfo, r *kafka.Record) error
 	maxAttempts() int
 	backoff() supervision.Backoff
+	timeout() time.Duration
 	longRunning() bool
 }
 
@@ -138,33 +140,18 @@ func (t *typedWorker[T]) name() string                 { return fmt.Sprintf("%T"
 func (t *typedWorker[T]) kind() string                 { return t.kindName }
 func (t *typedWorker[T]) maxAttempts() int             { return t.w.MaxAttempts() }
 func (t *typedWorker[T]) backoff() supervision.Backoff { return t.w.Backoff() }
+func (t *typedWorker[T]) timeout() time.Duration       { return t.w.Timeout() }
 func (t *typedWorker[T]) longRunning() bool            { return t.w.LongRunning() }
 
-func (t *typedWorker[T]) run(ctx context.Context, env *Envelope, r *kafka.Record, attempt int) error {
+func (t *typedWorker[T]) run(ctx context.Context, info *jobInfo, r *kafka.Record) error {
 	job := &Job[T]{
-		ID: env.ID, Kind: env.Kind, EnqueuedAt: env.EnqueuedAt, Attempt: env.Attempt + attempt,
-		Metadata: env.Metadata, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key,
+		ID: info.id, Kind: info.kind, EnqueuedAt: info.enqueuedAt, Attempt: info.attempt,
+		Metadata: info.metadata, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key,
 	}
-	if err := msgpack.Unmarshal(env.Args, &job.Args); err != nil {
-		return Permanent(fmt.Errorf("args of kind %q do not decode into %T: %w", env.Kind, job.Args, err))
+	if err := msgpack.Unmarshal(info.args, &job.Args); err != nil {
+		return Permanent(fmt.Errorf("args of kind %q do not decode into %T: %w", info.kind, job.Args, err))
 	}
-	if d := t.w.Timeout(); d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
-	return work(ctx, t.w, job)
-}
-
-// work calls the worker; a panic becomes an error carrying its stack, which
-// is then retried and dead-lettered like any other failure.
-func work[T JobArgs](ctx context.Context, w Worker[T], job *Job[T]) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = &actors.PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return w.Work(ctx, job)
+	return t.w.Work(ctx, job)
 }
 
 // Permanent wraps err so the job goes to the dead-letter topic at once,

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/ordo-go/ordo/internal/backoff"
 )
 
 // Record is one Kafka record as ordo's runtime sees it. It holds no kafka-go
@@ -24,11 +27,10 @@ type Record struct {
 	Time      time.Time
 }
 
-// Header is a record header.
-type Header struct {
-	Key   string
-	Value []byte
-}
+// Header is a record header: a {Key, Value} pair. It is kafka-go's own header
+// type under ordo's name, so that fetched records reach the runtime, and
+// produced ones the client, without their headers being copied.
+type Header = kafkago.Header
 
 // Offset is a position to commit: the next offset the group should consume on
 // Topic/Partition, and optional metadata stored with it.
@@ -177,7 +179,7 @@ func (c *Consumer) Run(ctx context.Context, fn func(sess *Session)) error {
 		close(closed)
 	}()
 
-	backoff := 100 * time.Millisecond
+	failures := 0
 	for {
 		gen, err := cg.Next(context.Background())
 		switch {
@@ -185,17 +187,18 @@ func (c *Consumer) Run(ctx context.Context, fn func(sess *Session)) error {
 			<-closed
 			return nil
 		case err != nil:
+			failures++
+			wait := backoff.Delay(100*time.Millisecond, 5*time.Second, failures)
 			c.cfg.Logger.Warn("ordo: joining consumer group failed; retrying",
-				"group", c.cfg.Group, "err", err, "retry_in", backoff)
+				"group", c.cfg.Group, "err", err, "retry_in", wait)
 			select {
 			case <-closed:
 				return nil
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
-			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}
-		backoff = 100 * time.Millisecond
+		failures = 0
 		sess := c.newSession(gen, &stopping)
 		c.cfg.Logger.Info("ordo: partitions assigned", "group", c.cfg.Group,
 			"generation", gen.ID, "member", gen.MemberID, "partitions", sess.describe())
@@ -455,20 +458,12 @@ func (c *Claim) Fetch(ctx context.Context, max int) (records []Record, next int6
 			break // io.EOF, or a batch cut short by MaxBytes: fetch again from next
 		}
 		if r.Offset < c.next {
+			closeBytes(r.Key, r.Value)
 			continue // a compressed batch may start before the requested offset
 		}
-		rec := Record{Topic: c.Topic, Partition: c.Partition, Offset: r.Offset, Time: r.Time}
-		if rec.Key, err = readBytes(r.Key); err == nil {
-			rec.Value, err = readBytes(r.Value)
-		}
+		rec, err := copyRecord(c.Topic, c.Partition, r)
 		if err != nil {
 			return records, c.next, fmt.Errorf("read record %s/%d@%d: %w", c.Topic, c.Partition, r.Offset, err)
-		}
-		if len(r.Headers) > 0 {
-			rec.Headers = make([]Header, len(r.Headers))
-			for i, h := range r.Headers {
-				rec.Headers[i] = Header{Key: h.Key, Value: h.Value}
-			}
 		}
 		records = append(records, rec)
 		c.next = r.Offset + 1
@@ -506,9 +501,43 @@ func (c *Claim) init() {
 	c.next = c.Start
 }
 
-func readBytes(b kafkago.Bytes) ([]byte, error) {
-	if b == nil {
-		return nil, nil
+// copyRecord copies a fetched record out of kafka-go's pooled pages into one
+// allocation of its own for key and value, and gives the pages back. One
+// allocation per record, rather than one per response, means a record that
+// waits long (a retry, a slow key) keeps only its own bytes alive, never the
+// rest of its response. The headers are kafka-go's, already one slice per
+// record.
+func copyRecord(topic string, partition int, r *kafkago.Record) (Record, error) {
+	defer closeBytes(r.Key, r.Value)
+	rec := Record{Topic: topic, Partition: partition, Offset: r.Offset, Time: r.Time, Headers: r.Headers}
+	keyLen, valueLen := bytesLen(r.Key), bytesLen(r.Value)
+	buf := make([]byte, keyLen+valueLen)
+	if r.Key != nil {
+		rec.Key = buf[:keyLen:keyLen]
+		if _, err := io.ReadFull(r.Key, rec.Key); err != nil {
+			return rec, fmt.Errorf("key: %w", err)
+		}
 	}
-	return kafkago.ReadAll(b)
+	if r.Value != nil {
+		rec.Value = buf[keyLen:]
+		if _, err := io.ReadFull(r.Value, rec.Value); err != nil {
+			return rec, fmt.Errorf("value: %w", err)
+		}
+	}
+	return rec, nil
+}
+
+func bytesLen(b kafkago.Bytes) int {
+	if b == nil {
+		return 0
+	}
+	return b.Len()
+}
+
+func closeBytes(bs ...kafkago.Bytes) {
+	for _, b := range bs {
+		if b != nil {
+			_ = b.Close()
+		}
+	}
 }

@@ -253,14 +253,7 @@ func (p *Producer) enter() bool {
 }
 
 func toKafkaGo(m *Message, pend *pending) kafkago.Message {
-	out := kafkago.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, WriterData: pend}
-	if len(m.Headers) > 0 {
-		out.Headers = make([]kafkago.Header, len(m.Headers))
-		for j, h := range m.Headers {
-			out.Headers[j] = kafkago.Header{Key: h.Key, Value: h.Value}
-		}
-	}
-	return out
+	return kafkago.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Headers: m.Headers, WriterData: pend}
 }
 
 // Produce writes the messages and returns once all were acknowledged, or

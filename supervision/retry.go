@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/ordo-go/ordo/internal/backoff"
 )
 
 // Backoff is the one exponential backoff policy: Initial, doubling on each
@@ -26,14 +28,7 @@ const DefaultMaxAttempts = 4
 // Delay is the wait after the attempt-th failure (attempts count from 1).
 func (b Backoff) Delay(attempt int) time.Duration {
 	b = b.orDefault()
-	if attempt < 1 {
-		attempt = 1
-	}
-	d := b.Initial
-	for i := 1; i < attempt && d < b.Max; i++ {
-		d *= 2
-	}
-	return min(d, b.Max)
+	return backoff.Delay(b.Initial, b.Max, attempt)
 }
 
 func (b Backoff) orDefault() Backoff {

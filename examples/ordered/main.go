@@ -48,13 +48,13 @@ func (a TransferArgs) Partitioning() jobs.Partitioning {
 // virtualKey routes a record to the virtual partition of its account, read
 // from the header the client sets for partition-key jobs, never from the
 // value.
-func virtualKey(_ []byte, headers []kafka.Header) string {
+func virtualKey(_ []byte, headers []kafka.Header) []byte {
 	for _, h := range headers {
 		if h.Key == jobs.HeaderPartitionKey {
-			return string(h.Value)
+			return h.Value
 		}
 	}
-	return ""
+	return nil
 }
 
 func main() {

@@ -13,13 +13,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"runtime/debug"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/jobs"
+	"github.com/ordo-go/ordo/jobs/internal/testhook"
+	"github.com/ordo-go/ordo/kafka"
 )
 
 // KeyContext returns a context that carries the per-key state (jobs.KeyState)
@@ -56,40 +57,44 @@ func Work[T jobs.JobArgs](ctx context.Context, w jobs.Worker[T], args T) error {
 	return WorkJob(ctx, w, NewJob(args))
 }
 
-// WorkJob runs w on job synchronously, as a Server would: the args go
-// through the msgpack envelope encoding first (so a field the worker needs
-// but that does not survive encoding fails here, not in production), the
-// worker's Timeout bounds ctx, a panic comes back as an error, and
-// jobs.KeyState works. Unless ctx comes from KeyContext, the job runs as
-// the first of a key whose state is empty.
+// WorkJob runs w on job synchronously, through the same executor a Server
+// uses: the job goes through the msgpack envelope encoding first (so a field
+// the worker needs but that does not survive encoding fails here, not in
+// production), the worker's Timeout bounds ctx, a panic comes back as a
+// *jobs.PanicError, and jobs.KeyState works. Unless ctx comes from
+// KeyContext, the job runs as the first of a key whose state is empty.
 //
 // The error is what Work returned: test it with errors.Is, or errors.As
 // with *supervision.PermanentError for jobs.Permanent.
-func WorkJob[T jobs.JobArgs](ctx context.Context, w jobs.Worker[T], job *jobs.Job[T]) (err error) {
+func WorkJob[T jobs.JobArgs](ctx context.Context, w jobs.Worker[T], job *jobs.Job[T]) error {
 	raw, err := msgpack.Marshal(job.Args)
 	if err != nil {
 		return fmt.Errorf("jobstest: args of kind %q do not encode: %w", job.Kind, err)
 	}
-	var decoded T
-	if err := msgpack.Unmarshal(raw, &decoded); err != nil {
-		return fmt.Errorf("jobstest: args of kind %q do not decode into %T: %w", job.Kind, decoded, err)
+	kind, id := job.Kind, job.ID
+	if kind == "" {
+		kind = job.Args.Kind()
 	}
-	run := *job
-	run.Args = decoded
+	if id == "" {
+		id = newID()
+	}
+	value, err := jobs.EncodeEnvelope(&jobs.Envelope{
+		Version: jobs.EnvelopeVersion, Kind: kind, ID: id, Args: raw,
+		EnqueuedAt: job.EnqueuedAt, Attempt: max(job.Attempt-1, 0), Metadata: job.Metadata,
+	})
+	if err != nil {
+		return fmt.Errorf("jobstest: %w", err)
+	}
+	workers := jobs.NewWorkers()
+	if err := jobs.AddWorker(workers, w); err != nil {
+		return fmt.Errorf("jobstest: %w", err)
+	}
 	if actors.KeyStateOf(ctx) == nil {
 		ctx = KeyContext(ctx, string(job.Key))
 	}
-	if d := w.Timeout(); d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
-	defer func() {
-		if v := recover(); v != nil {
-			err = &actors.PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	return w.Work(ctx, &run)
+	r := &kafka.Record{Topic: job.Topic, Partition: job.Partition, Offset: job.Offset, Key: job.Key, Value: value,
+		Headers: []kafka.Header{{Key: jobs.HeaderKind, Value: []byte(kind)}}}
+	return testhook.Work(ctx, workers, r, 1)
 }
 
 func newID() string {

@@ -1,0 +1,210 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/supervision"
+)
+
+// deadLetterWriter is a server's one writer of dead letters. The executor
+// hands it a record and holds the record's key; the writer sends what has
+// queued in one produce call, and once the broker has acknowledged a dead
+// letter it releases the record, which then counts as finished. A write that
+// fails is tried again after a back-off, so an unwritable dead-letter topic
+// stalls only the keys whose records wait here, never a concurrency slot or
+// another key.
+type deadLetterWriter struct {
+	producer *kafka.Producer
+	workers  *Workers
+	topic    string
+	group    string
+	backoff  supervision.Backoff
+	metrics  *Metrics
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	queue    []*deadLetter
+	wake     chan struct{}
+	quit     chan struct{}
+	stopped  chan struct{}
+	stopOnce sync.Once
+}
+
+type deadLetter struct {
+	msg     kafka.Message
+	kind    string
+	release actors.Release
+	log     *slog.Logger
+	// failures counts failed writes; the next is not tried before due.
+	failures int
+	due      time.Time
+}
+
+func newDeadLetterWriter(p *kafka.Producer, ws *Workers, topic, group string, b supervision.Backoff, m *Metrics, log *slog.Logger) *deadLetterWriter {
+	return &deadLetterWriter{
+		producer: p, workers: ws, topic: topic, group: group, backoff: b, metrics: m, log: log,
+		wake: make(chan struct{}, 1),
+	}
+}
+
+// start starts the writer's goroutine; stop ends it.
+func (w *deadLetterWriter) start() {
+	w.quit, w.stopped = make(chan struct{}), make(chan struct{})
+	go w.run()
+}
+
+// write queues the record's dead letter, with headers naming where it came
+// from and why it is here.
+func (w *deadLetterWriter) write(r *kafka.Record, attempt int, kind, reason string, release actors.Release) {
+	d := &deadLetter{
+		msg: kafka.Message{
+			Topic: w.topic,
+			Key:   r.Key,
+			Value: r.Value,
+			Headers: append(slices.Clip(r.Headers),
+				kafka.Header{Key: HeaderSourceTopic, Value: []byte(r.Topic)},
+				kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(r.Partition))},
+				kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
+				kafka.Header{Key: HeaderSourceGroup, Value: []byte(w.group)},
+				kafka.Header{Key: HeaderSourceAttempts, Value: []byte(strconv.Itoa(attempt))},
+				kafka.Header{Key: HeaderSourceKind, Value: []byte(kind)},
+				kafka.Header{Key: HeaderError, Value: []byte(reason)},
+			),
+		},
+		kind:    kind,
+		release: release,
+		log: w.log.With("kind", kind, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
+			"attempts", attempt, "dead_letter_topic", w.topic, "reason", reason),
+	}
+	w.mu.Lock()
+	w.queue = append(w.queue, d)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends the writer. Dead letters still queued are dropped: their
+// partitions were revoked, so their records were not committed and run again
+// on the partitions' next owners.
+func (w *deadLetterWriter) stop() {
+	if w.quit == nil {
+		return // never started
+	}
+	w.stopOnce.Do(func() {
+		close(w.quit)
+		<-w.stopped
+	})
+}
+
+func (w *deadLetterWriter) run() {
+	defer close(w.stopped)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		select {
+		case <-w.quit:
+			return
+		case <-w.wake:
+		case <-timer.C:
+		}
+		batch, next := w.due(time.Now())
+		if len(batch) > 0 {
+			w.send(batch)
+			// More may have come while the batch was sent.
+			select {
+			case w.wake <- struct{}{}:
+			default:
+			}
+		}
+		timer.Reset(next)
+	}
+}
+
+// due takes the dead letters whose time has come and drops those whose
+// partition was revoked; it says when the next one is due.
+func (w *deadLetterWriter) due(now time.Time) (batch []*deadLetter, next time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	next = time.Hour
+	waiting := w.queue[:0]
+	for _, d := range w.queue {
+		switch {
+		case isClosed(d.release.Revoked()):
+		case d.due.After(now):
+			waiting = append(waiting, d)
+			next = min(next, d.due.Sub(now))
+		default:
+			batch = append(batch, d)
+		}
+	}
+	clear(w.queue[len(waiting):])
+	w.queue = waiting
+	return batch, next
+}
+
+func (w *deadLetterWriter) send(batch []*deadLetter) {
+	msgs := make([]kafka.Message, len(batch))
+	for i, d := range batch {
+		msgs[i] = d.msg
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	_, err := w.producer.ProduceSync(ctx, msgs...)
+	cancel()
+	var failed []error
+	if pe := (*kafka.ProduceError)(nil); errors.As(err, &pe) {
+		failed = pe.Errs
+	}
+	var retry []*deadLetter
+	for i, d := range batch {
+		derr := err
+		if failed != nil {
+			derr = failed[i]
+		}
+		if derr == nil {
+			w.metrics.jobDeadLettered(w.metricKind(d.kind))
+			d.log.Error("ordo: job dead-lettered")
+			d.release.Finish()
+			continue
+		}
+		d.failures++
+		wait := w.backoff.Delay(d.failures)
+		d.due = time.Now().Add(wait)
+		w.metrics.deadLetterWriteFailed()
+		d.log.Error("ordo: dead-letter write failed; retrying while its key waits", "err", derr,
+			"failures", d.failures, "retry_in", wait)
+		retry = append(retry, d)
+	}
+	if len(retry) > 0 {
+		w.mu.Lock()
+		w.queue = append(w.queue, retry...)
+		w.mu.Unlock()
+	}
+}
+
+// metricKind is kind when it has a worker, else "unknown", so that bad
+// input cannot grow the series without bound.
+func (w *deadLetterWriter) metricKind(kind string) string {
+	if w.workers.lookup(kind) == nil {
+		return "unknown"
+	}
+	return kind
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
