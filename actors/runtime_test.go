@@ -88,7 +88,6 @@ func randomKeys(n, keys int, seed uint64) []string {
 	return out
 }
 
-
 // handler adapts a plain function to a Handler whose records always finish.
 func handler(fn func(ctx context.Context, r *kafka.Record)) Handler {
 	return func(ctx context.Context, r *kafka.Record, _ int) Outcome {
