@@ -12,7 +12,8 @@ import (
 	"github.com/ordo-go/ordo/internal/kafkatest"
 )
 
-// TestMain lets S4 re-run this test binary as its measured child process.
+// TestMain lets S4 and S6 re-run this test binary as their measured child
+// process.
 func TestMain(m *testing.M) {
 	if isChild() {
 		os.Exit(childMain())
@@ -26,41 +27,52 @@ func TestMain(m *testing.M) {
 func TestQuickRun(t *testing.T) {
 	env := kafkatest.New(t)
 	out := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var summary, progress bytes.Buffer
 	err := run(ctx, options{quick: true, out: out}, target{Name: env.Name, Brokers: env.Brokers}, &summary, &progress)
 	if err != nil {
 		t.Fatalf("bench -quick: %v\nprogress:\n%s", err, progress.String())
 	}
+	t.Logf("summary:\n%s", summary.String())
 	num := `[0-9]+(\.[0-9]+)?`
 	broker := regexp.QuoteMeta(env.Name)
 	want := []string{
-		`bench S1 raw=` + num + ` jobs/s naive=` + num + ` jobs/s ordo=` + num + ` jobs/s broker=` + broker + ` ratio=` + num,
+		`bench S1 raw=` + num + ` jobs/s decode=` + num + ` jobs/s naive=` + num + ` jobs/s ordo=` + num +
+			` jobs/s allocs=` + num + `/job args_allocs=` + num + `/job broker=` + broker + ` ratio=` + num,
 	}
 	for _, c := range []string{"1", "5", "10", "14", "100"} {
-		want = append(want, `bench S2 c=`+c+`: ordo=`+num+` jobs/s bound=`+num+` broker=`+broker+` ratio=`+num)
+		want = append(want, `bench S2 c=`+c+`: ordo=`+num+` jobs/s bound=`+num+` pool=`+num+` broker=`+broker+` ratio=`+num)
 	}
 	for _, k := range []string{"1", "2", "5", "10", "20", "1000", "10000"} {
-		want = append(want, `bench S3 keys=`+k+`: ordo=`+num+` s bound=`+num+` s broker=`+broker+` ratio=`+num)
+		want = append(want, `bench S3 keys=`+k+`: ordo=`+num+` s bound=`+num+` s floor=`+num+` broker=`+broker+` ratio=`+num)
+	}
+	for _, k := range []string{"1000", "10000"} {
+		want = append(want, `bench S3 blocking keys=`+k+`: ordo=`+num+` s goroutines=`+num+` s broker=`+broker+` ratio=`+num)
 	}
 	for _, n := range []string{"20000", "80000"} {
 		want = append(want, `bench S4 backlog=`+n+`: peak_rss=`+num+` MB heap=`+num+` MB limit=256 MB broker=`+broker+` ratio=`+num)
 	}
-	want = append(want, `bench S5: revocation=`+num+` ms inflight_job=100 ms bound=200 ms broker=`+broker+` ratio=`+num)
+	want = append(want,
+		`bench S5: revocation=`+num+` ms inflight_job=100 ms bound=200 ms broker=`+broker+` ratio=`+num,
+		`bench S6 keys=200000: rss_20k=`+num+` MB rss_200k=`+num+` MB broker=`+broker+` ratio=`+num,
+		`bench S7 bad=10%: ordo=`+num+` jobs/s clean=`+num+` jobs/s broker=`+broker+` ratio=`+num,
+	)
 	for _, w := range want {
 		if !regexp.MustCompile(`(?m)^` + w + `$`).MatchString(summary.String()) {
 			t.Errorf("no summary line matching\n\t%s\nin\n%s", w, summary.String())
 		}
 	}
-	for _, f := range []string{env.Name + ".md", env.Name + "-s2.png", env.Name + "-s3.png"} {
+	for _, f := range []string{env.Name + ".md", env.Name + "-s2.png", env.Name + "-s3.png", env.Name + "-s3-blocking.png"} {
 		st, err := os.Stat(filepath.Join(out, f))
 		if err != nil || st.Size() == 0 {
 			t.Errorf("%s not written: %v", f, err)
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(out, env.Name+".md"))
-	if !bytes.Contains(md, []byte("| S5 |")) {
-		t.Errorf("%s.md has no S5 row:\n%s", env.Name, md)
+	for _, row := range []string{"| S1 |", "| S5 |", "| S6 |", "| S7 |"} {
+		if !bytes.Contains(md, []byte(row)) {
+			t.Errorf("%s.md has no %s row:\n%s", env.Name, row, md)
+		}
 	}
 }

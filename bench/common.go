@@ -30,6 +30,7 @@ type sizes struct {
 
 	s3Jobs, s3Concurrency int
 	s3Keys                []int
+	s3BlockingKeys        []int // key counts of the variant whose handler blocks its thread
 	s3MaxWork             time.Duration
 
 	s4Backlogs              []int // ascending; each tops up the previous one's topic
@@ -39,6 +40,14 @@ type sizes struct {
 
 	s5Partitions, s5Concurrency, s5Trials int
 	s5Work, s5Heartbeat                   time.Duration
+
+	s6Marks                     []int // done counts at which memory is read; the last is the number of keys
+	s6Partitions, s6Concurrency int
+	s6Timeout                   time.Duration
+
+	s7Jobs, s7Keys, s7Partitions, s7Concurrency int
+	s7BadEvery, s7Trials                        int // one bad record per s7BadEvery good jobs
+	s7Work                                      time.Duration
 }
 
 // defaultSizes are issue 5's scenarios as stated.
@@ -50,19 +59,24 @@ func defaultSizes() sizes {
 		s2Concurrency: []int{1, 5, 10, 14, 100}, s2Work: time.Millisecond,
 
 		s3Jobs: 10_000, s3Concurrency: 100, s3Keys: []int{1, 2, 5, 10, 20, 1_000, 10_000},
-		s3MaxWork: 5 * time.Millisecond,
+		s3BlockingKeys: []int{1_000, 10_000}, s3MaxWork: 5 * time.Millisecond,
 
 		s4Backlogs: []int{250_000, 1_000_000}, s4Keys: 100_000, s4Partitions: 12,
 		s4Concurrency: 100, s4MaxBuf: 1000, s4Work: 10 * time.Millisecond, s4Window: 10 * time.Second,
 
 		s5Partitions: 6, s5Concurrency: 30, s5Trials: 3,
 		s5Work: 100 * time.Millisecond, s5Heartbeat: 100 * time.Millisecond,
+
+		s6Marks: []int{200_000, 2_000_000}, s6Partitions: 12, s6Concurrency: 100, s6Timeout: 30 * time.Minute,
+
+		s7Jobs: 45_000, s7Keys: 500, s7Partitions: 5, s7Concurrency: 100,
+		s7BadEvery: 10, s7Trials: 2, s7Work: time.Millisecond,
 	}
 }
 
 // quickSizes keep every scenario and line but make each small, so the whole
-// run takes well under a minute (and the harness test stays fast under the
-// race detector).
+// run takes about a minute, most of it S6's 200,000 keys (and the harness
+// test stays near that under the race detector).
 func quickSizes() sizes {
 	s := defaultSizes()
 	s.s1Jobs, s.s1Keys = 10_000, 1_000
@@ -70,6 +84,8 @@ func quickSizes() sizes {
 	s.s3Jobs = 400
 	s.s4Backlogs, s.s4Keys, s.s4Window = []int{20_000, 80_000}, 10_000, 1500*time.Millisecond
 	s.s5Trials = 1
+	s.s6Marks, s.s6Timeout = []int{20_000, 200_000}, 5*time.Minute
+	s.s7Jobs = 5_000
 	return s
 }
 
@@ -82,14 +98,17 @@ type bench struct {
 	progress io.Writer
 	logger   *slog.Logger
 
-	mu       sync.Mutex
-	topics   []string
-	results  []result
-	s2Points []point
-	s3Points []point
+	mu               sync.Mutex
+	topics           []string
+	results          []result
+	s2Points         []point
+	s3Points         []point
+	s3BlockingPoints []point
 }
 
-// result is one measurement: its summary line and its table row.
+// result is one measurement: its table row and its summary line. A row
+// with no line states a further target of the measurement the row before
+// it printed.
 type result struct {
 	Scenario, Measurement, Ordo, Baseline, Ratio, Target, Met string
 	Line                                                      string
@@ -97,7 +116,7 @@ type result struct {
 
 // point is one point of a chart: x, ordo's figure, the bound, and what Go
 // alone achieves (S2: the goroutine pool; S3: the bound times the timer
-// floor).
+// floor; S3 blocking: a goroutine per key).
 type point struct{ X, Ordo, Bound, GoOnly float64 }
 
 func (b *bench) progressf(format string, args ...any) {
@@ -110,20 +129,27 @@ func (b *bench) progressf(format string, args ...any) {
 func (b *bench) record(r result) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	fmt.Fprintln(b.summary, r.Line)
+	if r.Line != "" {
+		fmt.Fprintln(b.summary, r.Line)
+	}
 	b.results = append(b.results, r)
 }
 
 // newTopic creates a uniquely named topic, deleted when the run ends.
 func (b *bench) newTopic(ctx context.Context, scenario string, partitions int) (string, error) {
 	name := uniqueName("bench-" + scenario)
+	return name, b.createTopic(ctx, name, partitions)
+}
+
+// createTopic creates the named topic, deleted when the run ends.
+func (b *bench) createTopic(ctx context.Context, name string, partitions int) error {
 	if err := b.admin.CreateTopics(ctx, kafka.Topic{Name: name, Partitions: partitions}); err != nil {
-		return "", err
+		return err
 	}
 	b.mu.Lock()
 	b.topics = append(b.topics, name)
 	b.mu.Unlock()
-	return name, nil
+	return nil
 }
 
 // dropTopics deletes the run's topics so far: the big backlogs should not
@@ -176,7 +202,20 @@ func (b *bench) enqueue(ctx context.Context, scenario, topic string, n int, job 
 		return err
 	}
 	defer client.Close()
-	const chunk, senders = 5_000, 4
+	return b.produce(ctx, scenario, topic, n, 5_000, func(ctx context.Context, from, to int) error {
+		params := make([]jobs.EnqueueParams, 0, to-from)
+		for i := from; i < to; i++ {
+			params = append(params, jobs.EnqueueParams{Args: job(i)})
+		}
+		_, err := client.EnqueueMany(ctx, params)
+		return err
+	})
+}
+
+// produce has a few senders call send for the chunks [from, to) of n jobs,
+// printing progress every two seconds.
+func (b *bench) produce(ctx context.Context, scenario, topic string, n, chunk int, send func(ctx context.Context, from, to int) error) error {
+	const senders = 4
 	began := time.Now()
 	var sent atomic.Int64
 	next := make(chan int)
@@ -188,18 +227,14 @@ func (b *bench) enqueue(ctx context.Context, scenario, topic string, n int, job 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			params := make([]jobs.EnqueueParams, 0, chunk)
 			for from := range next {
-				params = params[:0]
-				for i := from; i < min(from+chunk, n); i++ {
-					params = append(params, jobs.EnqueueParams{Args: job(i)})
-				}
-				if _, err := client.EnqueueMany(ctx, params); err != nil {
+				to := min(from+chunk, n)
+				if err := send(ctx, from, to); err != nil {
 					errs <- err
 					cancel()
 					return
 				}
-				sent.Add(int64(len(params)))
+				sent.Add(int64(to - from))
 			}
 		}()
 	}
@@ -333,6 +368,12 @@ func (b *bench) serverConfig(topic string, concurrency int, workers *jobs.Worker
 
 // runServer starts a server, waits until m is full, and stops it.
 func (b *bench) runServer(ctx context.Context, what string, cfg jobs.Config, m *meter, limit time.Duration) error {
+	return b.serve(ctx, what, cfg, m, limit, nil)
+}
+
+// serve is runServer that, once m is full and before it stops the server,
+// waits for settled too (when not nil): work that m does not count.
+func (b *bench) serve(ctx context.Context, what string, cfg jobs.Config, m *meter, limit time.Duration, settled func(context.Context) error) error {
 	s, err := jobs.NewServer(cfg)
 	if err != nil {
 		return err
@@ -344,6 +385,9 @@ func (b *bench) runServer(ctx context.Context, what string, cfg jobs.Config, m *
 		return err
 	}
 	werr := b.wait(ctx, what, m, limit, s.Stats)
+	if werr == nil && settled != nil {
+		werr = settled(ctx)
+	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := s.Stop(stopCtx); err != nil && werr == nil {
@@ -352,11 +396,13 @@ func (b *bench) runServer(ctx context.Context, what string, cfg jobs.Config, m *
 	return werr
 }
 
-func sleepWorker(m *meter) *jobs.Workers {
+// sleepWorker runs SleepArgs jobs with sleep (time.Sleep, or blockingSleep
+// for S3's blocking variant), counting them on m.
+func sleepWorker(m *meter, sleep func(time.Duration)) *jobs.Workers {
 	w := jobs.NewWorkers()
 	if err := jobs.AddWorker(w, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[SleepArgs]) error {
 		m.start()
-		time.Sleep(time.Duration(job.Args.Micros) * time.Microsecond)
+		sleep(time.Duration(job.Args.Micros) * time.Microsecond)
 		m.done()
 		return nil
 	})); err != nil {

@@ -1,12 +1,13 @@
 // Command bench is ordo's benchmark harness (go run ./bench). It measures ordo
 // against baselines run in the same process on the same broker.
 //
-// It uses the public API of package jobs, and kafka-go directly only for the
-// raw baselines (S1's raw fetch and naive Reader). Nothing imports it.
+// It uses the public API of package jobs, package kafka (S7 writes its bad
+// records with kafka.Producer), and kafka-go directly only for S1's raw
+// baselines and for reading S7's dead-letter topic back. Nothing imports it.
 //
-//	go run ./bench                      # all five scenarios, embedded broker
+//	go run ./bench                      # all seven scenarios, embedded broker
 //	KAFKA_BROKERS=127.0.0.1:9092 go run ./bench
-//	go run ./bench -quick               # smaller sizes, same lines, < 1 minute
+//	go run ./bench -quick -out /tmp/q   # smaller sizes, same lines, a minute or two
 //	go run ./bench -only S1,S2 -cpuprofile cpu.out
 //
 // The broker is KAFKA_BROKERS if set ("kafka"), else an embedded one
@@ -15,18 +16,40 @@
 // own, and consumes it with fresh consumer groups.
 //
 //   - S1 no-op throughput: raw kafka-go Fetch (one connection per partition,
-//     record bytes only), a naive sequential kafka-go Reader that decodes
-//     each envelope and its args, and ordo end to end. ratio = ordo/raw.
+//     record bytes only); fetch+decode, the same fetches also decoding each
+//     envelope (jobs.DecodeEnvelope) and its args (msgpack.Unmarshal), the
+//     floor for a job runner; a naive sequential kafka-go Reader that
+//     decodes each job; and ordo end to end. ratio = ordo/decode. Targets:
+//     ordo ≥ 0.7 × decode, ordo ≥ 2 × naive, and at most 8 allocations per
+//     job beyond kafka-go's own (raw's allocs/job) and the args' own (what
+//     msgpack.Unmarshal of one NoopArgs allocates, counted as
+//     testing.AllocsPerRun does). Allocations are the whole process's
+//     (runtime.MemStats) over each run, divided by the jobs; the table
+//     gives ordo − raw − args and ordo − args.
 //   - S2 Karafka's Virtual Partitions scenario: 1 ms jobs at several
-//     concurrency limits. ratio = jobs/s / (concurrency × 1,000).
+//     concurrency limits; the bound is concurrency × 1,000 jobs/s. Right
+//     after ordo's run at each concurrency, the pool: as many goroutines
+//     sleeping through the same jobs, no Kafka. ratio = ordo/bound, except
+//     at c=100, where Go's timers alone fall well short of the bound and
+//     ratio = ordo/pool. Targets: c=14 ≥ 0.9; c=100 ≥ 0.9.
 //   - S3 Parallel Consumer's scenario: one partition, jobs of 0–5 ms,
-//     concurrency 100, several key counts. ratio = seconds /
-//     (jobs × 2.5 ms / min(keys, 100)).
+//     concurrency 100, several key counts. The bound is jobs × 2.5 ms /
+//     min(keys, 100); the timer floor is measured in the same run. ratio =
+//     seconds / (bound × floor), target ≤ 1.05. The blocking variant runs
+//     the same jobs at 1,000 and 10,000 keys with a handler that sleeps in
+//     nanosleep(2), which blocks its OS thread as cgo calls and file I/O do,
+//     against plain goroutines, one per key running its jobs in order, each
+//     job holding one of 100 slots, the same sleeps, no Kafka, run right
+//     after ordo. ratio = ordo/goroutines, target ≤ 1.1. How many blocked
+//     threads run at once is up to the Go scheduler handing their Ps on, and
+//     on two CPUs it varies with the state of the process (from about two
+//     to a few dozen), so only the same-process baseline is a fair measure;
+//     the bound is printed in the table but not held to.
 //   - S4 memory: a jobs.Server in a child process (so neither the producer
 //     nor an embedded broker counts) works with a slow handler through a
 //     backlog for a fixed window; peak RSS (VmHWM) and peak HeapInuse. The
 //     smaller backlog's topic is topped up to the larger one. ratio = RSS /
-//     RSS at the smallest backlog.
+//     RSS at the smallest backlog. Target ≤ 256 MB at both, flat.
 //   - S5 revocation: two jobs.Servers of one group in this process; the
 //     second starts while the first runs 100 ms jobs on every partition.
 //     Revocation runs from the second Start until the first holds no
@@ -35,6 +58,27 @@
 //     A member learns of a rebalance at its next heartbeat, so the servers
 //     heartbeat every 100 ms. ratio = revocation / (100 ms + the 100 ms
 //     job); the median of three trials.
+//   - S6 key churn: 2,000,000 distinct keys with one no-op job each, 12
+//     partitions, concurrency 100, the server's defaults otherwise. The
+//     jobs are streamed: the producer starts and the server (a child
+//     process, as in S4) starts at once, so it consumes while the producer
+//     still enqueues. The child reads its VmHWM, HeapInuse and the peak of
+//     live key actors (the sum of Stats().Keys) when 200,000 and when
+//     2,000,000 jobs are done. ratio = RSS at 2,000,000 / RSS at 200,000,
+//     target ≤ 1.2. -quick uses 20,000 and 200,000.
+//   - S7 bad input: 45,000 good 1 ms jobs over 500 keys, 5 partitions,
+//     concurrency 100, with 4,500 undecodable records (10%) among them,
+//     written with kafka.Producer: a value that is not a msgpack map, the
+//     good jobs' kind header and a good job's key, so they reach key actors
+//     that have good jobs and go to the dead-letter topic (the default,
+//     <topic>.dlq, created first). Against it the same good jobs in a topic
+//     without bad records. Runs alternate clean, bad, clean, bad; each side
+//     keeps its better run, since a half-second run on a shared machine is
+//     noisy. A bad run counts only if every good job ran once and the
+//     dead-letter topic then holds exactly the bad records (values and
+//     source positions), once each; otherwise the scenario fails. ratio =
+//     good jobs/s with bad records / without, target ≥ 0.9. The log line of
+//     each dead-lettered job is counted, not written.
 //
 // Throughput and seconds are timed from the first job's start to the last
 // job's end, so group joins are left out, for ordo and baselines alike.
@@ -43,6 +87,8 @@
 // goroutine without Kafka.
 //
 // Output: progress on stderr; summary lines (ratio last) and the markdown
-// table on stdout; the table in <out>/<broker>.md and the charts of S2 and S3
-// in <out>/<broker>-s2.png and <out>/<broker>-s3.png.
+// table on stdout; the table in <out>/<broker>.md and the charts in
+// <out>/<broker>-s2.png, <out>/<broker>-s3.png and
+// <out>/<broker>-s3-blocking.png. -out defaults to bench/results, where the
+// committed results of full runs live; point a -quick run elsewhere.
 package main

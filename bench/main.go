@@ -12,13 +12,14 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ordo-go/ordo/kafka"
 )
 
 // scenarios in the order they run.
-var scenarios = []string{"S1", "S2", "S3", "S4", "S5"}
+var scenarios = []string{"S1", "S2", "S3", "S4", "S5", "S6", "S7"}
 
 type options struct {
 	quick      bool
@@ -34,7 +35,7 @@ func main() {
 	}
 	var o options
 	var only string
-	flag.BoolVar(&o.quick, "quick", false, "smaller sizes, same lines (under a minute)")
+	flag.BoolVar(&o.quick, "quick", false, "smaller sizes, same lines (a minute or two)")
 	flag.StringVar(&only, "only", "", "comma-separated scenarios to run, e.g. S1,S3 (default all)")
 	flag.StringVar(&o.out, "out", filepath.Join("bench", "results"), "directory for <broker>.md and the charts")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -83,7 +84,7 @@ func mainErr(o options) error {
 		return err
 	}
 	defer brk.close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
 	err = run(ctx, o, brk.target, os.Stdout, os.Stderr)
 	if o.memprofile != "" {
@@ -125,6 +126,9 @@ func openBroker() (openedBroker, error) {
 // and the summary lines and table to summary, and writes the table and
 // charts under o.out.
 func run(ctx context.Context, o options, tgt target, summary, progress io.Writer) error {
+	// Progress comes from the scenarios, ordo's logger and a child's
+	// stderr at once.
+	progress = &syncWriter{w: progress}
 	b := &bench{
 		target:   tgt,
 		sizes:    defaultSizes(),
@@ -142,7 +146,7 @@ func run(ctx context.Context, o options, tgt target, summary, progress io.Writer
 	began := time.Now()
 	defer b.cleanup()
 	steps := map[string]func(context.Context) error{
-		"S1": b.s1, "S2": b.s2, "S3": b.s3, "S4": b.s4, "S5": b.s5,
+		"S1": b.s1, "S2": b.s2, "S3": b.s3, "S4": b.s4, "S5": b.s5, "S6": b.s6, "S7": b.s7,
 	}
 	var errs []error
 	for _, s := range scenarios {
@@ -161,4 +165,16 @@ func run(ctx context.Context, o options, tgt target, summary, progress io.Writer
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

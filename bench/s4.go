@@ -1,17 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"runtime"
 	"strconv"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/ordo-go/ordo/jobs"
@@ -44,6 +36,7 @@ func (b *bench) s4(ctx context.Context) error {
 		}
 		produced = backlog
 		res, err := b.runChild(ctx, childConfig{
+			Label:   fmt.Sprintf("S4 backlog=%d", backlog),
 			Brokers: b.target.Brokers, Topic: topic, Group: uniqueName("bench-s4"),
 			Concurrency: sz.s4Concurrency, MaxBuffered: sz.s4MaxBuf, Window: sz.s4Window,
 		})
@@ -77,148 +70,3 @@ func (b *bench) s4(ctx context.Context) error {
 }
 
 func mb(bytes uint64) float64 { return float64(bytes) / (1 << 20) }
-
-// childEnv names the environment variable that turns the bench binary (or
-// the test binary, see TestMain) into S4's measured process.
-const childEnv = "ORDO_BENCH_S4_CHILD"
-
-type childConfig struct {
-	Brokers     []string
-	Topic       string
-	Group       string
-	Concurrency int
-	MaxBuffered int
-	Window      time.Duration
-}
-
-type childResult struct {
-	PeakRSS      uint64 // VmHWM
-	PeakHeap     uint64 // highest HeapInuse sampled
-	Done         int64
-	PeakBuffered int
-	PeakKeys     int
-	Err          string
-}
-
-func isChild() bool { return os.Getenv(childEnv) != "" }
-
-func (b *bench) runChild(ctx context.Context, cfg childConfig) (childResult, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return childResult{}, err
-	}
-	js, err := json.Marshal(cfg)
-	if err != nil {
-		return childResult{}, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Window+2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(os.Environ(), childEnv+"="+string(js))
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = b.progress
-	if err := cmd.Run(); err != nil {
-		return childResult{}, fmt.Errorf("memory child: %w", err)
-	}
-	var res childResult
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		return childResult{}, fmt.Errorf("memory child said %q: %w", out.String(), err)
-	}
-	if res.Err != "" {
-		return res, fmt.Errorf("memory child: %s", res.Err)
-	}
-	return res, nil
-}
-
-// childMain runs a jobs.Server over the backlog for the window, sampling its
-// own memory, and prints a childResult as JSON.
-func childMain() int {
-	res, err := child()
-	if err != nil {
-		res.Err = err.Error()
-	}
-	_ = json.NewEncoder(os.Stdout).Encode(res)
-	if err != nil {
-		return 1
-	}
-	return 0
-}
-
-func child() (childResult, error) {
-	var cfg childConfig
-	if err := json.Unmarshal([]byte(os.Getenv(childEnv)), &cfg); err != nil {
-		return childResult{}, err
-	}
-	var res childResult
-	var done atomic.Int64
-	w := jobs.NewWorkers()
-	if err := jobs.AddWorker(w, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[SleepArgs]) error {
-		time.Sleep(time.Duration(job.Args.Micros) * time.Microsecond)
-		done.Add(1)
-		return nil
-	})); err != nil {
-		return res, err
-	}
-	s, err := jobs.NewServer(jobs.Config{
-		Brokers: cfg.Brokers, Group: cfg.Group, Topics: []string{cfg.Topic}, Workers: w,
-		Concurrency: cfg.Concurrency, MaxBuffered: cfg.MaxBuffered,
-		Logger: newLogger(os.Stderr),
-	})
-	if err != nil {
-		return res, err
-	}
-	if err := s.Start(context.Background()); err != nil {
-		return res, err
-	}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	end := time.After(cfg.Window)
-	var ms runtime.MemStats
-sample:
-	for {
-		select {
-		case <-end:
-			break sample
-		case <-tick.C:
-		}
-		runtime.ReadMemStats(&ms)
-		res.PeakHeap = max(res.PeakHeap, ms.HeapInuse)
-		buffered, keys := 0, 0
-		for _, p := range s.Stats() {
-			buffered += p.Buffered
-			keys += p.Keys
-		}
-		res.PeakBuffered = max(res.PeakBuffered, buffered)
-		res.PeakKeys = max(res.PeakKeys, keys)
-	}
-	if res.PeakRSS, err = procStatus("VmHWM"); err != nil {
-		return res, err
-	}
-	res.Done = done.Load()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	return res, s.Stop(ctx)
-}
-
-// procStatus reads a memory field of /proc/self/status, in bytes.
-func procStatus(field string) (uint64, error) {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || name != field {
-			continue
-		}
-		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("/proc/self/status %s: %w", field, err)
-		}
-		return kb << 10, nil
-	}
-	return 0, fmt.Errorf("/proc/self/status has no %s", field)
-}

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ordo-go/ordo/jobs"
+)
+
+// childEnv names the environment variable that turns the bench binary (or
+// the test binary, see TestMain) into the measured process of S4 and S6: it
+// runs only a jobs.Server, so that neither the producer nor an embedded
+// broker (which holds every record in memory) counts towards its RSS.
+const childEnv = "ORDO_BENCH_CHILD"
+
+// raceExitCode is how a process built with -race exits after it reported a
+// data race (GORACE's exitcode).
+const raceExitCode = 66
+
+// childConfig says what the child runs: a jobs.Server over Topic, for Window
+// (S4), or until each of Marks jobs are done (S6), reading its memory at
+// each.
+type childConfig struct {
+	Label       string // names the child's progress lines
+	Brokers     []string
+	Topic       string
+	Group       string
+	Concurrency int
+	MaxBuffered int // 0: the server's default
+	Window      time.Duration
+	Marks       []int64 // ascending
+	// Timeout bounds a run until Marks; 0: no bound but the parent's.
+	Timeout time.Duration
+}
+
+type childResult struct {
+	PeakRSS      uint64 // VmHWM at the end
+	PeakHeap     uint64 // highest HeapInuse sampled
+	Done         int64
+	PeakBuffered int
+	PeakKeys     int
+	Marks        []childMark
+	Err          string
+}
+
+// childMark is the child's memory when Done jobs were done.
+type childMark struct {
+	Done     int64
+	RSS      uint64        // VmHWM: the peak so far
+	Heap     uint64        // HeapInuse then
+	PeakHeap uint64        // highest HeapInuse sampled so far
+	PeakKeys int           // most live key actors sampled so far
+	At       time.Duration // since the server started
+}
+
+func isChild() bool { return os.Getenv(childEnv) != "" }
+
+// runChild runs cfg in a child process, its progress going to b.progress.
+func (b *bench) runChild(ctx context.Context, cfg childConfig) (childResult, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return childResult{}, err
+	}
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		return childResult{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Window+cfg.Timeout+2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe)
+	cmd.Env = append(os.Environ(), childEnv+"="+string(js))
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = b.progress
+	if err := cmd.Run(); err != nil {
+		// A child that failed still says why on stdout.
+		var res childResult
+		if json.Unmarshal(out.Bytes(), &res) == nil && res.Err != "" {
+			return res, fmt.Errorf("child: %s", res.Err)
+		}
+		if exit, ok := err.(*exec.ExitError); ok && exit.ExitCode() == raceExitCode {
+			return childResult{}, fmt.Errorf("child: the race detector found a data race in the server (exit status %d; its report is in the progress above)", raceExitCode)
+		}
+		return childResult{}, fmt.Errorf("child: %w", err)
+	}
+	var res childResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		return childResult{}, fmt.Errorf("child said %q: %w", out.String(), err)
+	}
+	if res.Err != "" {
+		return res, fmt.Errorf("child: %s", res.Err)
+	}
+	return res, nil
+}
+
+// childMain runs the childConfig in the environment and prints a
+// childResult as JSON.
+func childMain() int {
+	res, err := child()
+	if err != nil {
+		res.Err = err.Error()
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(res)
+	if err != nil {
+		return 1
+	}
+	return 0
+}
+
+func child() (childResult, error) {
+	var cfg childConfig
+	if err := json.Unmarshal([]byte(os.Getenv(childEnv)), &cfg); err != nil {
+		return childResult{}, err
+	}
+	var res childResult
+	var done atomic.Int64
+	reached := make(chan int64, len(cfg.Marks))
+	finished := func() {
+		if n := done.Add(1); slices.Contains(cfg.Marks, n) {
+			reached <- n
+		}
+	}
+	w := jobs.NewWorkers()
+	err := jobs.AddWorker(w, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[SleepArgs]) error {
+		time.Sleep(time.Duration(job.Args.Micros) * time.Microsecond)
+		finished()
+		return nil
+	}))
+	if err == nil {
+		err = jobs.AddWorker(w, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[NoopArgs]) error {
+			finished()
+			return nil
+		}))
+	}
+	if err != nil {
+		return res, err
+	}
+	s, err := jobs.NewServer(jobs.Config{
+		Brokers: cfg.Brokers, Group: cfg.Group, Topics: []string{cfg.Topic}, Workers: w,
+		Concurrency: cfg.Concurrency, MaxBuffered: cfg.MaxBuffered,
+		Logger: newLogger(os.Stderr),
+	})
+	if err != nil {
+		return res, err
+	}
+	began := time.Now()
+	if err := s.Start(context.Background()); err != nil {
+		return res, err
+	}
+	var ms runtime.MemStats
+	sample := func() {
+		runtime.ReadMemStats(&ms)
+		res.PeakHeap = max(res.PeakHeap, ms.HeapInuse)
+		buffered, keys := 0, 0
+		for _, p := range s.Stats() {
+			buffered += p.Buffered
+			keys += p.Keys
+		}
+		res.PeakBuffered = max(res.PeakBuffered, buffered)
+		res.PeakKeys = max(res.PeakKeys, keys)
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	report := time.NewTicker(3 * time.Second)
+	defer report.Stop()
+	var window, deadline <-chan time.Time
+	if cfg.Window > 0 {
+		window = time.After(cfg.Window)
+	}
+	if cfg.Timeout > 0 {
+		deadline = time.After(cfg.Timeout)
+	}
+	var runErr error
+run:
+	for {
+		select {
+		case <-window:
+			break run
+		case n := <-reached:
+			sample()
+			rss, err := procStatus("VmHWM")
+			if err != nil {
+				runErr = err
+				break run
+			}
+			res.Marks = append(res.Marks, childMark{Done: n, RSS: rss, Heap: ms.HeapInuse,
+				PeakHeap: res.PeakHeap, PeakKeys: res.PeakKeys, At: time.Since(began)})
+			fmt.Fprintf(os.Stderr, "bench %s child: %d jobs done after %v: VmHWM %.1f MB, heap in use %.1f MB (peak %.1f MB), peak live keys %d\n",
+				cfg.Label, n, time.Since(began).Round(100*time.Millisecond), mb(rss), mb(ms.HeapInuse), mb(res.PeakHeap), res.PeakKeys)
+			if n == cfg.Marks[len(cfg.Marks)-1] {
+				break run
+			}
+		case <-tick.C:
+			sample()
+		case <-report.C:
+			rss, _ := procStatus("VmRSS")
+			fmt.Fprintf(os.Stderr, "bench %s child: %d done after %v, RSS %.1f MB, heap in use %.1f MB, live keys ≤ %d\n",
+				cfg.Label, done.Load(), time.Since(began).Round(time.Second), mb(rss), mb(ms.HeapInuse), res.PeakKeys)
+		case <-deadline:
+			runErr = fmt.Errorf("only %d of %d jobs done after %v", done.Load(), cfg.Marks[len(cfg.Marks)-1], cfg.Timeout)
+			break run
+		}
+	}
+	res.Done = done.Load()
+	if res.PeakRSS, err = procStatus("VmHWM"); err != nil && runErr == nil {
+		runErr = err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil && runErr == nil {
+		runErr = err
+	}
+	return res, runErr
+}
+
+// procStatus reads a memory field of /proc/self/status, in bytes.
+func procStatus(field string) (uint64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || name != field {
+			continue
+		}
+		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/self/status %s: %w", field, err)
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("/proc/self/status has no %s", field)
+}
