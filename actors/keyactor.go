@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -33,6 +34,9 @@ type KeyActor struct {
 	blocked bool
 	queued  []*job
 	timer   *time.Timer
+	// running is the offset of the record whose handler runs, plus one;
+	// zero when none runs. Read by a shutdown that ran out of time.
+	running atomic.Int64
 }
 
 // Receive implements actor.Actor.
@@ -54,7 +58,7 @@ func (k *KeyActor) Receive(ctx actor.Context) {
 		if k.waitingFor(m.offset) {
 			j := k.current
 			k.blocked, k.current = false, nil
-			ctx.Send(ctx.Parent(), (*releasedDone)(j))
+			k.p.report(j, releasedDone)
 			k.goOn(ctx)
 		}
 	case *runQueued:
@@ -76,7 +80,7 @@ func (k *KeyActor) Receive(ctx actor.Context) {
 		// actor (the same instance, so the queue survives): the record
 		// runs again after a back-off, as a failed attempt would.
 		if j := k.current; j != nil && !k.blocked {
-			ctx.Send(ctx.Parent(), (*attemptEnded)(j))
+			k.p.report(j, attemptEnded)
 			k.wait(ctx, j, backoff.Delay(time.Second, 30*time.Second, j.attempt))
 		}
 	case *actor.Stopping:
@@ -96,7 +100,7 @@ func (k *KeyActor) waitingFor(offset int64) bool {
 // run runs one attempt of j, unless the partition was revoked (then j is
 // dropped: neither run nor committed), and acts on the handler's outcome.
 func (k *KeyActor) run(ctx actor.Context, j *job) {
-	if !k.p.begin(j, k.key) {
+	if !k.p.begin(j) {
 		k.current = nil
 		return
 	}
@@ -106,7 +110,9 @@ func (k *KeyActor) run(ctx actor.Context, j *job) {
 	if j.long {
 		hctx = k.longCtx
 	}
+	k.running.Store(j.rec.Offset + 1)
 	out := k.p.rt.cfg.Handler(hctx, &j.rec, j.attempt)
+	k.running.Store(0)
 	if k.p.isReleased() {
 		k.current = nil
 		return // a long-running record outlived its partition's drain
@@ -114,12 +120,12 @@ func (k *KeyActor) run(ctx actor.Context, j *job) {
 	switch out.action {
 	case actionDone:
 		k.current = nil
-		ctx.Send(ctx.Parent(), (*finished)(j))
+		k.p.report(j, finishedRun)
 	case actionRetry:
-		ctx.Send(ctx.Parent(), (*attemptEnded)(j))
+		k.p.report(j, attemptEnded)
 		k.wait(ctx, j, out.delay)
 	case actionHold:
-		ctx.Send(ctx.Parent(), (*attemptEnded)(j))
+		k.p.report(j, attemptEnded)
 		k.blocked = true
 	}
 }

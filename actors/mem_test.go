@@ -36,30 +36,30 @@ func (s *memSource) add(topic string, partition int, keys ...string) {
 	}
 }
 
-func (s *memSource) Fetch(ctx context.Context, max int) ([]kafka.Record, int64, error) {
+func (s *memSource) Fetch(ctx context.Context, dst []kafka.Record, max int) ([]kafka.Record, int64, error) {
 	s.mu.Lock()
 	s.fetches++
 	if s.done != nil {
 		select {
 		case <-s.done:
 			s.mu.Unlock()
-			return nil, s.next, errors.New("revoked")
+			return dst, s.next, errors.New("revoked")
 		default:
 		}
 	}
 	if int(s.next) < len(s.records) {
 		end := min(len(s.records), int(s.next)+max, int(s.next)+500)
-		out := s.records[s.next:end]
+		dst = append(dst, s.records[s.next:end]...)
 		s.next = int64(end)
 		s.mu.Unlock()
-		return out, int64(end), nil
+		return dst, int64(end), nil
 	}
 	s.mu.Unlock()
 	select { // no more records: behave like a long poll
 	case <-time.After(5 * time.Millisecond):
 	case <-ctx.Done():
 	}
-	return nil, s.next, nil
+	return dst, s.next, nil
 }
 
 // memGeneration records every commit.

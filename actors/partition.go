@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/ordo-go/ordo/kafka"
 )
 
 // partition is what a partition's supervisor, its key actors, its fetcher,
-// the committer and the runtime share. The mutex guards the revocation flag
-// and the records running; it is per partition, never global.
+// the committer and the runtime share, without locks on the per-record path.
 type partition struct {
 	rt         *Runtime
 	topic      string
@@ -21,12 +22,17 @@ type partition struct {
 	start      int64
 	startMeta  string
 	pid        *actor.PID // the supervisor
+	loop       *supervisorLoop
 
-	mu        sync.Mutex
-	revoked   bool
-	revokedCh chan struct{}
-	running   map[int64]string // offset → virtual key of records whose handler runs
-	inflight  int              // of running, those a drain waits for (not long-running)
+	// state packs the revocation flag with the count of records in flight:
+	// those a drain waits for, and the long-running ones it does not, so
+	// that begin sees a revocation and counts a record in one atomic step.
+	state      atomic.Int64
+	revokeOnce sync.Once
+	revokedCh  chan struct{}
+	// drainKeys are the key actors alive when the drain began, to name
+	// the records still running if a shutdown runs out of time.
+	drainKeys atomic.Pointer[[]*KeyActor]
 
 	outstanding      atomic.Int64 // held: fetched, not finished
 	peak             atomic.Int64
@@ -39,6 +45,14 @@ type partition struct {
 	inflightAtRevoke atomic.Int64
 	drainedAt        atomic.Int64 // unix nanoseconds
 	hw               HighWatermarkSource
+
+	// outcomes are what key actors report of their records, waiting for
+	// the supervisor to count them (see supervisorLoop).
+	outcomeMu sync.Mutex
+	outcomes  []outcome
+
+	// batches returns routed batches to the fetcher, to fill again.
+	batches chan []kafka.Record
 
 	// wake tells a paused fetcher that room was made.
 	wake      chan struct{}
@@ -63,8 +77,8 @@ func newPartition(rt *Runtime, a Assignment) *partition {
 		start:      a.Start,
 		startMeta:  a.StartMetadata,
 		revokedCh:  make(chan struct{}),
-		running:    map[int64]string{},
 		wake:       make(chan struct{}, 1),
+		batches:    make(chan []kafka.Record, 2),
 		drained:    make(chan struct{}),
 		fetchDone:  make(chan struct{}),
 	}
@@ -75,42 +89,53 @@ func newPartition(rt *Runtime, a Assignment) *partition {
 	return p
 }
 
+const (
+	revokedBit    = 1 << 62
+	inFlightMask  = 1<<31 - 1 // records a drain waits for
+	longInFlight1 = 1 << 31   // one long-running record in flight
+)
+
+func inFlightDelta(j *job) int64 {
+	if j.long {
+		return longInFlight1
+	}
+	return 1
+}
+
 // begin marks a record as started unless the partition was revoked. Together
 // with revoke it makes "no buffered record starts after revocation began"
 // hold by construction.
-func (p *partition) begin(j *job, key string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.revoked {
-		return false
+func (p *partition) begin(j *job) bool {
+	for {
+		s := p.state.Load()
+		if s&revokedBit != 0 {
+			return false
+		}
+		if p.state.CompareAndSwap(s, s+inFlightDelta(j)) {
+			return true
+		}
 	}
-	p.running[j.rec.Offset] = key
-	if !j.long {
-		p.inflight++
-	}
-	return true
 }
 
 // end undoes begin once the supervisor has counted the record's outcome,
 // and tells whether that was the last record a revocation waited for.
 func (p *partition) end(j *job) (drained bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.running, j.rec.Offset)
-	if !j.long {
-		p.inflight--
-	}
-	return p.revoked && p.inflight == 0
+	s := p.state.Add(-inFlightDelta(j))
+	return s&revokedBit != 0 && s&inFlightMask == 0
 }
 
 func (p *partition) revoke() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.revoked {
-		p.revoked = true
-		p.inflightAtRevoke.Store(int64(p.inflight))
+	p.revokeOnce.Do(func() {
+		before := p.state.Or(revokedBit)
+		p.inflightAtRevoke.Store(before & inFlightMask)
 		close(p.revokedCh)
-	}
+	})
+}
+
+// inFlight counts the records whose handler runs, long-running ones too.
+func (p *partition) inFlight() int {
+	s := p.state.Load()
+	return int(s&inFlightMask + (s&^revokedBit)>>31)
 }
 
 func (p *partition) isRevoked() bool {
@@ -124,13 +149,50 @@ func (p *partition) isRevoked() bool {
 
 // nothingInFlight tells a revoked partition's supervisor whether it may
 // finish the drain now.
-func (p *partition) nothingInFlight() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.inflight == 0
-}
+func (p *partition) nothingInFlight() bool { return p.state.Load()&inFlightMask == 0 }
 
 func (p *partition) isReleased() bool { return p.released.Load() }
+
+// outcome is what became of one attempt of a record.
+type outcome struct {
+	j    *job
+	what outcomeKind
+}
+
+type outcomeKind uint8
+
+const (
+	// finishedRun: the handler returned Done.
+	finishedRun outcomeKind = iota
+	// attemptEnded: the handler returned, and the record waits at its key
+	// (a retry or a hold): no longer in flight, not finished.
+	attemptEnded
+	// releasedDone: a held record was released, finished; its handler had
+	// returned already.
+	releasedDone
+)
+
+// report hands the supervisor an outcome, kicking its loop when the list
+// was empty.
+func (p *partition) report(j *job, what outcomeKind) {
+	p.outcomeMu.Lock()
+	first := len(p.outcomes) == 0
+	p.outcomes = append(p.outcomes, outcome{j, what})
+	p.outcomeMu.Unlock()
+	if first {
+		p.loop.outcomeKick()
+	}
+}
+
+// takeOutcomes swaps the reported outcomes for spare, an emptied slice to
+// reuse.
+func (p *partition) takeOutcomes(spare []outcome) []outcome {
+	p.outcomeMu.Lock()
+	out := p.outcomes
+	p.outcomes = spare[:0]
+	p.outcomeMu.Unlock()
+	return out
+}
 
 func (p *partition) highWatermark() int64 {
 	if p.hw == nil {

@@ -1,6 +1,9 @@
 package actors
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // workerPool is the protoactor Dispatcher of key actors: a fixed set of
 // long-lived goroutines that run the mailboxes scheduled on it. A handler runs
@@ -93,3 +96,80 @@ func (p *workerPool) close() {
 	p.wake.Broadcast()
 	p.mu.Unlock()
 }
+
+// supervisorLoop is the Dispatcher of one partition supervisor: a goroutine
+// of its own that runs the supervisor's mailbox turns (so a turn costs no
+// goroutine start, and no handler can hold it up), and that paces how often
+// the supervisor counts finished records. Key actors report what finished
+// into the partition's outcome list and kick the loop; under load the loop
+// lets a short while pass between two counts, so one wake-up of the
+// supervisor counts many records instead of one. Every wake-up of a
+// goroutine delays the timers of the Go runtime a little, and handlers that
+// sleep feel it.
+type supervisorLoop struct {
+	turns chan func()
+	kick  chan struct{}
+	quit  chan struct{}
+	count func() // asks the supervisor to count the outcomes
+}
+
+// countPace is the least time between two counts of outcomes under load:
+// short against a commit interval, long against a job.
+const countPace = time.Millisecond
+
+func newSupervisorLoop() *supervisorLoop {
+	return &supervisorLoop{turns: make(chan func(), 1), kick: make(chan struct{}, 1), quit: make(chan struct{})}
+}
+
+func (l *supervisorLoop) run() {
+	pace := time.NewTimer(time.Hour)
+	pace.Stop()
+	var last time.Time
+	pacing := false
+	for {
+		select {
+		case turn := <-l.turns:
+			turn()
+		case <-l.kick:
+			if wait := countPace - time.Since(last); wait > 0 {
+				if !pacing {
+					pacing = true
+					pace.Reset(wait)
+				}
+				continue
+			}
+			last = time.Now()
+			l.count()
+		case <-pace.C:
+			pacing = false
+			last = time.Now()
+			l.count()
+		case <-l.quit:
+			pace.Stop()
+			return
+		}
+	}
+}
+
+// Schedule implements actor.Dispatcher. A mailbox schedules one turn at a
+// time, so the send never waits.
+func (l *supervisorLoop) Schedule(turn func()) {
+	select {
+	case l.turns <- turn:
+	case <-l.quit: // the supervisor has stopped: nothing runs here any more
+	}
+}
+
+// Throughput implements actor.Dispatcher.
+func (l *supervisorLoop) Throughput() int { return 300 }
+
+// outcomeKick tells the loop that outcomes wait to be counted.
+func (l *supervisorLoop) outcomeKick() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// stop ends the loop; the supervisor calls it from its last turn.
+func (l *supervisorLoop) stop() { close(l.quit) }

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -193,10 +194,6 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 	}
 	rt.pool = newWorkerPool(cfg.Concurrency)
 	rt.keyProps = []actor.PropsOption{actor.WithDispatcher(rt.pool)}
-	// Supervisors get goroutines of their own, never a pool worker, so
-	// handlers can never keep them from routing records and counting what
-	// finished.
-	rt.supervisorProps = []actor.PropsOption{actor.WithDispatcher(actor.NewDefaultDispatcher(300))}
 	strategy := cfg.KeyActorStrategy
 	if strategy == nil {
 		strategy = actor.NewRestartingStrategy()
@@ -225,9 +222,13 @@ func (rt *Runtime) Assign(a Assignment) error {
 		return fmt.Errorf("%w: %s/%d", ErrAssigned, a.Topic, a.Partition)
 	}
 	p := newPartition(rt, a)
+	p.loop = newSupervisorLoop()
 	p.pid = rt.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
 		return newPartitionSupervisor(rt, p, a.Source)
-	}, rt.supervisorProps...))
+	}, append([]actor.PropsOption{actor.WithDispatcher(p.loop)}, rt.supervisorProps...)...))
+	root, pid := rt.system.Root, p.pid
+	p.loop.count = func() { root.Send(pid, &countOutcomes{}) }
+	go p.loop.run()
 	rt.parts[id] = p
 	rt.committer.kick()
 	return nil
@@ -361,16 +362,24 @@ func waitDrained(ps []*partition, deadline <-chan time.Time) bool {
 func describeInFlight(ps []*partition) string {
 	var parts []string
 	for _, p := range ps {
-		p.mu.Lock()
-		offsets := make([]int64, 0, len(p.running))
-		for o := range p.running {
-			offsets = append(offsets, o)
+		keys := p.drainKeys.Load()
+		if keys == nil {
+			continue
 		}
-		slices.Sort(offsets)
-		for _, o := range offsets {
-			parts = append(parts, fmt.Sprintf("%s/%d@%d (key %q)", p.topic, p.partition, o, p.running[o]))
+		type running struct {
+			offset int64
+			key    string
 		}
-		p.mu.Unlock()
+		var rs []running
+		for _, k := range *keys {
+			if o := k.running.Load(); o > 0 {
+				rs = append(rs, running{o - 1, k.key})
+			}
+		}
+		slices.SortFunc(rs, func(a, b running) int { return cmp.Compare(a.offset, b.offset) })
+		for _, r := range rs {
+			parts = append(parts, fmt.Sprintf("%s/%d@%d (key %q)", p.topic, p.partition, r.offset, r.key))
+		}
 	}
 	if len(parts) == 0 {
 		return "no record in flight; drain did not complete"
@@ -424,9 +433,7 @@ func (rt *Runtime) Stats() []PartitionStats {
 	rt.mu.Lock()
 	out := make([]PartitionStats, 0, len(rt.parts))
 	for _, p := range rt.parts {
-		p.mu.Lock()
-		inflight, revoked := len(p.running), p.revoked
-		p.mu.Unlock()
+		inflight, revoked := p.inFlight(), p.isRevoked()
 		out = append(out, PartitionStats{
 			Topic: p.topic, Partition: p.partition,
 			Buffered:      int(p.outstanding.Load()),

@@ -342,14 +342,14 @@ type lateSource struct {
 	lateOff int64
 }
 
-func (s *lateSource) Fetch(ctx context.Context, max int) ([]kafka.Record, int64, error) {
+func (s *lateSource) Fetch(ctx context.Context, dst []kafka.Record, max int) ([]kafka.Record, int64, error) {
 	if s.calls.Add(1) == 1 {
-		return []kafka.Record{{Topic: "t", Offset: 0, Key: []byte("a")}, {Topic: "t", Offset: 1, Key: []byte("b")}}, 2, nil
+		return append(dst, kafka.Record{Topic: "t", Offset: 0, Key: []byte("a")}, kafka.Record{Topic: "t", Offset: 1, Key: []byte("b")}), 2, nil
 	}
 	for !statsOf(s.rt, 0).Revoked {
 		time.Sleep(time.Millisecond)
 	}
-	return []kafka.Record{{Topic: "t", Offset: s.lateOff, Key: []byte("a")}}, s.lateOff + 1, nil
+	return append(dst, kafka.Record{Topic: "t", Offset: s.lateOff, Key: []byte("a")}), s.lateOff + 1, nil
 }
 
 func TestRecordsFetchedBeforeRevocationAreNeverRunAfterIt(t *testing.T) {
@@ -543,7 +543,15 @@ func TestRevokingOnePartitionLeavesTheOthersRunning(t *testing.T) {
 	gen := newMemGeneration()
 	p1 := newMemSource("t", 1, randomKeys(100, 20, 2))
 	assign(t, rt, gen, newMemSource("t", 0, keysN("k", 10)), p1)
-	waitFor(t, 10*time.Second, "partition 0's slow record to start", func() bool { return statsOf(rt, 0).InFlight == 1 })
+	waitFor(t, 10*time.Second, "partition 0's records to run, its slow one still running", func() bool {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		ran := 0
+		for o := range int64(10) {
+			ran += log.count[[2]int64{0, o}]
+		}
+		return ran == 10 && statsOf(rt, 0).InFlight == 1
+	})
 	during.Store(true)
 	errc := revokeAsync(rt, 0)
 	waitFor(t, 10*time.Second, "revocation of partition 0", func() bool { return statsOf(rt, 0).Revoked })

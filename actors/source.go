@@ -22,10 +22,12 @@ type Handler func(ctx context.Context, r *kafka.Record, attempt int) Outcome
 // RecordSource is one assigned partition's record stream. kafka.Claim
 // implements it; tests implement it in memory.
 type RecordSource interface {
-	// Fetch returns up to max records following the previous call, and
-	// the offset the next call starts at. It may return no records. After
-	// the partition is revoked it returns an error.
-	Fetch(ctx context.Context, max int) (records []kafka.Record, next int64, err error)
+	// Fetch appends up to max records following the previous call to dst,
+	// and returns the offset the next call starts at. It may append no
+	// records. After the partition is revoked it returns an error. The
+	// records must own their bytes: the runtime reuses dst once it has
+	// copied the records out.
+	Fetch(ctx context.Context, dst []kafka.Record, max int) (records []kafka.Record, next int64, err error)
 }
 
 // Generation is the group membership a partition is held in: it names the

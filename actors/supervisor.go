@@ -12,9 +12,9 @@ import (
 )
 
 // job is one record on its way through the runtime: the message that carries
-// it to its key actor, and (as *finished or *attemptEnded) back. The
-// supervisor writes it before handing it out and then reads only what does
-// not change (rec, ref, long); the key actor owns attempt.
+// it to its key actor, and the outcome reported back. The supervisor writes
+// it before handing it out and then reads only what does not change (rec,
+// ref, long); the key actor owns attempt.
 type job struct {
 	rec     kafka.Record
 	ref     *keyRef
@@ -31,14 +31,9 @@ type (
 	}
 	// revoke starts the drain.
 	revoke struct{}
-	// finished: the record's handler returned Done.
-	finished job
-	// releasedDone: a held record was released, finished; its handler
-	// had returned already (attemptEnded).
-	releasedDone job
-	// attemptEnded: the record's handler returned, and the record waits
-	// at its key (a retry or a hold): no longer in flight, not finished.
-	attemptEnded job
+	// countOutcomes asks the supervisor to count what its key actors
+	// reported (partition.report).
+	countOutcomes struct{}
 	// sweep passivates the keys idle for longer than IdleTimeout.
 	sweep struct{}
 )
@@ -47,6 +42,7 @@ type (
 type keyRef struct {
 	key     string
 	pid     *actor.PID
+	actor   *KeyActor
 	pending int // records sent and not yet finished
 	// idle list links (least recently used first), and when the key last
 	// became idle.
@@ -67,6 +63,9 @@ type PartitionSupervisor struct {
 	slots     []*keyRef // by reducer slot, when MaxVirtualPartitions is set
 	idle      idleList
 	watermark *watermark
+	spare     []outcome // the outcome list last counted, for reuse
+	free      []*job    // finished jobs, to carry the next records
+	now       time.Time // when the outcomes being counted were taken
 	batchEnds []int64 // last offset of each fetched batch not yet committable
 
 	stopFetch context.CancelFunc
@@ -92,16 +91,8 @@ func newPartitionSupervisor(rt *Runtime, p *partition, src RecordSource) *Partit
 // Receive implements actor.Actor.
 func (s *PartitionSupervisor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
-	case *job: // never sent here; listed so the hot cases below stay together
-	case *finished:
-		if s.p.end((*job)(m)) {
-			defer s.drained()
-		}
-		s.finish(ctx, (*job)(m))
-	case *releasedDone:
-		s.finish(ctx, (*job)(m))
-	case *attemptEnded:
-		s.attemptEnded((*job)(m))
+	case *countOutcomes:
+		s.countOutcomes(ctx)
 	case *fetched:
 		s.route(ctx, m)
 	case *sweep:
@@ -118,6 +109,30 @@ func (s *PartitionSupervisor) Receive(ctx actor.Context) {
 		if s.sweeper != nil {
 			s.sweeper.Stop()
 		}
+	case *actor.Stopped:
+		s.p.loop.stop()
+	}
+}
+
+// countOutcomes takes what the key actors reported and counts it: records
+// that are no longer in flight, and records that finished.
+func (s *PartitionSupervisor) countOutcomes(ctx actor.Context) {
+	outs := s.p.takeOutcomes(s.spare)
+	s.now = time.Now()
+	drained := false
+	for i, o := range outs {
+		if o.what != releasedDone && s.p.end(o.j) {
+			drained = true
+		}
+		if o.what != attemptEnded {
+			s.finish(ctx, o.j)
+		}
+		outs[i] = outcome{}
+	}
+	s.spare = outs
+	s.publish()
+	if drained {
+		s.drained()
 	}
 }
 
@@ -139,7 +154,8 @@ func (s *PartitionSupervisor) route(ctx actor.Context, m *fetched) {
 			s.idle.remove(ref)
 			s.rt.idleKeys.Add(-1)
 		}
-		j := &job{rec: *r, ref: ref}
+		j := s.newJob()
+		j.rec, j.ref = *r, ref
 		if s.rt.cfg.LongRunning != nil {
 			j.long = s.rt.cfg.LongRunning(&j.rec)
 		}
@@ -150,6 +166,25 @@ func (s *PartitionSupervisor) route(ctx actor.Context, m *fetched) {
 		s.batchEnds = append(s.batchEnds, m.records[len(m.records)-1].Offset)
 	}
 	s.publish()
+	// The jobs hold copies: the fetcher may fill the batch again.
+	clear(m.records)
+	select {
+	case s.p.batches <- m.records[:0]:
+	default:
+	}
+}
+
+// newJob returns a finished job to reuse, or a new one. Reusing them saves
+// an allocation per record; nothing holds a job once it finished: the key
+// actor reported it as its last act, and a Release names its record by
+// offset.
+func (s *PartitionSupervisor) newJob() *job {
+	if n := len(s.free); n > 0 {
+		j := s.free[n-1]
+		s.free = s.free[:n-1]
+		return j
+	}
+	return new(job)
 }
 
 // keyOf returns the key actor of r's virtual key, spawning it when absent.
@@ -172,13 +207,14 @@ func (s *PartitionSupervisor) keyOf(ctx actor.Context, r *kafka.Record) *keyRef 
 
 func (s *PartitionSupervisor) spawn(ctx actor.Context, key string) *keyRef {
 	ka := &KeyActor{p: s.p, key: key}
-	ref := &keyRef{key: key}
+	ref := &keyRef{key: key, actor: ka}
 	ref.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return ka }, s.rt.keyProps...))
 	s.p.liveKeys.Add(1)
 	return ref
 }
 
-// finish counts a record done: it may be committed, and its key may go idle.
+// finish counts a record done: it may be committed (once published), and
+// its key may go idle.
 func (s *PartitionSupervisor) finish(ctx actor.Context, j *job) {
 	s.watermark.done(j.rec.Offset)
 	ref := j.ref
@@ -187,12 +223,9 @@ func (s *PartitionSupervisor) finish(ctx actor.Context, j *job) {
 		s.becameIdle(ctx, ref)
 	}
 	s.p.outstanding.Add(-1)
-	s.publish()
-}
-
-func (s *PartitionSupervisor) attemptEnded(j *job) {
-	if s.p.end(j) {
-		s.drained()
+	if len(s.free) < s.rt.cfg.MaxBuffered {
+		*j = job{}
+		s.free = append(s.free, j)
 	}
 }
 
@@ -223,7 +256,7 @@ func (s *PartitionSupervisor) publish() {
 // and passivates the least recently used idle key of this partition when
 // the process holds more idle keys than MaxIdleKeys.
 func (s *PartitionSupervisor) becameIdle(ctx actor.Context, ref *keyRef) {
-	ref.idleSince = time.Now()
+	ref.idleSince = s.now
 	s.idle.pushBack(ref)
 	if s.rt.idleKeys.Add(1) > int64(s.rt.cfg.MaxIdleKeys) {
 		s.passivate(ctx, s.idle.front())
@@ -271,14 +304,18 @@ func (s *PartitionSupervisor) revoke(ctx actor.Context) {
 	}
 	s.draining = true
 	s.stopFetch()
+	var alive []*KeyActor
 	for _, ref := range s.keys {
+		alive = append(alive, ref.actor)
 		ctx.Stop(ref.pid)
 	}
 	for _, ref := range s.slots {
 		if ref != nil {
+			alive = append(alive, ref.actor)
 			ctx.Stop(ref.pid)
 		}
 	}
+	s.p.drainKeys.Store(&alive)
 	s.rt.idleKeys.Add(-int64(s.idle.len))
 	s.keys, s.slots, s.idle = nil, nil, idleList{}
 	s.p.liveKeys.Store(0)
@@ -342,7 +379,12 @@ func (s *PartitionSupervisor) fetch(ctx context.Context, root *actor.RootContext
 			p.paused.Store(false)
 			max = room()
 		}
-		records, n, err := s.source.Fetch(ctx, max)
+		var buf []kafka.Record
+		select {
+		case buf = <-p.batches:
+		default:
+		}
+		records, n, err := s.source.Fetch(ctx, buf[:0], max)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, kafka.ErrRevoked) {
 				return // revoked; the drain takes it from here

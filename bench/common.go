@@ -374,13 +374,16 @@ func (b *bench) runServer(ctx context.Context, what string, cfg jobs.Config, m *
 // serve is runServer that, once m is full and before it stops the server,
 // waits for settled too (when not nil): work that m does not count.
 func (b *bench) serve(ctx context.Context, what string, cfg jobs.Config, m *meter, limit time.Duration, settled func(context.Context) error) error {
-	s, err := jobs.NewServer(cfg)
-	if err != nil {
-		return err
-	}
-	// Goroutines started under the label inherit it, so a CPU profile
-	// can be cut to one measurement: go tool pprof -tagfocus 'run=S1 ordo'.
-	pprof.Do(ctx, pprof.Labels("run", what), func(ctx context.Context) { err = s.Start(ctx) })
+	// Goroutines started under the label inherit it (the server's handler
+	// pool starts in NewServer), so a CPU profile can be cut to one
+	// measurement: go tool pprof -tagfocus 'run=S1 ordo'.
+	var s *jobs.Server
+	var err error
+	pprof.Do(ctx, pprof.Labels("run", what), func(ctx context.Context) {
+		if s, err = jobs.NewServer(cfg); err == nil {
+			err = s.Start(ctx)
+		}
+	})
 	if err != nil {
 		return err
 	}

@@ -389,11 +389,13 @@ type Claim struct {
 	transport *kafkago.Transport
 	client    *kafkago.Client
 	next      int64
-	// pending holds the records of the last response beyond what the
-	// caller could take: handing them out later, rather than fetching them
-	// again, keeps a caller that takes few records at a time from reading
-	// each response many times over. At most one response per partition.
-	pending []Record
+	// unread is what is left of the last response when the caller took
+	// fewer records than it held: handing them out later, rather than
+	// fetching them again, keeps a caller that takes few records at a time
+	// from reading each response many times over, and records are copied
+	// out of the response only when they are handed out. At most one
+	// response per partition.
+	unread kafkago.RecordReader
 	// highWatermark is the partition's end offset as of the last fetch,
 	// plus one, so that its zero value means "not fetched yet"; read
 	// concurrently for lag.
@@ -405,26 +407,27 @@ type Claim struct {
 // committed offset it gives the partition's lag.
 func (c *Claim) HighWatermark() int64 { return c.highWatermark.Load() - 1 }
 
-// Fetch returns the next records of the partition, at most max of them,
-// waiting up to the configured FetchMaxWait for some to arrive (it may return
-// none). Calls must not overlap. next is the offset the following Fetch will
-// start at, so that a caller that has handled every record before next may
-// commit next even when the log has gaps (compaction, transaction markers).
-func (c *Claim) Fetch(ctx context.Context, max int) (records []Record, next int64, err error) {
+// Fetch appends the next records of the partition to dst, at most max of
+// them, waiting up to the configured FetchMaxWait for some to arrive (it may
+// append none). Calls must not overlap. next is the offset the following
+// Fetch will start at, so that a caller that has handled every record before
+// next may commit next even when the log has gaps (compaction, transaction
+// markers). Each record owns its bytes: dst may be reused once its records
+// were copied.
+func (c *Claim) Fetch(ctx context.Context, dst []Record, max int) (records []Record, next int64, err error) {
 	c.once.Do(c.init)
 	select {
 	case <-c.session.done:
-		return nil, c.next, ErrRevoked
+		return dst, c.next, ErrRevoked
 	default:
 	}
 	if max < 1 {
 		max = 1
 	}
-	if len(c.pending) > 0 {
-		n := min(max, len(c.pending))
-		records, c.pending = c.pending[:n:n], c.pending[n:]
-		c.next = records[n-1].Offset + 1
-		return records, c.next, nil
+	if c.unread != nil {
+		if dst, err = c.read(dst, max); err != nil || len(dst) > 0 || c.unread != nil {
+			return dst, c.next, err
+		}
 	}
 	cfg := c.session.consumer.cfg
 	resp, err := c.client.Fetch(ctx, &kafkago.FetchRequest{
@@ -446,16 +449,32 @@ func (c *Claim) Fetch(ctx context.Context, max int) (records []Record, next int6
 				"topic", c.Topic, "partition", c.Partition, "offset", c.next)
 			c.next = kafkago.FirstOffset
 		}
-		return nil, c.next, fmt.Errorf("fetch %s/%d at %d: %w", c.Topic, c.Partition, c.next, err)
+		return dst, c.next, fmt.Errorf("fetch %s/%d at %d: %w", c.Topic, c.Partition, c.next, err)
 	}
 	if c.next < 0 {
 		c.next = resp.LogStartOffset
 	}
 	c.highWatermark.Store(resp.HighWatermark + 1)
-	for {
-		r, err := resp.Records.ReadRecord()
+	c.unread = resp.Records
+	if dst, err = c.read(dst, max); err != nil {
+		return dst, c.next, err
+	}
+	select {
+	case <-c.session.done:
+		return dst[:0], c.next, ErrRevoked
+	default:
+	}
+	return dst, c.next, nil
+}
+
+// read appends up to max records of the unread response to dst; it drops
+// the response once it is read to its end.
+func (c *Claim) read(dst []Record, max int) ([]Record, error) {
+	for n := 0; n < max; {
+		r, err := c.unread.ReadRecord()
 		if err != nil {
-			break // io.EOF, or a batch cut short by MaxBytes: fetch again from next
+			c.unread = nil // io.EOF, or a batch cut short by MaxBytes: fetch again from next
+			return dst, nil
 		}
 		if r.Offset < c.next {
 			closeBytes(r.Key, r.Value)
@@ -463,21 +482,14 @@ func (c *Claim) Fetch(ctx context.Context, max int) (records []Record, next int6
 		}
 		rec, err := copyRecord(c.Topic, c.Partition, r)
 		if err != nil {
-			return records, c.next, fmt.Errorf("read record %s/%d@%d: %w", c.Topic, c.Partition, r.Offset, err)
+			c.unread = nil
+			return dst, fmt.Errorf("read record %s/%d@%d: %w", c.Topic, c.Partition, r.Offset, err)
 		}
-		records = append(records, rec)
+		dst = append(dst, rec)
 		c.next = r.Offset + 1
+		n++
 	}
-	if len(records) > max {
-		records, c.pending = records[:max:max], records[max:]
-		c.next = records[max-1].Offset + 1
-	}
-	select {
-	case <-c.session.done:
-		return nil, c.next, ErrRevoked
-	default:
-	}
-	return records, c.next, nil
+	return dst, nil
 }
 
 // Close releases the claim's connections.

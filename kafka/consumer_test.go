@@ -37,7 +37,7 @@ func TestOldGenerationCanNeitherCommitNorFetch(t *testing.T) {
 			claim = c
 		}
 	}
-	recs, _, err := claim.Fetch(ctx, 10)
+	recs, _, err := claim.Fetch(ctx, nil, 10)
 	if err != nil || len(recs) == 0 {
 		t.Fatalf("first fetch: %d records, err %v", len(recs), err)
 	}
@@ -61,7 +61,7 @@ func TestOldGenerationCanNeitherCommitNorFetch(t *testing.T) {
 	if !errors.Is(err, kafka.ErrStaleGeneration) {
 		t.Fatalf("commit from the old generation returned %v, want ErrStaleGeneration", err)
 	}
-	if recs, _, err := claim.Fetch(ctx, 10); !errors.Is(err, kafka.ErrRevoked) || len(recs) > 0 {
+	if recs, _, err := claim.Fetch(ctx, nil, 10); !errors.Is(err, kafka.ErrRevoked) || len(recs) > 0 {
 		t.Fatalf("fetch from the old generation returned %d records, err %v; want none and ErrRevoked", len(recs), err)
 	}
 	assertCommitted(ctx, t, env, group, topic, 0, 10)

@@ -137,7 +137,7 @@ func readOne(ctx context.Context, brokers []string, topic string) (kafka.Record,
 		for _, claim := range sess.Claims() {
 			defer claim.Close()
 			for !found {
-				records, _, err := claim.Fetch(runCtx, 1)
+				records, _, err := claim.Fetch(runCtx, nil, 1)
 				if err != nil {
 					return
 				}

@@ -125,7 +125,7 @@ func (env *Env) ReadAll(t testing.TB, topic string) []kafka.Record {
 	runErr := c.Run(runCtx, func(sess *kafka.Session) {
 		for _, cl := range sess.Claims() {
 			for next := int64(0); next < end[cl.Partition]; {
-				rs, n, err := cl.Fetch(ctx, 10_000)
+				rs, n, err := cl.Fetch(ctx, nil, 10_000)
 				if errors.Is(err, kafka.ErrRevoked) {
 					return
 				}
