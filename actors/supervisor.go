@@ -66,7 +66,7 @@ type PartitionSupervisor struct {
 	spare     []outcome // the outcome list last counted, for reuse
 	free      []*job    // finished jobs, to carry the next records
 	now       time.Time // when the outcomes being counted were taken
-	batchEnds []int64 // last offset of each fetched batch not yet committable
+	batchEnds []int64   // last offset of each fetched batch not yet committable
 
 	stopFetch context.CancelFunc
 	draining  bool
