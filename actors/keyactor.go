@@ -114,8 +114,11 @@ func (k *KeyActor) run(ctx actor.Context, j *job) {
 	out := k.p.rt.cfg.Handler(hctx, &j.rec, j.attempt)
 	k.running.Store(0)
 	if k.p.isReleased() {
+		// A long-running record outlived its partition's drain: nobody
+		// counts its outcome any more, so it leaves the count itself.
 		k.current = nil
-		return // a long-running record outlived its partition's drain
+		k.p.end(j)
+		return
 	}
 	switch out.action {
 	case actionDone:

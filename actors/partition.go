@@ -132,6 +132,9 @@ func (p *partition) revoke() {
 	})
 }
 
+// longInFlight counts the long-running records whose handler runs.
+func (p *partition) longInFlight() int { return int((p.state.Load() &^ revokedBit) >> 31) }
+
 // inFlight counts the records whose handler runs, long-running ones too.
 func (p *partition) inFlight() int {
 	s := p.state.Load()

@@ -324,6 +324,9 @@ func (rt *Runtime) release(ps []*partition, deadline <-chan time.Time) error {
 	for _, p := range ps {
 		rt.system.Root.Stop(p.pid)
 	}
+	if deadline != nil {
+		rt.awaitLongRunning(ps)
+	}
 	// The sources belong to the caller once release returns: no fetch may
 	// still be using one.
 	fetchersGone := time.NewTimer(10 * time.Second)
@@ -346,6 +349,30 @@ func (rt *Runtime) release(ps []*partition, deadline <-chan time.Time) error {
 			"drain", p.drainTook(began), "committed", p.committed.Load())
 	}
 	return errors.Join(leftover, commitErr)
+}
+
+// awaitLongRunning lets a shutdown return only once the long-running records
+// have stopped (their contexts end LongRunningGrace after the revocation),
+// so that no job of a stopped server still runs or logs.
+func (rt *Runtime) awaitLongRunning(ps []*partition) {
+	deadline := time.Now().Add(rt.cfg.LongRunningGrace + time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		left := 0
+		for _, p := range ps {
+			left += p.longInFlight()
+		}
+		if left == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			rt.cfg.Logger.Warn("ordo: long-running jobs still running after their grace period", "jobs", left,
+				"grace", rt.cfg.LongRunningGrace)
+			return
+		}
+		<-tick.C
+	}
 }
 
 func waitDrained(ps []*partition, deadline <-chan time.Time) bool {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -536,6 +537,8 @@ func TestLongRunningJobOutlivesTheRebalanceTimeout(t *testing.T) {
 	cfg := serverConfig(t, env, topic, ws)
 	cfg.RebalanceTimeout = rebalanceTimeout
 	cfg.LongRunningGrace = time.Second
+	logger, logs := captureLogs(t, slog.LevelInfo)
+	cfg.Logger = logger
 	a := startJobServer(t, cfg)
 	select {
 	case <-long.started:
@@ -586,5 +589,17 @@ func TestLongRunningJobOutlivesTheRebalanceTimeout(t *testing.T) {
 	// Its offset was not committed, so the partition's next owner runs it
 	// again.
 	waitFor(t, 20*time.Second, "the revoked long job to run again on the next owner", func() bool { return long.runs.Load() >= 2 })
+	// The revocation is logged per partition, with what was in flight, how
+	// long the drain took and what was committed. The long job that
+	// stopped because of it is not a failure waiting for a retry.
+	waitFor(t, 10*time.Second, "the revocation to be logged", func() bool {
+		return logs.count("ordo: partition released", "topic="+topic, "in_flight_at_revoke=", "drain=", "committed=") == 2
+	})
+	if n := logs.count("job failed; will retry", "kind=long"); n > 0 {
+		t.Errorf("the long job stopped by revocation was logged %d times as failed, to be retried", n)
+	}
+	if n := logs.count("job stopped by revocation", "kind=long"); n != 1 {
+		t.Errorf("the long job's stop at revocation was logged %d times, want once", n)
+	}
 	t.Logf("long job started %v before the join; rebalance took %v", joined.Sub(began), rebalance)
 }

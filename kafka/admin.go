@@ -7,6 +7,8 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/ordo-go/ordo/internal/backoff"
 )
 
 // Topic describes a topic to create.
@@ -60,6 +62,29 @@ func (a *Admin) CreateTopics(ctx context.Context, topics ...Topic) error {
 	for _, t := range topics {
 		if err := a.waitForLeaders(ctx, t.Name, t.Partitions); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// SetTopicConfigs sets topic-level settings (such as "max.message.bytes") on
+// an existing topic.
+func (a *Admin) SetTopicConfigs(ctx context.Context, topic string, configs map[string]string) error {
+	res := kafkago.IncrementalAlterConfigsRequestResource{ResourceType: kafkago.ResourceTypeTopic, ResourceName: topic}
+	for k, v := range configs {
+		res.Configs = append(res.Configs, kafkago.IncrementalAlterConfigsRequestConfig{
+			Name: k, Value: v, ConfigOperation: kafkago.ConfigOperationSet,
+		})
+	}
+	resp, err := a.client.IncrementalAlterConfigs(ctx, &kafkago.IncrementalAlterConfigsRequest{
+		Resources: []kafkago.IncrementalAlterConfigsRequestResource{res},
+	})
+	if err != nil {
+		return fmt.Errorf("set configs of topic %q: %w", topic, err)
+	}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return fmt.Errorf("set configs of topic %q: %w", topic, r.Error)
 		}
 	}
 	return nil
@@ -152,14 +177,34 @@ func (a *Admin) CommittedOffsetsWithMetadata(ctx context.Context, group, topic s
 }
 
 // EndOffsets returns each partition's high watermark: the offset the next
-// produced record will get.
+// produced record will get. A broker that is still settling leadership (just
+// after the topic was created) is asked again, a few times.
 func (a *Admin) EndOffsets(ctx context.Context, topic string) (map[int]int64, error) {
+	for attempt := 1; ; attempt++ {
+		out, err := a.endOffsets(ctx, topic)
+		retriable := errors.Is(err, kafkago.NotLeaderForPartition) || errors.Is(err, kafkago.LeaderNotAvailable) ||
+			errors.Is(err, kafkago.UnknownTopicOrPartition)
+		if !retriable || attempt == 5 {
+			return out, err
+		}
+		select {
+		case <-time.After(backoff.Delay(50*time.Millisecond, time.Second, attempt)):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
+}
+
+func (a *Admin) endOffsets(ctx context.Context, topic string) (map[int]int64, error) {
 	meta, err := a.client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of topic %q: %w", topic, err)
 	}
-	if len(meta.Topics) != 1 || meta.Topics[0].Error != nil {
-		return nil, fmt.Errorf("metadata of topic %q: %v", topic, meta.Topics)
+	if len(meta.Topics) != 1 {
+		return nil, fmt.Errorf("metadata of topic %q: %d topics in the answer", topic, len(meta.Topics))
+	}
+	if err := meta.Topics[0].Error; err != nil {
+		return nil, fmt.Errorf("metadata of topic %q: %w", topic, err)
 	}
 	req := &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{}}
 	for _, p := range meta.Topics[0].Partitions {
