@@ -111,11 +111,15 @@ type supervisorLoop struct {
 	kick  chan struct{}
 	quit  chan struct{}
 	count func() // asks the supervisor to count the outcomes
+	// urgent tells when a count must not wait for the pace: the fetcher
+	// waits for room, or a drain waits for the records in flight.
+	urgent func() bool
 }
 
-// countPace is the least time between two counts of outcomes under load:
-// short against a commit interval, long against a job.
-const countPace = time.Millisecond
+// countPace is the least time between two counts of outcomes under load,
+// unless a count is urgent: short against a commit interval, long against a
+// job.
+const countPace = 5 * time.Millisecond
 
 func newSupervisorLoop() *supervisorLoop {
 	return &supervisorLoop{turns: make(chan func(), 1), kick: make(chan struct{}, 1), quit: make(chan struct{})}
@@ -131,7 +135,7 @@ func (l *supervisorLoop) run() {
 		case turn := <-l.turns:
 			turn()
 		case <-l.kick:
-			if wait := countPace - time.Since(last); wait > 0 {
+			if wait := countPace - time.Since(last); wait > 0 && !l.urgent() {
 				if !pacing {
 					pacing = true
 					pace.Reset(wait)

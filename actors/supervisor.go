@@ -302,6 +302,7 @@ func (s *PartitionSupervisor) revoke(ctx actor.Context) {
 	if s.draining {
 		return
 	}
+	s.countOutcomes(ctx) // what finished so far counts, without waiting for the pace
 	s.draining = true
 	s.stopFetch()
 	var alive []*KeyActor

@@ -106,10 +106,18 @@ func (w *deadLetterWriter) stop() {
 	})
 }
 
+// inFlightBatches is how many batches of dead letters may await their
+// acknowledgement at once: every dead letter holds its key until then, so a
+// new one should not wait for the previous batch's round trip.
+const inFlightBatches = 4
+
 func (w *deadLetterWriter) run() {
 	defer close(w.stopped)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	sending := make(chan struct{}, inFlightBatches)
+	var sends sync.WaitGroup
+	defer sends.Wait()
 	for {
 		select {
 		case <-w.quit:
@@ -118,15 +126,26 @@ func (w *deadLetterWriter) run() {
 		case <-timer.C:
 		}
 		batch, next := w.due(time.Now())
-		if len(batch) > 0 {
+		timer.Reset(next)
+		if len(batch) == 0 {
+			continue
+		}
+		select {
+		case sending <- struct{}{}:
+		case <-w.quit:
+			return
+		}
+		sends.Add(1)
+		go func() {
+			defer sends.Done()
 			w.send(batch)
+			<-sending
 			// More may have come while the batch was sent.
 			select {
 			case w.wake <- struct{}{}:
 			default:
 			}
-		}
-		timer.Reset(next)
+		}()
 	}
 }
 

@@ -56,8 +56,14 @@
 //
 // Every assigned partition is a supervisor actor and every key a child actor
 // (see package actors): jobs of one key run one at a time in offset order;
-// different keys share Config.Concurrency slots. Offsets are committed only
-// below jobs that finished.
+// different keys share a pool of Config.Concurrency goroutines. Offsets are
+// committed only below jobs that finished.
+//
+// One executor owns each job's life: it decodes the record, finds the
+// worker, runs it under its Timeout, turns a panic into an error, asks
+// package supervision what follows a failure, and tells the runtime: done,
+// retry after a delay, or hold the key while the dead letter is written.
+// jobstest runs workers through the same executor.
 //
 // # Failures
 //
@@ -67,8 +73,11 @@
 // values that do not decode or kinds without a worker, the record goes to the
 // dead-letter topic (default: the first topic + ".dlq") with headers naming
 // its source topic, partition, offset, group, attempts, kind and the error.
-// Only then is it committed; if the dead-letter write fails it is retried,
-// never dropped.
+// One writer per server batches the dead letters; the job's key waits (without
+// a concurrency slot) until the broker has acknowledged its dead letter, and
+// only then is the job committed. A write that fails is retried with a
+// back-off, logged and counted, never dropped, and holds up only the keys
+// whose jobs wait for it.
 //
 // # Rebalances, shutdown, long jobs
 //
@@ -84,5 +93,8 @@
 // # Per-key state
 //
 // KeyState gives a worker state that lives as long as its key's actor, seen
-// only by that key's jobs, one at a time.
+// only by that key's jobs, one at a time. A key's actor is passivated when it
+// has been idle for Config.IdleTimeout, or earlier when the process holds
+// Config.MaxIdleKeys idle keys (least recently used first), so state must be
+// reloadable.
 package jobs

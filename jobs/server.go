@@ -162,7 +162,10 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg}
-	s.dlq, err = kafka.NewProducer(kafka.ProducerConfig{Brokers: cfg.Brokers, Security: cfg.Security, Logger: cfg.Logger})
+	// The dead-letter writer batches on its own, and every dead letter
+	// holds its key until acknowledged: a batch need not wait for more.
+	s.dlq, err = kafka.NewProducer(kafka.ProducerConfig{Brokers: cfg.Brokers, Security: cfg.Security, Logger: cfg.Logger,
+		BatchTimeout: 100 * time.Microsecond})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: dead-letter producer: %w", err)
 	}
