@@ -120,16 +120,19 @@ func (s *PartitionSupervisor) countOutcomes(ctx actor.Context) {
 	outs := s.p.takeOutcomes(s.spare)
 	s.now = time.Now()
 	drained := false
+	finished := int64(0)
 	for i, o := range outs {
 		if o.what != releasedDone && s.p.end(o.j) {
 			drained = true
 		}
 		if o.what != attemptEnded {
 			s.finish(ctx, o.j)
+			finished++
 		}
 		outs[i] = outcome{}
 	}
 	s.spare = outs
+	s.p.outstanding.Add(-finished)
 	s.publish()
 	if drained {
 		s.drained()
@@ -213,8 +216,8 @@ func (s *PartitionSupervisor) spawn(ctx actor.Context, key string) *keyRef {
 	return ref
 }
 
-// finish counts a record done: it may be committed (once published), and
-// its key may go idle.
+// finish counts a record done: it may be committed (once published), its
+// key may go idle, and (counted by the caller) it is no longer held.
 func (s *PartitionSupervisor) finish(ctx actor.Context, j *job) {
 	s.watermark.done(j.rec.Offset)
 	ref := j.ref
@@ -222,7 +225,6 @@ func (s *PartitionSupervisor) finish(ctx actor.Context, j *job) {
 	if ref.pending == 0 && !s.draining {
 		s.becameIdle(ctx, ref)
 	}
-	s.p.outstanding.Add(-1)
 	if len(s.free) < s.rt.cfg.MaxBuffered {
 		*j = job{}
 		s.free = append(s.free, j)

@@ -44,53 +44,72 @@ func (b *bench) s1(ctx context.Context) error {
 	}
 	b.progressf("bench S1: msgpack.Unmarshal of one NoopArgs: %.1f allocs", argsAllocs)
 
-	raw := newMeter(sz.s1Jobs)
-	allocs := allocMeter()
-	pprof.Do(ctx, pprof.Labels("run", "S1 raw"), func(ctx context.Context) { err = b.fetchAll(ctx, topic, end, raw, false) })
-	if err != nil {
-		return fmt.Errorf("raw fetch: %w", err)
-	}
-	rawAllocs := allocs(sz.s1Jobs)
-	b.progressf("bench S1: raw kafka-go fetch: %.0f jobs/s, %s", raw.rate(), rawAllocs)
+	// The machine is shared and the runs are short, so each measurement
+	// is the best of s1Trials, the four taken in turn: noise only ever
+	// slows a run, and it then slows ordo and its baselines alike.
+	var raw, decode, naive, ordo *meter
+	var rawAllocs, decodeAllocs, ordoAllocs allocs
+	for t := 1; t <= sz.s1Trials; t++ {
+		m := newMeter(sz.s1Jobs)
+		count := allocMeter()
+		pprof.Do(ctx, pprof.Labels("run", "S1 raw"), func(ctx context.Context) { err = b.fetchAll(ctx, topic, end, m, false) })
+		if err != nil {
+			return fmt.Errorf("raw fetch: %w", err)
+		}
+		a := count(sz.s1Jobs)
+		b.progressf("bench S1 trial %d: raw kafka-go fetch: %.0f jobs/s, %s", t, m.rate(), a)
+		if raw == nil || m.rate() > raw.rate() {
+			raw, rawAllocs = m, a
+		}
 
-	decode := newMeter(sz.s1Jobs)
-	allocs = allocMeter()
-	pprof.Do(ctx, pprof.Labels("run", "S1 decode"), func(ctx context.Context) { err = b.fetchAll(ctx, topic, end, decode, true) })
-	if err != nil {
-		return fmt.Errorf("fetch+decode: %w", err)
-	}
-	decodeAllocs := allocs(sz.s1Jobs)
-	b.progressf("bench S1: kafka-go fetch+decode: %.0f jobs/s, %s", decode.rate(), decodeAllocs)
+		m = newMeter(sz.s1Jobs)
+		count = allocMeter()
+		pprof.Do(ctx, pprof.Labels("run", "S1 decode"), func(ctx context.Context) { err = b.fetchAll(ctx, topic, end, m, true) })
+		if err != nil {
+			return fmt.Errorf("fetch+decode: %w", err)
+		}
+		a = count(sz.s1Jobs)
+		b.progressf("bench S1 trial %d: kafka-go fetch+decode: %.0f jobs/s, %s", t, m.rate(), a)
+		if decode == nil || m.rate() > decode.rate() {
+			decode, decodeAllocs = m, a
+		}
 
-	naive := newMeter(sz.s1Jobs)
-	allocs = allocMeter()
-	pprof.Do(ctx, pprof.Labels("run", "S1 naive"), func(ctx context.Context) { err = b.naiveReader(ctx, topic, naive) })
-	if err != nil {
-		return fmt.Errorf("naive reader: %w", err)
-	}
-	b.progressf("bench S1: naive kafka-go Reader: %.0f jobs/s, %s", naive.rate(), allocs(sz.s1Jobs))
+		m = newMeter(sz.s1Jobs)
+		count = allocMeter()
+		pprof.Do(ctx, pprof.Labels("run", "S1 naive"), func(ctx context.Context) { err = b.naiveReader(ctx, topic, m) })
+		if err != nil {
+			return fmt.Errorf("naive reader: %w", err)
+		}
+		b.progressf("bench S1 trial %d: naive kafka-go Reader: %.0f jobs/s, %s", t, m.rate(), count(sz.s1Jobs))
+		if naive == nil || m.rate() > naive.rate() {
+			naive = m
+		}
 
-	ordo := newMeter(sz.s1Jobs)
-	w := jobs.NewWorkers()
-	if err := jobs.AddWorker(w, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[NoopArgs]) error {
-		ordo.start()
-		ordo.done()
-		return nil
-	})); err != nil {
-		return err
+		m = newMeter(sz.s1Jobs)
+		w := jobs.NewWorkers()
+		if err := jobs.AddWorker(w, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[NoopArgs]) error {
+			m.start()
+			m.done()
+			return nil
+		})); err != nil {
+			return err
+		}
+		count = allocMeter()
+		if err := b.runServer(ctx, "S1 ordo", b.serverConfig(topic, 100, w), m, 3*time.Minute); err != nil {
+			return err
+		}
+		a = count(sz.s1Jobs)
+		b.progressf("bench S1 trial %d: ordo: %.0f jobs/s, %s", t, m.rate(), a)
+		if ordo == nil || m.rate() > ordo.rate() {
+			ordo, ordoAllocs = m, a
+		}
 	}
-	allocs = allocMeter()
-	if err := b.runServer(ctx, "S1 ordo", b.serverConfig(topic, 100, w), ordo, 3*time.Minute); err != nil {
-		return err
-	}
-	ordoAllocs := allocs(sz.s1Jobs)
-	b.progressf("bench S1: ordo: %.0f jobs/s, %s", ordo.rate(), ordoAllocs)
 	beyondRaw := ordoAllocs.perJob - rawAllocs.perJob - argsAllocs
 	beyondArgs := ordoAllocs.perJob - argsAllocs
 	b.progressf("bench S1: allocs/job: raw %.1f, fetch+decode %.1f, ordo %.1f, args %.1f; ordo − raw − args %.1f, ordo − args %.1f",
 		rawAllocs.perJob, decodeAllocs.perJob, ordoAllocs.perJob, argsAllocs, beyondRaw, beyondArgs)
 
-	measured := fmt.Sprintf("no-op, %d jobs, %d partitions, %d keys", sz.s1Jobs, sz.s1Partitions, sz.s1Keys)
+	measured := fmt.Sprintf("no-op, %d jobs, %d partitions, %d keys, best of %d", sz.s1Jobs, sz.s1Partitions, sz.s1Keys, sz.s1Trials)
 	r := ordo.rate() / decode.rate()
 	b.record(result{
 		Scenario:    "S1",

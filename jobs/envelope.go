@@ -262,6 +262,22 @@ type envelopeView struct {
 // (FuzzDecodeEnvelopeMatchesReference holds it to that). On error v holds
 // whatever was read before it.
 func decodeEnvelopeView(b []byte, v *envelopeView) error {
+	// Most values are well-formed envelopes: one pass reads them, and it
+	// checks every length and code it meets as the structure check would.
+	// Anything else is read again with the structure check first, which
+	// gives bad input the errors it always had, and settles the one
+	// construct the two read differently (an ext header before a map).
+	if len(b) > 0 && isMapCode(b[0]) {
+		if extBeforeMap, err := parseEnvelope(b, v); err == nil && !extBeforeMap {
+			return nil
+		}
+	}
+	return decodeEnvelopeViewChecked(b, v)
+}
+
+// decodeEnvelopeViewChecked is decodeEnvelopeView with the structure check
+// first.
+func decodeEnvelopeViewChecked(b []byte, v *envelopeView) error {
 	*v = envelopeView{}
 	if len(b) == 0 {
 		return fmt.Errorf("%w: empty value", ErrUndecodable)
@@ -281,16 +297,24 @@ func decodeEnvelopeView(b []byte, v *envelopeView) error {
 	case end < len(b):
 		return fmt.Errorf("%w: %d bytes after the envelope", ErrUndecodable, len(b)-end)
 	}
+	_, err = parseEnvelope(b, v)
+	return err
+}
+
+// parseEnvelope reads the envelope's fields into v and checks them. It says
+// whether it read a map behind an ext header.
+func parseEnvelope(b []byte, v *envelopeView) (extBeforeMap bool, err error) {
+	*v = envelopeView{}
 	r := msgpackReader{b: b}
 	n, err := r.mapLen()
 	if err != nil {
-		return undecodable("map header", err)
+		return r.extBeforeMap, undecodable("map header", err)
 	}
 	seenArgs := false
 	for range n {
 		key, err := r.str()
 		if err != nil {
-			return undecodable("a field name", err)
+			return r.extBeforeMap, undecodable("a field name", err)
 		}
 		switch string(key) {
 		case "v":
@@ -312,13 +336,13 @@ func decodeEnvelopeView(b []byte, v *envelopeView) error {
 			_, err = r.value()
 		}
 		if err != nil {
-			return undecodable(fmt.Sprintf("field %q", key), err)
+			return r.extBeforeMap, undecodable(fmt.Sprintf("field %q", key), err)
 		}
 	}
 	// The structure check above saw no trailing bytes, but a meta field
 	// behind an ext header (see mapLen) is read out of step with it.
 	if rest := len(b) - r.pos; rest > 0 {
-		return fmt.Errorf("%w: %d bytes after the envelope", ErrUndecodable, rest)
+		return r.extBeforeMap, fmt.Errorf("%w: %d bytes after the envelope", ErrUndecodable, rest)
 	}
 	var why string
 	switch {
@@ -334,9 +358,9 @@ func decodeEnvelopeView(b []byte, v *envelopeView) error {
 		why = fmt.Sprintf("attempt %d is negative", v.attempt)
 	}
 	if why != "" {
-		return fmt.Errorf("%w: %s", ErrUndecodable, why)
+		return r.extBeforeMap, fmt.Errorf("%w: %s", ErrUndecodable, why)
 	}
-	return nil
+	return r.extBeforeMap, nil
 }
 
 func isMapCode(c byte) bool {
@@ -357,6 +381,9 @@ func undecodable(what string, err error) error {
 type msgpackReader struct {
 	b   []byte
 	pos int
+	// extBeforeMap: a map was read behind an ext header, which the
+	// structure check reads as the ext's data instead.
+	extBeforeMap bool
 }
 
 func (r *msgpackReader) next(n uint64) ([]byte, error) {
@@ -481,6 +508,7 @@ func (r *msgpackReader) mapLen() (int, error) {
 		return 0, err
 	}
 	if isExtCode(c) {
+		r.extBeforeMap = true
 		if _, _, err := r.extHeader(c); err != nil {
 			return 0, err
 		}

@@ -46,7 +46,7 @@ func init() {
 		if w == nil {
 			return fmt.Errorf("job of kind %q would be dead-lettered: %s", kind, reason)
 		}
-		return e.run(ctx, w, &job, r)
+		return e.run(ctx, w, job, r)
 	}
 }
 
@@ -58,13 +58,13 @@ func (e *executor) handle(ctx context.Context, r *kafka.Record, attempt int) act
 	}
 	ctx, span := e.tracer.start(ctx, job.kind, job.id, r)
 	began := e.metrics.now()
-	err := e.run(ctx, w, &job, r)
+	err := e.run(ctx, w, job, r)
 	e.metrics.jobRan(job.kind, began, err)
 	span.end(err)
 	if err == nil {
 		return actors.Done()
 	}
-	return e.failed(ctx, r, w, &job, attempt, err)
+	return e.failed(ctx, r, w, job, attempt, err)
 }
 
 // prepare decodes the record and finds its worker; when there is none (or
@@ -104,7 +104,7 @@ func (e *executor) prepare(r *kafka.Record, attempt int) (w registeredWorker, jo
 
 // run runs the worker on the job: its args decoded, its timeout applied, a
 // panic turned into a *PanicError.
-func (e *executor) run(ctx context.Context, w registeredWorker, job *jobInfo, r *kafka.Record) (err error) {
+func (e *executor) run(ctx context.Context, w registeredWorker, job jobInfo, r *kafka.Record) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = &PanicError{Value: v, Stack: debug.Stack()}
@@ -120,7 +120,7 @@ func (e *executor) run(ctx context.Context, w registeredWorker, job *jobInfo, r 
 
 // failed decides what follows a failed run: another attempt after a
 // back-off, or the dead-letter topic.
-func (e *executor) failed(ctx context.Context, r *kafka.Record, w registeredWorker, job *jobInfo, attempt int, err error) actors.Outcome {
+func (e *executor) failed(ctx context.Context, r *kafka.Record, w registeredWorker, job jobInfo, attempt int, err error) actors.Outcome {
 	if actors.Revoked(ctx) {
 		// The job stopped because its partition went away (a long job
 		// watching its context): it is dropped, not retried here, and

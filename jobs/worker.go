@@ -1,9 +1,11 @@
 package jobs
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"reflect"
+	"sync"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -124,7 +126,7 @@ type registeredWorker interface {
 	kind() string
 	// run decodes the job's args and calls Work; the executor applies the
 	// timeout and recovers a panic around it.
-	run(ctx context.Context, job *jobInfo, r *kafka.Record) error
+	run(ctx context.Context, job jobInfo, r *kafka.Record) error
 	maxAttempts() int
 	backoff() supervision.Backoff
 	timeout() time.Duration
@@ -143,15 +145,37 @@ func (t *typedWorker[T]) backoff() supervision.Backoff { return t.w.Backoff() }
 func (t *typedWorker[T]) timeout() time.Duration       { return t.w.Timeout() }
 func (t *typedWorker[T]) longRunning() bool            { return t.w.LongRunning() }
 
-func (t *typedWorker[T]) run(ctx context.Context, info *jobInfo, r *kafka.Record) error {
+func (t *typedWorker[T]) run(ctx context.Context, info jobInfo, r *kafka.Record) error {
 	job := &Job[T]{
 		ID: info.id, Kind: info.kind, EnqueuedAt: info.enqueuedAt, Attempt: info.attempt,
 		Metadata: info.metadata, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key,
 	}
-	if err := msgpack.Unmarshal(info.args, &job.Args); err != nil {
+	if err := decodeArgs(info.args, &job.Args); err != nil {
 		return Permanent(fmt.Errorf("args of kind %q do not decode into %T: %w", info.kind, job.Args, err))
 	}
 	return t.w.Work(ctx, job)
+}
+
+// argsDecoder decodes job args: msgpack.Unmarshal allocates a reader per
+// call; a pooled decoder with a reader of its own does not.
+type argsDecoder struct {
+	dec *msgpack.Decoder
+	r   bytes.Reader
+}
+
+var argsDecoders = sync.Pool{New: func() any { return &argsDecoder{dec: msgpack.NewDecoder(nil)} }}
+
+// decodeArgs decodes b into v as msgpack.Unmarshal does.
+func decodeArgs(b []byte, v any) error {
+	d := argsDecoders.Get().(*argsDecoder)
+	d.r.Reset(b)
+	d.dec.Reset(&d.r)
+	d.dec.UsePreallocateValues(true)
+	err := d.dec.Decode(v)
+	d.dec.Reset(nil) // the pool must not keep the record's bytes alive
+	d.r.Reset(nil)
+	argsDecoders.Put(d)
+	return err
 }
 
 // Permanent wraps err so the job goes to the dead-letter topic at once,

@@ -1,0 +1,109 @@
+package jobs
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/kafka"
+)
+
+// BenchmarkHotPath measures what ordo itself costs per job, without a broker:
+// records come from memory, already copied out of a fetch response (package
+// kafka adds one allocation per record for that copy), and run through the
+// runtime and the executor to a no-op worker, over 1,000 keys. What is left
+// per job beyond the args' own decoding is listed in the note of the runtime
+// v2 issue:
+//
+//	go test -run - -bench HotPath -benchmem ./jobs
+func BenchmarkHotPath(b *testing.B) {
+	var done atomic.Int64
+	ws := NewWorkers()
+	if err := AddWorker(ws, WorkFunc(func(ctx context.Context, j *Job[hotArgs]) error {
+		done.Add(1)
+		return nil
+	})); err != nil {
+		b.Fatal(err)
+	}
+	exec := &executor{workers: ws, maxAttempts: 4, log: slog.New(slog.DiscardHandler)}
+	rt, err := actors.NewRuntime(actors.Config{Handler: exec.handle, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close()
+	src := newHotSource(b, 1000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := rt.Assign(actors.Assignment{Topic: "t", Source: src, Generation: hotGeneration{}}); err != nil {
+		b.Fatal(err)
+	}
+	src.release(b.N)
+	for done.Load() < int64(b.N) {
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	_ = rt.Shutdown()
+}
+
+type hotArgs struct {
+	Key string `msgpack:"key"`
+	N   int    `msgpack:"n"`
+}
+
+func (hotArgs) Kind() string { return "hot" }
+
+// hotSource hands out records of keys 0..keys-1 in turn, as many as released.
+type hotSource struct {
+	values  [][]byte
+	keys    [][]byte
+	headers []kafka.Header
+	next    int64
+	allowed atomic.Int64
+}
+
+func newHotSource(b *testing.B, keys int) *hotSource {
+	s := &hotSource{headers: []kafka.Header{{Key: HeaderKind, Value: []byte("hot")}, {Key: HeaderJobID, Value: []byte("01JOBID")}}}
+	for k := range keys {
+		key := "key-" + strconv.Itoa(k)
+		args, err := msgpack.Marshal(hotArgs{Key: key, N: k})
+		if err != nil {
+			b.Fatal(err)
+		}
+		v, err := EncodeEnvelope(&Envelope{Version: EnvelopeVersion, Kind: "hot", ID: newJobID(time.Now()), Args: args,
+			EnqueuedAt: time.Now()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.values = append(s.values, v)
+		s.keys = append(s.keys, []byte(key))
+	}
+	return s
+}
+
+func (s *hotSource) release(n int) { s.allowed.Store(int64(n)) }
+
+func (s *hotSource) Fetch(ctx context.Context, dst []kafka.Record, max int) ([]kafka.Record, int64, error) {
+	for n := 0; n < max && s.next < s.allowed.Load(); n++ {
+		k := int(s.next) % len(s.keys)
+		dst = append(dst, kafka.Record{Topic: "t", Offset: s.next, Key: s.keys[k], Value: s.values[k], Headers: s.headers})
+		s.next++
+	}
+	if len(dst) == 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return dst, s.next, nil
+}
+
+type hotGeneration struct{}
+
+func (hotGeneration) GenerationID() int32                           { return 1 }
+func (hotGeneration) Commit(context.Context, ...kafka.Offset) error { return nil }
