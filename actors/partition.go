@@ -187,6 +187,22 @@ func (p *partition) report(j *job, what outcomeKind) {
 	}
 }
 
+// countIsUrgent tells the supervisor loop not to wait for its pace: a drain
+// waits for the records in flight, or the fetcher waits for room that the
+// outcomes not yet counted would make.
+func (p *partition) countIsUrgent() bool {
+	if p.isRevoked() {
+		return true
+	}
+	if !p.paused.Load() {
+		return false
+	}
+	p.outcomeMu.Lock()
+	uncounted := len(p.outcomes)
+	p.outcomeMu.Unlock()
+	return uncounted >= max(1, p.rt.cfg.MaxBuffered/4)
+}
+
 // takeOutcomes swaps the reported outcomes for spare, an emptied slice to
 // reuse.
 func (p *partition) takeOutcomes(spare []outcome) []outcome {

@@ -111,8 +111,7 @@ type supervisorLoop struct {
 	kick  chan struct{}
 	quit  chan struct{}
 	count func() // asks the supervisor to count the outcomes
-	// urgent tells when a count must not wait for the pace: the fetcher
-	// waits for room, or a drain waits for the records in flight.
+	// urgent tells when a count must not wait for the pace.
 	urgent func() bool
 }
 

@@ -228,7 +228,7 @@ func (rt *Runtime) Assign(a Assignment) error {
 	}, append([]actor.PropsOption{actor.WithDispatcher(p.loop)}, rt.supervisorProps...)...))
 	root, pid := rt.system.Root, p.pid
 	p.loop.count = func() { root.Send(pid, &countOutcomes{}) }
-	p.loop.urgent = func() bool { return p.paused.Load() || p.isRevoked() }
+	p.loop.urgent = p.countIsUrgent
 	go p.loop.run()
 	rt.parts[id] = p
 	rt.committer.kick()
