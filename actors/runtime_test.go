@@ -292,6 +292,18 @@ func newGate(t *testing.T) *gate {
 }
 func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
 
+// heldAt returns a handler that logs every record and keeps the one at
+// offset running until g opens.
+func heldAt(offset int64, g *gate, log *execLog) Handler {
+	return handler(func(ctx context.Context, r *kafka.Record) {
+		log.start(r)
+		if r.Offset == offset {
+			<-g.ch
+		}
+		log.end(r)
+	})
+}
+
 func TestRevocationFinishesOnlyInFlightRecords(t *testing.T) {
 	t.Parallel()
 	const concurrency, buffer = 2, 20
@@ -421,16 +433,7 @@ func TestASlowHeadRecordDoesNotStopItsPartition(t *testing.T) {
 	const n, span = 6000, 4000
 	g := newGate(t)
 	log := newExecLog()
-	rt := newTestRuntime(t, Config{
-		MaxSpan: span,
-		Handler: handler(func(ctx context.Context, r *kafka.Record) {
-			log.start(r)
-			if r.Offset == 0 {
-				<-g.ch
-			}
-			log.end(r)
-		}),
-	})
+	rt := newTestRuntime(t, Config{MaxSpan: span, Handler: heldAt(0, g, log)})
 	gen := newMemGeneration()
 	keys := append([]string{"slow"}, keysN("k", n-1)...)
 	assign(t, rt, gen, newMemSource("t", 0, keys))
@@ -689,16 +692,7 @@ func TestNextOwnerSkipsRecordsFinishedAboveTheWatermark(t *testing.T) {
 	keys := []string{"a", "a", "b", "c", "d", "e", "f", "g", "h", "i"}
 	g := newGate(t)
 	first := newExecLog()
-	rt := newTestRuntime(t, Config{
-		Concurrency: 2,
-		Handler: handler(func(ctx context.Context, r *kafka.Record) {
-			first.start(r)
-			if r.Offset == 0 {
-				<-g.ch
-			}
-			first.end(r)
-		}),
-	})
+	rt := newTestRuntime(t, Config{Concurrency: 2, Handler: heldAt(0, g, first)})
 	gen := newMemGeneration()
 	assign(t, rt, gen, newMemSource("t", 0, keys))
 	waitFor(t, 10*time.Second, "offsets 2-9 to finish while 0 runs", func() bool { return first.total() == 9 })
