@@ -193,7 +193,8 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 		rt.reducer = &r
 	}
 	rt.pool = newWorkerPool(cfg.Concurrency)
-	rt.keyProps = []actor.PropsOption{actor.WithDispatcher(rt.pool)}
+	pool := rt.pool
+	rt.keyProps = []actor.PropsOption{actor.WithMailbox(func() actor.Mailbox { return &keyMailbox{pool: pool} })}
 	strategy := cfg.KeyActorStrategy
 	if strategy == nil {
 		strategy = actor.NewRestartingStrategy()

@@ -579,6 +579,32 @@ func TestRevokingOnePartitionLeavesTheOthersRunning(t *testing.T) {
 	waitFor(t, 30*time.Second, "partition 1 to finish", func() bool { return gen.committed(1) == 2100 })
 }
 
+// TestAKeyWithALongQueueTakesTurns: with one worker, a key with fifty
+// records queued does not keep it until its queue is empty; a key whose one
+// record arrived behind them runs long before the last of them.
+func TestAKeyWithALongQueueTakesTurns(t *testing.T) {
+	t.Parallel()
+	var order []string
+	var mu sync.Mutex
+	rt := newTestRuntime(t, Config{
+		Concurrency: 1,
+		Handler: handler(func(ctx context.Context, r *kafka.Record) {
+			mu.Lock()
+			order = append(order, string(r.Key))
+			mu.Unlock()
+		}),
+	})
+	gen := newMemGeneration()
+	keys := append(slices.Repeat([]string{"busy"}, 50), "other")
+	assign(t, rt, gen, newMemSource("t", 0, keys))
+	waitFor(t, 10*time.Second, "every record to run", func() bool { return gen.committed(0) == 51 })
+	mu.Lock()
+	defer mu.Unlock()
+	if at := slices.Index(order, "other"); at < 0 || at >= 49 {
+		t.Fatalf("the other key ran at position %d of %d: the busy key kept the worker through its queue", at, len(order))
+	}
+}
+
 // TestAHeldRecordWaitsForItsRelease: a held record keeps its key waiting and
 // the commit below it until released; other keys run meanwhile.
 func TestAHeldRecordWaitsForItsRelease(t *testing.T) {

@@ -42,7 +42,10 @@ type deadLetter struct {
 	msg     kafka.Message
 	kind    string
 	release actors.Release
-	log     *slog.Logger
+	// attrs say which job this is in every log line about it; kept apart
+	// rather than bound into a logger, which would format them even when
+	// nothing is logged.
+	attrs []any
 	// failures counts failed writes; the next is not tried before due.
 	failures int
 	due      time.Time
@@ -81,8 +84,8 @@ func (w *deadLetterWriter) write(r *kafka.Record, attempt int, kind, reason stri
 		},
 		kind:    kind,
 		release: release,
-		log: w.log.With("kind", kind, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
-			"attempts", attempt, "dead_letter_topic", w.topic, "reason", reason),
+		attrs: []any{"kind", kind, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
+			"attempts", attempt, "dead_letter_topic", w.topic, "reason", reason},
 	}
 	w.mu.Lock()
 	w.queue = append(w.queue, d)
@@ -191,7 +194,7 @@ func (w *deadLetterWriter) send(batch []*deadLetter) {
 		}
 		if derr == nil {
 			w.metrics.jobDeadLettered(w.metricKind(d.kind))
-			d.log.Error("ordo: job dead-lettered")
+			w.log.Error("ordo: job dead-lettered", d.attrs...)
 			d.release.Finish()
 			continue
 		}
@@ -199,8 +202,8 @@ func (w *deadLetterWriter) send(batch []*deadLetter) {
 		wait := w.backoff.Delay(d.failures)
 		d.due = time.Now().Add(wait)
 		w.metrics.deadLetterWriteFailed()
-		d.log.Error("ordo: dead-letter write failed; retrying while its key waits", "err", derr,
-			"failures", d.failures, "retry_in", wait)
+		w.log.Error("ordo: dead-letter write failed; retrying while its key waits",
+			append(d.attrs[:len(d.attrs):len(d.attrs)], "err", derr, "failures", d.failures, "retry_in", wait)...)
 		retry = append(retry, d)
 	}
 	if len(retry) > 0 {
