@@ -57,6 +57,8 @@ func TestQuickRun(t *testing.T) {
 		`bench S5: revocation=`+num+` ms inflight_job=100 ms bound=200 ms broker=`+broker+` ratio=`+num,
 		`bench S6 keys=200000: rss_20k=`+num+` MB rss_200k=`+num+` MB broker=`+broker+` ratio=`+num,
 		`bench S7 bad=10%: ordo=`+num+` jobs/s clean=`+num+` jobs/s broker=`+broker+` ratio=`+num,
+		`bench S10 sequential: ordo_p50=`+num+` ms ordo_p99=`+num+` ms writer_p50=`+num+` ms writer_p99=`+num+` ms broker=`+broker+` ratio=`+num,
+		`bench S10 concurrent: ordo=`+num+` jobs/s writer=`+num+` jobs/s broker=`+broker+` ratio=`+num,
 	)
 	for _, w := range want {
 		if !regexp.MustCompile(`(?m)^` + w + `$`).MatchString(summary.String()) {
@@ -70,7 +72,7 @@ func TestQuickRun(t *testing.T) {
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(out, env.Name+".md"))
-	for _, row := range []string{"| S1 |", "| S5 |", "| S6 |", "| S7 |"} {
+	for _, row := range []string{"| S1 |", "| S5 |", "| S6 |", "| S7 |", "| S10 |"} {
 		if !bytes.Contains(md, []byte(row)) {
 			t.Errorf("%s.md has no %s row:\n%s", env.Name, row, md)
 		}

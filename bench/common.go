@@ -48,6 +48,9 @@ type sizes struct {
 	s7Jobs, s7Keys, s7Partitions, s7Concurrency int
 	s7BadEvery, s7Trials                        int // one bad record per s7BadEvery good jobs
 	s7Work                                      time.Duration
+
+	s10Sequential, s10Concurrent int // calls timed one at a time; jobs enqueued by s10Goroutines at once
+	s10Goroutines, s10Partitions int
 }
 
 // defaultSizes are issue 5's scenarios as stated.
@@ -71,6 +74,8 @@ func defaultSizes() sizes {
 
 		s7Jobs: 45_000, s7Keys: 500, s7Partitions: 5, s7Concurrency: 100,
 		s7BadEvery: 10, s7Trials: 2, s7Work: time.Millisecond,
+
+		s10Sequential: 2_000, s10Concurrent: 50_000, s10Goroutines: 64, s10Partitions: 3,
 	}
 }
 
@@ -86,6 +91,7 @@ func quickSizes() sizes {
 	s.s5Trials = 1
 	s.s6Marks, s.s6Timeout = []int{20_000, 200_000}, 5*time.Minute
 	s.s7Jobs = 5_000
+	s.s10Sequential, s.s10Concurrent = 200, 5_000
 	return s
 }
 

@@ -3,9 +3,10 @@
 //
 // It uses the public API of package jobs, package kafka (S7 writes its bad
 // records with kafka.Producer), and kafka-go directly only for S1's raw
-// baselines and for reading S7's dead-letter topic back. Nothing imports it.
+// baselines, for reading S7's dead-letter topic back and for S10's Writer
+// baselines. Nothing imports it.
 //
-//	go run ./bench                      # all seven scenarios, embedded broker
+//	go run ./bench                      # every scenario, embedded broker
 //	KAFKA_BROKERS=127.0.0.1:9092 go run ./bench
 //	go run ./bench -quick -out /tmp/q   # smaller sizes, same lines, a minute or two
 //	go run ./bench -only S1,S2 -cpuprofile cpu.out
@@ -79,6 +80,19 @@
 //     source positions), once each; otherwise the scenario fails. ratio =
 //     good jobs/s with bad records / without, target ≥ 0.9. The log line of
 //     each dead-lettered job is counted, not written.
+//   - S10 enqueue latency and throughput: jobs.Client.Enqueue, synchronous
+//     (every in-sync replica acknowledges), one job per call, against a
+//     kafka-go Writer (RequiredAcks RequireAll, murmur2 like ordo) writing
+//     the records Enqueue would write (jobs.Prepare: the same key, envelope
+//     and headers), built before the clock starts. Each side has a
+//     3-partition topic of its own and 20 warm-up calls not counted.
+//     Sequential: 2,000 calls one at a time, ordo and a Writer tuned for
+//     latency (BatchSize 1, BatchTimeout 1 µs) taking turns call by call;
+//     p50 and p99 of each; ratio = ordo p50 / writer p50, target ≤ 1.5.
+//     Concurrent: 64 goroutines call until 50,000 jobs are enqueued, ordo,
+//     then a Writer tuned for batching (BatchSize 1000, BatchTimeout 5 ms)
+//     the same way; ratio = ordo jobs/s / writer jobs/s, target ≥ 0.9.
+//     -quick uses 200 and 5,000.
 //
 // Throughput and seconds are timed from the first job's start to the last
 // job's end, so group joins are left out, for ordo and baselines alike.

@@ -111,7 +111,10 @@ partition of the old generation being released (drained, committed); notice
 is when that member saw the rebalance. S7 runs the same good jobs with and
 without 10% undecodable records among them, clean and bad alternately, and
 keeps the best of each; a bad run counts only when every bad record reached
-the dead-letter topic, once.
+the dead-letter topic, once. S10 times synchronous Enqueue calls, one job per
+call, against a kafka-go Writer writing the same records (RequireAll):
+sequentially, taking turns with a Writer of BatchSize 1, and from 64
+goroutines against a Writer batching for 5 ms.
 
 Summary lines:
 

@@ -14,6 +14,9 @@
 //
 //	chaos: jobs=100000 kills=… lost=0 order_violations=0 overlaps=0 duplicates=… bound=…
 //
+// While it runs it prints a progress line to stderr every few seconds: the
+// phase, jobs enqueued, records the group has committed, faults so far.
+//
 // It exits 1 when an invariant fails, 2 when the run itself failed. Without
 // KAFKA_BROKERS the broker is embedded in this process and the workers
 // connect to it over loopback.
@@ -36,6 +39,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -204,6 +208,10 @@ type runner struct {
 	workers []*worker
 	all     []string // every worker name ever started
 	next    int
+	phase   string // for the progress lines
+
+	// For the progress lines only; the check reads the ledgers and events.
+	enqueued, kills, restarts atomic.Int64
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -277,6 +285,9 @@ func run(o options) (*verdict, error) {
 
 	var events []event
 	began := time.Now()
+	r.setPhase("faults")
+	stopProgress := r.reportProgress(ctx, began, progressEvery)
+	defer stopProgress()
 	restartAt := began.Add(o.duration / 2)
 	restarted := !(realBroker && o.restartBroker)
 	committed := map[int]int64{}
@@ -303,15 +314,18 @@ func run(o options) (*verdict, error) {
 			return nil, err
 		}
 	}
+	r.setPhase("enqueue")
 	enq := <-enqueued
 	if enq.err != nil {
 		return nil, enq.err
 	}
 	r.logf("faults over after %v; waiting for the group to drain", time.Since(began).Round(time.Millisecond))
+	r.setPhase("drain")
 	if err := r.waitDrained(ctx); err != nil {
 		r.o.keep = true
 		return nil, fmt.Errorf("%w (ledgers and logs kept in %s)", err, r.dir)
 	}
+	stopProgress()
 	r.stopAll()
 
 	var execs []*execution
@@ -390,6 +404,7 @@ func (r *runner) kill(committed map[int]int64) event {
 	}
 	ev.died = time.Now().UnixNano()
 	ev.settled = ev.died + int64(settleTime)
+	r.kills.Add(1)
 	r.logf("%s worker %s: exited after %v", what, w.name, time.Duration(ev.died-ev.at).Round(time.Millisecond))
 	return ev
 }
@@ -403,6 +418,7 @@ func (r *runner) restartBroker(committed map[int]int64) (event, error) {
 	}
 	ev.died = time.Now().UnixNano()
 	ev.settled = ev.died + int64(settleTime)
+	r.restarts.Add(1)
 	r.logf("broker back after %v", time.Duration(ev.died-ev.at).Round(time.Millisecond))
 	return ev, nil
 }
@@ -471,6 +487,7 @@ func (r *runner) enqueue(ctx context.Context) (int, error) {
 			params = failed
 			time.Sleep(500 * time.Millisecond)
 		}
+		r.enqueued.Store(int64(min(r.o.jobs, from+perTick)))
 		<-t.C
 	}
 	r.logf("enqueued %d jobs (%d resent)", r.o.jobs, resent)
@@ -511,4 +528,59 @@ func (r *runner) waitDrained(ctx context.Context) error {
 		time.Sleep(500 * time.Millisecond)
 	}
 	return fmt.Errorf("the group did not drain within %v: %s", r.o.drainTimeout, last)
+}
+
+// progressEvery is how often the runner prints a progress line.
+const progressEvery = 3 * time.Second
+
+func (r *runner) setPhase(p string) {
+	r.mu.Lock()
+	r.phase = p
+	r.mu.Unlock()
+}
+
+// reportProgress prints a line to stderr every period until stop is called:
+// the phase, jobs enqueued, records committed (the group's offsets, summed,
+// so a resent job counts twice) and faults so far. stop waits for a line
+// being printed, so none follows it; it may be called more than once.
+func (r *runner) reportProgress(ctx context.Context, began time.Time, period time.Duration) (stop func()) {
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(period)
+		defer t.Stop()
+		committed := "?"
+		for {
+			select {
+			case <-t.C:
+			case <-done:
+				return
+			}
+			// During a broker restart the offsets cannot be read;
+			// the last ones read stand.
+			if offs, err := r.committed(ctx); err == nil {
+				var n int64
+				for _, o := range offs {
+					n += max(o, 0)
+				}
+				committed = strconv.FormatInt(n, 10)
+			}
+			r.mu.Lock()
+			phase, workers := r.phase, len(r.workers)
+			r.mu.Unlock()
+			faults := fmt.Sprintf("kills %d", r.kills.Load())
+			if n := r.restarts.Load(); n > 0 {
+				faults += fmt.Sprintf(", broker restarts %d", n)
+			}
+			fmt.Fprintf(os.Stderr, "chaos: %v %s: enqueued %d/%d, committed %s, %s, workers %d\n",
+				time.Since(began).Round(time.Second), phase, r.enqueued.Load(), r.o.jobs, committed, faults, workers)
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			<-exited
+		})
+	}
 }
