@@ -92,8 +92,11 @@ type ProducerConfig struct {
 	// BatchSize is the most messages sent in one produce request per
 	// partition. Default 1000.
 	BatchSize int
-	// BatchTimeout bounds how long a partial batch waits for more
-	// messages. Default 5 ms.
+	// BatchTimeout bounds how long a partial batch of ProduceAsync
+	// messages waits for more. Default 5 ms. Synchronous calls wait for
+	// no timer: a call made while none is being written is sent at once,
+	// and the calls made while one is being written are sent together
+	// as soon as it is done.
 	BatchTimeout time.Duration
 	// WriteTimeout bounds one produce request, and so how long a broker
 	// that does not answer holds a batch before it is retried or failed.
@@ -113,9 +116,23 @@ type ProducerConfig struct {
 // sends synchronously (Produce, ProduceSync) and asynchronously
 // (ProduceAsync); both may be used at once from many goroutines.
 type Producer struct {
-	sync      *kafkago.Writer
+	// small takes the synchronous writes of up to small.BatchSize
+	// messages, bulk the larger ones; one write is in flight at a time,
+	// so that the two never hold messages of one partition at once.
+	small     *kafkago.Writer
+	bulk      *kafkago.Writer
 	async     *kafkago.Writer
 	transport *kafkago.Transport
+	// waitMax bounds one combined write of synchronous calls: longer
+	// than kafka-go's attempts at it take, so that it ends only when a
+	// broker stops answering altogether.
+	waitMax time.Duration
+
+	// syncMu guards writing and queued: the synchronous calls made while
+	// a write is in flight wait in queued and go out together next.
+	syncMu  sync.Mutex
+	writing bool
+	queued  []*syncCall
 
 	mu     sync.RWMutex
 	closed bool
@@ -154,7 +171,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &Producer{transport: cfg.Security.transport()}
+	p := &Producer{transport: cfg.Security.transport(), waitMax: maxAttempts*cfg.WriteTimeout + 10*time.Second}
 	bal := &balancer{}
 	logger := cfg.Logger
 	logf := kafkago.LoggerFunc(func(msg string, args ...any) {
@@ -162,24 +179,41 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 			logger.Debug("ordo: kafka producer: " + fmt.Sprintf(msg, args...))
 		}
 	})
-	writer := func(async bool) *kafkago.Writer {
+	writer := func(async bool, batchTimeout time.Duration) *kafkago.Writer {
 		return &kafkago.Writer{
 			Addr:         kafkago.TCP(cfg.Brokers...),
 			Balancer:     bal,
 			BatchSize:    cfg.BatchSize,
-			BatchTimeout: cfg.BatchTimeout,
+			BatchTimeout: batchTimeout,
 			WriteTimeout: cfg.WriteTimeout,
 			RequiredAcks: kafkago.RequireAll,
-			MaxAttempts:  5,
+			MaxAttempts:  maxAttempts,
 			Async:        async,
 			Completion:   complete,
 			Transport:    p.transport,
 			ErrorLogger:  logf,
 		}
 	}
-	p.sync, p.async = writer(false), writer(true)
+	// The synchronous writers get each write whole, in one
+	// WriteMessages call: its batches are complete when handed over and
+	// must not wait for more (kafka-go reads a zero timeout as 1 s).
+	// kafka-go gives every batch room for BatchSize messages up front,
+	// 150 KB at the default, so small writes, a lone Enqueue above all,
+	// go to a writer whose batches hold no more than they do.
+	p.async = writer(true, cfg.BatchTimeout)
+	p.bulk = writer(false, time.Nanosecond)
+	p.small = writer(false, time.Nanosecond)
+	p.small.BatchSize = min(smallWrite, cfg.BatchSize)
 	return p, nil
 }
+
+// maxAttempts is how often kafka-go tries a batch before failing it.
+const maxAttempts = 5
+
+// smallWrite is the most messages of a synchronous write that goes to the
+// writer of small batches: as many as 64 concurrent calls of one message
+// bring, at 10 KB a batch.
+const smallWrite = 64
 
 // pending travels with each message through kafka-go as its WriterData:
 // the balancer reads the partition key from it, and the writer's Completion
@@ -192,6 +226,19 @@ type pending struct {
 	reported atomic.Bool
 	delivery Delivery
 	err      error
+	// balanced is set when kafka-go chose the message's partition, on
+	// the goroutine calling WriteMessages: once every message of a call
+	// is balanced, kafka-go has queued them all and will report each.
+	balanced bool
+	// outstanding counts down the sync messages of a write not yet
+	// reported, for a write whose caller stopped waiting.
+	outstanding *outstanding
+}
+
+// outstanding is closed once every message of a write has been reported.
+type outstanding struct {
+	left atomic.Int64
+	done chan struct{}
 }
 
 // report records the outcome once: whichever of Completion and an early
@@ -208,6 +255,9 @@ func (p *pending) report(d Delivery, err error) {
 		return
 	}
 	p.delivery, p.err = d, err
+	if o := p.outstanding; o != nil && o.left.Add(-1) == 0 {
+		close(o.done)
+	}
 }
 
 // complete is the writers' Completion: kafka-go calls it once per batch, sent
@@ -231,8 +281,11 @@ type balancer struct {
 
 func (b *balancer) Balance(msg kafkago.Message, partitions ...int) int {
 	key := msg.Key
-	if p, ok := msg.WriterData.(*pending); ok && p.partitionKey != nil {
-		key = p.partitionKey
+	if p, ok := msg.WriterData.(*pending); ok {
+		p.balanced = true
+		if p.partitionKey != nil {
+			key = p.partitionKey
+		}
 	}
 	if key == nil {
 		return partitions[(b.next.Add(1)-1)%uint32(len(partitions))]
@@ -271,6 +324,12 @@ func (p *Producer) Produce(ctx context.Context, msgs ...Message) error {
 // *ProduceError naming them, and their deliveries have Partition and Offset
 // -1. When ctx ends first, ProduceSync returns its error and no deliveries:
 // the messages may still be written.
+//
+// A call made while no other is being written is sent at once, without
+// waiting for a batch to fill, so a lone call costs one round trip. Calls
+// made while one is being written wait for it and then go out together,
+// one request per partition: concurrent callers share round trips the way
+// a batch timeout would make them, without the timeout.
 func (p *Producer) ProduceSync(ctx context.Context, msgs ...Message) ([]Delivery, error) {
 	if !p.enter() {
 		return nil, fmt.Errorf("produce %d messages: %w", len(msgs), ErrProducerClosed)
@@ -279,39 +338,197 @@ func (p *Producer) ProduceSync(ctx context.Context, msgs ...Message) ([]Delivery
 	if len(msgs) == 0 {
 		return nil, nil
 	}
-	pend := make([]pending, len(msgs))
-	out := make([]kafkago.Message, len(msgs))
-	for i := range msgs {
-		pend[i].partitionKey = msgs[i].PartitionKey
-		out[i] = toKafkaGo(&msgs[i], &pend[i])
+	c := &syncCall{ctx: ctx, msgs: msgs, pend: make([]pending, len(msgs)), done: make(chan struct{})}
+	p.syncMu.Lock()
+	if p.writing {
+		p.queued = append(p.queued, c)
+		p.syncMu.Unlock()
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			// The queued call is skipped if it has not gone out yet.
+			return nil, fmt.Errorf("produce %d messages: %w", len(msgs), ctx.Err())
+		}
+	} else {
+		p.writing = true
+		p.syncMu.Unlock()
+		// Nothing else is in flight: this call goes out alone, on the
+		// caller's goroutine and under its context.
+		var left <-chan struct{}
+		left, c.err = p.write(ctx, []*syncCall{c})
+		if left == nil {
+			p.nextWrite()
+		} else {
+			// ctx ended with the messages in flight: the next write
+			// waits for them, or it could overtake them.
+			p.calls.Add(1)
+			go func() {
+				defer p.calls.Done()
+				<-left
+				p.nextWrite()
+			}()
+		}
 	}
-	err := p.sync.WriteMessages(ctx, out...)
+	return c.result()
+}
+
+// syncCall is one ProduceSync call on its way to the broker.
+type syncCall struct {
+	ctx  context.Context
+	msgs []Message
+	pend []pending
+	// err is the failure of the whole call, when kafka-go did not take
+	// its messages (or its context ended while they were in flight); the
+	// per-message outcomes are in pend otherwise.
+	err error
+	// done is closed once err and pend hold the outcome, for calls that
+	// waited in the queue.
+	done chan struct{}
+}
+
+// write sends the calls' messages in one WriteMessages call. It returns a
+// nil error once kafka-go has reported every message through Completion
+// (into the calls' pend), else the error. When ctx ended after kafka-go
+// took the messages, left is closed once it has reported them all; it is
+// nil otherwise.
+func (p *Producer) write(ctx context.Context, calls []*syncCall) (left <-chan struct{}, err error) {
+	n := 0
+	for _, c := range calls {
+		n += len(c.msgs)
+	}
+	o := &outstanding{done: make(chan struct{})}
+	o.left.Store(int64(n))
+	out := make([]kafkago.Message, 0, n)
+	for _, c := range calls {
+		for i := range c.msgs {
+			c.pend[i].partitionKey = c.msgs[i].PartitionKey
+			c.pend[i].balanced = false
+			c.pend[i].outstanding = o
+			out = append(out, toKafkaGo(&c.msgs[i], &c.pend[i]))
+		}
+	}
+	w := p.bulk
+	if n <= p.small.BatchSize {
+		w = p.small
+	}
+	err = w.WriteMessages(ctx, out...)
 	var werr kafkago.WriteErrors
-	if err != nil && !errors.As(err, &werr) {
-		// Nothing was queued (closed writer, metadata lookup, a message
-		// too large), or ctx ended while batches were in flight and
-		// their completions may still be running.
-		return nil, fmt.Errorf("produce %d messages: %w", len(msgs), err)
+	if err == nil || errors.As(err, &werr) {
+		// kafka-go ran Completion for every batch before returning nil
+		// or WriteErrors, so each pending holds its outcome.
+		return nil, nil
 	}
-	// kafka-go ran Completion for every batch before returning nil or
-	// WriteErrors, so each pending holds its outcome.
-	deliveries := make([]Delivery, len(msgs))
+	// Nothing was queued (closed writer, metadata lookup, a message too
+	// large), or ctx ended while batches were in flight and their
+	// completions may still be running.
+	for _, c := range calls {
+		for i := range c.pend {
+			if !c.pend[i].balanced {
+				return nil, err
+			}
+		}
+	}
+	return o.done, err
+}
+
+// nextWrite is called by the goroutine that finished a write: it hands the
+// calls queued meanwhile to a goroutine of their own, so that the caller
+// returns now, or marks the producer idle.
+func (p *Producer) nextWrite() {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
+	if len(p.queued) == 0 {
+		p.writing = false
+		return
+	}
+	// Close waits for the queued calls' messages, as it does for calls
+	// being written.
+	p.calls.Add(1)
+	go p.writeQueued()
+}
+
+// writeQueued writes the queued calls together, then whatever queued up
+// while it did, until nothing is queued.
+func (p *Producer) writeQueued() {
+	defer p.calls.Done()
+	for {
+		p.syncMu.Lock()
+		calls := p.queued
+		p.queued = nil
+		if len(calls) == 0 {
+			p.writing = false
+			p.syncMu.Unlock()
+			return
+		}
+		p.syncMu.Unlock()
+		// Calls whose context has ended were answered already; they are
+		// not sent.
+		live := make([]*syncCall, 0, len(calls))
+		for _, c := range calls {
+			if c.ctx.Err() == nil {
+				live = append(live, c)
+			}
+		}
+		if len(live) > 0 {
+			p.writeTogether(live)
+		}
+		for _, c := range calls {
+			close(c.done)
+		}
+	}
+}
+
+// writeTogether writes calls made by different callers in one WriteMessages
+// call, under a context of its own: none of the callers' contexts may cut
+// the others' write short, and a caller whose context ends stops waiting
+// without stopping the write. When kafka-go takes none of the messages (an
+// unknown topic or a message too large in one call would fail them all),
+// each call is written on its own, so that it gets its own outcome.
+func (p *Producer) writeTogether(calls []*syncCall) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.waitMax)
+	defer cancel()
+	left, err := p.write(ctx, calls)
+	if err == nil {
+		return
+	}
+	if len(calls) == 1 || left != nil {
+		for _, c := range calls {
+			c.err = err
+		}
+		if left != nil {
+			<-left
+		}
+		return
+	}
+	for _, c := range calls {
+		if left, c.err = p.write(ctx, []*syncCall{c}); left != nil {
+			<-left
+		}
+	}
+}
+
+// result turns the call's outcome into ProduceSync's.
+func (c *syncCall) result() ([]Delivery, error) {
+	if c.err != nil {
+		return nil, fmt.Errorf("produce %d messages: %w", len(c.msgs), c.err)
+	}
+	deliveries := make([]Delivery, len(c.msgs))
 	var perr *ProduceError
-	for i := range pend {
-		d, derr := pend[i].delivery, pend[i].err
-		if !pend[i].reported.Load() {
-			d, derr = Delivery{Topic: msgs[i].Topic, Partition: -1, Offset: -1}, errors.New("kafka-go reported no outcome")
+	for i := range c.pend {
+		d, derr := c.pend[i].delivery, c.pend[i].err
+		if !c.pend[i].reported.Load() {
+			d, derr = Delivery{Topic: c.msgs[i].Topic, Partition: -1, Offset: -1}, errors.New("kafka-go reported no outcome")
 		}
 		deliveries[i] = d
 		if derr != nil {
 			if perr == nil {
-				perr = &ProduceError{Errs: make([]error, len(msgs))}
+				perr = &ProduceError{Errs: make([]error, len(c.msgs))}
 			}
 			perr.Errs[i] = derr
 		}
 	}
 	if perr != nil {
-		return deliveries, fmt.Errorf("produce %d messages: %w", len(msgs), perr)
+		return deliveries, fmt.Errorf("produce %d messages: %w", len(c.msgs), perr)
 	}
 	return deliveries, nil
 }
@@ -359,7 +576,7 @@ func (p *Producer) Close() error {
 	p.closed = true
 	p.mu.Unlock()
 	p.calls.Wait()
-	err := errors.Join(p.sync.Close(), p.async.Close())
+	err := errors.Join(p.small.Close(), p.bulk.Close(), p.async.Close())
 	p.transport.CloseIdleConnections()
 	if err != nil {
 		return fmt.Errorf("close producer: %w", err)

@@ -286,3 +286,178 @@ func createTopic(t *testing.T, env *kafkatest.Env, topic kafka.Topic) {
 		t.Cleanup(func() { _ = env.Admin.DeleteTopics(context.Background(), topic.Name) })
 	}
 }
+
+// TestLoneProduceSyncDoesNotWaitForTheBatchTimeout: a synchronous call made
+// while nothing else is being written goes out at once, however long the
+// batch timeout, so an enqueue from a request handler costs a round trip
+// and not a timer.
+func TestLoneProduceSyncDoesNotWaitForTheBatchTimeout(t *testing.T) {
+	t.Parallel()
+	env := kafkatest.New(t)
+	topic := env.Topic(t, 2)
+	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: env.Brokers, BatchTimeout: 2 * time.Second,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	ctx := context.Background()
+	// The first call also looks the topic up and dials its leader.
+	if err := p.Produce(ctx, kafka.Message{Topic: topic, Key: []byte("warm-up"), Value: []byte("0")}); err != nil {
+		t.Fatal(err)
+	}
+	const calls = 5
+	began := time.Now()
+	for i := range calls {
+		if err := p.Produce(ctx, kafka.Message{Topic: topic, Key: []byte("k" + strconv.Itoa(i)), Value: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took := time.Since(began); took >= 2*time.Second {
+		t.Fatalf("%d sequential ProduceSync calls took %v with a 2 s BatchTimeout: a lone call waited for the batch timeout", calls, took)
+	}
+	if recs := env.ReadAll(t, topic); len(recs) != calls+1 {
+		t.Fatalf("read %d records, produced %d", len(recs), calls+1)
+	}
+}
+
+// TestConcurrentProduceSyncCallsGetTheirOwnOutcomes: calls made while others
+// are being written go out together, and each caller still learns where
+// its own messages went, or why they failed, without failing the calls
+// written beside it. Calls to a topic that does not exist are mixed with
+// calls to one that does.
+func TestConcurrentProduceSyncCallsGetTheirOwnOutcomes(t *testing.T) {
+	t.Parallel()
+	env := kafkatest.New(t)
+	topic := env.Topic(t, 3)
+	missing := kafkatest.UniqueName(t, "missing")
+	p := newProducer(t, env.Brokers)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const goroutines, perGoroutine = 32, 20
+	type sent struct {
+		value    string
+		delivery kafka.Delivery
+	}
+	var (
+		mu        sync.Mutex
+		delivered []sent
+		wg        sync.WaitGroup
+	)
+	for g := range goroutines {
+		wg.Go(func() {
+			for i := range perGoroutine {
+				value := strconv.Itoa(g) + "-" + strconv.Itoa(i)
+				if (g+i)%5 == 0 {
+					_, err := p.ProduceSync(ctx, kafka.Message{Topic: missing, Value: []byte(value)})
+					if err == nil {
+						t.Errorf("a message to the missing topic %q was reported written", missing)
+					}
+					continue
+				}
+				msgs := []kafka.Message{
+					{Topic: topic, Key: []byte("g" + strconv.Itoa(g)), Value: []byte(value + "-a")},
+					{Topic: topic, Key: []byte("g" + strconv.Itoa(g)), Value: []byte(value + "-b")},
+				}
+				ds, err := p.ProduceSync(ctx, msgs...)
+				if err != nil {
+					t.Errorf("call %s to %q: %v", value, topic, err)
+					continue
+				}
+				mu.Lock()
+				for j, d := range ds {
+					delivered = append(delivered, sent{string(msgs[j].Value), d})
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+
+	recs := env.ReadAll(t, topic)
+	if len(recs) != len(delivered) {
+		t.Fatalf("read %d records, %d were reported written", len(recs), len(delivered))
+	}
+	at := map[string]kafka.Record{}
+	for _, r := range recs {
+		at[string(r.Value)] = r
+	}
+	for _, s := range delivered {
+		r, ok := at[s.value]
+		if !ok {
+			t.Errorf("%s was reported written at %+v but is not in the topic", s.value, s.delivery)
+			continue
+		}
+		if r.Partition != s.delivery.Partition || r.Offset != s.delivery.Offset {
+			t.Errorf("%s was reported at partition %d offset %d; it is at partition %d offset %d",
+				s.value, s.delivery.Partition, s.delivery.Offset, r.Partition, r.Offset)
+		}
+	}
+	// Each call's two messages share a key, so a partition, and were
+	// written in order.
+	for _, s := range delivered {
+		if strings.HasSuffix(s.value, "-b") {
+			a := at[strings.TrimSuffix(s.value, "-b")+"-a"]
+			if b := at[s.value]; b.Offset <= a.Offset {
+				t.Errorf("%s is at offset %d, before its call's first message at %d", s.value, b.Offset, a.Offset)
+			}
+		}
+	}
+}
+
+// TestProduceSyncKeepsOrderWhenCallersStopWaiting: a caller whose context
+// ends while its message is in flight gets an error, but the message may
+// still be written, and the calls after it must not overtake it. Calls with
+// one key and contexts that end at random moments land in call order, and
+// every call reported written is there.
+func TestProduceSyncKeepsOrderWhenCallersStopWaiting(t *testing.T) {
+	t.Parallel()
+	env := kafkatest.New(t)
+	topic := env.Topic(t, 1)
+	p := newProducer(t, env.Brokers)
+	ctx := context.Background()
+	if err := p.Produce(ctx, kafka.Message{Topic: topic, Key: []byte("k"), Value: []byte("-1")}); err != nil {
+		t.Fatal(err)
+	}
+	const calls = 300
+	written := map[int]bool{}
+	abandoned := map[int]bool{}
+	for i := range calls {
+		msgs := make([]kafka.Message, 1+i%100)
+		for j := range msgs {
+			msgs[j] = kafka.Message{Topic: topic, Key: []byte("k"), Value: []byte(strconv.Itoa(i))}
+		}
+		cctx, cancel := context.WithTimeout(ctx, time.Duration(i%7)*50*time.Microsecond)
+		if i%2 == 0 {
+			cctx, cancel = context.WithCancel(ctx)
+		}
+		if _, err := p.ProduceSync(cctx, msgs...); err == nil {
+			written[i] = true
+		} else if errors.Is(err, context.DeadlineExceeded) {
+			abandoned[i] = true
+		} else {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		cancel()
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	last := -1
+	landed := map[int]bool{}
+	for _, r := range env.ReadAll(t, topic) {
+		i, _ := strconv.Atoi(string(r.Value))
+		if i < last {
+			t.Fatalf("call %d's message is at offset %d, after call %d's", i, r.Offset, last)
+		}
+		last = i
+		delete(written, i)
+		if abandoned[i] {
+			landed[i] = true
+		}
+	}
+	t.Logf("%d of %d calls stopped waiting; the messages of %d of them were written all the same", len(abandoned), calls, len(landed))
+	if len(written) > 0 {
+		t.Fatalf("%d calls were reported written but are not in the topic", len(written))
+	}
+}
