@@ -148,7 +148,8 @@ func child() (childResult, error) {
 	}
 	s, err := jobs.NewServer(jobs.Config{
 		Brokers: cfg.Brokers, Group: cfg.Group, Topics: []string{cfg.Topic}, Workers: w,
-		Concurrency: cfg.Concurrency, MaxBuffered: cfg.MaxBuffered,
+		CreateTopics: &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1}, // the dead-letter topic
+		Concurrency:  cfg.Concurrency, MaxBuffered: cfg.MaxBuffered,
 		Logger: newLogger(os.Stderr),
 	})
 	if err != nil {

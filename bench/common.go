@@ -363,12 +363,13 @@ func (b *bench) stalled(what string, st []actors.PartitionStats) {
 // serverConfig is the jobs.Config every scenario starts from.
 func (b *bench) serverConfig(topic string, concurrency int, workers *jobs.Workers) jobs.Config {
 	return jobs.Config{
-		Brokers:     b.target.Brokers,
-		Group:       uniqueName("bench-group"),
-		Topics:      []string{topic},
-		Workers:     workers,
-		Concurrency: concurrency,
-		Logger:      b.logger,
+		Brokers:      b.target.Brokers,
+		Group:        uniqueName("bench-group"),
+		Topics:       []string{topic},
+		Workers:      workers,
+		CreateTopics: &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1}, // the dead-letter topic
+		Concurrency:  concurrency,
+		Logger:       b.logger,
 	}
 }
 

@@ -97,6 +97,11 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 			return nil, fmt.Errorf("jobs: ClientConfig.Brokers[%d] is empty", i)
 		}
 	}
+	if cfg.Topic != "" {
+		if err := kafka.CheckTopicName(cfg.Topic); err != nil {
+			return nil, fmt.Errorf("jobs: ClientConfig.Topic: %w", err)
+		}
+	}
 	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: cfg.Brokers, Logger: cfg.Logger, Security: cfg.Security})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: ClientConfig: %w", err)
@@ -132,6 +137,7 @@ type EnqueueOption func(*enqueueOptions)
 
 type enqueueOptions struct {
 	topic           string
+	topicSet        bool
 	key             string
 	keySet          bool
 	partitionKey    string
@@ -141,9 +147,10 @@ type enqueueOptions struct {
 }
 
 // WithTopic sends the job to topic instead of ClientConfig.Topic, e.g. to
-// keep slow job types on a topic of their own.
+// keep slow job types on a topic of their own. An empty or invalid name
+// fails the enqueue; it never falls back to ClientConfig.Topic.
 func WithTopic(topic string) EnqueueOption {
-	return func(o *enqueueOptions) { o.topic = topic }
+	return func(o *enqueueOptions) { o.topic, o.topicSet = topic, true }
 }
 
 // WithKey makes key the record's key, overriding the args' Partitioning: the
@@ -357,7 +364,11 @@ func prepare(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.T
 		}
 	}
 	topic := o.topic
-	if topic == "" {
+	if o.topicSet {
+		if err := kafka.CheckTopicName(topic); err != nil {
+			return none, JobInfo{}, fmt.Errorf("%s job: WithTopic: %w", kind, err)
+		}
+	} else {
 		topic = defaultTopic
 	}
 	if topic == "" {

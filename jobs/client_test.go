@@ -438,6 +438,8 @@ func TestInvalidEnqueuesNameWhatIsWrongAndSendNothing(t *testing.T) {
 		{"an empty partition key", client, plainArgs{}, []jobs.EnqueueOption{jobs.WithPartitionKey("")}, "WithPartitionKey"},
 		{"an empty partitioning value", client, partitioningArgs{}, nil, "partitioningArgs.Partitioning() returned an empty Value"},
 		{"an unknown key type", client, partitioningArgs{jobs.Partitioning{Value: "v", Type: 9}}, nil, "unknown KeyType 9"},
+		{"an empty WithTopic", client, plainArgs{}, []jobs.EnqueueOption{jobs.WithTopic("")}, "WithTopic"},
+		{"an invalid WithTopic", client, plainArgs{}, []jobs.EnqueueOption{jobs.WithTopic("a:b")}, "WithTopic"},
 		{"an ordo header", client, plainArgs{}, []jobs.EnqueueOption{jobs.WithHeaders(map[string]string{jobs.HeaderKind: "x"})}, jobs.HeaderKind},
 		{"args that do not encode", client, unencodableArgs{Ch: make(chan int)}, nil, "encode args of unencodable job"},
 	}
@@ -468,6 +470,8 @@ func TestNewClientNamesTheBadSetting(t *testing.T) {
 	}{
 		{jobs.ClientConfig{Topic: "jobs"}, "ClientConfig.Brokers"},
 		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092", ""}}, "ClientConfig.Brokers[1]"},
+		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092"}, Topic: "my jobs"}, "ClientConfig.Topic"},
+		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092"}, Topic: "."}, "ClientConfig.Topic"},
 	} {
 		if _, err := jobs.NewClient(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("NewClient(%+v) returned %v, want an error naming %s", c.cfg, err, c.want)

@@ -35,6 +35,19 @@ func TestNewServerNamesTheBadSetting(t *testing.T) {
 		{"heartbeat not below session timeout", func(c *jobs.Config) {
 			c.HeartbeatInterval, c.SessionTimeout = 10*time.Second, 5*time.Second
 		}, "HeartbeatInterval"},
+		{"an empty topic name", func(c *jobs.Config) { c.Topics = []string{""} }, "Config.Topics[0]"},
+		{"an empty topic among good ones", func(c *jobs.Config) { c.Topics = []string{"t", ""} }, "Config.Topics[1]"},
+		{"a topic name with a space", func(c *jobs.Config) { c.Topics = []string{"my jobs"} }, "Config.Topics[0]"},
+		{"a topic named ..", func(c *jobs.Config) { c.Topics = []string{".."} }, "Config.Topics[0]"},
+		{"a topic name of 250 characters", func(c *jobs.Config) { c.Topics = []string{strings.Repeat("t", 250)} }, "Config.Topics[0]"},
+		{"an invalid dead-letter topic", func(c *jobs.Config) { c.DeadLetterTopic = "dead/letters" }, "Config.DeadLetterTopic"},
+		{"topics created with no partitions", func(c *jobs.Config) {
+			c.CreateTopics = &jobs.TopicSpec{ReplicationFactor: 1}
+		}, "Config.CreateTopics"},
+		{"topics created with no replicas", func(c *jobs.Config) {
+			c.CreateTopics = &jobs.TopicSpec{Partitions: 3}
+		}, "Config.CreateTopics"},
+		{"a negative partition watch interval", func(c *jobs.Config) { c.PartitionWatchInterval = -time.Second }, "PartitionWatchInterval"},
 	}
 	for _, c := range cases {
 		cfg := good

@@ -22,7 +22,10 @@ func Example_quickstart() {
 	broker, _ := kafka.StartEmbeddedBroker()
 	defer broker.Close()
 	brokers, ctx := broker.Addrs(), context.Background()
-	kafka.NewAdmin(brokers).CreateTopics(ctx, kafka.Topic{Name: "mail", Partitions: 3})
+	// The jobs' topic, and the dead-letter topic where jobs go that cannot
+	// succeed: Start checks that both exist.
+	kafka.NewAdmin(brokers).CreateTopics(ctx,
+		kafka.Topic{Name: "mail", Partitions: 3}, kafka.Topic{Name: "mail.dlq", Partitions: 1})
 
 	done := make(chan struct{})
 	workers := jobs.NewWorkers()

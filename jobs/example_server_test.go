@@ -64,7 +64,10 @@ func ExampleServer() {
 		Group:   "greeter",
 		Topics:  []string{"greetings"},
 		Workers: workers,
-		Logger:  slog.New(slog.DiscardHandler),
+		// Start creates what is missing: here the dead-letter topic,
+		// greetings.dlq.
+		CreateTopics: &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1},
+		Logger:       slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		panic(err)

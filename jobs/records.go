@@ -30,12 +30,25 @@ type RecordServer struct {
 	// one per rebalance this member took part in.
 	generations atomic.Int64
 
+	ready     chan struct{} // closed at the first assignment
+	readyOnce sync.Once
+	done      chan struct{} // closed when the member has stopped
+	doneOnce  sync.Once
+
 	mu      sync.Mutex
 	cancel  context.CancelFunc
-	exited  chan struct{}
+	stopped bool // Stop was called
 	runErr  error
 	lastErr error
 }
+
+var (
+	// ErrServerStopped is returned by Start after Stop: a server runs once;
+	// build a new one to run again.
+	ErrServerStopped = errors.New("jobs: the server was stopped; a server starts once")
+	// ErrServerStarted is returned by a second Start.
+	ErrServerStarted = errors.New("jobs: the server is already started")
+)
 
 // NewRecordServer validates the configuration; it does not contact Kafka.
 func NewRecordServer(cfg RecordServerConfig) (*RecordServer, error) {
@@ -47,7 +60,7 @@ func NewRecordServer(cfg RecordServerConfig) (*RecordServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RecordServer{consumer: consumer, runtime: rt}, nil
+	return &RecordServer{consumer: consumer, runtime: rt, ready: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 // Generations returns how many group generations (assignments) this server
@@ -57,22 +70,32 @@ func (s *RecordServer) Generations() int64 { return s.generations.Load() }
 // Runtime gives access to the actor runtime, for its Stats.
 func (s *RecordServer) Runtime() *actors.Runtime { return s.runtime }
 
+// checkStartLocked says whether Start may run; s.mu is held.
+func (s *RecordServer) checkStartLocked() error {
+	switch {
+	case s.stopped:
+		return ErrServerStopped
+	case s.cancel != nil:
+		return ErrServerStarted
+	}
+	return nil
+}
+
 // Start joins the group and begins processing in the background. ctx bounds
-// only the start; use Stop to stop.
+// only the start; once Start returned, the server runs until Stop or until
+// it stops by itself (see Done).
 func (s *RecordServer) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cancel != nil {
-		return errors.New("jobs: RecordServer already started")
+	if err := s.checkStartLocked(); err != nil {
+		return err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.exited = make(chan struct{})
 	go func() {
-		defer close(s.exited)
 		err := s.consumer.Run(runCtx, func(sess *kafka.Session) {
 			s.generations.Add(1)
 			err := s.runGeneration(sess)
@@ -88,25 +111,55 @@ func (s *RecordServer) Start(ctx context.Context) error {
 		s.mu.Lock()
 		s.runErr = err
 		s.mu.Unlock()
+		if err != nil {
+			s.runtime.Close() // stopped by itself: nothing will call Stop's clean-up
+		}
+		s.doneOnce.Do(func() { close(s.done) })
 	}()
 	return nil
+}
+
+// Ready is closed once the first assignment was received and started.
+func (s *RecordServer) Ready() <-chan struct{} { return s.ready }
+
+// Done is closed when the server has stopped: after Stop, or by itself.
+func (s *RecordServer) Done() <-chan struct{} { return s.done }
+
+// Err is why the server stopped by itself, once Done is closed; nil while it
+// runs and after Stop.
+func (s *RecordServer) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.done:
+	default:
+		return nil
+	}
+	if s.stopped {
+		return nil
+	}
+	return s.runErr
 }
 
 // Stop stops fetching, lets records in flight finish (up to the runtime's
 // ShutdownTimeout, after which their contexts are cancelled), commits, and
 // leaves the group. It returns an error wrapping actors.ErrShutdownTimeout
 // that names the records left when the timeout passed, or ctx's error if ctx
-// ends first.
+// ends first. Stop on a server that was never started only marks it stopped.
 func (s *RecordServer) Stop(ctx context.Context) error {
 	s.mu.Lock()
-	cancel, exited := s.cancel, s.exited
+	cancel := s.cancel
+	s.stopped = true
 	s.mu.Unlock()
 	if cancel == nil {
-		return errors.New("jobs: RecordServer not started")
+		// Never started, and now never will be.
+		s.runtime.Close()
+		s.doneOnce.Do(func() { close(s.done) })
+		return nil
 	}
 	cancel()
 	select {
-	case <-exited:
+	case <-s.done:
 	case <-ctx.Done():
 		return fmt.Errorf("jobs: stop: %w", ctx.Err())
 	}
@@ -131,6 +184,7 @@ func (s *RecordServer) runGeneration(sess *kafka.Session) error {
 			errs = append(errs, err)
 		}
 	}
+	s.readyOnce.Do(func() { close(s.ready) })
 	<-sess.Done()
 	if sess.Stopping() {
 		errs = append(errs, s.runtime.Shutdown())

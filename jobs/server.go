@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -71,6 +74,15 @@ type Config struct {
 	// permanently, do not decode, or have no worker. Default: the first
 	// topic with ".dlq" appended.
 	DeadLetterTopic string
+	// CreateTopics, when set, makes Start create the topics that do not
+	// exist yet (Topics and DeadLetterTopic) with these settings. Default
+	// nil: Start fails with an error naming each missing topic, as a
+	// production cluster should not grow topics by accident.
+	CreateTopics *TopicSpec
+	// PartitionWatchInterval is how often the server looks for partitions
+	// added to its topics; new ones are consumed within about this long.
+	// Default 5 s.
+	PartitionWatchInterval time.Duration
 
 	// LongRunningTopics are topics whose every job runs in long-running
 	// mode (see Worker.LongRunning).
@@ -108,6 +120,16 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 }
 
+// TopicSpec is how Start creates a missing topic (Config.CreateTopics).
+type TopicSpec struct {
+	// Partitions is the new topic's partition count. Required.
+	Partitions int
+	// ReplicationFactor is how many brokers keep each partition. Required.
+	ReplicationFactor int
+	// Configs are topic-level settings such as "retention.ms"; may be nil.
+	Configs map[string]string
+}
+
 func (c Config) validate() (Config, error) {
 	switch {
 	case len(c.Brokers) == 0:
@@ -120,6 +142,19 @@ func (c Config) validate() (Config, error) {
 		return c, errors.New("jobs: Config.Workers has no worker")
 	case c.MaxAttempts < 0:
 		return c, fmt.Errorf("jobs: Config.MaxAttempts is negative (%d)", c.MaxAttempts)
+	case c.CreateTopics != nil && (c.CreateTopics.Partitions < 1 || c.CreateTopics.ReplicationFactor < 1):
+		return c, fmt.Errorf("jobs: Config.CreateTopics needs Partitions and ReplicationFactor of at least 1 (got %d and %d)",
+			c.CreateTopics.Partitions, c.CreateTopics.ReplicationFactor)
+	}
+	for i, t := range c.Topics {
+		if err := kafka.CheckTopicName(t); err != nil {
+			return c, fmt.Errorf("jobs: Config.Topics[%d]: %w", i, err)
+		}
+	}
+	if c.DeadLetterTopic != "" {
+		if err := kafka.CheckTopicName(c.DeadLetterTopic); err != nil {
+			return c, fmt.Errorf("jobs: Config.DeadLetterTopic: %w", err)
+		}
 	}
 	if err := c.Backoff.Validate(); err != nil {
 		return c, fmt.Errorf("jobs: Config.Backoff: %w", err)
@@ -153,6 +188,12 @@ type Server struct {
 	records     *RecordServer
 	dlq         *kafka.Producer
 	deadLetters *deadLetterWriter
+
+	// mu orders Start against Stop: a Start still checking topics when
+	// Stop is called starts nothing.
+	mu       sync.Mutex
+	starting bool // a Start is under way or succeeded
+	stopped  bool // Stop was called
 }
 
 // NewServer validates cfg; it does not contact Kafka.
@@ -183,7 +224,8 @@ func NewServer(cfg Config) (*Server, error) {
 		Consumer: kafka.ConsumerConfig{
 			Brokers: cfg.Brokers, Security: cfg.Security, Group: cfg.Group, Topics: cfg.Topics,
 			SessionTimeout: cfg.SessionTimeout, RebalanceTimeout: cfg.RebalanceTimeout,
-			HeartbeatInterval: cfg.HeartbeatInterval, Logger: cfg.Logger,
+			HeartbeatInterval: cfg.HeartbeatInterval, PartitionWatchInterval: cfg.PartitionWatchInterval,
+			Logger: cfg.Logger,
 		},
 		Runtime: actors.Config{
 			Handler:              exec.handle,
@@ -210,21 +252,135 @@ func NewServer(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Start joins the group and starts processing in the background.
+// ErrTopicsMissing is wrapped by Start's error when topics the server needs
+// do not exist and Config.CreateTopics is not set.
+var ErrTopicsMissing = errors.New("jobs: topics missing")
+
+// Start checks that the topics exist on the broker (creating the missing ones
+// when Config.CreateTopics says how), then joins the group and processes jobs
+// in the background. ctx bounds that check only: once Start has returned, the
+// server runs until Stop, or until it stops by itself (see Done). A server
+// starts once; Start after Stop fails with ErrServerStopped.
 func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	switch {
+	case s.stopped:
+		s.mu.Unlock()
+		return ErrServerStopped
+	case s.starting:
+		s.mu.Unlock()
+		return ErrServerStarted
+	}
+	s.starting = true
+	s.mu.Unlock()
+	err := s.start(ctx)
+	if err != nil {
+		s.mu.Lock()
+		s.starting = false // a failed Start may be tried again
+		s.mu.Unlock()
+	}
+	return err
+}
+
+func (s *Server) start(ctx context.Context) error {
+	if err := s.ensureTopics(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return ErrServerStopped
+	}
 	s.deadLetters.start()
 	if err := s.records.Start(ctx); err != nil {
 		s.deadLetters.stop()
 		return err
 	}
+	go func() {
+		<-s.records.Done()
+		s.deadLetters.stop()
+	}()
 	return nil
 }
+
+// ensureTopics checks the job topics and the dead-letter topic, and creates
+// the missing ones when Config.CreateTopics is set.
+func (s *Server) ensureTopics(ctx context.Context) error {
+	admin := kafka.NewSecureAdmin(s.cfg.Brokers, s.cfg.Security)
+	need := append(slices.Clone(s.cfg.Topics), s.cfg.DeadLetterTopic)
+	var have map[string]int
+	for attempt := 1; ; attempt++ {
+		var err error
+		if have, err = admin.Partitions(ctx, need...); err == nil {
+			break
+		}
+		// A broker that cannot be reached yet (a service starting beside
+		// it) is asked again until ctx ends; a broker that answers with a
+		// refusal (a failed login) is not.
+		var netErr *net.OpError
+		if !errors.As(err, &netErr) {
+			return fmt.Errorf("jobs: Start: %w", err)
+		}
+		wait := s.cfg.Backoff.Delay(attempt)
+		s.cfg.Logger.Warn("ordo: checking the topics failed; retrying", "brokers", s.cfg.Brokers, "err", err, "retry_in", wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return fmt.Errorf("jobs: Start: %w (last: %w)", ctx.Err(), err)
+		}
+	}
+	var missing []string
+	for _, t := range need {
+		if _, ok := have[t]; !ok {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	spec := s.cfg.CreateTopics
+	if spec == nil {
+		return fmt.Errorf("%w on the broker: %s (create them, or set Config.CreateTopics)", ErrTopicsMissing, strings.Join(missing, ", "))
+	}
+	topics := make([]kafka.Topic, len(missing))
+	for i, t := range missing {
+		topics[i] = kafka.Topic{Name: t, Partitions: spec.Partitions, ReplicationFactor: spec.ReplicationFactor, Configs: spec.Configs}
+	}
+	for _, t := range topics {
+		// One at a time: a topic that another process created meanwhile
+		// (servers of one group starting together) is no error.
+		if err := admin.CreateTopics(ctx, t); err != nil && !errors.Is(err, kafka.ErrTopicExists) {
+			return fmt.Errorf("jobs: Start: %w", err)
+		}
+	}
+	s.cfg.Logger.Info("ordo: created topics", "topics", missing, "partitions", spec.Partitions,
+		"replication_factor", spec.ReplicationFactor)
+	return nil
+}
+
+// Ready is closed once the server has received its first assignment from
+// the group and started running its partitions (possibly none, when the
+// group has more members than partitions).
+func (s *Server) Ready() <-chan struct{} { return s.records.Ready() }
+
+// Done is closed when the server has stopped: after Stop, or by itself when
+// the group refused it for good (Err says why).
+func (s *Server) Done() <-chan struct{} { return s.records.Done() }
+
+// Err is why the server stopped by itself, once Done is closed; nil while it
+// runs and after Stop.
+func (s *Server) Err() error { return s.records.Err() }
 
 // Stop stops fetching, lets running jobs finish (up to ShutdownTimeout, then
 // cancels their contexts), commits and leaves the group. Past the timeout it
 // returns an error wrapping actors.ErrShutdownTimeout that names the jobs
-// left.
+// left. A Stop during Start makes Start fail with ErrServerStopped; a Stop
+// before Start releases the server, which then cannot start. Calling Stop
+// again does nothing more.
 func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
 	err := s.records.Stop(ctx)
 	s.deadLetters.stop()
 	return errors.Join(err, s.dlq.Close())

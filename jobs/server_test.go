@@ -105,6 +105,7 @@ func serverConfig(t *testing.T, env *kafkatest.Env, topic string, workers *jobs.
 		Topics:            []string{topic},
 		Workers:           workers,
 		DeadLetterTopic:   topic + ".dlq",
+		CreateTopics:      &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1},
 		HeartbeatInterval: 200 * time.Millisecond,
 		SessionTimeout:    6 * time.Second,
 		RebalanceTimeout:  20 * time.Second,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -15,9 +17,15 @@ import (
 type Topic struct {
 	Name       string
 	Partitions int
+	// ReplicationFactor is how many brokers keep each partition. Default 1.
+	ReplicationFactor int
 	// Configs are topic-level settings such as "retention.ms"; may be nil.
 	Configs map[string]string
 }
+
+// ErrTopicExists is wrapped by CreateTopics' error for a topic that exists
+// already (another process may have created it first).
+var ErrTopicExists error = kafkago.TopicAlreadyExists
 
 // Admin makes the few administrative calls ordo and its tests need. It is
 // cheap; it holds one kafka-go client whose connections are pooled.
@@ -44,7 +52,7 @@ func NewSecureAdmin(brokers []string, sec *Security) *Admin {
 func (a *Admin) CreateTopics(ctx context.Context, topics ...Topic) error {
 	req := &kafkago.CreateTopicsRequest{}
 	for _, t := range topics {
-		cfg := kafkago.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: 1}
+		cfg := kafkago.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: max(t.ReplicationFactor, 1)}
 		for k, v := range t.Configs {
 			cfg.ConfigEntries = append(cfg.ConfigEntries, kafkago.ConfigEntry{ConfigName: k, ConfigValue: v})
 		}
@@ -65,6 +73,40 @@ func (a *Admin) CreateTopics(ctx context.Context, topics ...Topic) error {
 		}
 	}
 	return nil
+}
+
+// Partitions returns the partition count of each of the topics that exists;
+// a topic the broker does not know is left out.
+func (a *Admin) Partitions(ctx context.Context, topics ...string) (map[string]int, error) {
+	meta, err := a.client.Metadata(ctx, &kafkago.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, fmt.Errorf("metadata of topics %q: %w", topics, err)
+	}
+	out := make(map[string]int, len(topics))
+	for _, t := range meta.Topics {
+		switch {
+		case t.Error == nil:
+			out[t.Name] = len(t.Partitions)
+		case errors.Is(t.Error, kafkago.UnknownTopicOrPartition):
+		default:
+			return nil, fmt.Errorf("metadata of topic %q: %w", t.Name, t.Error)
+		}
+	}
+	return out, nil
+}
+
+// AddPartitions grows topic to total partitions.
+func (a *Admin) AddPartitions(ctx context.Context, topic string, total int) error {
+	resp, err := a.client.CreatePartitions(ctx, &kafkago.CreatePartitionsRequest{
+		Topics: []kafkago.TopicPartitionsConfig{{Name: topic, Count: int32(total)}},
+	})
+	if err == nil {
+		err = errors.Join(slices.Collect(maps.Values(resp.Errors))...)
+	}
+	if err != nil {
+		return fmt.Errorf("grow topic %q to %d partitions: %w", topic, total, err)
+	}
+	return a.waitForLeaders(ctx, topic, total)
 }
 
 // SetTopicConfigs sets topic-level settings (such as "max.message.bytes") on

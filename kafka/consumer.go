@@ -76,6 +76,10 @@ type ConsumerConfig struct {
 	// FetchMaxWait: how long the broker may hold a fetch for new data.
 	// Default 250 ms.
 	FetchMaxWait time.Duration
+	// PartitionWatchInterval is how often the member looks for partitions
+	// added to its topics; a change rebalances the group, so new
+	// partitions are consumed within about this long. Default 5 s.
+	PartitionWatchInterval time.Duration
 	// Logger receives membership events. Default slog.Default().
 	Logger *slog.Logger
 	// Security secures every connection (TLS, SASL). Default nil:
@@ -95,6 +99,7 @@ func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	for name, d := range map[string]time.Duration{
 		"SessionTimeout": c.SessionTimeout, "RebalanceTimeout": c.RebalanceTimeout,
 		"HeartbeatInterval": c.HeartbeatInterval, "FetchMaxWait": c.FetchMaxWait,
+		"PartitionWatchInterval": c.PartitionWatchInterval,
 	} {
 		if d < 0 {
 			return c, fmt.Errorf("kafka: ConsumerConfig.%s is negative (%v)", name, d)
@@ -115,6 +120,7 @@ func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	def(&c.RebalanceTimeout, 30*time.Second)
 	def(&c.HeartbeatInterval, time.Second)
 	def(&c.FetchMaxWait, 250*time.Millisecond)
+	def(&c.PartitionWatchInterval, 5*time.Second)
 	if c.FetchMaxBytes == 0 {
 		c.FetchMaxBytes = 1 << 20
 	}
@@ -148,66 +154,188 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	}, nil
 }
 
+// ErrMembershipFailed is returned by Run when the broker refuses this member
+// for a reason that retrying cannot fix (an invalid topic, an authorization
+// failure, a group protocol no other member shares).
+var ErrMembershipFailed = errors.New("kafka: the group refused this member")
+
+// fatalJoin tells the join errors that no retry can cure.
+func fatalJoin(err error) bool {
+	for _, e := range []error{kafkago.InvalidTopic, kafkago.TopicAuthorizationFailed, kafkago.GroupAuthorizationFailed,
+		kafkago.InconsistentGroupProtocol, kafkago.InvalidGroupId, kafkago.UnsupportedVersion,
+		kafkago.FencedInstanceID, kafkago.SASLAuthenticationFailed} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // Run joins the group and calls fn once for each generation. fn runs while
 // the generation lasts; it must return soon after sess.Done() is closed, and
-// returning gives the partitions back. Run returns when ctx ends, after the
-// last fn returned and the member left the group.
+// returning gives the partitions back. Run returns nil when ctx ends, after
+// the last fn returned and the member left the group; it returns an error
+// wrapping ErrMembershipFailed, having left the group, when the broker
+// refuses the member for good. A join that fails otherwise is tried again
+// after a growing pause, which the log gives as retry_in.
 func (c *Consumer) Run(ctx context.Context, fn func(sess *Session)) error {
+	m := &member{Consumer: c, fn: fn}
+	for failures := 1; ; failures++ {
+		generations := m.generations
+		err := m.join(ctx)
+		switch {
+		case err == nil:
+			return nil
+		case fatalJoin(err):
+			c.cfg.Logger.Error("ordo: the group refused this member; stopping", "group", c.cfg.Group, "err", err)
+			return fmt.Errorf("%w: group %q: %w", ErrMembershipFailed, c.cfg.Group, err)
+		}
+		if m.generations > generations {
+			failures = 1 // the member was in the group until this failure
+		}
+		wait := backoff.Delay(100*time.Millisecond, 5*time.Second, failures)
+		c.cfg.Logger.Warn("ordo: joining consumer group failed; retrying",
+			"group", c.cfg.Group, "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// member is one Run: the state that outlives a kafka-go consumer group, of
+// which it makes a new one after each failed join.
+type member struct {
+	*Consumer
+	fn       func(sess *Session)
+	stopping atomic.Bool
+	// generations counts the generations received.
+	generations int
+	// A generation that ends within a second of the last, with no
+	// partitions before or now, may be kafka-go's answer to a missing
+	// topic.
+	emptyBefore   bool
+	lastStart     time.Time
+	missingStreak int
+}
+
+// join runs a kafka-go consumer group until ctx ends (it returns nil, having
+// left the group) or a join fails (it returns why, the group closed). kafka-go
+// would retry the join by itself after a fixed pause, and report the
+// outcome only when asked for the next generation: a fresh group per
+// attempt keeps the attempts where the log says they are.
+func (m *member) join(ctx context.Context) error {
 	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
-		ID:                c.cfg.Group,
-		Brokers:           c.cfg.Brokers,
-		Topics:            c.cfg.Topics,
-		HeartbeatInterval: c.cfg.HeartbeatInterval,
-		SessionTimeout:    c.cfg.SessionTimeout,
-		RebalanceTimeout:  c.cfg.RebalanceTimeout,
-		JoinGroupBackoff:  500 * time.Millisecond,
-		StartOffset:       kafkago.FirstOffset,
-		ErrorLogger:       kafkago.LoggerFunc(func(msg string, args ...any) { c.cfg.Logger.Debug(fmt.Sprintf(msg, args...)) }),
-		Dialer:            c.cfg.Security.dialer(),
+		ID:                m.cfg.Group,
+		Brokers:           m.cfg.Brokers,
+		Topics:            m.cfg.Topics,
+		HeartbeatInterval: m.cfg.HeartbeatInterval,
+		SessionTimeout:    m.cfg.SessionTimeout,
+		RebalanceTimeout:  m.cfg.RebalanceTimeout,
+		// Never reached: the group is closed at its first failed join.
+		JoinGroupBackoff:       time.Minute,
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: m.cfg.PartitionWatchInterval,
+		StartOffset:            kafkago.FirstOffset,
+		ErrorLogger:            kafkago.LoggerFunc(func(msg string, args ...any) { m.cfg.Logger.Debug(fmt.Sprintf(msg, args...)) }),
+		Dialer:                 m.cfg.Security.dialer(),
 	})
 	if err != nil {
-		return fmt.Errorf("kafka: consumer group %q: %w", c.cfg.Group, err)
+		return fmt.Errorf("kafka: consumer group %q: %w", m.cfg.Group, err)
 	}
-	var stopping atomic.Bool
 	closed := make(chan struct{})
-	go func() {
-		<-ctx.Done()
-		stopping.Store(true)
+	var closeOnce sync.Once
+	closeGroup := func(stopping bool) {
 		// Close ends the running generation, waits for fn to return,
 		// then leaves the group.
-		_ = cg.Close()
-		close(closed)
+		closeOnce.Do(func() {
+			if stopping {
+				m.stopping.Store(true)
+			}
+			_ = cg.Close()
+			close(closed)
+		})
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			closeGroup(true)
+		case <-closed:
+		}
 	}()
-
-	failures := 0
 	for {
 		gen, err := cg.Next(context.Background())
 		switch {
 		case errors.Is(err, kafkago.ErrGroupClosed):
 			<-closed
 			return nil
-		case err != nil:
-			failures++
-			wait := backoff.Delay(100*time.Millisecond, 5*time.Second, failures)
-			c.cfg.Logger.Warn("ordo: joining consumer group failed; retrying",
-				"group", c.cfg.Group, "err", err, "retry_in", wait)
-			select {
-			case <-closed:
-				return nil
-			case <-time.After(wait):
-			}
+		case errors.Is(err, kafkago.RebalanceInProgress):
+			// kafka-go joins again at once, keeping the member id.
+			m.cfg.Logger.Debug("ordo: rebalance in progress; joining again", "group", m.cfg.Group)
 			continue
+		case err != nil:
+			closeGroup(false)
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
-		failures = 0
-		sess := c.newSession(gen, &stopping)
-		c.cfg.Logger.Info("ordo: partitions assigned", "group", c.cfg.Group,
+		m.generations++
+		sess := m.newSession(gen, &m.stopping)
+		m.cfg.Logger.Info("ordo: partitions assigned", "group", m.cfg.Group,
 			"generation", gen.ID, "member", gen.MemberID, "partitions", sess.describe())
+		m.awaitMissingTopics(len(sess.claims) == 0, closed)
 		gen.Start(func(genCtx context.Context) {
 			sess.done = genCtx.Done()
 			defer sess.close()
-			fn(sess)
+			m.fn(sess)
 		})
 	}
+}
+
+// awaitMissingTopics pauses before a generation without partitions that
+// follows another at once, while a topic of the group does not exist:
+// kafka-go's partition watcher ends every generation at once then, and
+// without a pause the member would rejoin hundreds of times a second.
+func (m *member) awaitMissingTopics(empty bool, closed <-chan struct{}) {
+	quick := m.emptyBefore && time.Since(m.lastStart) < time.Second
+	defer func() { m.emptyBefore, m.lastStart = empty, time.Now() }()
+	if !empty || !quick {
+		m.missingStreak = 0
+		return
+	}
+	missing := m.missingTopics()
+	if len(missing) == 0 {
+		m.missingStreak = 0
+		return
+	}
+	m.missingStreak++
+	wait := backoff.Delay(100*time.Millisecond, 5*time.Second, m.missingStreak)
+	m.cfg.Logger.Warn("ordo: topics of the group do not exist; waiting for them",
+		"group", m.cfg.Group, "topics", missing, "retry_in", wait)
+	select {
+	case <-closed:
+	case <-time.After(wait):
+	}
+}
+
+// missingTopics returns the topics of the group that the broker does not
+// know, or nil when it cannot tell.
+func (c *Consumer) missingTopics() []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	meta, err := c.client.Metadata(ctx, &kafkago.MetadataRequest{Topics: c.cfg.Topics})
+	if err != nil {
+		return nil
+	}
+	var missing []string
+	for _, t := range meta.Topics {
+		if errors.Is(t.Error, kafkago.UnknownTopicOrPartition) || (t.Error == nil && len(t.Partitions) == 0) {
+			missing = append(missing, t.Name)
+		}
+	}
+	return missing
 }
 
 func (c *Consumer) newSession(gen *kafkago.Generation, stopping *atomic.Bool) *Session {

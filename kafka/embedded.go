@@ -17,7 +17,9 @@ type EmbeddedBroker struct {
 }
 
 // StartEmbeddedBroker starts a single-node in-process cluster on a free
-// loopback port. Close stops it.
+// loopback port. Like a production cluster it creates no topic on its own:
+// create them with Admin.CreateTopics (or jobs.Config.CreateTopics). Close
+// stops it.
 func StartEmbeddedBroker() (*EmbeddedBroker, error) {
 	cluster, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
@@ -25,7 +27,6 @@ func StartEmbeddedBroker() (*EmbeddedBroker, error) {
 		// Short session timeouts keep rebalances in tests fast; the
 		// broker's defaults (6 s minimum) would reject them.
 		kfake.GroupMinSessionTimeout(100*time.Millisecond),
-		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(1),
 	)
 	if err != nil {

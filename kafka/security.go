@@ -143,7 +143,6 @@ func StartEmbeddedSecureBroker(serverTLS *tls.Config, users ...SASL) (*EmbeddedB
 		kfake.NumBrokers(1),
 		kfake.ListenFn(listenLoopback),
 		kfake.GroupMinSessionTimeout(100 * time.Millisecond),
-		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(1),
 	}
 	if serverTLS != nil {

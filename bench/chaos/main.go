@@ -151,7 +151,8 @@ func runWorker(o options) error {
 	}
 	srv, err := jobs.NewServer(jobs.Config{
 		Brokers: strings.Split(o.brokers, ","), Group: o.group, Topics: []string{o.topic}, Workers: ws,
-		Concurrency: o.concurrency,
+		CreateTopics: &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1}, // the dead-letter topic
+		Concurrency:  o.concurrency,
 		// A killed member is noticed after SessionTimeout. The short
 		// RebalanceTimeout bounds how long the coordinator waits for
 		// members that will never rejoin; jobs here take milliseconds, so

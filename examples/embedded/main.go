@@ -76,7 +76,8 @@ func main() {
 func run(ctx context.Context, out io.Writer, addr string, ready func(url string)) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	topic := "signups-" + exampleenv.Suffix()
-	brokers, stopBroker, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 4})
+	brokers, stopBroker, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 4},
+		kafka.Topic{Name: topic + ".dlq", Partitions: 1}) // the jobs' topic and its dead-letter topic
 	if err != nil {
 		return err
 	}

@@ -106,7 +106,8 @@ func run(out io.Writer, steps int, step time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	topic := "exports-" + exampleenv.Suffix()
-	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 1})
+	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 1},
+		kafka.Topic{Name: topic + ".dlq", Partitions: 1}) // the jobs' topic and its dead-letter topic
 	if err != nil {
 		return err
 	}

@@ -84,7 +84,8 @@ func run(out io.Writer, o options) error {
 
 	suffix := exampleenv.Suffix()
 	topic, group := "orders-"+suffix, "orders-demo-"+suffix
-	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: o.partitions})
+	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: o.partitions},
+		kafka.Topic{Name: topic + ".dlq", Partitions: 1}) // the jobs' topic and its dead-letter topic
 	if err != nil {
 		return err
 	}

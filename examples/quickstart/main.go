@@ -40,7 +40,8 @@ func run(out io.Writer, n int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	topic := "welcome-" + exampleenv.Suffix()
-	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 3})
+	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 3},
+		kafka.Topic{Name: topic + ".dlq", Partitions: 1}) // the jobs' topic and its dead-letter topic
 	if err != nil {
 		return err
 	}

@@ -98,7 +98,8 @@ func run(out io.Writer, accounts, perRound int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	topic := "deposits-" + exampleenv.Suffix()
-	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 2})
+	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 2},
+		kafka.Topic{Name: topic + ".dlq", Partitions: 1}) // the jobs' topic and its dead-letter topic
 	if err != nil {
 		return err
 	}
