@@ -54,3 +54,26 @@ func ExampleKeyContext() {
 	// <nil>
 	// permanent: account acct-1: insufficient funds
 }
+
+// The README's jobstest section, kept here so that it compiles and stays true.
+func Example_readme() {
+	ctx := context.Background()
+
+	// Run a worker synchronously, as the Server would (msgpack round trip of the
+	// args, the worker's Timeout, panics as errors, KeyState):
+	err := jobstest.Work(ctx, &DebitWorker{opening: 1000}, DebitArgs{Account: "a", Cents: 500})
+
+	// Several jobs of one key share its KeyState:
+	w := &DebitWorker{opening: 1000}
+	kctx := jobstest.KeyContext(ctx, "acct-1")
+	_ = jobstest.Work(kctx, w, DebitArgs{Account: "acct-1", Cents: 700})
+	second := jobstest.Work(kctx, w, DebitArgs{Account: "acct-1", Cents: 700}) // sees the first's state
+
+	// Capture what code enqueued: take a jobs.Enqueuer, pass a jobstest.Client.
+	c := jobstest.NewClient("jobs")
+	_ = PlaceOrder(ctx, c, "o-1")
+	receipts := jobstest.JobsOf[SendReceiptArgs](c)
+
+	fmt.Println(err, second, receipts)
+	// Output: <nil> permanent: account acct-1: insufficient funds [{o-1}]
+}
