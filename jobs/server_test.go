@@ -594,13 +594,16 @@ func TestLongRunningJobOutlivesTheRebalanceTimeout(t *testing.T) {
 	// long the drain took and what was committed. The long job that
 	// stopped because of it is not a failure waiting for a retry.
 	waitFor(t, 10*time.Second, "the revocation to be logged", func() bool {
-		return logs.count("ordo: partition released", "topic="+topic, "in_flight_at_revoke=", "drain=", "committed=") == 2
+		return logs.count("ordo: partition released", "topic="+topic, "in_flight_at_revoke=", "drain=", "committed=") >= 2
+	})
+	// The stop is logged when the job returns, which a revocation does not
+	// wait for; and the job's next run may be revoked too, if the group
+	// settles in two rounds.
+	waitFor(t, 10*time.Second, "the long job's stop at revocation to be logged", func() bool {
+		return logs.count("job stopped by revocation", "kind=long") >= 1
 	})
 	if n := logs.count("job failed; will retry", "kind=long"); n > 0 {
 		t.Errorf("the long job stopped by revocation was logged %d times as failed, to be retried", n)
-	}
-	if n := logs.count("job stopped by revocation", "kind=long"); n != 1 {
-		t.Errorf("the long job's stop at revocation was logged %d times, want once", n)
 	}
 	t.Logf("long job started %v before the join; rebalance took %v", joined.Sub(began), rebalance)
 }
