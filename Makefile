@@ -29,8 +29,8 @@ chaos: ## kill workers (and, with KAFKA_BROKERS, restart the broker) while jobs 
 	$(GO) run ./bench/chaos $(CHAOS_FLAGS)
 
 fuzz: ## each fuzz target for FUZZ_TIME
-	$(GO) test -run - -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZ_TIME) ./jobs
-	$(GO) test -run - -fuzz '^FuzzDecodeEnvelopeMatchesReference$$' -fuzztime $(FUZZ_TIME) ./jobs
+	$(GO) test -run - -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZ_TIME) ./internal/envelope
+	$(GO) test -run - -fuzz '^FuzzDecodeEnvelopeMatchesReference$$' -fuzztime $(FUZZ_TIME) ./internal/envelope
 	$(GO) test -run - -fuzz '^FuzzReducer$$' -fuzztime $(FUZZ_TIME) ./actors
 	$(GO) test -run - -fuzz '^FuzzWatermark$$' -fuzztime $(FUZZ_TIME) ./actors
 	$(GO) test -run - -fuzz '^FuzzDecodeFinished$$' -fuzztime $(FUZZ_TIME) ./actors

@@ -4,18 +4,18 @@ import "context"
 
 type keyActorKey struct{}
 
-func keyActorOf(ctx context.Context) *KeyActor {
-	k, _ := ctx.Value(keyActorKey{}).(*KeyActor)
+func keyActorOf(ctx context.Context) *keyActor {
+	k, _ := ctx.Value(keyActorKey{}).(*keyActor)
 	return k
 }
 
 // NewKeyContext returns a context that carries the state of one key, as a
-// handler's context inside a KeyActor does, but without a runtime: for
+// handler's context inside a keyActor does, but without a runtime: for
 // calling handlers directly in unit tests. Every handler given it (or a
 // context derived from it) sees the same KeyState; Revoked is false,
 // VirtualKey is key.
 func NewKeyContext(parent context.Context, key string) context.Context {
-	k := &KeyActor{key: key, p: &partition{revokedCh: make(chan struct{})}}
+	k := &keyActor{key: key, p: &partition{revokedCh: make(chan struct{})}}
 	return context.WithValue(parent, keyActorKey{}, k)
 }
 

@@ -1,11 +1,28 @@
-// Package actors is ordo's concurrency core, built on protoactor-go.
+// Package actors is ordo's concurrency core, built on protoactor-go, and its
+// record-level API: a service whose records are not jobs runs a Handler over
+// a kafka.Consumer with the same guarantees package jobs has (see
+// ExampleRuntime).
 //
-// It owns the PartitionSupervisor (one actor per assigned Kafka partition),
-// the KeyActor children (one per virtual-partition key), the watermark that
-// decides which offset is committable, bounded buffering, idle-key
-// passivation and the revocation drain. Partitions come and go one at a time
-// (Runtime.Assign, Runtime.Revoke), so a partition can be drained and
-// committed while the others keep running.
+// # What is public, and what is not
+//
+// Public, for services that embed the runtime: Runtime and its Config,
+// Handler and Outcome (Done, Retry, Hold and Release), Assignment with the
+// RecordSource, HighWatermarkSource and Generation interfaces a source of
+// records implements, PartitionStats, VirtualKeyFunc and KeyOfRecord,
+// KeyState, and the context helpers a handler uses (Revoked, RevokedChan,
+// VirtualKey, GenerationID, KeyStateOf, NewKeyContext). Everything else,
+// the partition supervisor and key actors, their mailbox and worker pool,
+// the watermark, the virtual-key reducer and the commit metadata codec, is
+// unexported: it changes without notice. Package jobs, not this one, is
+// where job users start.
+//
+// # How it works
+//
+// Each assigned partition is a supervisor actor; each virtual-partition key
+// a child key actor. Partitions come and go one at a time (Runtime.Assign,
+// Runtime.Revoke), so a partition can be drained and committed while the
+// others keep running. The watermark decides which offset is committable:
+// one past the highest offset below which every record finished.
 //
 // Key actors run on a fixed pool of Concurrency goroutines (a protoactor
 // Dispatcher), so the pool is the concurrency limit. A key actor's Receive

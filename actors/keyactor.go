@@ -10,14 +10,14 @@ import (
 	"github.com/ordo-go/ordo/internal/backoff"
 )
 
-// KeyActor runs the records of one virtual-partition key, one at a time, in
+// keyActor runs the records of one virtual-partition key, one at a time, in
 // the order its supervisor sent them (offset order). Its mailbox turns run on
 // the runtime's handler pool, so it holds a goroutine, and so a concurrency
 // slot, only while it handles a message. Receive never waits except to run
 // the handler: a retry is a timer that sends the actor a message, and a held
 // record waits for a message too. Meanwhile the records that arrive queue in
 // the actor, in order.
-type KeyActor struct {
+type keyActor struct {
 	p    *partition
 	key  string
 	self *actor.PID
@@ -40,7 +40,7 @@ type KeyActor struct {
 }
 
 // Receive implements actor.Actor.
-func (k *KeyActor) Receive(ctx actor.Context) {
+func (k *keyActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *job:
 		if k.blocked || len(k.queued) > 0 {
@@ -93,13 +93,13 @@ func (k *KeyActor) Receive(ctx actor.Context) {
 	}
 }
 
-func (k *KeyActor) waitingFor(offset int64) bool {
+func (k *keyActor) waitingFor(offset int64) bool {
 	return k.blocked && k.current != nil && k.current.rec.Offset == offset
 }
 
 // run runs one attempt of j, unless the partition was revoked (then j is
 // dropped: neither run nor committed), and acts on the handler's outcome.
-func (k *KeyActor) run(ctx actor.Context, j *job) {
+func (k *keyActor) run(ctx actor.Context, j *job) {
 	if !k.p.begin(j) {
 		k.current = nil
 		return
@@ -134,7 +134,7 @@ func (k *KeyActor) run(ctx actor.Context, j *job) {
 }
 
 // wait blocks the key until a timer sends the retry of j.
-func (k *KeyActor) wait(ctx actor.Context, j *job, d time.Duration) {
+func (k *keyActor) wait(ctx actor.Context, j *job, d time.Duration) {
 	k.blocked = true
 	root, self, offset, p := ctx.ActorSystem().Root, k.self, j.rec.Offset, k.p
 	k.timer = time.AfterFunc(d, func() {
@@ -146,7 +146,7 @@ func (k *KeyActor) wait(ctx actor.Context, j *job, d time.Duration) {
 
 // goOn runs what queued behind a record that waited, one record per message,
 // so that a stop or another key's turn can come in between.
-func (k *KeyActor) goOn(ctx actor.Context) {
+func (k *keyActor) goOn(ctx actor.Context) {
 	if !k.blocked && len(k.queued) > 0 {
 		ctx.Send(k.self, &runQueued{})
 	}

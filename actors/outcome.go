@@ -49,7 +49,7 @@ func Hold(ctx context.Context) (Outcome, Release) {
 
 // Release ends a Hold. It is a small value; copy it freely.
 type Release struct {
-	k      *KeyActor
+	k      *keyActor
 	offset int64
 }
 
@@ -80,4 +80,4 @@ type (
 	runQueued struct{}
 )
 
-var _ actor.Actor = (*KeyActor)(nil)
+var _ actor.Actor = (*keyActor)(nil)

@@ -32,7 +32,7 @@ type partition struct {
 	revokedCh  chan struct{}
 	// drainKeys are the key actors alive when the drain began, to name
 	// the records still running if a shutdown runs out of time.
-	drainKeys atomic.Pointer[[]*KeyActor]
+	drainKeys atomic.Pointer[[]*keyActor]
 
 	outstanding      atomic.Int64 // held: fetched, not finished
 	peak             atomic.Int64

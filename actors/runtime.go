@@ -25,20 +25,20 @@ type Config struct {
 	Handler Handler
 	// Concurrency is how many records may run at once in the process,
 	// across all partitions and keys: the size of the pool of goroutines
-	// that run handlers. Default 100, which suits IO-bound work; CPU-bound
-	// work wants about the number of cores.
+	// that run handlers. Default DefaultConcurrency, which suits IO-bound
+	// work; CPU-bound work wants about the number of cores.
 	Concurrency int
 	// MaxBuffered bounds the records held per partition: fetched and not
 	// finished, waiting at their key or running. At the bound fetching
 	// pauses until the keys catch up. Records that finished and only wait
 	// for a slower one below them to be committed do not count (see
-	// MaxSpan). Default 1000.
+	// MaxSpan). Default DefaultMaxBuffered.
 	MaxBuffered int
 	// MaxSpan bounds how far reading may run ahead of the committable
 	// offset (the oldest unfinished record) per partition. Finished
 	// records above it cost one bit each, so a long or stuck record at the
 	// head stops its partition's other keys only after MaxSpan offsets.
-	// Default 100 × MaxBuffered.
+	// Default DefaultMaxSpanFactor × MaxBuffered; never below MaxBuffered.
 	MaxSpan int
 	// VirtualKey computes a record's virtual-partition key. Default
 	// KeyOfRecord (the message key).
@@ -48,19 +48,21 @@ type Config struct {
 	// every distinct key is its own virtual partition.
 	MaxVirtualPartitions int
 	// IdleTimeout passivates a key's actor after this long without
-	// records. Default 30 s.
+	// records. Default DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// MaxIdleKeys caps the idle key actors kept alive in the process;
 	// beyond it the least recently used idle key of the partition that
 	// went over is passivated at once. Memory then follows MaxBuffered,
 	// Concurrency and this cap, never the number of distinct keys. Default
-	// 10,000.
+	// DefaultMaxIdleKeys.
 	MaxIdleKeys int
 	// CommitInterval is the longest a finished record waits to be
-	// committed when no fetched batch completes. Default 1 s.
+	// committed when no fetched batch completes. Default
+	// DefaultCommitInterval.
 	CommitInterval time.Duration
 	// ShutdownTimeout bounds how long a shutdown waits for records in
-	// flight before cancelling their contexts. Default 30 s.
+	// flight before cancelling their contexts. Default
+	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 	// LongRunning tells which records run in long-running mode: they may
 	// run longer than the group's rebalance timeout; a revocation does not
@@ -69,7 +71,7 @@ type Config struct {
 	LongRunning func(r *kafka.Record) bool
 	// LongRunningGrace is how long a long-running record may go on after
 	// its partition was revoked before its context is cancelled. Default
-	// 5 s.
+	// DefaultLongRunningGrace.
 	LongRunningGrace time.Duration
 	// KeyActorStrategy supervises key actors: it decides about a key actor
 	// whose handler panicked (a Handler should not; package jobs recovers
@@ -85,6 +87,18 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// The defaults of Config. Package jobs uses the same ones.
+const (
+	DefaultConcurrency      = 100
+	DefaultMaxBuffered      = 1000
+	DefaultMaxSpanFactor    = 100 // MaxSpan is this × MaxBuffered by default
+	DefaultIdleTimeout      = 30 * time.Second
+	DefaultMaxIdleKeys      = 10_000
+	DefaultCommitInterval   = time.Second
+	DefaultShutdownTimeout  = 30 * time.Second
+	DefaultLongRunningGrace = 5 * time.Second
+)
+
 // ErrShutdownTimeout is returned (wrapped, with what was left) when records
 // were still running when the shutdown timeout passed.
 var ErrShutdownTimeout = errors.New("ordo: shutdown timeout passed with records in flight")
@@ -94,7 +108,7 @@ var ErrAssigned = errors.New("actors: partition already assigned")
 
 func (c Config) withDefaults() (Config, error) {
 	if c.Handler == nil {
-		return c, errors.New("actors: Config.Handler is nil")
+		return c, errors.New("actors.Config.Handler is nil")
 	}
 	for _, s := range []struct {
 		name string
@@ -111,7 +125,7 @@ func (c Config) withDefaults() (Config, error) {
 		{"LongRunningGrace", int64(c.LongRunningGrace)},
 	} {
 		if s.v < 0 {
-			return c, fmt.Errorf("actors: Config.%s is negative (%d)", s.name, s.v)
+			return c, fmt.Errorf("actors.Config.%s must not be negative (got %d)", s.name, s.v)
 		}
 	}
 	def := func(v *int, d int) {
@@ -124,16 +138,16 @@ func (c Config) withDefaults() (Config, error) {
 			*v = d
 		}
 	}
-	def(&c.Concurrency, 100)
-	def(&c.MaxBuffered, 1000)
-	def(&c.MaxSpan, 100*c.MaxBuffered)
-	def(&c.MaxIdleKeys, 10_000)
-	defDur(&c.IdleTimeout, 30*time.Second)
-	defDur(&c.CommitInterval, time.Second)
-	defDur(&c.ShutdownTimeout, 30*time.Second)
-	defDur(&c.LongRunningGrace, 5*time.Second)
+	def(&c.Concurrency, DefaultConcurrency)
+	def(&c.MaxBuffered, DefaultMaxBuffered)
+	def(&c.MaxSpan, DefaultMaxSpanFactor*c.MaxBuffered)
+	def(&c.MaxIdleKeys, DefaultMaxIdleKeys)
+	defDur(&c.IdleTimeout, DefaultIdleTimeout)
+	defDur(&c.CommitInterval, DefaultCommitInterval)
+	defDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	defDur(&c.LongRunningGrace, DefaultLongRunningGrace)
 	if c.MaxSpan < c.MaxBuffered {
-		return c, fmt.Errorf("actors: Config.MaxSpan (%d) is below MaxBuffered (%d)", c.MaxSpan, c.MaxBuffered)
+		return c, fmt.Errorf("actors.Config.MaxSpan (%d) must not be below MaxBuffered (%d)", c.MaxSpan, c.MaxBuffered)
 	}
 	if c.VirtualKey == nil {
 		c.VirtualKey = KeyOfRecord
@@ -151,7 +165,7 @@ func (c Config) withDefaults() (Config, error) {
 type Runtime struct {
 	cfg     Config
 	system  *actor.ActorSystem
-	reducer *Reducer
+	reducer *reducer
 	pool    *workerPool
 
 	keyProps        []actor.PropsOption
@@ -189,7 +203,7 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 		}))
 	}
 	if cfg.MaxVirtualPartitions > 0 {
-		r := NewReducer(cfg.MaxVirtualPartitions)
+		r := newReducer(cfg.MaxVirtualPartitions)
 		rt.reducer = &r
 	}
 	rt.pool = newWorkerPool(cfg.Concurrency)

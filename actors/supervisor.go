@@ -42,7 +42,7 @@ type (
 type keyRef struct {
 	key     string
 	pid     *actor.PID
-	actor   *KeyActor
+	actor   *keyActor
 	pending int // records sent and not yet finished
 	// idle list links (least recently used first), and when the key last
 	// became idle.
@@ -50,12 +50,12 @@ type keyRef struct {
 	idleSince  time.Time
 }
 
-// PartitionSupervisor is the actor of one assigned partition. It routes each
-// fetched record to the KeyActor of its virtual key (spawning it when absent),
+// partitionSupervisor is the actor of one assigned partition. It routes each
+// fetched record to the keyActor of its virtual key (spawning it when absent),
 // keeps the watermark, pauses fetching at the buffer and span bounds,
 // passivates idle keys, and on revocation drains and publishes its final
 // watermark.
-type PartitionSupervisor struct {
+type partitionSupervisor struct {
 	rt        *Runtime
 	p         *partition
 	source    RecordSource
@@ -73,8 +73,8 @@ type PartitionSupervisor struct {
 	sweeper   *time.Timer
 }
 
-func newPartitionSupervisor(rt *Runtime, p *partition, src RecordSource) *PartitionSupervisor {
-	s := &PartitionSupervisor{
+func newPartitionSupervisor(rt *Runtime, p *partition, src RecordSource) *partitionSupervisor {
+	s := &partitionSupervisor{
 		rt:        rt,
 		p:         p,
 		source:    src,
@@ -89,7 +89,7 @@ func newPartitionSupervisor(rt *Runtime, p *partition, src RecordSource) *Partit
 }
 
 // Receive implements actor.Actor.
-func (s *PartitionSupervisor) Receive(ctx actor.Context) {
+func (s *partitionSupervisor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *countOutcomes:
 		s.countOutcomes(ctx)
@@ -116,7 +116,7 @@ func (s *PartitionSupervisor) Receive(ctx actor.Context) {
 
 // countOutcomes takes what the key actors reported and counts it: records
 // that are no longer in flight, and records that finished.
-func (s *PartitionSupervisor) countOutcomes(ctx actor.Context) {
+func (s *partitionSupervisor) countOutcomes(ctx actor.Context) {
 	outs := s.p.takeOutcomes(s.spare)
 	s.now = time.Now()
 	drained := false
@@ -139,7 +139,7 @@ func (s *PartitionSupervisor) countOutcomes(ctx actor.Context) {
 	}
 }
 
-func (s *PartitionSupervisor) route(ctx actor.Context, m *fetched) {
+func (s *partitionSupervisor) route(ctx actor.Context, m *fetched) {
 	if s.draining || s.p.isRevoked() {
 		return // fetched before revocation: never handed out
 	}
@@ -181,7 +181,7 @@ func (s *PartitionSupervisor) route(ctx actor.Context, m *fetched) {
 // an allocation per record; nothing holds a job once it finished: the key
 // actor reported it as its last act, and a Release names its record by
 // offset.
-func (s *PartitionSupervisor) newJob() *job {
+func (s *partitionSupervisor) newJob() *job {
 	if n := len(s.free); n > 0 {
 		j := s.free[n-1]
 		s.free = s.free[:n-1]
@@ -191,7 +191,7 @@ func (s *PartitionSupervisor) newJob() *job {
 }
 
 // keyOf returns the key actor of r's virtual key, spawning it when absent.
-func (s *PartitionSupervisor) keyOf(ctx actor.Context, r *kafka.Record) *keyRef {
+func (s *partitionSupervisor) keyOf(ctx actor.Context, r *kafka.Record) *keyRef {
 	vk := s.rt.virtualKey(r)
 	if s.slots != nil {
 		slot := s.rt.reducer.Slot(vk)
@@ -208,8 +208,8 @@ func (s *PartitionSupervisor) keyOf(ctx actor.Context, r *kafka.Record) *keyRef 
 	return ref
 }
 
-func (s *PartitionSupervisor) spawn(ctx actor.Context, key string) *keyRef {
-	ka := &KeyActor{p: s.p, key: key}
+func (s *partitionSupervisor) spawn(ctx actor.Context, key string) *keyRef {
+	ka := &keyActor{p: s.p, key: key}
 	ref := &keyRef{key: key, actor: ka}
 	ref.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return ka }, s.rt.keyProps...))
 	s.p.liveKeys.Add(1)
@@ -218,7 +218,7 @@ func (s *PartitionSupervisor) spawn(ctx actor.Context, key string) *keyRef {
 
 // finish counts a record done: it may be committed (once published), its
 // key may go idle, and (counted by the caller) it is no longer held.
-func (s *PartitionSupervisor) finish(ctx actor.Context, j *job) {
+func (s *partitionSupervisor) finish(ctx actor.Context, j *job) {
 	s.watermark.done(j.rec.Offset)
 	ref := j.ref
 	ref.pending--
@@ -234,7 +234,7 @@ func (s *PartitionSupervisor) finish(ctx actor.Context, j *job) {
 // publish makes the committable offset visible to the committer and the
 // fetcher, wakes a paused fetcher, and kicks the committer when the
 // watermark passed the end of a fetched batch: all its records finished.
-func (s *PartitionSupervisor) publish() {
+func (s *partitionSupervisor) publish() {
 	c := s.watermark.committable()
 	s.p.committable.Store(c)
 	s.p.span.Store(s.watermark.span())
@@ -257,7 +257,7 @@ func (s *PartitionSupervisor) publish() {
 // becameIdle puts a key with nothing pending at the back of the idle list,
 // and passivates the least recently used idle key of this partition when
 // the process holds more idle keys than MaxIdleKeys.
-func (s *PartitionSupervisor) becameIdle(ctx actor.Context, ref *keyRef) {
+func (s *partitionSupervisor) becameIdle(ctx actor.Context, ref *keyRef) {
 	ref.idleSince = s.now
 	s.idle.pushBack(ref)
 	if s.rt.idleKeys.Add(1) > int64(s.rt.cfg.MaxIdleKeys) {
@@ -265,7 +265,7 @@ func (s *PartitionSupervisor) becameIdle(ctx actor.Context, ref *keyRef) {
 	}
 }
 
-func (s *PartitionSupervisor) passivate(ctx actor.Context, ref *keyRef) {
+func (s *partitionSupervisor) passivate(ctx actor.Context, ref *keyRef) {
 	s.idle.remove(ref)
 	s.rt.idleKeys.Add(-1)
 	if s.slots != nil {
@@ -279,7 +279,7 @@ func (s *PartitionSupervisor) passivate(ctx actor.Context, ref *keyRef) {
 
 // sweep passivates the keys idle for IdleTimeout; it runs a few times per
 // IdleTimeout, so a key lives at most a quarter longer than that.
-func (s *PartitionSupervisor) sweep(ctx actor.Context) {
+func (s *partitionSupervisor) sweep(ctx actor.Context) {
 	if s.draining {
 		return
 	}
@@ -290,7 +290,7 @@ func (s *PartitionSupervisor) sweep(ctx actor.Context) {
 	s.armSweep(ctx)
 }
 
-func (s *PartitionSupervisor) armSweep(ctx actor.Context) {
+func (s *partitionSupervisor) armSweep(ctx actor.Context) {
 	root, self := ctx.ActorSystem().Root, ctx.Self()
 	every := min(max(s.rt.cfg.IdleTimeout/4, 5*time.Millisecond), 5*time.Second)
 	s.sweeper = time.AfterFunc(every, func() { root.Send(self, &sweep{}) })
@@ -300,14 +300,14 @@ func (s *PartitionSupervisor) armSweep(ctx actor.Context) {
 // revoked, so nothing new starts. The key actors are stopped (a key in
 // back-off or held stops at once; one running a record stops after it),
 // and the drain ends when no record the drain waits for is in flight.
-func (s *PartitionSupervisor) revoke(ctx actor.Context) {
+func (s *partitionSupervisor) revoke(ctx actor.Context) {
 	if s.draining {
 		return
 	}
 	s.countOutcomes(ctx) // what finished so far counts, without waiting for the pace
 	s.draining = true
 	s.stopFetch()
-	var alive []*KeyActor
+	var alive []*keyActor
 	for _, ref := range s.keys {
 		alive = append(alive, ref.actor)
 		ctx.Stop(ref.pid)
@@ -329,7 +329,7 @@ func (s *PartitionSupervisor) revoke(ctx actor.Context) {
 
 // drained publishes the final watermark, with the records finished above
 // it as commit metadata, and tells the runtime the drain is over.
-func (s *PartitionSupervisor) drained() {
+func (s *partitionSupervisor) drained() {
 	if !s.draining {
 		return // a record ended between revoke and the revoke message
 	}
@@ -351,7 +351,7 @@ func (s *PartitionSupervisor) drained() {
 // room, so fetching pauses at MaxBuffered held records, or MaxSpan offsets
 // past the committable one, and resumes as the keys drain. It never fetches
 // more than the room left, so both bounds hold exactly.
-func (s *PartitionSupervisor) fetch(ctx context.Context, root *actor.RootContext, self *actor.PID) {
+func (s *partitionSupervisor) fetch(ctx context.Context, root *actor.RootContext, self *actor.PID) {
 	p := s.p
 	cfg := &s.rt.cfg
 	defer close(p.fetchDone)

@@ -17,24 +17,24 @@ type VirtualKeyFunc func(key []byte, headers []kafka.Header) []byte
 // a key share one virtual partition per Kafka partition.
 func KeyOfRecord(key []byte, _ []kafka.Header) []byte { return key }
 
-// Reducer maps virtual keys onto a fixed number of virtual partitions, for
+// reducer maps virtual keys onto a fixed number of virtual partitions, for
 // users who want Karafka's max_partitions behaviour. It is consistent: a key
 // maps to the same slot on every batch, in every process, after restarts.
-type Reducer struct {
+type reducer struct {
 	names []string
 }
 
-// NewReducer returns a Reducer onto slots virtual partitions (slots ≥ 1).
-func NewReducer(slots int) Reducer {
+// newReducer returns a reducer onto slots virtual partitions (slots ≥ 1).
+func newReducer(slots int) reducer {
 	names := make([]string, slots)
 	for i := range names {
 		names[i] = "vp-" + strconv.Itoa(i)
 	}
-	return Reducer{names: names}
+	return reducer{names: names}
 }
 
 // Slot returns the slot index of key, in [0, slots).
-func (r Reducer) Slot(key []byte) int {
+func (r reducer) Slot(key []byte) int {
 	// FNV-1a, inline so the hot path does not allocate a hash.Hash.
 	h := uint32(2166136261)
 	for i := 0; i < len(key); i++ {
@@ -45,4 +45,4 @@ func (r Reducer) Slot(key []byte) int {
 }
 
 // Reduce returns the virtual key of key's slot.
-func (r Reducer) Reduce(key []byte) string { return r.names[r.Slot(key)] }
+func (r reducer) Reduce(key []byte) string { return r.names[r.Slot(key)] }

@@ -7,8 +7,8 @@ import (
 
 func TestReducerIsConsistentAndCapped(t *testing.T) {
 	for _, slots := range []int{1, 5, 14} {
-		r := NewReducer(slots)
-		again := NewReducer(slots) // another process, or after a restart
+		r := newReducer(slots)
+		again := newReducer(slots) // another process, or after a restart
 		used := map[string]bool{}
 		for i := range 10_000 {
 			key := fmt.Sprintf("user-%d", i)
@@ -31,11 +31,11 @@ func FuzzReducer(f *testing.F) {
 		if slots <= 0 || slots > 10_000 {
 			return
 		}
-		r := NewReducer(slots)
+		r := newReducer(slots)
 		if s := r.Slot([]byte(key)); s < 0 || s >= slots {
 			t.Fatalf("slot %d out of [0,%d)", s, slots)
 		}
-		if r.Reduce([]byte(key)) != NewReducer(slots).Reduce([]byte(key)) {
+		if r.Reduce([]byte(key)) != newReducer(slots).Reduce([]byte(key)) {
 			t.Fatal("not consistent")
 		}
 	})

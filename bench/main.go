@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/kafka/kafkaembed"
 )
 
 // scenarios in the order they run.
@@ -115,7 +116,7 @@ func openBroker() (openedBroker, error) {
 	if v := strings.TrimSpace(os.Getenv("KAFKA_BROKERS")); v != "" {
 		return openedBroker{target{"kafka", strings.Split(v, ",")}, func() {}}, nil
 	}
-	b, err := kafka.StartEmbeddedBroker()
+	b, err := kafkaembed.Start()
 	if err != nil {
 		return openedBroker{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ordo-go/ordo/internal/envelope"
 	"io"
 	"runtime"
 	"runtime/pprof"
@@ -200,7 +201,7 @@ func decodeNoop(value kafkago.Bytes) error {
 	if err != nil {
 		return err
 	}
-	env, err := jobs.DecodeEnvelope(v)
+	env, err := envelope.Decode(v)
 	if err != nil {
 		return err
 	}
@@ -267,7 +268,7 @@ func (b *bench) naiveReader(ctx context.Context, topic string, m *meter) error {
 			return err
 		}
 		m.start()
-		env, err := jobs.DecodeEnvelope(msg.Value)
+		env, err := envelope.Decode(msg.Value)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/ordo-go/ordo/internal/testhook"
 	"math"
 	"slices"
 	"strconv"
@@ -72,7 +73,7 @@ func (b *bench) s10Ordo(ctx context.Context, label string) (s10Sender, error) {
 }
 
 // s10Writer writes with a kafka-go Writer into a topic of its own the
-// records Enqueue would write (jobs.Prepare: the same key, envelope and
+// records Enqueue would write (the same code as Enqueue: the same key, envelope and
 // headers), partitioned by murmur2 as ordo's producer does. The n records
 // are built before the clock starts, so the baseline pays only for the
 // writing.
@@ -83,7 +84,7 @@ func (b *bench) s10Writer(ctx context.Context, label string, n, batchSize int, b
 	}
 	msgs := make([]kafkago.Message, n)
 	for i := range msgs {
-		m, _, err := jobs.Prepare(topic, s10Job(i))
+		m, _, err := testhook.Prepare(topic, s10Job(i), nil)
 		if err != nil {
 			return s10Sender{}, err
 		}
@@ -267,7 +268,7 @@ func (b *bench) s10Throughput(ctx context.Context, what string, s s10Sender, n, 
 // s10RecordSize prints what one record of S10 weighs, the same on both
 // sides.
 func (b *bench) s10RecordSize() {
-	m, _, err := jobs.Prepare("t", s10Job(s10Warmup))
+	m, _, err := testhook.Prepare("t", s10Job(s10Warmup), nil)
 	if err != nil {
 		return
 	}

@@ -7,7 +7,7 @@
 //	ordered      a partitioner, VirtualKey and MaxVirtualPartitions
 //	longrunning  a job longer than the session timeout, stopped at revocation and resumed
 //	deadletters  a failing job retried, dead-lettered, and read back with its headers
-//	embedded     ordo in a service with its own ActorSystem and HTTP server, /metrics, SIGTERM
+//	embedded     ordo in a service with its own ActorSystem and HTTP server, /stats, SIGTERM
 //	stateful     a per-key running balance in KeyState that survives passivation
 //	orders       the demo (make demo)
 package examples

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/ordo-go/ordo/internal/envelope"
 	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
@@ -70,7 +71,7 @@ func TestBadInputIsDeadLetteredAndGoodJobsRunInOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := jobs.EncodeEnvelope(&jobs.Envelope{Version: jobs.EnvelopeVersion, Kind: kind, ID: id,
+		b, err := envelope.Encode(&envelope.Envelope{Version: envelope.Version, Kind: kind, ID: id,
 			Args: raw, EnqueuedAt: time.Now().UTC()})
 		if err != nil {
 			t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/ordo-go/ordo/internal/envelope"
+	"github.com/ordo-go/ordo/internal/testhook"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -33,7 +35,7 @@ type ClientConfig struct {
 	Brokers []string
 	// Security secures the connections to Kafka (TLS, SASL). Default nil:
 	// plaintext.
-	Security *kafka.Security
+	Security *Security
 	// Topic receives jobs unless a call passes WithTopic. It may be empty
 	// only if every call does.
 	Topic string
@@ -89,24 +91,25 @@ type Client struct {
 // NewClient validates cfg; it does not contact Kafka, so a client can be
 // built before the brokers are reachable.
 func NewClient(cfg ClientConfig) (*Client, error) {
-	if len(cfg.Brokers) == 0 {
-		return nil, errors.New("jobs: ClientConfig.Brokers is empty")
-	}
-	for i, b := range cfg.Brokers {
-		if b == "" {
-			return nil, fmt.Errorf("jobs: ClientConfig.Brokers[%d] is empty", i)
-		}
-	}
-	if cfg.Topic != "" {
-		if err := kafka.CheckTopicName(cfg.Topic); err != nil {
-			return nil, fmt.Errorf("jobs: ClientConfig.Topic: %w", err)
-		}
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: cfg.Brokers, Logger: cfg.Logger, Security: cfg.Security})
 	if err != nil {
-		return nil, fmt.Errorf("jobs: ClientConfig: %w", err)
+		return nil, fmt.Errorf("%w: jobs.ClientConfig: %w", ErrInvalidConfig, err)
 	}
 	return &Client{topic: cfg.Topic, producer: p, propagator: cfg.Propagator}, nil
+}
+
+func (c ClientConfig) validate() error {
+	checks := []check{
+		{"Brokers", brokersError(c.Brokers)},
+		{"Security", c.Security.Validate()},
+	}
+	if c.Topic != "" {
+		checks = append(checks, check{"Topic", kafka.CheckTopicName(c.Topic)})
+	}
+	return firstFailed("jobs.ClientConfig", checks)
 }
 
 // JobInfo describes an enqueued job, so a caller can log it or find its
@@ -235,7 +238,7 @@ func (c *Client) Enqueue(ctx context.Context, args JobArgs, opts ...EnqueueOptio
 // EnqueueMany sends the jobs in one produce call, batched per partition, and
 // returns once every one was acknowledged or failed; jobs of one key keep
 // their order in params. If any params are invalid, nothing is sent. If some
-// jobs fail, the error wraps a *kafka.ProduceError whose Errs say which (by
+// jobs fail, the error wraps an *EnqueueManyError whose Errs say which (by
 // index, as in params), and the infos of those have Partition -1.
 func (c *Client) EnqueueMany(ctx context.Context, params []EnqueueParams) ([]JobInfo, error) {
 	if !c.enter() {
@@ -334,16 +337,16 @@ func (c *Client) enter() bool {
 	return true
 }
 
-// Prepare builds the record Enqueue would send for args and opts, with
-// topic as ClientConfig.Topic, without sending it: for test doubles (see
-// jobstest.Client) and tools. Its errors wrap ErrInvalidEnqueue, as
-// Enqueue's do.
-func Prepare(topic string, args JobArgs, opts ...EnqueueOption) (kafka.Message, JobInfo, error) {
-	msg, info, err := prepare(topic, args, opts, time.Now().UTC())
-	if err != nil {
-		return msg, info, fmt.Errorf("%w: %w", ErrInvalidEnqueue, err)
+func init() {
+	testhook.Prepare = func(topic string, args any, opts any) (kafka.Message, any, error) {
+		a, _ := args.(JobArgs)
+		o, _ := opts.([]EnqueueOption)
+		msg, info, err := prepare(topic, a, o, time.Now().UTC())
+		if err != nil {
+			return msg, info, fmt.Errorf("%w: %w", ErrInvalidEnqueue, err)
+		}
+		return msg, info, nil
 	}
-	return msg, info, nil
 }
 
 // prepare builds a job's record. Its errors say what is wrong with the call;
@@ -387,9 +390,9 @@ func prepare(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.T
 	if err != nil {
 		return none, JobInfo{}, fmt.Errorf("encode args of %s job (%T): %w", kind, args, err)
 	}
-	info := JobInfo{ID: newJobID(now), Kind: kind, Topic: topic, Key: key, PartitionKey: partitionKey,
+	info := JobInfo{ID: envelope.NewID(now), Kind: kind, Topic: topic, Key: key, PartitionKey: partitionKey,
 		Partition: -1, Offset: -1, EnqueuedAt: now}
-	value, err := EncodeEnvelope(&Envelope{Version: EnvelopeVersion, Kind: kind, ID: info.ID, Args: rawArgs,
+	value, err := envelope.Encode(&envelope.Envelope{Version: envelope.Version, Kind: kind, ID: info.ID, Args: rawArgs,
 		EnqueuedAt: now, Metadata: o.metadata})
 	if err != nil {
 		return none, JobInfo{}, err

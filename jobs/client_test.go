@@ -12,6 +12,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"github.com/ordo-go/ordo/internal/envelope"
 	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
@@ -205,7 +206,7 @@ func TestEnqueueManySendsJobsThatDecode(t *testing.T) {
 		t.Fatalf("read %d records, enqueued %d jobs", len(recs), n)
 	}
 	for _, r := range recs {
-		e, err := jobs.DecodeEnvelope(r.Value)
+		e, err := envelope.Decode(r.Value)
 		if err != nil {
 			t.Fatalf("record %d@%d: %v", r.Partition, r.Offset, err)
 		}
@@ -468,13 +469,16 @@ func TestNewClientNamesTheBadSetting(t *testing.T) {
 		cfg  jobs.ClientConfig
 		want string
 	}{
-		{jobs.ClientConfig{Topic: "jobs"}, "ClientConfig.Brokers"},
-		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092", ""}}, "ClientConfig.Brokers[1]"},
-		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092"}, Topic: "my jobs"}, "ClientConfig.Topic"},
-		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092"}, Topic: "."}, "ClientConfig.Topic"},
+		{jobs.ClientConfig{Topic: "jobs"}, "jobs.ClientConfig.Brokers"},
+		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092", ""}}, "jobs.ClientConfig.Brokers[1]"},
+		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092"}, Topic: "my jobs"}, "jobs.ClientConfig.Topic"},
+		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092"}, Topic: "."}, "jobs.ClientConfig.Topic"},
+		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092"}, Security: &jobs.Security{SASL: &jobs.SASL{Mechanism: jobs.SASLPlain}}},
+			"jobs.ClientConfig.Security"},
 	} {
-		if _, err := jobs.NewClient(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("NewClient(%+v) returned %v, want an error naming %s", c.cfg, err, c.want)
+		_, err := jobs.NewClient(c.cfg)
+		if err == nil || !strings.HasPrefix(err.Error(), "invalid configuration: "+c.want+":") || !errors.Is(err, jobs.ErrInvalidConfig) {
+			t.Errorf("NewClient(%+v) returned %v, want an error naming %s that wraps jobs.ErrInvalidConfig", c.cfg, err, c.want)
 		}
 	}
 }
@@ -491,10 +495,10 @@ func enqueueClient(t *testing.T, env *kafkatest.Env, topic string) *jobs.Client 
 
 // decodeJob decodes a job record's envelope and args, failing the test if
 // either does not decode.
-func decodeJob[T jobs.JobArgs](t *testing.T, r kafka.Record) (*jobs.Envelope, T) {
+func decodeJob[T jobs.JobArgs](t *testing.T, r kafka.Record) (*envelope.Envelope, T) {
 	t.Helper()
 	var args T
-	e, err := jobs.DecodeEnvelope(r.Value)
+	e, err := envelope.Decode(r.Value)
 	if err != nil {
 		t.Fatalf("record %s/%d@%d: %v", r.Topic, r.Partition, r.Offset, err)
 	}

@@ -2,12 +2,12 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ordo-go/ordo/jobs"
-	"github.com/ordo-go/ordo/supervision"
 )
 
 func TestNewServerNamesTheBadSetting(t *testing.T) {
@@ -21,43 +21,90 @@ func TestNewServerNamesTheBadSetting(t *testing.T) {
 		mutate  func(*jobs.Config)
 		mention string
 	}{
-		{"no brokers", func(c *jobs.Config) { c.Brokers = nil }, "Config.Brokers"},
-		{"no group", func(c *jobs.Config) { c.Group = "" }, "Config.Group"},
-		{"no topics", func(c *jobs.Config) { c.Topics = nil }, "Config.Topics"},
-		{"no workers", func(c *jobs.Config) { c.Workers = jobs.NewWorkers() }, "Config.Workers"},
-		{"negative attempts", func(c *jobs.Config) { c.MaxAttempts = -1 }, "Config.MaxAttempts"},
+		{"no brokers", func(c *jobs.Config) { c.Brokers = nil }, "jobs.Config.Brokers"},
+		{"no group", func(c *jobs.Config) { c.Group = "" }, "jobs.Config.Group"},
+		{"no topics", func(c *jobs.Config) { c.Topics = nil }, "jobs.Config.Topics"},
+		{"no workers", func(c *jobs.Config) { c.Workers = jobs.NewWorkers() }, "jobs.Config.Workers"},
+		{"negative attempts", func(c *jobs.Config) { c.MaxAttempts = -1 }, "jobs.Config.MaxAttempts"},
 		{"backoff cap below start", func(c *jobs.Config) {
-			c.Backoff = supervision.Backoff{Initial: time.Second, Max: time.Millisecond}
-		}, "Config.Backoff"},
-		{"dead letters into a consumed topic", func(c *jobs.Config) { c.DeadLetterTopic = "t" }, "Config.DeadLetterTopic"},
-		{"long-running topic not consumed", func(c *jobs.Config) { c.LongRunningTopics = []string{"x"} }, "Config.LongRunningTopics"},
-		{"negative concurrency", func(c *jobs.Config) { c.Concurrency = -1 }, "Concurrency"},
+			c.Backoff = jobs.Backoff{Initial: time.Second, Max: time.Millisecond}
+		}, "jobs.Config.Backoff"},
+		{"dead letters into a consumed topic", func(c *jobs.Config) { c.DeadLetterTopic = "t" }, "jobs.Config.DeadLetterTopic"},
+		{"long-running topic not consumed", func(c *jobs.Config) { c.LongRunningTopics = []string{"x"} }, "jobs.Config.LongRunningTopics"},
+		{"negative concurrency", func(c *jobs.Config) { c.Concurrency = -1 }, "jobs.Config.Concurrency"},
 		{"heartbeat not below session timeout", func(c *jobs.Config) {
 			c.HeartbeatInterval, c.SessionTimeout = 10*time.Second, 5*time.Second
-		}, "HeartbeatInterval"},
-		{"an empty topic name", func(c *jobs.Config) { c.Topics = []string{""} }, "Config.Topics[0]"},
-		{"an empty topic among good ones", func(c *jobs.Config) { c.Topics = []string{"t", ""} }, "Config.Topics[1]"},
-		{"a topic name with a space", func(c *jobs.Config) { c.Topics = []string{"my jobs"} }, "Config.Topics[0]"},
-		{"a topic named ..", func(c *jobs.Config) { c.Topics = []string{".."} }, "Config.Topics[0]"},
-		{"a topic name of 250 characters", func(c *jobs.Config) { c.Topics = []string{strings.Repeat("t", 250)} }, "Config.Topics[0]"},
-		{"an invalid dead-letter topic", func(c *jobs.Config) { c.DeadLetterTopic = "dead/letters" }, "Config.DeadLetterTopic"},
+		}, "jobs.Config.HeartbeatInterval"},
+		{"an empty topic name", func(c *jobs.Config) { c.Topics = []string{""} }, "jobs.Config.Topics[0]"},
+		{"an empty topic among good ones", func(c *jobs.Config) { c.Topics = []string{"t", ""} }, "jobs.Config.Topics[1]"},
+		{"a topic name with a space", func(c *jobs.Config) { c.Topics = []string{"my jobs"} }, "jobs.Config.Topics[0]"},
+		{"a topic named ..", func(c *jobs.Config) { c.Topics = []string{".."} }, "jobs.Config.Topics[0]"},
+		{"a topic name of 250 characters", func(c *jobs.Config) { c.Topics = []string{strings.Repeat("t", 250)} }, "jobs.Config.Topics[0]"},
+		{"an invalid dead-letter topic", func(c *jobs.Config) { c.DeadLetterTopic = "dead/letters" }, "jobs.Config.DeadLetterTopic"},
 		{"topics created with no partitions", func(c *jobs.Config) {
 			c.CreateTopics = &jobs.TopicSpec{ReplicationFactor: 1}
-		}, "Config.CreateTopics"},
+		}, "jobs.Config.CreateTopics"},
 		{"topics created with no replicas", func(c *jobs.Config) {
 			c.CreateTopics = &jobs.TopicSpec{Partitions: 3}
-		}, "Config.CreateTopics"},
-		{"a negative partition watch interval", func(c *jobs.Config) { c.PartitionWatchInterval = -time.Second }, "PartitionWatchInterval"},
+		}, "jobs.Config.CreateTopics"},
+		{"a negative partition watch interval", func(c *jobs.Config) { c.PartitionWatchInterval = -time.Second }, "jobs.Config.PartitionWatchInterval"},
+		// Every setting the layers below also check is checked here first,
+		// so the error names the field the user wrote.
+		{"negative idle timeout", func(c *jobs.Config) { c.IdleTimeout = -time.Second }, "jobs.Config.IdleTimeout"},
+		{"negative max buffered", func(c *jobs.Config) { c.MaxBuffered = -1 }, "jobs.Config.MaxBuffered"},
+		{"negative max span", func(c *jobs.Config) { c.MaxSpan = -1 }, "jobs.Config.MaxSpan"},
+		{"max span below max buffered", func(c *jobs.Config) { c.MaxBuffered, c.MaxSpan = 100, 10 }, "jobs.Config.MaxSpan"},
+		{"negative virtual partitions", func(c *jobs.Config) { c.MaxVirtualPartitions = -1 }, "jobs.Config.MaxVirtualPartitions"},
+		{"negative idle keys", func(c *jobs.Config) { c.MaxIdleKeys = -1 }, "jobs.Config.MaxIdleKeys"},
+		{"negative commit interval", func(c *jobs.Config) { c.CommitInterval = -time.Second }, "jobs.Config.CommitInterval"},
+		{"negative shutdown timeout", func(c *jobs.Config) { c.ShutdownTimeout = -time.Second }, "jobs.Config.ShutdownTimeout"},
+		{"negative grace", func(c *jobs.Config) { c.LongRunningGrace = -time.Second }, "jobs.Config.LongRunningGrace"},
+		{"negative rebalance timeout", func(c *jobs.Config) { c.RebalanceTimeout = -time.Second }, "jobs.Config.RebalanceTimeout"},
+		{"session timeout beyond Kafka's cap", func(c *jobs.Config) { c.SessionTimeout = time.Hour }, "jobs.Config.SessionTimeout"},
+		{"concurrency beyond its cap", func(c *jobs.Config) { c.Concurrency = 1 << 30 }, "jobs.Config.Concurrency"},
+		{"a topic named twice", func(c *jobs.Config) { c.Topics = []string{"t", "u", "t"} }, "jobs.Config.Topics[2]"},
+		{"an empty broker", func(c *jobs.Config) { c.Brokers = []string{"127.0.0.1:9092", ""} }, "jobs.Config.Brokers[1]"},
+		{"an unknown SASL mechanism", func(c *jobs.Config) {
+			c.Security = &jobs.Security{SASL: &jobs.SASL{Mechanism: "GSSAPI", Username: "u"}}
+		}, "jobs.Config.Security"},
 	}
 	for _, c := range cases {
 		cfg := good
 		c.mutate(&cfg)
 		_, err := jobs.NewServer(cfg)
-		if err == nil || !strings.Contains(err.Error(), c.mention) {
+		if err == nil || !strings.HasPrefix(err.Error(), "invalid configuration: "+c.mention+":") {
 			t.Errorf("%s: NewServer error %v, want one naming %s", c.name, err, c.mention)
+			continue
+		}
+		if !errors.Is(err, jobs.ErrInvalidConfig) {
+			t.Errorf("%s: %v does not wrap jobs.ErrInvalidConfig", c.name, err)
+		}
+		if strings.Contains(err.Error(), "actors") || strings.Contains(err.Error(), "kafka.") {
+			t.Errorf("%s: %v names an inner package's setting", c.name, err)
 		}
 	}
 	if _, err := jobs.NewServer(good); err != nil {
 		t.Errorf("good config refused: %v", err)
+	}
+}
+
+// A config with several mistakes names the same one every time: the checks
+// run in the order Config declares its fields, never in map order.
+func TestNewServerNamesTheFirstMistakeEveryTime(t *testing.T) {
+	workers := jobs.NewWorkers()
+	if err := jobs.AddWorker(workers, jobs.WorkFunc(func(context.Context, *jobs.Job[GreetArgs]) error { return nil })); err != nil {
+		t.Fatal(err)
+	}
+	bad := jobs.Config{Brokers: []string{"127.0.0.1:9092"}, Group: "g", Topics: []string{"t"}, Workers: workers,
+		IdleTimeout: -1, SessionTimeout: -1, RebalanceTimeout: -1, HeartbeatInterval: -1, PartitionWatchInterval: -1,
+		CommitInterval: -1, MaxBuffered: -1}
+	_, first := jobs.NewServer(bad)
+	if first == nil || !strings.Contains(first.Error(), "jobs.Config.MaxBuffered:") {
+		t.Fatalf("NewServer error %v, want the first mistake in field order, MaxBuffered", first)
+	}
+	for range 50 {
+		if _, err := jobs.NewServer(bad); err == nil || err.Error() != first.Error() {
+			t.Fatalf("NewServer error %v, then %v", first, err)
+		}
 	}
 }

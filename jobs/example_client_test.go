@@ -3,9 +3,10 @@ package jobs_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/ordo-go/ordo/jobs"
-	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/kafka/kafkaembed"
 )
 
 // WelcomeEmailArgs is a job: send a user the welcome email.
@@ -23,24 +24,47 @@ func (a WelcomeEmailArgs) Partitioning() jobs.Partitioning {
 
 // Enqueue a job, and once more with options that override its partitioning
 // for one call. Both land on the partition a Java producer would pick for
-// "user-42". (The example starts an in-process broker and creates the topic;
-// in a service, Brokers names your Kafka cluster.)
+// "user-42". (The example starts an in-process broker, and a server that
+// creates the topic and runs the jobs; in a service, Brokers names your Kafka
+// cluster.)
 func ExampleClient_Enqueue() {
-	broker, err := kafka.StartEmbeddedBroker()
+	broker, err := kafkaembed.Start()
 	if err != nil {
 		panic(err)
 	}
 	defer broker.Close()
 	ctx := context.Background()
-	if err := kafka.NewAdmin(broker.Addrs()).CreateTopics(ctx, kafka.Topic{Name: "emails", Partitions: 12}); err != nil {
+	workers := jobs.NewWorkers()
+	err = jobs.AddWorker(workers, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[WelcomeEmailArgs]) error {
+		return nil // send the email
+	}))
+	if err != nil {
 		panic(err)
 	}
+	server, err := jobs.NewServer(jobs.Config{Brokers: broker.Addrs(), Group: "mailer", Topics: []string{"emails"},
+		Workers: workers, CreateTopics: &jobs.TopicSpec{Partitions: 12, ReplicationFactor: 1},
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	if err := server.Start(ctx); err != nil {
+		panic(err)
+	}
+	defer func() {
+		if err := server.Stop(ctx); err != nil {
+			panic(err)
+		}
+	}()
 
 	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: broker.Addrs(), Topic: "emails"})
 	if err != nil {
 		panic(err)
 	}
-	defer client.Close()
+	defer func() {
+		if err := client.Close(); err != nil {
+			panic(err)
+		}
+	}()
 
 	info, err := client.Enqueue(ctx, WelcomeEmailArgs{UserID: "user-42", Email: "ada@example.com"})
 	if err != nil {

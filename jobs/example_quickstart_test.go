@@ -2,12 +2,23 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 
 	"github.com/ordo-go/ordo/jobs"
-	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/kafka/kafkaembed"
 )
+
+// The README's quickstart: define a job, enqueue it, run it. The README
+// shows the same program, with main in place of this function.
+func Example_quickstart() {
+	if err := run(); err != nil {
+		log.Fatal(err)
+	}
+	// Output: welcome, ada@example.com
+}
 
 // WelcomeArgs is a job: send a user a welcome email.
 type WelcomeArgs struct {
@@ -16,32 +27,45 @@ type WelcomeArgs struct {
 
 func (WelcomeArgs) Kind() string { return "welcome" }
 
-// The README's quickstart: define a job, enqueue it, run it. (Brokers comes
-// from an in-process broker here; in a service it names your Kafka cluster.)
-func Example_quickstart() {
-	broker, _ := kafka.StartEmbeddedBroker()
+func run() (err error) {
+	broker, err := kafkaembed.Start() // in a service: your cluster's addresses
+	if err != nil {
+		return err
+	}
 	defer broker.Close()
 	brokers, ctx := broker.Addrs(), context.Background()
-	// The jobs' topic, and the dead-letter topic where jobs go that cannot
-	// succeed: Start checks that both exist.
-	kafka.NewAdmin(brokers).CreateTopics(ctx,
-		kafka.Topic{Name: "mail", Partitions: 3}, kafka.Topic{Name: "mail.dlq", Partitions: 1})
 
 	done := make(chan struct{})
 	workers := jobs.NewWorkers()
-	jobs.AddWorker(workers, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[WelcomeArgs]) error {
+	err = jobs.AddWorker(workers, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[WelcomeArgs]) error {
 		fmt.Println("welcome,", job.Args.Email)
 		close(done)
 		return nil
 	}))
-	server, _ := jobs.NewServer(jobs.Config{Brokers: brokers, Group: "mailer", Topics: []string{"mail"},
-		Workers: workers, Logger: slog.New(slog.DiscardHandler)})
-	server.Start(ctx)
-	defer server.Stop(ctx)
+	if err != nil {
+		return err
+	}
+	// Start creates the jobs' topic and the dead-letter topic (mail.dlq),
+	// where jobs go that cannot succeed.
+	server, err := jobs.NewServer(jobs.Config{Brokers: brokers, Group: "mailer", Topics: []string{"mail"},
+		Workers: workers, CreateTopics: &jobs.TopicSpec{Partitions: 3, ReplicationFactor: 1},
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, server.Stop(ctx)) }()
+	if err := server.Start(ctx); err != nil {
+		return err
+	}
 
-	client, _ := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: "mail"})
-	defer client.Close()
-	client.Enqueue(ctx, WelcomeArgs{Email: "ada@example.com"})
+	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: "mail"})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, client.Close()) }()
+	if _, err := client.Enqueue(ctx, WelcomeArgs{Email: "ada@example.com"}); err != nil {
+		return err
+	}
 	<-done
-	// Output: welcome, ada@example.com
+	return nil
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ordo-go/ordo/jobs"
-	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/kafka/kafkaembed"
 )
 
 // GreetArgs is a job: greet a user. All of a user's greetings run in order.
@@ -25,27 +25,12 @@ func (a GreetArgs) Partitioning() jobs.Partitioning { return jobs.Partitioning{V
 // at a time, in enqueue order. (The example starts an in-process broker; in a
 // service, Brokers names your Kafka cluster.)
 func ExampleServer() {
-	broker, err := kafka.StartEmbeddedBroker()
+	broker, err := kafkaembed.Start()
 	if err != nil {
 		panic(err)
 	}
 	defer broker.Close()
 	ctx := context.Background()
-	err = kafka.NewAdmin(broker.Addrs()).CreateTopics(ctx, kafka.Topic{Name: "greetings", Partitions: 3})
-	if err != nil {
-		panic(err)
-	}
-
-	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: broker.Addrs(), Topic: "greetings"})
-	if err != nil {
-		panic(err)
-	}
-	defer client.Close()
-	for n := 1; n <= 3; n++ {
-		if _, err := client.Enqueue(ctx, GreetArgs{User: "ada", N: n}); err != nil {
-			panic(err)
-		}
-	}
 
 	var mu sync.Mutex
 	var greeted []string
@@ -64,15 +49,28 @@ func ExampleServer() {
 		Group:   "greeter",
 		Topics:  []string{"greetings"},
 		Workers: workers,
-		// Start creates what is missing: here the dead-letter topic,
-		// greetings.dlq.
-		CreateTopics: &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1},
+		// Start creates what is missing: here greetings and its
+		// dead-letter topic, greetings.dlq.
+		CreateTopics: &jobs.TopicSpec{Partitions: 3, ReplicationFactor: 1},
 		Logger:       slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		panic(err)
 	}
 	if err := server.Start(ctx); err != nil {
+		panic(err)
+	}
+
+	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: broker.Addrs(), Topic: "greetings"})
+	if err != nil {
+		panic(err)
+	}
+	for n := 1; n <= 3; n++ {
+		if _, err := client.Enqueue(ctx, GreetArgs{User: "ada", N: n}); err != nil {
+			panic(err)
+		}
+	}
+	if err := client.Close(); err != nil {
 		panic(err)
 	}
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {

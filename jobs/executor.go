@@ -10,7 +10,8 @@ import (
 	"unsafe"
 
 	"github.com/ordo-go/ordo/actors"
-	"github.com/ordo-go/ordo/jobs/internal/testhook"
+	"github.com/ordo-go/ordo/internal/envelope"
+	"github.com/ordo-go/ordo/internal/testhook"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
 )
@@ -74,8 +75,8 @@ func (e *executor) prepare(r *kafka.Record, attempt int) (w registeredWorker, jo
 	if len(r.Value) == 0 {
 		return nil, job, string(kindHeader), "empty value"
 	}
-	var env envelopeView
-	if err := decodeEnvelopeView(r.Value, &env); err != nil {
+	var env envelope.View
+	if err := envelope.DecodeView(r.Value, &env); err != nil {
 		return nil, job, string(kindHeader), err.Error()
 	}
 	// The kind header routes when present (bad input may disagree with its
@@ -83,7 +84,7 @@ func (e *executor) prepare(r *kafka.Record, attempt int) (w registeredWorker, jo
 	// worker's own kind string serves logs, metrics and spans.
 	k := kindHeader
 	if len(k) == 0 {
-		k = env.kind
+		k = env.Kind
 	}
 	if w = e.workers.byKind[string(k)]; w == nil {
 		return nil, job, string(k), fmt.Sprintf("no worker for kind %q", k)
@@ -93,11 +94,11 @@ func (e *executor) prepare(r *kafka.Record, attempt int) (w registeredWorker, jo
 		// The id aliases the record's own bytes, which nothing writes
 		// to: a job id that outlives its job keeps only its record's
 		// bytes alive.
-		id:         unsafe.String(unsafe.SliceData(env.id), len(env.id)),
-		enqueuedAt: env.enqueuedAt,
-		attempt:    env.attempt + attempt,
-		metadata:   env.metadata,
-		args:       env.args,
+		id:         unsafe.String(unsafe.SliceData(env.ID), len(env.ID)),
+		enqueuedAt: env.EnqueuedAt,
+		attempt:    env.Attempt + attempt,
+		metadata:   env.Metadata,
+		args:       env.Args,
 	}
 	return w, job, job.kind, ""
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/internal/envelope"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -75,7 +76,7 @@ func newHotSource(b *testing.B, keys int) *hotSource {
 		if err != nil {
 			b.Fatal(err)
 		}
-		v, err := EncodeEnvelope(&Envelope{Version: EnvelopeVersion, Kind: "hot", ID: newJobID(time.Now()), Args: args,
+		v, err := envelope.Encode(&envelope.Envelope{Version: envelope.Version, Kind: "hot", ID: envelope.NewID(time.Now()), Args: args,
 			EnqueuedAt: time.Now()})
 		if err != nil {
 			b.Fatal(err)

@@ -73,6 +73,11 @@ type Job[T JobArgs] struct {
 	Offset    int64
 	// Key is the record's Kafka key (empty for partition-key jobs).
 	Key []byte
+	// Headers are the record's headers: ordo's own (HeaderKind,
+	// HeaderJobID, ...), those given with WithHeaders, and, for a job read
+	// back from a dead-letter topic, the dead-letter headers (HeaderError,
+	// HeaderSourceTopic, ...). Work must not modify them.
+	Headers []Header
 }
 
 // Header names ordo puts on job records and dead letters. The kind travels in

@@ -1,7 +1,9 @@
 package jobs
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -65,11 +67,19 @@ var (
 	descLag          = prometheus.NewDesc("ordo_partition_lag", "Jobs in the partition not yet committed: high watermark minus committed offset.", partitionLabels, nil)
 )
 
-// NewMetrics creates ordo's metrics and registers them with reg (nil means
-// prometheus.DefaultRegisterer). Registering twice with one registry fails.
+// ErrNoRegisterer is returned by NewMetrics(nil): ordo registers nothing on
+// a registry the caller did not choose. Pass prometheus.DefaultRegisterer to
+// use the global one.
+var ErrNoRegisterer = errors.New("jobs: NewMetrics needs a prometheus.Registerer (pass prometheus.DefaultRegisterer for the global one)")
+
+// NewMetrics creates ordo's metrics and registers them with reg, which is
+// required. Registering twice with one registry fails.
+//
+//	reg := prometheus.NewRegistry()
+//	metrics, err := jobs.NewMetrics(reg)
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
-		reg = prometheus.DefaultRegisterer
+		return nil, ErrNoRegisterer
 	}
 	counter := func(name, help string) *prometheus.CounterVec {
 		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{"kind"})
@@ -104,6 +114,17 @@ func (m *Metrics) attach(s *Server) {
 	}
 	m.mu.Lock()
 	m.servers = append(m.servers, s)
+	m.mu.Unlock()
+}
+
+// detach forgets a stopped server: its partitions are gone from the series,
+// and the Metrics no longer keeps it alive.
+func (m *Metrics) detach(s *Server) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	m.servers = slices.DeleteFunc(m.servers, func(x *Server) bool { return x == s })
 	m.mu.Unlock()
 }
 

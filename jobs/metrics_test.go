@@ -20,7 +20,6 @@ import (
 	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
-	"github.com/ordo-go/ordo/supervision"
 )
 
 type metricsOK struct{ seqArgs }
@@ -67,7 +66,7 @@ func TestMetricsScrapedOverHTTP(t *testing.T) {
 		t.Cleanup(func() { _ = env.Admin.DeleteTopics(context.Background(), cfg.DeadLetterTopic) })
 	}
 	cfg.Metrics = metrics
-	cfg.Backoff = supervision.Backoff{Initial: 10 * time.Millisecond, Max: 10 * time.Millisecond}
+	cfg.Backoff = jobs.Backoff{Initial: 10 * time.Millisecond, Max: 10 * time.Millisecond}
 	cfg.CommitInterval = 50 * time.Millisecond
 	server := startJobServer(t, cfg)
 
@@ -138,6 +137,27 @@ func TestMetricsScrapedOverHTTP(t *testing.T) {
 	}
 	if got := server.Rebalances(); got < 1 {
 		t.Errorf("Server.Rebalances() = %d, want at least 1", got)
+	}
+
+	// A stopped server leaves the scrape: Metrics does not keep it.
+	if err := server.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fams = scrape(t, web.URL)
+	for _, name := range []string{"ordo_partition_buffered", "ordo_partition_lag", "ordo_rebalances_total"} {
+		if n := len(fams[name].GetMetric()); n != 0 {
+			t.Errorf("%s has %d series after the server stopped, want none:\n%s", name, n, dump(fams))
+		}
+	}
+}
+
+// NewMetrics registers only where it is told to: no hidden global registry.
+func TestNewMetricsNeedsARegisterer(t *testing.T) {
+	if _, err := jobs.NewMetrics(nil); !errors.Is(err, jobs.ErrNoRegisterer) {
+		t.Fatalf("NewMetrics(nil) returned %v, want jobs.ErrNoRegisterer", err)
+	}
+	if err := prometheus.DefaultRegisterer.Register(prometheus.NewCounter(prometheus.CounterOpts{Name: "ordo_jobs_processed_total"})); err != nil {
+		t.Fatalf("NewMetrics(nil) left ordo's metrics on the global registry: %v", err)
 	}
 }
 

@@ -11,19 +11,19 @@ import (
 	"github.com/ordo-go/ordo/kafka"
 )
 
-// RecordServerConfig configures a RecordServer: a consumer group member
+// recordServerConfig configures a recordServer: a consumer group member
 // (Consumer) and the actor runtime its records run on (Runtime).
-type RecordServerConfig struct {
+type recordServerConfig struct {
 	Consumer kafka.ConsumerConfig
 	Runtime  actors.Config
 }
 
-// RecordServer runs a record handler over a consumer group with ordo's
+// recordServer runs a record handler over a consumer group with ordo's
 // guarantees: records of one virtual-partition key run one at a time in
 // offset order, different keys run concurrently, offsets are committed only
 // below records that finished, and a revocation drains in-flight records
 // before the partition is let go. Server builds typed jobs on top of it.
-type RecordServer struct {
+type recordServer struct {
 	consumer *kafka.Consumer
 	runtime  *actors.Runtime
 	// generations counts the assignments received: the first join, then
@@ -50,8 +50,8 @@ var (
 	ErrServerStarted = errors.New("jobs: the server is already started")
 )
 
-// NewRecordServer validates the configuration; it does not contact Kafka.
-func NewRecordServer(cfg RecordServerConfig) (*RecordServer, error) {
+// newRecordServer validates the configuration; it does not contact Kafka.
+func newRecordServer(cfg recordServerConfig) (*recordServer, error) {
 	consumer, err := kafka.NewConsumer(cfg.Consumer)
 	if err != nil {
 		return nil, err
@@ -60,18 +60,18 @@ func NewRecordServer(cfg RecordServerConfig) (*RecordServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RecordServer{consumer: consumer, runtime: rt, ready: make(chan struct{}), done: make(chan struct{})}, nil
+	return &recordServer{consumer: consumer, runtime: rt, ready: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 // Generations returns how many group generations (assignments) this server
 // has received: one for joining, then one per rebalance.
-func (s *RecordServer) Generations() int64 { return s.generations.Load() }
+func (s *recordServer) Generations() int64 { return s.generations.Load() }
 
 // Runtime gives access to the actor runtime, for its Stats.
-func (s *RecordServer) Runtime() *actors.Runtime { return s.runtime }
+func (s *recordServer) Runtime() *actors.Runtime { return s.runtime }
 
 // checkStartLocked says whether Start may run; s.mu is held.
-func (s *RecordServer) checkStartLocked() error {
+func (s *recordServer) checkStartLocked() error {
 	switch {
 	case s.stopped:
 		return ErrServerStopped
@@ -84,7 +84,7 @@ func (s *RecordServer) checkStartLocked() error {
 // Start joins the group and begins processing in the background. ctx bounds
 // only the start; once Start returned, the server runs until Stop or until
 // it stops by itself (see Done).
-func (s *RecordServer) Start(ctx context.Context) error {
+func (s *recordServer) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -120,14 +120,14 @@ func (s *RecordServer) Start(ctx context.Context) error {
 }
 
 // Ready is closed once the first assignment was received and started.
-func (s *RecordServer) Ready() <-chan struct{} { return s.ready }
+func (s *recordServer) Ready() <-chan struct{} { return s.ready }
 
 // Done is closed when the server has stopped: after Stop, or by itself.
-func (s *RecordServer) Done() <-chan struct{} { return s.done }
+func (s *recordServer) Done() <-chan struct{} { return s.done }
 
 // Err is why the server stopped by itself, once Done is closed; nil while it
 // runs and after Stop.
-func (s *RecordServer) Err() error {
+func (s *recordServer) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	select {
@@ -143,10 +143,10 @@ func (s *RecordServer) Err() error {
 
 // Stop stops fetching, lets records in flight finish (up to the runtime's
 // ShutdownTimeout, after which their contexts are cancelled), commits, and
-// leaves the group. It returns an error wrapping actors.ErrShutdownTimeout
+// leaves the group. It returns an error wrapping ErrShutdownTimeout
 // that names the records left when the timeout passed, or ctx's error if ctx
 // ends first. Stop on a server that was never started only marks it stopped.
-func (s *RecordServer) Stop(ctx context.Context) error {
+func (s *recordServer) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	cancel := s.cancel
 	s.stopped = true
@@ -172,7 +172,7 @@ func (s *RecordServer) Stop(ctx context.Context) error {
 // runGeneration hands the generation's partitions to the runtime and, when
 // the generation ends, takes them back: all of them, since kafka-go's group
 // is eager. A shutdown is bounded by the runtime's ShutdownTimeout.
-func (s *RecordServer) runGeneration(sess *kafka.Session) error {
+func (s *recordServer) runGeneration(sess *kafka.Session) error {
 	claims := sess.Claims()
 	parts := make([]actors.TopicPartition, len(claims))
 	var errs []error

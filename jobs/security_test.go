@@ -21,6 +21,7 @@ import (
 	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/kafka/kafkaembed"
 )
 
 type secureArgs struct {
@@ -78,7 +79,7 @@ func newSecureBroker(t *testing.T) *secureBroker {
 		{Mechanism: kafka.ScramSHA256, Username: "ordo-256", Password: embeddedScram256Secret},
 		{Mechanism: kafka.ScramSHA512, Username: "ordo-512", Password: embeddedScram512Secret},
 	}
-	b, err := kafka.StartEmbeddedSecureBroker(serverTLS, users...)
+	b, err := kafkaembed.StartSecure(serverTLS, users...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,14 +20,15 @@ import (
 	"github.com/ordo-go/ordo/supervision"
 )
 
-// Config configures a Server. Zero values take the defaults noted; mistakes
-// fail NewServer with an error naming the setting.
+// Config configures a Server. Zero values take the defaults noted (the
+// Default constants); mistakes fail NewServer with an error that wraps
+// ErrInvalidConfig and names the setting.
 type Config struct {
 	// Brokers are the Kafka bootstrap addresses. Required.
 	Brokers []string
 	// Security secures the connections to Kafka (TLS, SASL) of the
 	// consumer and the dead-letter producer. Default nil: plaintext.
-	Security *kafka.Security
+	Security *Security
 	// Group is the consumer group id; processes with the same group share
 	// the topics' partitions. Required.
 	Group string
@@ -36,43 +37,45 @@ type Config struct {
 	// Workers run the jobs by kind. Required.
 	Workers *Workers
 
-	// Concurrency is how many jobs run at once in the process. Default 100.
+	// Concurrency is how many jobs run at once in the process. Default
+	// DefaultConcurrency.
 	Concurrency int
 	// VirtualKey computes a record's virtual-partition key from its key and
 	// headers. Default: the message key, so jobs enqueued with the same key
 	// run one at a time in order.
-	VirtualKey actors.VirtualKeyFunc
+	VirtualKey VirtualKeyFunc
 	// MaxVirtualPartitions, when positive, caps the virtual partitions per
 	// partition (Karafka's max_partitions). Default 0: one per key.
 	MaxVirtualPartitions int
 	// MaxBuffered bounds the jobs held per partition: fetched and not
 	// finished, waiting at their key or running. Jobs that finished and
 	// only wait for a slower one below them to be committed do not count
-	// (see MaxSpan). Default 1000.
+	// (see MaxSpan). Default DefaultMaxBuffered.
 	MaxBuffered int
 	// MaxSpan bounds how far reading may run ahead of the oldest
 	// unfinished job of a partition, in offsets. A long or stuck job stops
-	// its partition's other keys only after this many. Default 100 ×
-	// MaxBuffered.
+	// its partition's other keys only after this many. Default
+	// DefaultMaxSpanFactor × MaxBuffered; never below MaxBuffered.
 	MaxSpan int
 	// IdleTimeout passivates a key's actor after this long idle, dropping
-	// its KeyState. Default 30 s.
+	// its KeyState. Default DefaultIdleTimeout.
 	IdleTimeout time.Duration
 	// MaxIdleKeys caps the idle key actors kept in the process; past it the
 	// least recently used are passivated at once, so memory follows
 	// MaxBuffered, Concurrency and this cap, never the number of distinct
-	// keys. Default 10,000.
+	// keys. Default DefaultMaxIdleKeys.
 	MaxIdleKeys int
 
 	// MaxAttempts is how many runs a job gets before it is dead-lettered,
-	// unless its worker says otherwise. Default supervision.DefaultMaxAttempts (4).
+	// unless its worker says otherwise. Default DefaultMaxAttempts.
 	MaxAttempts int
 	// Backoff is the wait between retries unless the worker says
-	// otherwise. Default 1 s doubling to 30 s.
-	Backoff supervision.Backoff
+	// otherwise. Default DefaultBackoffInitial doubling to
+	// DefaultBackoffMax.
+	Backoff Backoff
 	// DeadLetterTopic receives jobs that exhausted their attempts, failed
 	// permanently, do not decode, or have no worker. Default: the first
-	// topic with ".dlq" appended.
+	// topic + DefaultDeadLetterSuffix (".dlq").
 	DeadLetterTopic string
 	// CreateTopics, when set, makes Start create the topics that do not
 	// exist yet (Topics and DeadLetterTopic) with these settings. Default
@@ -81,24 +84,26 @@ type Config struct {
 	CreateTopics *TopicSpec
 	// PartitionWatchInterval is how often the server looks for partitions
 	// added to its topics; new ones are consumed within about this long.
-	// Default 5 s.
+	// Default DefaultPartitionWatchInterval.
 	PartitionWatchInterval time.Duration
 
 	// LongRunningTopics are topics whose every job runs in long-running
 	// mode (see Worker.LongRunning).
 	LongRunningTopics []string
 	// LongRunningGrace is how long a long-running job goes on after its
-	// partition was revoked before its context is cancelled. Default 5 s.
+	// partition was revoked before its context is cancelled. Default
+	// DefaultLongRunningGrace.
 	LongRunningGrace time.Duration
 
 	// CommitInterval is the longest a finished job waits to be committed.
-	// Default 1 s.
+	// Default DefaultCommitInterval.
 	CommitInterval time.Duration
 	// ShutdownTimeout bounds how long Stop waits for running jobs before
-	// cancelling their contexts. Default 30 s.
+	// cancelling their contexts. Default DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 	// SessionTimeout, RebalanceTimeout and HeartbeatInterval tune group
-	// membership. Defaults 10 s, 30 s, 1 s.
+	// membership. Defaults DefaultSessionTimeout, DefaultRebalanceTimeout,
+	// DefaultHeartbeatInterval.
 	SessionTimeout, RebalanceTimeout, HeartbeatInterval time.Duration
 
 	// Logger receives ordo's logs. Default slog.Default().
@@ -130,62 +135,13 @@ type TopicSpec struct {
 	Configs map[string]string
 }
 
-func (c Config) validate() (Config, error) {
-	switch {
-	case len(c.Brokers) == 0:
-		return c, errors.New("jobs: Config.Brokers is empty")
-	case c.Group == "":
-		return c, errors.New("jobs: Config.Group is empty")
-	case len(c.Topics) == 0:
-		return c, errors.New("jobs: Config.Topics is empty")
-	case c.Workers == nil || len(c.Workers.byKind) == 0:
-		return c, errors.New("jobs: Config.Workers has no worker")
-	case c.MaxAttempts < 0:
-		return c, fmt.Errorf("jobs: Config.MaxAttempts is negative (%d)", c.MaxAttempts)
-	case c.CreateTopics != nil && (c.CreateTopics.Partitions < 1 || c.CreateTopics.ReplicationFactor < 1):
-		return c, fmt.Errorf("jobs: Config.CreateTopics needs Partitions and ReplicationFactor of at least 1 (got %d and %d)",
-			c.CreateTopics.Partitions, c.CreateTopics.ReplicationFactor)
-	}
-	for i, t := range c.Topics {
-		if err := kafka.CheckTopicName(t); err != nil {
-			return c, fmt.Errorf("jobs: Config.Topics[%d]: %w", i, err)
-		}
-	}
-	if c.DeadLetterTopic != "" {
-		if err := kafka.CheckTopicName(c.DeadLetterTopic); err != nil {
-			return c, fmt.Errorf("jobs: Config.DeadLetterTopic: %w", err)
-		}
-	}
-	if err := c.Backoff.Validate(); err != nil {
-		return c, fmt.Errorf("jobs: Config.Backoff: %w", err)
-	}
-	for _, t := range c.LongRunningTopics {
-		if !slices.Contains(c.Topics, t) {
-			return c, fmt.Errorf("jobs: Config.LongRunningTopics names %q, which is not in Config.Topics", t)
-		}
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = supervision.DefaultMaxAttempts
-	}
-	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = c.Topics[0] + ".dlq"
-	}
-	if slices.Contains(c.Topics, c.DeadLetterTopic) {
-		return c, fmt.Errorf("jobs: Config.DeadLetterTopic %q is also in Config.Topics", c.DeadLetterTopic)
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return c, nil
-}
-
 // Server consumes jobs and runs them on their workers: one job at a time per
 // key, in enqueue order; different keys concurrently. It retries failures
 // with backoff, dead-letters what cannot succeed, and commits only jobs that
 // finished.
 type Server struct {
 	cfg         Config
-	records     *RecordServer
+	records     *recordServer
 	dlq         *kafka.Producer
 	deadLetters *deadLetterWriter
 
@@ -220,7 +176,7 @@ func NewServer(cfg Config) (*Server, error) {
 		tracer:      newJobTracer(cfg.Propagator, cfg.TracerProvider),
 		log:         cfg.Logger,
 	}
-	s.records, err = NewRecordServer(RecordServerConfig{
+	s.records, err = newRecordServer(recordServerConfig{
 		Consumer: kafka.ConsumerConfig{
 			Brokers: cfg.Brokers, Security: cfg.Security, Group: cfg.Group, Topics: cfg.Topics,
 			SessionTimeout: cfg.SessionTimeout, RebalanceTimeout: cfg.RebalanceTimeout,
@@ -373,7 +329,7 @@ func (s *Server) Err() error { return s.records.Err() }
 
 // Stop stops fetching, lets running jobs finish (up to ShutdownTimeout, then
 // cancels their contexts), commits and leaves the group. Past the timeout it
-// returns an error wrapping actors.ErrShutdownTimeout that names the jobs
+// returns an error wrapping ErrShutdownTimeout that names the jobs
 // left. A Stop during Start makes Start fail with ErrServerStopped; a Stop
 // before Start releases the server, which then cannot start. Calling Stop
 // again does nothing more.
@@ -383,11 +339,12 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Unlock()
 	err := s.records.Stop(ctx)
 	s.deadLetters.stop()
+	s.cfg.Metrics.detach(s)
 	return errors.Join(err, s.dlq.Close())
 }
 
 // Stats returns a snapshot of the partitions the server holds.
-func (s *Server) Stats() []actors.PartitionStats { return s.records.Runtime().Stats() }
+func (s *Server) Stats() []PartitionStats { return s.records.Runtime().Stats() }
 
 // Rebalances returns how many assignments the server received from its
 // group: one for joining, then one per rebalance it took part in.

@@ -39,7 +39,7 @@ type Worker[T JobArgs] interface {
 	MaxAttempts() int
 	// Backoff is the wait between retries; the zero value means the
 	// server's.
-	Backoff() supervision.Backoff
+	Backoff() Backoff
 	// Timeout bounds one run (its context ends); 0 means no timeout.
 	Timeout() time.Duration
 	// LongRunning puts the kind in long-running mode: a job may run
@@ -58,7 +58,7 @@ type WorkerDefaults[T JobArgs] struct{}
 func (WorkerDefaults[T]) MaxAttempts() int { return 0 }
 
 // Backoff returns the zero Backoff: the server's.
-func (WorkerDefaults[T]) Backoff() supervision.Backoff { return supervision.Backoff{} }
+func (WorkerDefaults[T]) Backoff() Backoff { return Backoff{} }
 
 // Timeout returns 0: no timeout.
 func (WorkerDefaults[T]) Timeout() time.Duration { return 0 }
@@ -128,7 +128,7 @@ type registeredWorker interface {
 	// timeout and recovers a panic around it.
 	run(ctx context.Context, job jobInfo, r *kafka.Record) error
 	maxAttempts() int
-	backoff() supervision.Backoff
+	backoff() Backoff
 	timeout() time.Duration
 	longRunning() bool
 }
@@ -138,17 +138,18 @@ type typedWorker[T JobArgs] struct {
 	kindName string
 }
 
-func (t *typedWorker[T]) name() string                 { return fmt.Sprintf("%T", t.w) }
-func (t *typedWorker[T]) kind() string                 { return t.kindName }
-func (t *typedWorker[T]) maxAttempts() int             { return t.w.MaxAttempts() }
-func (t *typedWorker[T]) backoff() supervision.Backoff { return t.w.Backoff() }
-func (t *typedWorker[T]) timeout() time.Duration       { return t.w.Timeout() }
-func (t *typedWorker[T]) longRunning() bool            { return t.w.LongRunning() }
+func (t *typedWorker[T]) name() string           { return fmt.Sprintf("%T", t.w) }
+func (t *typedWorker[T]) kind() string           { return t.kindName }
+func (t *typedWorker[T]) maxAttempts() int       { return t.w.MaxAttempts() }
+func (t *typedWorker[T]) backoff() Backoff       { return t.w.Backoff() }
+func (t *typedWorker[T]) timeout() time.Duration { return t.w.Timeout() }
+func (t *typedWorker[T]) longRunning() bool      { return t.w.LongRunning() }
 
 func (t *typedWorker[T]) run(ctx context.Context, info jobInfo, r *kafka.Record) error {
 	job := &Job[T]{
 		ID: info.id, Kind: info.kind, EnqueuedAt: info.enqueuedAt, Attempt: info.attempt,
 		Metadata: info.metadata, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key,
+		Headers: r.Headers,
 	}
 	if err := decodeArgs(info.args, &job.Args); err != nil {
 		return Permanent(fmt.Errorf("args of kind %q do not decode into %T: %w", info.kind, job.Args, err))

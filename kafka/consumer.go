@@ -52,6 +52,16 @@ var (
 	ErrRevoked = errors.New("kafka: partition revoked")
 )
 
+// The defaults of ConsumerConfig. Package jobs uses the same ones.
+const (
+	DefaultSessionTimeout         = 10 * time.Second
+	DefaultRebalanceTimeout       = 30 * time.Second
+	DefaultHeartbeatInterval      = time.Second
+	DefaultFetchMaxBytes          = 1 << 20
+	DefaultFetchMaxWait           = 250 * time.Millisecond
+	DefaultPartitionWatchInterval = 5 * time.Second
+)
+
 // ConsumerConfig configures a group member. Zero values take the defaults
 // noted on each field.
 type ConsumerConfig struct {
@@ -62,23 +72,25 @@ type ConsumerConfig struct {
 	// Topics to consume. Required.
 	Topics []string
 	// SessionTimeout: how long without heartbeats before the coordinator
-	// evicts this member. Default 10 s.
+	// evicts this member. Default DefaultSessionTimeout.
 	SessionTimeout time.Duration
 	// RebalanceTimeout: how long the coordinator waits for members to
 	// rejoin during a rebalance, so the upper bound of a revocation drain.
-	// Default 30 s.
+	// Default DefaultRebalanceTimeout.
 	RebalanceTimeout time.Duration
-	// HeartbeatInterval: default 1 s. Rebalances are noticed at the next
+	// HeartbeatInterval: default DefaultHeartbeatInterval. Rebalances are noticed at the next
 	// heartbeat, so this bounds how late a member learns of one.
 	HeartbeatInterval time.Duration
-	// FetchMaxBytes bounds one fetch response per partition. Default 1 MiB.
+	// FetchMaxBytes bounds one fetch response per partition. Default
+	// DefaultFetchMaxBytes (1 MiB).
 	FetchMaxBytes int
 	// FetchMaxWait: how long the broker may hold a fetch for new data.
-	// Default 250 ms.
+	// Default DefaultFetchMaxWait.
 	FetchMaxWait time.Duration
 	// PartitionWatchInterval is how often the member looks for partitions
 	// added to its topics; a change rebalances the group, so new
-	// partitions are consumed within about this long. Default 5 s.
+	// partitions are consumed within about this long. Default
+	// DefaultPartitionWatchInterval.
 	PartitionWatchInterval time.Duration
 	// Logger receives membership events. Default slog.Default().
 	Logger *slog.Logger
@@ -90,42 +102,45 @@ type ConsumerConfig struct {
 func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	switch {
 	case len(c.Brokers) == 0:
-		return c, errors.New("kafka: ConsumerConfig.Brokers is empty")
+		return c, errors.New("kafka.ConsumerConfig.Brokers is empty")
 	case c.Group == "":
-		return c, errors.New("kafka: ConsumerConfig.Group is empty")
+		return c, errors.New("kafka.ConsumerConfig.Group is empty")
 	case len(c.Topics) == 0:
-		return c, errors.New("kafka: ConsumerConfig.Topics is empty")
+		return c, errors.New("kafka.ConsumerConfig.Topics is empty")
 	}
-	for name, d := range map[string]time.Duration{
-		"SessionTimeout": c.SessionTimeout, "RebalanceTimeout": c.RebalanceTimeout,
-		"HeartbeatInterval": c.HeartbeatInterval, "FetchMaxWait": c.FetchMaxWait,
-		"PartitionWatchInterval": c.PartitionWatchInterval,
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"SessionTimeout", c.SessionTimeout}, {"RebalanceTimeout", c.RebalanceTimeout},
+		{"HeartbeatInterval", c.HeartbeatInterval}, {"FetchMaxWait", c.FetchMaxWait},
+		{"PartitionWatchInterval", c.PartitionWatchInterval},
 	} {
-		if d < 0 {
-			return c, fmt.Errorf("kafka: ConsumerConfig.%s is negative (%v)", name, d)
+		if f.d < 0 {
+			return c, fmt.Errorf("kafka.ConsumerConfig.%s must not be negative (got %v)", f.name, f.d)
 		}
 	}
 	if err := c.Security.Validate(); err != nil {
-		return c, err
+		return c, fmt.Errorf("kafka.ConsumerConfig.Security: %w", err)
 	}
 	if c.FetchMaxBytes < 0 {
-		return c, fmt.Errorf("kafka: ConsumerConfig.FetchMaxBytes is negative (%d)", c.FetchMaxBytes)
+		return c, fmt.Errorf("kafka.ConsumerConfig.FetchMaxBytes must not be negative (got %d)", c.FetchMaxBytes)
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
 		}
 	}
-	def(&c.SessionTimeout, 10*time.Second)
-	def(&c.RebalanceTimeout, 30*time.Second)
-	def(&c.HeartbeatInterval, time.Second)
-	def(&c.FetchMaxWait, 250*time.Millisecond)
-	def(&c.PartitionWatchInterval, 5*time.Second)
+	def(&c.SessionTimeout, DefaultSessionTimeout)
+	def(&c.RebalanceTimeout, DefaultRebalanceTimeout)
+	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	def(&c.FetchMaxWait, DefaultFetchMaxWait)
+	def(&c.PartitionWatchInterval, DefaultPartitionWatchInterval)
 	if c.FetchMaxBytes == 0 {
-		c.FetchMaxBytes = 1 << 20
+		c.FetchMaxBytes = DefaultFetchMaxBytes
 	}
 	if c.HeartbeatInterval >= c.SessionTimeout {
-		return c, fmt.Errorf("kafka: ConsumerConfig.HeartbeatInterval (%v) must be below SessionTimeout (%v)",
+		return c, fmt.Errorf("kafka.ConsumerConfig.HeartbeatInterval (%v) must be below SessionTimeout (%v)",
 			c.HeartbeatInterval, c.SessionTimeout)
 	}
 	if c.Logger == nil {

@@ -147,17 +147,17 @@ type Producer struct {
 // NewProducer validates cfg; it does not contact the broker.
 func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if len(cfg.Brokers) == 0 {
-		return nil, errors.New("kafka: ProducerConfig.Brokers is empty")
+		return nil, errors.New("kafka.ProducerConfig.Brokers is empty")
 	}
 	if cfg.BatchSize < 0 || cfg.BatchTimeout < 0 {
-		return nil, fmt.Errorf("kafka: ProducerConfig.BatchSize (%d) and BatchTimeout (%v) must not be negative",
+		return nil, fmt.Errorf("kafka.ProducerConfig.BatchSize (%d) and BatchTimeout (%v) must not be negative",
 			cfg.BatchSize, cfg.BatchTimeout)
 	}
 	if err := cfg.Security.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("kafka.ProducerConfig.Security: %w", err)
 	}
 	if cfg.WriteTimeout < 0 {
-		return nil, fmt.Errorf("kafka: ProducerConfig.WriteTimeout (%v) must not be negative", cfg.WriteTimeout)
+		return nil, fmt.Errorf("kafka.ProducerConfig.WriteTimeout (%v) must not be negative", cfg.WriteTimeout)
 	}
 	if cfg.BatchSize == 0 {
 		cfg.BatchSize = 1000

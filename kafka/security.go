@@ -11,7 +11,6 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
-	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // Security says how ordo's connections to Kafka are secured: TLS, SASL, or
@@ -73,7 +72,7 @@ func (s *Security) Validate() error {
 
 func (s *SASL) mechanism() (sasl.Mechanism, error) {
 	if s.Username == "" {
-		return nil, fmt.Errorf("kafka: Security.SASL.Username is empty (mechanism %s)", s.Mechanism)
+		return nil, fmt.Errorf("SASL.Username is empty (mechanism %s)", s.Mechanism)
 	}
 	switch s.Mechanism {
 	case Plain:
@@ -87,13 +86,13 @@ func (s *SASL) mechanism() (sasl.Mechanism, error) {
 		if err != nil {
 			// The error may quote what was refused; it must not carry
 			// the password into a log.
-			return nil, fmt.Errorf("kafka: Security.SASL: %s credentials for user %q are not valid SASLprep strings", s.Mechanism, s.Username)
+			return nil, fmt.Errorf("SASL: %s credentials for user %q are not valid SASLprep strings", s.Mechanism, s.Username)
 		}
 		return m, nil
 	case "":
-		return nil, errors.New("kafka: Security.SASL.Mechanism is empty (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+		return nil, errors.New("SASL.Mechanism is empty (want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
 	default:
-		return nil, fmt.Errorf("kafka: Security.SASL.Mechanism %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.Mechanism)
+		return nil, fmt.Errorf("SASL.Mechanism %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.Mechanism)
 	}
 }
 
@@ -131,32 +130,4 @@ func (s *Security) dialer() *kafkago.Dialer {
 		d.SASLMechanism, _ = s.SASL.mechanism()
 	}
 	return d
-}
-
-// StartEmbeddedSecureBroker starts an embedded broker like
-// StartEmbeddedBroker whose listener speaks TLS with serverTLS (when not
-// nil) and, when users are given, requires SASL: each user may log in with
-// its mechanism and password. It lets tests exercise Security without a
-// real broker.
-func StartEmbeddedSecureBroker(serverTLS *tls.Config, users ...SASL) (*EmbeddedBroker, error) {
-	opts := []kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.ListenFn(listenLoopback),
-		kfake.GroupMinSessionTimeout(100 * time.Millisecond),
-		kfake.DefaultNumPartitions(1),
-	}
-	if serverTLS != nil {
-		opts = append(opts, kfake.TLS(serverTLS))
-	}
-	if len(users) > 0 {
-		opts = append(opts, kfake.EnableSASL())
-		for _, u := range users {
-			opts = append(opts, kfake.Superuser(string(u.Mechanism), u.Username, u.Password))
-		}
-	}
-	cluster, err := kfake.NewCluster(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("start embedded secure kafka broker: %w", err)
-	}
-	return &EmbeddedBroker{cluster: cluster}, nil
 }

@@ -9,15 +9,19 @@ import (
 )
 
 // Backoff is the one exponential backoff policy: Initial, doubling on each
-// attempt, capped at Max. Zero fields take DefaultBackoff's.
+// attempt, capped at Max. A zero Initial is DefaultBackoffInitial; a zero Max
+// is DefaultBackoffMax, or Initial when that is larger.
 type Backoff struct {
 	Initial time.Duration
 	Max     time.Duration
 }
 
-// DefaultBackoff waits 1 s after the first failure, doubling to 30 s, like
-// Karafka's pause defaults.
-var DefaultBackoff = Backoff{Initial: time.Second, Max: 30 * time.Second}
+// The default backoff waits 1 s after the first failure, doubling to 30 s,
+// like Karafka's pause defaults.
+const (
+	DefaultBackoffInitial = time.Second
+	DefaultBackoffMax     = 30 * time.Second
+)
 
 // DefaultMaxAttempts is how many times a job runs before it is dead-lettered:
 // the first run and three retries, like Karafka's dead-letter default
@@ -33,10 +37,10 @@ func (b Backoff) Delay(attempt int) time.Duration {
 
 func (b Backoff) orDefault() Backoff {
 	if b.Initial <= 0 {
-		b.Initial = DefaultBackoff.Initial
+		b.Initial = DefaultBackoffInitial
 	}
 	if b.Max <= 0 {
-		b.Max = max(DefaultBackoff.Max, b.Initial)
+		b.Max = max(DefaultBackoffMax, b.Initial)
 	}
 	return b
 }

@@ -13,11 +13,11 @@ func TestBackoffDoublesToItsCap(t *testing.T) {
 		attempt int
 		want    time.Duration
 	}{
-		{DefaultBackoff, 1, time.Second},
-		{DefaultBackoff, 2, 2 * time.Second},
-		{DefaultBackoff, 5, 16 * time.Second},
-		{DefaultBackoff, 6, 30 * time.Second},
-		{DefaultBackoff, 60, 30 * time.Second},
+		{Backoff{}, 1, time.Second},
+		{Backoff{}, 2, 2 * time.Second},
+		{Backoff{}, 5, 16 * time.Second},
+		{Backoff{}, 6, 30 * time.Second},
+		{Backoff{}, 60, 30 * time.Second},
 		{Backoff{}, 1, time.Second},
 		{Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}, 3, 40 * time.Millisecond},
 		{Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond}, 4, 50 * time.Millisecond},
@@ -65,7 +65,7 @@ func TestBackoffValidate(t *testing.T) {
 	if err := (Backoff{Initial: time.Second, Max: time.Millisecond}).Validate(); err == nil {
 		t.Error("max below initial accepted")
 	}
-	if err := DefaultBackoff.Validate(); err != nil {
+	if err := (Backoff{Initial: DefaultBackoffInitial, Max: DefaultBackoffMax}).Validate(); err != nil {
 		t.Error(err)
 	}
 }

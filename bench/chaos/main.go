@@ -45,6 +45,7 @@ import (
 
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/kafka/kafkaembed"
 )
 
 type chaosArgs struct {
@@ -238,7 +239,7 @@ func run(o options) (*verdict, error) {
 	if v := strings.TrimSpace(os.Getenv("KAFKA_BROKERS")); v != "" {
 		r.brokers, realBroker = strings.Split(v, ","), true
 	} else {
-		b, err := kafka.StartEmbeddedBroker()
+		b, err := kafkaembed.Start()
 		if err != nil {
 			return nil, err
 		}

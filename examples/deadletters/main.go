@@ -2,13 +2,15 @@
 // retried with backoff while its key waits (other keys go on), and after its
 // last attempt it goes to the dead-letter topic with headers that say where
 // it came from and why it failed. The program then reads the dead-letter
-// topic and prints them.
+// topic back with a second Server, whose worker sees those headers on the
+// job, and prints them.
 //
 //	go run ./examples/deadletters
 package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -17,10 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ordo-go/ordo/examples/internal/exampleenv"
 	"github.com/ordo-go/ordo/jobs"
-	"github.com/ordo-go/ordo/kafka"
-	"github.com/ordo-go/ordo/supervision"
+	"github.com/ordo-go/ordo/kafka/kafkaembed"
 )
 
 // ChargeArgs charges a card; card "4000-0000-0000-0002" is always declined.
@@ -41,8 +41,8 @@ type ChargeWorker struct {
 
 func (*ChargeWorker) MaxAttempts() int { return 3 }
 
-func (*ChargeWorker) Backoff() supervision.Backoff {
-	return supervision.Backoff{Initial: 100 * time.Millisecond, Max: 100 * time.Millisecond}
+func (*ChargeWorker) Backoff() jobs.Backoff {
+	return jobs.Backoff{Initial: 100 * time.Millisecond, Max: 100 * time.Millisecond}
 }
 
 func (w *ChargeWorker) Work(ctx context.Context, job *jobs.Job[ChargeArgs]) error {
@@ -60,22 +60,74 @@ func main() {
 	}
 }
 
-func run(out io.Writer) error {
+func run(out io.Writer) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	topic := "charges-" + exampleenv.Suffix()
-	dlq := topic + ".dlq"
-	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 2}, kafka.Topic{Name: dlq, Partitions: 1})
+	brokers, stopBroker, err := kafkaembed.FromEnv()
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer stopBroker()
+	// A fresh topic per run: runs on a shared broker never see each other's jobs.
+	topic := "charges-" + rand.Text()[:8]
+	dlq := topic + ".dlq" // the default: the first topic + ".dlq"
+	// The failing card's retries log errors; the output shows the outcome.
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 1}))
+
+	worker := &ChargeWorker{}
+	workers := jobs.NewWorkers()
+	if err := jobs.AddWorker(workers, worker); err != nil {
+		return err
+	}
+	billing, err := jobs.NewServer(jobs.Config{
+		Brokers: brokers, Group: "billing-" + topic, Topics: []string{topic}, Workers: workers,
+		DeadLetterTopic: dlq,
+		CreateTopics:    &jobs.TopicSpec{Partitions: 2, ReplicationFactor: 1},
+		Logger:          quiet,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, billing.Stop(context.Background())) }()
+	if err := billing.Start(ctx); err != nil {
+		return err
+	}
+
+	// Read the dead-letter topic back as jobs: a dead letter is the job's
+	// record unchanged plus headers, so a worker for the same args sees it,
+	// and the headers are on the job.
+	letters := make(chan *jobs.Job[ChargeArgs], 1)
+	readers := jobs.NewWorkers()
+	err = jobs.AddWorker(readers, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[ChargeArgs]) error {
+		select {
+		case letters <- job:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}))
+	if err != nil {
+		return err
+	}
+	reader, err := jobs.NewServer(jobs.Config{
+		Brokers: brokers, Group: "dlq-reader-" + topic, Topics: []string{dlq}, Workers: readers,
+		DeadLetterTopic: dlq + ".dlq",
+		CreateTopics:    &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1},
+		Logger:          quiet,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, reader.Stop(context.Background())) }()
+	if err := reader.Start(ctx); err != nil {
+		return err
+	}
 
 	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: topic})
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	defer func() { err = errors.Join(err, client.Close()) }()
 	cards := []string{"4242-4242-4242-4242", "4000-0000-0000-0002", "5555-5555-5555-4444"}
 	for _, card := range cards {
 		if _, err := client.Enqueue(ctx, ChargeArgs{Card: card, Cents: 1999}); err != nil {
@@ -83,73 +135,24 @@ func run(out io.Writer) error {
 		}
 	}
 
-	worker := &ChargeWorker{}
-	workers := jobs.NewWorkers()
-	if err := jobs.AddWorker(workers, worker); err != nil {
-		return err
-	}
-	server, err := jobs.NewServer(jobs.Config{
-		Brokers: brokers, Group: "billing-" + topic, Topics: []string{topic}, Workers: workers,
-		DeadLetterTopic: dlq, // the default: the first topic + ".dlq"
-		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError + 1})),
-	})
-	if err != nil {
-		return err
-	}
-	if err := server.Start(ctx); err != nil {
-		return err
-	}
-	defer func() { _ = server.Stop(context.Background()) }()
-
-	// Read the dead-letter topic as any consumer would.
-	letter, err := readOne(ctx, brokers, dlq)
-	if err != nil {
-		return err
+	var letter *jobs.Job[ChargeArgs]
+	select {
+	case letter = <-letters:
+	case <-ctx.Done():
+		return fmt.Errorf("no dead letter arrived: %w", ctx.Err())
 	}
 	// The declined card's key waited through its retries; the others did not.
-	for worker.charged.Load() < int64(len(cards)-1) && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
+	for worker.charged.Load() < int64(len(cards)-1) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d good cards charged: %w", worker.charged.Load(), len(cards)-1, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	fmt.Fprintf(out, "charged %d of %d cards; dead letter at %s/%d@%d:\n", worker.charged.Load(), len(cards), letter.Topic, letter.Partition, letter.Offset)
 	for _, h := range letter.Headers {
 		fmt.Fprintf(out, "  %-22s %s\n", h.Key, h.Value)
 	}
-	env, err := jobs.DecodeEnvelope(letter.Value)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "  (value: the job's envelope unchanged: kind %s, id %s)\n", env.Kind, env.ID)
-	return server.Stop(ctx)
-}
-
-// readOne returns the first record of topic, waiting for it.
-func readOne(ctx context.Context, brokers []string, topic string) (kafka.Record, error) {
-	consumer, err := kafka.NewConsumer(kafka.ConsumerConfig{Brokers: brokers, Group: "dlq-reader-" + topic, Topics: []string{topic},
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		return kafka.Record{}, err
-	}
-	var got kafka.Record
-	found := false
-	runCtx, stopRun := context.WithCancel(ctx)
-	defer stopRun()
-	err = consumer.Run(runCtx, func(sess *kafka.Session) {
-		for _, claim := range sess.Claims() {
-			defer claim.Close()
-			for !found {
-				records, _, err := claim.Fetch(runCtx, nil, 1)
-				if err != nil {
-					return
-				}
-				if len(records) > 0 {
-					got, found = records[0], true
-					stopRun()
-				}
-			}
-		}
-	})
-	if !found {
-		return got, errors.Join(err, ctx.Err(), errors.New("no dead letter arrived"))
-	}
-	return got, nil
+	fmt.Fprintf(out, "  (the job as enqueued: id %s, args %+v)\n", letter.ID, letter.Args)
+	return nil
 }

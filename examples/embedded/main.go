@@ -2,16 +2,20 @@
 // ActorSystem and an HTTP server: ordo's partition and key actors live in the
 // service's system (Config.ActorSystem), jobs talk to the service's own
 // actors, the HTTP server serves /signup (which enqueues a job), /healthz and
-// /metrics, and SIGTERM (or Ctrl-C) shuts everything down gracefully: stop
-// taking requests, finish running jobs and commit, then stop the actors.
+// /stats (Server.Stats as JSON: per partition, jobs running and buffered, and
+// the committed offset), and SIGTERM (or Ctrl-C) shuts everything down
+// gracefully: stop taking requests, finish running jobs and commit, then stop
+// the actors.
 //
 //	go run ./examples/embedded -addr 127.0.0.1:8080
 //	curl -X POST '127.0.0.1:8080/signup?email=ada@example.com'
-//	curl 127.0.0.1:8080/metrics | grep ordo_
+//	curl 127.0.0.1:8080/stats
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,13 +29,9 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/ordo-go/ordo/examples/internal/exampleenv"
 	"github.com/ordo-go/ordo/jobs"
-	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/kafka/kafkaembed"
 )
 
 // SignupArgs is a job: welcome a new user.
@@ -73,27 +73,26 @@ func main() {
 
 // run serves until ctx ends, then shuts down. ready, when set, gets the
 // service's base URL once it serves.
-func run(ctx context.Context, out io.Writer, addr string, ready func(url string)) error {
+func run(ctx context.Context, out io.Writer, addr string, ready func(url string)) (err error) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	topic := "signups-" + exampleenv.Suffix()
-	brokers, stopBroker, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 4},
-		kafka.Topic{Name: topic + ".dlq", Partitions: 1}) // the jobs' topic and its dead-letter topic
+	brokers, stopBroker, err := kafkaembed.FromEnv()
 	if err != nil {
 		return err
 	}
 	defer stopBroker()
+	// A fresh topic per run: runs on a shared broker never see each other's jobs.
+	topic := "signups-" + rand.Text()[:8]
 
 	// The service's actor system, created before ordo and shut down after it.
 	system := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return logger }))
 	defer system.Shutdown()
 	counter := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return &welcomeCounter{} }))
 
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics, err := jobs.NewMetrics(registry)
+	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: topic})
 	if err != nil {
 		return err
 	}
+	defer func() { err = errors.Join(err, client.Close()) }()
 	workers := jobs.NewWorkers()
 	err = jobs.AddWorker(workers, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[SignupArgs]) error {
 		// Send the welcome email here, then tell the service's actor.
@@ -105,20 +104,25 @@ func run(ctx context.Context, out io.Writer, addr string, ready func(url string)
 	}
 	server, err := jobs.NewServer(jobs.Config{
 		Brokers: brokers, Group: "welcomer-" + topic, Topics: []string{topic}, Workers: workers,
-		ActorSystem: system, Metrics: metrics, Logger: logger,
+		CreateTopics:    &jobs.TopicSpec{Partitions: 4, ReplicationFactor: 1},
+		ActorSystem:     system,
+		Logger:          logger,
 		ShutdownTimeout: 10 * time.Second,
 	})
 	if err != nil {
 		return err
 	}
-	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: topic})
-	if err != nil {
-		return err
+	if err := server.Start(ctx); err != nil {
+		return errors.Join(err, server.Stop(context.Background()))
 	}
-	defer client.Close()
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(server.Stats()); err != nil {
+			logger.Warn("embedded: /stats", "err", err)
+		}
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		n, err := system.Root.RequestFuture(counter, &countRequest{}, time.Second).Result()
 		if err != nil {
@@ -142,37 +146,31 @@ func run(ctx context.Context, out io.Writer, addr string, ready func(url string)
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return err
+		return errors.Join(err, server.Stop(context.Background()))
 	}
 	web := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- web.Serve(ln) }()
-
-	if err := server.Start(ctx); err != nil {
-		return err
-	}
 	url := "http://" + ln.Addr().String()
-	fmt.Fprintf(out, "embedded: serving %s (/signup, /healthz, /metrics); SIGTERM or Ctrl-C to stop\n", url)
+	fmt.Fprintf(out, "embedded: serving %s (/signup, /healthz, /stats); SIGTERM or Ctrl-C to stop\n", url)
 	if ready != nil {
 		ready(url)
 	}
 
 	select {
 	case <-ctx.Done():
-	case err := <-served:
-		return err
+	case err = <-served: // the HTTP server failed: shut the rest down
 	}
 	// Graceful shutdown, outside in: no new requests, then no new jobs
 	// (running ones finish and are committed), then the actors.
 	fmt.Fprintln(out, "embedded: shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	errs := []error{web.Shutdown(shutdownCtx), server.Stop(shutdownCtx)}
-	n, err := system.Root.RequestFuture(counter, &countRequest{}, time.Second).Result()
-	errs = append(errs, err)
-	fmt.Fprintf(out, "embedded: stopped after welcoming %v users\n", n)
-	if err := errors.Join(errs...); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	err = errors.Join(err, web.Shutdown(shutdownCtx), server.Stop(shutdownCtx))
+	n, countErr := system.Root.RequestFuture(counter, &countRequest{}, time.Second).Result()
+	if countErr != nil {
+		return errors.Join(err, countErr)
 	}
-	return nil
+	fmt.Fprintf(out, "embedded: stopped after welcoming %v users\n", n)
+	return err
 }

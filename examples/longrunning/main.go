@@ -14,6 +14,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,9 +24,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ordo-go/ordo/examples/internal/exampleenv"
 	"github.com/ordo-go/ordo/jobs"
-	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/kafka/kafkaembed"
 )
 
 // ExportArgs is a long job: export a report in steps.
@@ -102,73 +103,72 @@ func main() {
 	}
 }
 
-func run(out io.Writer, steps int, step time.Duration) error {
+func run(out io.Writer, steps int, step time.Duration) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	topic := "exports-" + exampleenv.Suffix()
-	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 1},
-		kafka.Topic{Name: topic + ".dlq", Partitions: 1}) // the jobs' topic and its dead-letter topic
+	brokers, stopBroker, err := kafkaembed.FromEnv()
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer stopBroker()
+	// A fresh topic per run: runs on a shared broker never see each other's jobs.
+	topic := "exports-" + rand.Text()[:8]
 	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: topic})
 	if err != nil {
 		return err
 	}
-	defer client.Close()
-	if _, err := client.Enqueue(ctx, ExportArgs{Report: "yearly", Steps: steps}); err != nil {
-		return err
-	}
+	defer func() { err = errors.Join(err, client.Close()) }()
 
 	store := &Checkpoints{steps: map[string]int{}}
 	progress := make(chan int, steps)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	server := func(name string) (*jobs.Server, error) {
+	// serve runs server name in the group until until returns, then stops it.
+	serve := func(name string, until func() error) (err error) {
 		workers := jobs.NewWorkers()
 		if err := jobs.AddWorker(workers, &ExportWorker{Server: name, Step: step, Store: store, Out: out, Progress: progress}); err != nil {
-			return nil, err
+			return err
 		}
-		s, err := jobs.NewServer(jobs.Config{
+		server, err := jobs.NewServer(jobs.Config{
 			Brokers: brokers, Group: "exporter-" + topic, Topics: []string{topic}, Workers: workers,
 			// The export runs longer than the session timeout: heartbeats
 			// go on while it runs, so the member stays in the group.
 			SessionTimeout: 6 * time.Second, HeartbeatInterval: 500 * time.Millisecond,
 			LongRunningGrace: 2 * time.Second,
+			CreateTopics:     &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1},
 			Logger:           logger,
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return s, s.Start(ctx)
+		defer func() { err = errors.Join(err, server.Stop(context.Background())) }()
+		if err := server.Start(ctx); err != nil {
+			return err
+		}
+		return until()
+	}
+	// progressed waits until the export has done n steps.
+	progressed := func(n int) error {
+		for done := 0; done < n; {
+			select {
+			case done = <-progress:
+			case <-ctx.Done():
+				return fmt.Errorf("export did not reach step %d: %w", n, ctx.Err())
+			}
+		}
+		return nil
 	}
 
-	a, err := server("A")
+	// Server A takes the export and is stopped a third of the way through,
+	// as a deploy would.
+	err = serve("A", func() error {
+		if _, err := client.Enqueue(ctx, ExportArgs{Report: "yearly", Steps: steps}); err != nil {
+			return err
+		}
+		return progressed(steps / 3)
+	})
 	if err != nil {
 		return err
 	}
-	// Let the export get a third of the way, then stop A, as a deploy would.
-	for done := 0; done < steps/3; {
-		select {
-		case done = <-progress:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	if err := a.Stop(ctx); err != nil {
-		return err
-	}
-	b, err := server("B")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = b.Stop(context.Background()) }()
-	for done := 0; done < steps; {
-		select {
-		case done = <-progress:
-		case <-ctx.Done():
-			return fmt.Errorf("export did not finish: %w", ctx.Err())
-		}
-	}
-	return b.Stop(ctx)
+	// Server B, in the same group, resumes it at the checkpoint.
+	return serve("B", func() error { return progressed(steps) })
 }

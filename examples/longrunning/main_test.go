@@ -2,14 +2,31 @@ package main
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
-
-	"github.com/ordo-go/ordo/examples/internal/exampleenv"
 )
 
+// syncBuffer is an io.Writer that the workers may write while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func TestLongJobStopsAtRevocationAndResumesOnTheNextOwner(t *testing.T) {
-	var out exampleenv.SyncBuffer
+	var out syncBuffer
 	if err := run(&out, 12, 20*time.Millisecond); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}

@@ -15,6 +15,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,9 +27,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ordo-go/ordo/examples/internal/exampleenv"
 	"github.com/ordo-go/ordo/jobs"
-	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/kafka/kafkaembed"
 )
 
 // TransferArgs moves money out of an account; one account's transfers must
@@ -45,18 +46,6 @@ func (a TransferArgs) Partitioning() jobs.Partitioning {
 	return jobs.Partitioning{Value: a.Account, Type: jobs.KeyTypePartitionKey}
 }
 
-// virtualKey routes a record to the virtual partition of its account, read
-// from the header the client sets for partition-key jobs, never from the
-// value.
-func virtualKey(_ []byte, headers []kafka.Header) []byte {
-	for _, h := range headers {
-		if h.Key == jobs.HeaderPartitionKey {
-			return h.Value
-		}
-	}
-	return nil
-}
-
 func main() {
 	accounts := flag.Int("accounts", 12, "accounts")
 	perAccount := flag.Int("transfers", 20, "transfers per account")
@@ -68,31 +57,16 @@ func main() {
 	}
 }
 
-func run(out io.Writer, accounts, perAccount, maxVP int) error {
+func run(out io.Writer, accounts, perAccount, maxVP int) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	topic := "transfers-" + exampleenv.Suffix()
-	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 2},
-		kafka.Topic{Name: topic + ".dlq", Partitions: 1}) // the jobs' topic and its dead-letter topic
+	brokers, stopBroker, err := kafkaembed.FromEnv()
 	if err != nil {
 		return err
 	}
-	defer stop()
-
-	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: topic})
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	var params []jobs.EnqueueParams
-	for seq := range perAccount {
-		for a := range accounts {
-			params = append(params, jobs.EnqueueParams{Args: TransferArgs{Account: fmt.Sprint("acct-", a), Seq: seq}})
-		}
-	}
-	if _, err := client.EnqueueMany(ctx, params); err != nil {
-		return err
-	}
+	defer stopBroker()
+	// A fresh topic per run: runs on a shared broker never see each other's jobs.
+	topic := "transfers-" + rand.Text()[:8]
 
 	var (
 		mu       sync.Mutex
@@ -132,24 +106,38 @@ func run(out io.Writer, accounts, perAccount, maxVP int) error {
 	}
 	server, err := jobs.NewServer(jobs.Config{
 		Brokers: brokers, Group: "ordered-" + topic, Topics: []string{topic}, Workers: workers,
-		VirtualKey:           virtualKey,
+		// The records have no key: the account travels in this header.
+		VirtualKey:           jobs.HeaderVirtualKey(jobs.HeaderPartitionKey),
 		MaxVirtualPartitions: maxVP,
+		CreateTopics:         &jobs.TopicSpec{Partitions: 2, ReplicationFactor: 1},
 		Logger:               slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		return err
 	}
+	defer func() { err = errors.Join(err, server.Stop(context.Background())) }()
 	if err := server.Start(ctx); err != nil {
+		return err
+	}
+
+	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: topic})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, client.Close()) }()
+	var params []jobs.EnqueueParams
+	for seq := range perAccount {
+		for a := range accounts {
+			params = append(params, jobs.EnqueueParams{Args: TransferArgs{Account: fmt.Sprint("acct-", a), Seq: seq}})
+		}
+	}
+	if _, err := client.EnqueueMany(ctx, params); err != nil {
 		return err
 	}
 	select {
 	case <-done:
 	case <-ctx.Done():
-		_ = server.Stop(context.Background())
 		return fmt.Errorf("transfers did not all run: %w", ctx.Err())
-	}
-	if err := server.Stop(ctx); err != nil {
-		return err
 	}
 
 	mu.Lock()

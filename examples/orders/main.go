@@ -3,8 +3,7 @@
 // whose virtual partitions run each user's updates one at a time in order and
 // different users concurrently under one process-wide limit, shows a live
 // progress line, and checks from what actually ran that nothing was lost,
-// duplicated or reordered. While it runs, /metrics serves ordo's Prometheus
-// metrics.
+// duplicated or reordered. The progress line comes from Server.Stats.
 //
 //	go run ./examples/orders            # embedded broker
 //	KAFKA_BROKERS=127.0.0.1:9092 go run ./examples/orders
@@ -13,23 +12,19 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/ordo-go/ordo/examples/internal/exampleenv"
 	"github.com/ordo-go/ordo/jobs"
-	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/kafka/kafkaembed"
 )
 
 // OrderUpdate is one job: an update to a user's order.
@@ -53,8 +48,6 @@ type options struct {
 	// gives every user one of its own.
 	maxVirtualPartitions int
 	work                 time.Duration
-	// metricsAddr serves /metrics while the demo runs; "" does not.
-	metricsAddr string
 	// progressEvery is the progress line's refresh interval.
 	progressEvery time.Duration
 }
@@ -67,7 +60,6 @@ func main() {
 	flag.IntVar(&o.concurrency, "concurrency", 100, "jobs running at once")
 	flag.IntVar(&o.maxVirtualPartitions, "max-virtual-partitions", 0, "virtual partitions per partition (0: one per user)")
 	flag.DurationVar(&o.work, "work", time.Millisecond, "time each job takes")
-	flag.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:0", "serve /metrics here while the demo runs (\"\": off)")
 	flag.DurationVar(&o.progressEvery, "progress", 250*time.Millisecond, "progress line refresh interval")
 	flag.Parse()
 	if err := run(os.Stdout, o); err != nil {
@@ -76,42 +68,19 @@ func main() {
 	}
 }
 
-func run(out io.Writer, o options) error {
+func run(out io.Writer, o options) (err error) {
 	n, users := o.jobs, o.users
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-
-	suffix := exampleenv.Suffix()
+	brokers, stopBroker, err := kafkaembed.FromEnv()
+	if err != nil {
+		return err
+	}
+	defer stopBroker()
+	// Fresh names per run: runs on a shared broker never see each other's jobs.
+	suffix := rand.Text()[:8]
 	topic, group := "orders-"+suffix, "orders-demo-"+suffix
-	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: o.partitions},
-		kafka.Topic{Name: topic + ".dlq", Partitions: 1}) // the jobs' topic and its dead-letter topic
-	if err != nil {
-		return err
-	}
-	defer stop()
-
-	fmt.Fprintf(out, "demo: enqueueing %d order updates for %d users to %s (%d partitions, user id as partitioner)\n",
-		n, users, topic, o.partitions)
-	if err := enqueue(ctx, brokers, topic, n, users); err != nil {
-		return err
-	}
-
-	registry := prometheus.NewRegistry()
-	metrics, err := jobs.NewMetrics(registry)
-	if err != nil {
-		return err
-	}
-	if o.metricsAddr != "" {
-		ln, err := net.Listen("tcp", o.metricsAddr)
-		if err != nil {
-			return err
-		}
-		web := &http.Server{Handler: promhttp.HandlerFor(registry, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = web.Serve(ln) }()
-		defer web.Close()
-		fmt.Fprintf(out, "demo: metrics at http://%s/metrics\n", ln.Addr())
-	}
 
 	ledger := newLedger()
 	workers := jobs.NewWorkers()
@@ -134,14 +103,21 @@ func run(out io.Writer, o options) error {
 		Workers:              workers,
 		Concurrency:          o.concurrency,
 		MaxVirtualPartitions: o.maxVirtualPartitions,
-		Metrics:              metrics,
+		CreateTopics:         &jobs.TopicSpec{Partitions: o.partitions, ReplicationFactor: 1},
 		Logger:               logger,
 	})
 	if err != nil {
 		return err
 	}
-	began := time.Now()
+	defer func() { err = errors.Join(err, server.Stop(context.Background())) }()
 	if err := server.Start(ctx); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, "demo: enqueueing %d order updates for %d users to %s (%d partitions, user id as partitioner)\n",
+		n, users, topic, o.partitions)
+	began := time.Now()
+	if err := enqueue(ctx, brokers, topic, n, users); err != nil {
 		return err
 	}
 	tick := time.NewTicker(o.progressEvery)
@@ -165,9 +141,6 @@ func run(out io.Writer, o options) error {
 		}
 	}
 	fmt.Fprintln(out)
-	if err := server.Stop(ctx); err != nil {
-		return err
-	}
 	lost, violations, dups := ledger.verify(n, users)
 	fmt.Fprintf(out, "demo: jobs=%d users=%d lost=%d order_violations=%d duplicates=%d jobs/s=%.0f\n",
 		n, users, lost, violations, dups, float64(n)/elapsed.Seconds())
@@ -177,12 +150,12 @@ func run(out io.Writer, o options) error {
 	return nil
 }
 
-func enqueue(ctx context.Context, brokers []string, topic string, n, users int) error {
+func enqueue(ctx context.Context, brokers []string, topic string, n, users int) (err error) {
 	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: topic})
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	defer func() { err = errors.Join(err, client.Close()) }()
 	seq := make([]int, users)
 	params := make([]jobs.EnqueueParams, 0, n)
 	for i := range n {

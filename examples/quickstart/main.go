@@ -7,15 +7,16 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"time"
 
-	"github.com/ordo-go/ordo/examples/internal/exampleenv"
 	"github.com/ordo-go/ordo/jobs"
-	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/kafka/kafkaembed"
 )
 
 // WelcomeArgs is a job: send a user a welcome email. Jobs of one user run
@@ -36,16 +37,16 @@ func main() {
 	}
 }
 
-func run(out io.Writer, n int) error {
+func run(out io.Writer, n int) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	topic := "welcome-" + exampleenv.Suffix()
-	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 3},
-		kafka.Topic{Name: topic + ".dlq", Partitions: 1}) // the jobs' topic and its dead-letter topic
+	brokers, stopBroker, err := kafkaembed.FromEnv()
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer stopBroker()
+	// A fresh topic per run: runs on a shared broker never see each other's jobs.
+	topic := "welcome-" + rand.Text()[:8]
 
 	// The worker: what a job does.
 	sent := make(chan string)
@@ -62,25 +63,27 @@ func run(out io.Writer, n int) error {
 		return err
 	}
 
-	// The server: consumes the topic as a member of a consumer group.
+	// The server: consumes the topic as a member of a consumer group. Start
+	// creates the topic and its dead-letter topic (topic + ".dlq").
 	server, err := jobs.NewServer(jobs.Config{
 		Brokers: brokers, Group: "mailer-" + topic, Topics: []string{topic}, Workers: workers,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		CreateTopics: &jobs.TopicSpec{Partitions: 3, ReplicationFactor: 1},
+		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		return err
 	}
+	defer func() { err = errors.Join(err, server.Stop(context.Background())) }()
 	if err := server.Start(ctx); err != nil {
 		return err
 	}
-	defer func() { _ = server.Stop(context.Background()) }()
 
 	// The client: enqueues jobs, from anywhere in your service.
 	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: topic})
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	defer func() { err = errors.Join(err, client.Close()) }()
 	for i := range n {
 		info, err := client.Enqueue(ctx, WelcomeArgs{User: fmt.Sprint("user-", i), Email: fmt.Sprintf("user%d@example.com", i)})
 		if err != nil {
@@ -96,5 +99,5 @@ func run(out io.Writer, n int) error {
 			return fmt.Errorf("jobs did not run: %w", ctx.Err())
 		}
 	}
-	return server.Stop(ctx)
+	return nil
 }

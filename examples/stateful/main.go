@@ -9,6 +9,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,9 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ordo-go/ordo/examples/internal/exampleenv"
 	"github.com/ordo-go/ordo/jobs"
-	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/kafka/kafkaembed"
 )
 
 // DepositArgs adds Cents (negative: a withdrawal) to an account.
@@ -94,21 +95,16 @@ func main() {
 	}
 }
 
-func run(out io.Writer, accounts, perRound int) error {
+func run(out io.Writer, accounts, perRound int) (err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	topic := "deposits-" + exampleenv.Suffix()
-	brokers, stop, err := exampleenv.Kafka(ctx, kafka.Topic{Name: topic, Partitions: 2},
-		kafka.Topic{Name: topic + ".dlq", Partitions: 1}) // the jobs' topic and its dead-letter topic
+	brokers, stopBroker, err := kafkaembed.FromEnv()
 	if err != nil {
 		return err
 	}
-	defer stop()
-	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: topic})
-	if err != nil {
-		return err
-	}
-	defer client.Close()
+	defer stopBroker()
+	// A fresh topic per run: runs on a shared broker never see each other's jobs.
+	topic := "deposits-" + rand.Text()[:8]
 
 	store := &Store{balances: map[string]int64{}}
 	worker := &DepositWorker{Store: store}
@@ -118,16 +114,22 @@ func run(out io.Writer, accounts, perRound int) error {
 	}
 	server, err := jobs.NewServer(jobs.Config{
 		Brokers: brokers, Group: "ledger-" + topic, Topics: []string{topic}, Workers: workers,
-		IdleTimeout: 200 * time.Millisecond, // passivate idle accounts quickly, for the demo
-		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		IdleTimeout:  200 * time.Millisecond, // passivate idle accounts quickly, for the demo
+		CreateTopics: &jobs.TopicSpec{Partitions: 2, ReplicationFactor: 1},
+		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		return err
 	}
+	defer func() { err = errors.Join(err, server.Stop(context.Background())) }()
 	if err := server.Start(ctx); err != nil {
 		return err
 	}
-	defer func() { _ = server.Stop(context.Background()) }()
+	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: brokers, Topic: topic})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, client.Close()) }()
 
 	want := map[string]int64{}
 	for round := 1; round <= 2; round++ {
@@ -168,7 +170,7 @@ func run(out io.Writer, accounts, perRound int) error {
 	if correct != accounts {
 		return fmt.Errorf("%d of %d balances wrong", accounts-correct, accounts)
 	}
-	return server.Stop(ctx)
+	return nil
 }
 
 func liveKeys(s *jobs.Server) int {

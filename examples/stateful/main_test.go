@@ -17,7 +17,9 @@ func TestBalanceSurvivesPassivation(t *testing.T) {
 	if i < 0 {
 		t.Fatalf("balances wrong:\n%s", out.String())
 	}
-	fmt.Sscanf(out.String()[i+len("balances_correct=3 loads="):], "%d", &loads)
+	if _, err := fmt.Sscanf(out.String()[i+len("balances_correct=3 loads="):], "%d", &loads); err != nil {
+		t.Fatalf("no load count: %v\n%s", err, out.String())
+	}
 	// Each account's actor lived at least twice (it was passivated
 	// between the rounds) and loaded the balance once per life.
 	if loads < 6 {

@@ -1,4 +1,9 @@
-package jobs
+// Package envelope is the wire format of a job record's value: a msgpack map
+// that names the kind, the id, the raw args, when it was enqueued, the runs it
+// had and its metadata. It is internal so that its Go shape can change while
+// the bytes stay compatible; package jobs reads and writes it, and exports
+// EnvelopeVersion and EnvelopeVersionOf for operators.
+package envelope
 
 import (
 	"bytes"
@@ -13,10 +18,10 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// EnvelopeVersion is the envelope format this package writes. Readers accept
+// Version is the envelope format this package writes. Readers accept
 // any version from 1 on: later versions may only add fields, which older
 // readers skip.
-const EnvelopeVersion = 1
+const Version = 1
 
 // Envelope is the value of a job record: a msgpack map with the string keys
 // in the tags, so that a newer writer can add fields without breaking an
@@ -38,21 +43,21 @@ type Envelope struct {
 }
 
 var (
-	// ErrUndecodable is wrapped by every DecodeEnvelope error: the value is
+	// ErrUndecodable is wrapped by every Decode error: the value is
 	// not a job envelope and never will be, so it belongs in the dead-letter
 	// topic, not in a retry.
 	ErrUndecodable = errors.New("jobs: undecodable envelope")
-	// ErrInvalidEnvelope is wrapped by EncodeEnvelope errors: the envelope
-	// is one DecodeEnvelope would refuse, so it is never written.
-	ErrInvalidEnvelope = errors.New("jobs: invalid envelope")
+	// ErrInvalid is wrapped by Encode errors: the envelope
+	// is one Decode would refuse, so it is never written.
+	ErrInvalid = errors.New("jobs: invalid envelope")
 )
 
-// EncodeEnvelope returns env as msgpack. It refuses an envelope that
-// DecodeEnvelope would refuse (version below 1, no kind, no id, args that are
+// Encode returns env as msgpack. It refuses an envelope that
+// Decode would refuse (version below 1, no kind, no id, args that are
 // not exactly one msgpack value, negative attempt), so that what is written
 // can be read. Keys are written in a fixed order, metadata sorted, so equal
 // envelopes encode to equal bytes.
-func EncodeEnvelope(env *Envelope) ([]byte, error) {
+func Encode(env *Envelope) ([]byte, error) {
 	if err := checkEnvelope(env); err != nil {
 		return nil, err
 	}
@@ -107,7 +112,7 @@ func checkEnvelope(env *Envelope) error {
 		}
 	}
 	if why != "" {
-		return fmt.Errorf("%w: %s", ErrInvalidEnvelope, why)
+		return fmt.Errorf("%w: %s", ErrInvalid, why)
 	}
 	return nil
 }
@@ -222,46 +227,46 @@ func msgpackValueLen(b []byte) (int, error) {
 	return pos, nil
 }
 
-// DecodeEnvelope reads a job record's value. Fields it does not know are
+// Decode reads a job record's value. Fields it does not know are
 // skipped, so it reads envelopes of later versions. Every error wraps
 // ErrUndecodable and says why: an empty value, bytes that are not a msgpack
 // map, a truncated value, a field of the wrong type, trailing bytes, a
 // missing kind, id or args, a version below 1 or a negative attempt.
 // EnqueuedAt is returned in UTC. The envelope shares no memory with b.
-func DecodeEnvelope(b []byte) (*Envelope, error) {
-	var v envelopeView
-	if err := decodeEnvelopeView(b, &v); err != nil {
+func Decode(b []byte) (*Envelope, error) {
+	var v View
+	if err := DecodeView(b, &v); err != nil {
 		return nil, err
 	}
 	return &Envelope{
-		Version:    v.version,
-		Kind:       string(v.kind),
-		ID:         string(v.id),
-		Args:       bytes.Clone(v.args),
-		EnqueuedAt: v.enqueuedAt,
-		Attempt:    v.attempt,
-		Metadata:   v.metadata,
+		Version:    v.Version,
+		Kind:       string(v.Kind),
+		ID:         string(v.ID),
+		Args:       bytes.Clone(v.Args),
+		EnqueuedAt: v.EnqueuedAt,
+		Attempt:    v.Attempt,
+		Metadata:   v.Metadata,
 	}, nil
 }
 
-// envelopeView is a decoded envelope whose byte fields alias the record's
+// View is a decoded envelope whose byte fields alias the record's
 // value, so that reading one on the per-job path copies nothing.
-type envelopeView struct {
-	version    int
-	kind, id   []byte
-	args       []byte // the raw msgpack value
-	enqueuedAt time.Time
-	attempt    int
-	metadata   map[string]string // nil when absent or empty
+type View struct {
+	Version    int
+	Kind, ID   []byte
+	Args       []byte // the raw msgpack value
+	EnqueuedAt time.Time
+	Attempt    int
+	Metadata   map[string]string // nil when absent or empty
 }
 
-// decodeEnvelopeView decodes b into v as DecodeEnvelope does, with the same
+// DecodeView decodes b into v as Decode does, with the same
 // errors, allocating only for metadata. It accepts exactly what the msgpack
-// library's Decoder accepted when DecodeEnvelope was built on it, quirks
+// library's Decoder accepted when Decode was built on it, quirks
 // included, so that no record changes fate between a job and a dead letter
 // (FuzzDecodeEnvelopeMatchesReference holds it to that). On error v holds
 // whatever was read before it.
-func decodeEnvelopeView(b []byte, v *envelopeView) error {
+func DecodeView(b []byte, v *View) error {
 	// Most values are well-formed envelopes: one pass reads them, and it
 	// checks every length and code it meets as the structure check would.
 	// Anything else is read again with the structure check first, which
@@ -272,13 +277,13 @@ func decodeEnvelopeView(b []byte, v *envelopeView) error {
 			return nil
 		}
 	}
-	return decodeEnvelopeViewChecked(b, v)
+	return decodeViewChecked(b, v)
 }
 
-// decodeEnvelopeViewChecked is decodeEnvelopeView with the structure check
+// decodeViewChecked is DecodeView with the structure check
 // first.
-func decodeEnvelopeViewChecked(b []byte, v *envelopeView) error {
-	*v = envelopeView{}
+func decodeViewChecked(b []byte, v *View) error {
+	*v = View{}
 	if len(b) == 0 {
 		return fmt.Errorf("%w: empty value", ErrUndecodable)
 	}
@@ -303,8 +308,8 @@ func decodeEnvelopeViewChecked(b []byte, v *envelopeView) error {
 
 // parseEnvelope reads the envelope's fields into v and checks them. It says
 // whether it read a map behind an ext header.
-func parseEnvelope(b []byte, v *envelopeView) (extBeforeMap bool, err error) {
-	*v = envelopeView{}
+func parseEnvelope(b []byte, v *View) (extBeforeMap bool, err error) {
+	*v = View{}
 	r := msgpackReader{b: b}
 	n, err := r.mapLen()
 	if err != nil {
@@ -318,20 +323,20 @@ func parseEnvelope(b []byte, v *envelopeView) (extBeforeMap bool, err error) {
 		}
 		switch string(key) {
 		case "v":
-			v.version, err = r.int()
+			v.Version, err = r.int()
 		case "kind":
-			v.kind, err = r.str()
+			v.Kind, err = r.str()
 		case "id":
-			v.id, err = r.str()
+			v.ID, err = r.str()
 		case "args":
-			v.args, err = r.value()
+			v.Args, err = r.value()
 			seenArgs = err == nil
 		case "enqueued_at":
-			v.enqueuedAt, err = r.time()
+			v.EnqueuedAt, err = r.time()
 		case "attempt":
-			v.attempt, err = r.int()
+			v.Attempt, err = r.int()
 		case "meta":
-			v.metadata, err = r.stringMap()
+			v.Metadata, err = r.stringMap()
 		default:
 			_, err = r.value()
 		}
@@ -346,16 +351,16 @@ func parseEnvelope(b []byte, v *envelopeView) (extBeforeMap bool, err error) {
 	}
 	var why string
 	switch {
-	case v.version < 1:
-		why = fmt.Sprintf("version %d is below 1 (or missing)", v.version)
-	case len(v.kind) == 0:
+	case v.Version < 1:
+		why = fmt.Sprintf("version %d is below 1 (or missing)", v.Version)
+	case len(v.Kind) == 0:
 		why = "missing kind"
-	case len(v.id) == 0:
+	case len(v.ID) == 0:
 		why = "missing id"
 	case !seenArgs:
 		why = "missing args"
-	case v.attempt < 0:
-		why = fmt.Sprintf("attempt %d is negative", v.attempt)
+	case v.Attempt < 0:
+		why = fmt.Sprintf("attempt %d is negative", v.Attempt)
 	}
 	if why != "" {
 		return r.extBeforeMap, fmt.Errorf("%w: %s", ErrUndecodable, why)
@@ -376,7 +381,7 @@ func undecodable(what string, err error) error {
 
 // msgpackReader reads msgpack values from b in the order and by the rules
 // of the msgpack library's Decoder methods named on each, which is what
-// DecodeEnvelope used before, but returns views into b instead of copies.
+// Decode used before, but returns views into b instead of copies.
 // Reading past the end of b is errTruncated.
 type msgpackReader struct {
 	b   []byte
@@ -602,11 +607,11 @@ func (r *msgpackReader) time() (time.Time, error) {
 	return time.Time{}, fmt.Errorf("a timestamp of %d bytes, not 4, 8 or 12", len(p))
 }
 
-// newJobID returns a 26-character id like a ULID: 48 bits of milliseconds
+// NewID returns a 26-character id like a ULID: 48 bits of milliseconds
 // since the Unix epoch, then 80 random bits, in Crockford base32. Ids sort by
 // enqueue time to the millisecond, which makes logs and dead letters easy to
 // read, and 80 random bits make a clash within a millisecond negligible.
-func newJobID(now time.Time) string {
+func NewID(now time.Time) string {
 	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)

@@ -1,4 +1,4 @@
-package jobs
+package envelope
 
 import (
 	"bytes"
@@ -33,9 +33,9 @@ func validEnvelope(t testing.TB) *Envelope {
 		t.Fatal(err)
 	}
 	return &Envelope{
-		Version:    EnvelopeVersion,
+		Version:    Version,
 		Kind:       "envelope_test",
-		ID:         newJobID(time.Now()),
+		ID:         NewID(time.Now()),
 		Args:       args,
 		EnqueuedAt: time.Date(2025, 11, 25, 17, 30, 0, 123456789, time.UTC),
 		Attempt:    0,
@@ -45,7 +45,7 @@ func validEnvelope(t testing.TB) *Envelope {
 
 func mustEncode(t testing.TB, env *Envelope) []byte {
 	t.Helper()
-	b, err := EncodeEnvelope(env)
+	b, err := Encode(env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		want := validEnvelope(t)
 		want.Metadata = meta
 		want.Attempt = 3
-		got, err := DecodeEnvelope(mustEncode(t, want))
+		got, err := Decode(mustEncode(t, want))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +141,7 @@ func TestDecodeEnvelopeReadsALaterVersion(t *testing.T) {
 		"deadline":    at.Add(time.Hour),
 		"trace":       map[string]any{"spans": []any{1, "two", 3.0, nil, map[string]any{"x": []byte{1}}}},
 	})
-	got, err := DecodeEnvelope(v2)
+	got, err := Decode(v2)
 	if err != nil {
 		t.Fatalf("a v2 envelope with unknown fields: %v", err)
 	}
@@ -190,9 +190,9 @@ func TestDecodeEnvelopeRefusesWhatIsNotAnEnvelope(t *testing.T) {
 		{"negative attempt", withField("", map[string]any{"attempt": -1}), "attempt -1"},
 	}
 	for _, c := range cases {
-		_, err := DecodeEnvelope(c.value)
+		_, err := Decode(c.value)
 		if !errors.Is(err, ErrUndecodable) {
-			t.Errorf("%s: DecodeEnvelope returned %v, want an error wrapping ErrUndecodable", c.name, err)
+			t.Errorf("%s: Decode returned %v, want an error wrapping ErrUndecodable", c.name, err)
 			continue
 		}
 		if !strings.Contains(err.Error(), c.why) {
@@ -221,7 +221,7 @@ func TestDecodeEnvelopeBelievesNoDeclaredLength(t *testing.T) {
 	before := ms.TotalAlloc
 	for range 50 {
 		for _, v := range values {
-			if _, err := DecodeEnvelope(v); !errors.Is(err, ErrUndecodable) || !strings.Contains(err.Error(), "truncated") {
+			if _, err := Decode(v); !errors.Is(err, ErrUndecodable) || !strings.Contains(err.Error(), "truncated") {
 				t.Fatalf("% x: %v; want ErrUndecodable saying truncated", v, err)
 			}
 		}
@@ -264,7 +264,7 @@ func TestMsgpackValueLenAgreesWithMsgpack(t *testing.T) {
 func TestDecodeEnvelopeRefusesEveryTruncation(t *testing.T) {
 	valid := mustEncode(t, validEnvelope(t))
 	for n := range len(valid) {
-		if env, err := DecodeEnvelope(valid[:n]); !errors.Is(err, ErrUndecodable) {
+		if env, err := Decode(valid[:n]); !errors.Is(err, ErrUndecodable) {
 			t.Fatalf("the first %d of %d bytes decoded to %+v, %v; want ErrUndecodable", n, len(valid), env, err)
 		}
 	}
@@ -286,12 +286,12 @@ func TestEncodeEnvelopeRefusesWhatCouldNotBeDecoded(t *testing.T) {
 	} {
 		env := validEnvelope(t)
 		c.change(env)
-		if _, err := EncodeEnvelope(env); !errors.Is(err, ErrInvalidEnvelope) {
-			t.Errorf("%s: EncodeEnvelope returned %v, want ErrInvalidEnvelope", c.name, err)
+		if _, err := Encode(env); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Encode returned %v, want ErrInvalid", c.name, err)
 		}
 	}
-	if _, err := EncodeEnvelope(nil); !errors.Is(err, ErrInvalidEnvelope) {
-		t.Errorf("nil: EncodeEnvelope returned %v, want ErrInvalidEnvelope", err)
+	if _, err := Encode(nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("nil: Encode returned %v, want ErrInvalid", err)
 	}
 }
 
@@ -300,7 +300,7 @@ func TestJobIDsAreUniqueAndSortByTime(t *testing.T) {
 	now := time.Now()
 	seen := make(map[string]bool, 100_000)
 	for range 100_000 {
-		id := newJobID(now)
+		id := NewID(now)
 		if len(id) != 26 || strings.Trim(id, crockford) != "" {
 			t.Fatalf("id %q is not 26 Crockford base32 characters", id)
 		}
@@ -310,11 +310,11 @@ func TestJobIDsAreUniqueAndSortByTime(t *testing.T) {
 		seen[id] = true
 	}
 	for _, d := range []time.Duration{time.Millisecond, time.Second, 1000 * time.Hour} {
-		if a, b := newJobID(now), newJobID(now.Add(d)); a >= b {
+		if a, b := NewID(now), NewID(now.Add(d)); a >= b {
 			t.Errorf("id %s of %v does not sort before %s of %v later", a, now, b, d)
 		}
 	}
-	if got := newJobID(time.UnixMilli(0))[:10]; got != "0000000000" {
+	if got := NewID(time.UnixMilli(0))[:10]; got != "0000000000" {
 		t.Errorf("the epoch's time part is %q", got)
 	}
 }
@@ -323,24 +323,24 @@ func TestJobIDsAreUniqueAndSortByTime(t *testing.T) {
 // from Kafka is untrusted input), and whatever decodes survives a round trip
 // unchanged.
 //
-//	go test -run - -fuzz 'FuzzDecodeEnvelope$' -fuzztime 20s ./jobs
+//	go test -run - -fuzz 'FuzzDecodeEnvelope$' -fuzztime 20s ./internal/envelope
 func FuzzDecodeEnvelope(f *testing.F) {
 	for _, b := range envelopeEncodings(f) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		env, err := DecodeEnvelope(b)
+		env, err := Decode(b)
 		if err != nil {
 			if !errors.Is(err, ErrUndecodable) {
 				t.Fatalf("error %v does not wrap ErrUndecodable", err)
 			}
 			return
 		}
-		again, err := EncodeEnvelope(env)
+		again, err := Encode(env)
 		if err != nil {
 			t.Fatalf("decoded %+v but cannot encode it: %v", env, err)
 		}
-		back, err := DecodeEnvelope(again)
+		back, err := Decode(again)
 		if err != nil {
 			t.Fatalf("re-encoded %+v does not decode: %v", env, err)
 		}
@@ -350,8 +350,8 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	})
 }
 
-// referenceDecodeEnvelope is DecodeEnvelope as it was when built on the
-// msgpack library's Decoder. decodeEnvelopeView must accept and refuse
+// referenceDecodeEnvelope is Decode as it was when built on the
+// msgpack library's Decoder. DecodeView must accept and refuse
 // exactly what it does, with the same values, so that no record changes
 // fate between a job and a dead letter.
 func referenceDecodeEnvelope(b []byte) (*Envelope, error) {
@@ -652,14 +652,14 @@ func envelopeEncodings(t testing.TB) [][]byte {
 // same values. Its seeds, every encoding of every field, run with each
 // go test.
 //
-//	go test -run - -fuzz FuzzDecodeEnvelopeMatchesReference -fuzztime 90s ./jobs
+//	go test -run - -fuzz FuzzDecodeEnvelopeMatchesReference -fuzztime 90s ./internal/envelope
 func FuzzDecodeEnvelopeMatchesReference(f *testing.F) {
 	for _, b := range envelopeEncodings(f) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		want, wantErr := referenceDecodeEnvelope(b)
-		got, err := DecodeEnvelope(b)
+		got, err := Decode(b)
 		switch {
 		case err != nil && !errors.Is(err, ErrUndecodable):
 			t.Fatalf("% x: error %v does not wrap ErrUndecodable", b, err)
@@ -683,17 +683,17 @@ func TestDecodeEnvelopeViewAllocatesNothing(t *testing.T) {
 	env := validEnvelope(t)
 	env.Metadata = nil
 	value := mustEncode(t, env)
-	var v envelopeView
+	var v View
 	allocs := testing.AllocsPerRun(100, func() {
-		if err := decodeEnvelopeView(value, &v); err != nil {
+		if err := DecodeView(value, &v); err != nil {
 			t.Fatal(err)
 		}
 	})
 	if allocs != 0 {
-		t.Errorf("decodeEnvelopeView allocated %v times per envelope, want 0", allocs)
+		t.Errorf("DecodeView allocated %v times per envelope, want 0", allocs)
 	}
-	if string(v.kind) != env.Kind || string(v.id) != env.ID || !bytes.Equal(v.args, env.Args) ||
-		!v.enqueuedAt.Equal(env.EnqueuedAt) || v.version != env.Version || v.metadata != nil {
+	if string(v.Kind) != env.Kind || string(v.ID) != env.ID || !bytes.Equal(v.Args, env.Args) ||
+		!v.EnqueuedAt.Equal(env.EnqueuedAt) || v.Version != env.Version || v.Metadata != nil {
 		t.Errorf("decoded %+v from %+v", v, env)
 	}
 }
@@ -719,12 +719,12 @@ func benchmarkDecodeEnvelope(b *testing.B, decode func([]byte) error) {
 }
 
 func BenchmarkDecodeEnvelopeView(b *testing.B) {
-	var v envelopeView
-	benchmarkDecodeEnvelope(b, func(value []byte) error { return decodeEnvelopeView(value, &v) })
+	var v View
+	benchmarkDecodeEnvelope(b, func(value []byte) error { return DecodeView(value, &v) })
 }
 
 func BenchmarkDecodeEnvelope(b *testing.B) {
-	benchmarkDecodeEnvelope(b, func(value []byte) error { _, err := DecodeEnvelope(value); return err })
+	benchmarkDecodeEnvelope(b, func(value []byte) error { _, err := Decode(value); return err })
 }
 
 // BenchmarkDecodeEnvelopeReference is the library-based decoder, for comparison.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/kafka/kafkaembed"
 )
 
 // Env is a broker a test can use.
@@ -51,7 +52,7 @@ func New(t testing.TB) *Env {
 	if brokers := BrokersFromEnv(); brokers != nil {
 		return &Env{Brokers: brokers, Admin: kafka.NewAdmin(brokers), Name: "kafka"}
 	}
-	b, err := kafka.StartEmbeddedBroker()
+	b, err := kafkaembed.Start()
 	if err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/ordo-go/ordo/internal/testhook"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -41,7 +42,7 @@ func NewClient(topic string) *Client { return &Client{topic: topic} }
 
 // Enqueue records the job.
 func (c *Client) Enqueue(_ context.Context, args jobs.JobArgs, opts ...jobs.EnqueueOption) (jobs.JobInfo, error) {
-	msg, info, err := jobs.Prepare(c.topic, args, opts...)
+	msg, info, err := prepare(c.topic, args, opts)
 	if err != nil {
 		return jobs.JobInfo{}, err
 	}
@@ -56,7 +57,7 @@ func (c *Client) EnqueueMany(_ context.Context, params []jobs.EnqueueParams) ([]
 	batch := make([]Enqueued, len(params))
 	infos := make([]jobs.JobInfo, len(params))
 	for i, p := range params {
-		msg, info, err := jobs.Prepare(c.topic, p.Args, p.Opts...)
+		msg, info, err := prepare(c.topic, p.Args, p.Opts)
 		if err != nil {
 			return nil, err
 		}
@@ -99,4 +100,14 @@ func JobsOf[T jobs.JobArgs](c *Client) []T {
 		}
 	}
 	return out
+}
+
+// prepare builds the record jobs.Client.Enqueue would send, through the same
+// code.
+func prepare(topic string, args jobs.JobArgs, opts []jobs.EnqueueOption) (kafka.Message, jobs.JobInfo, error) {
+	msg, info, err := testhook.Prepare(topic, args, opts)
+	if err != nil {
+		return msg, jobs.JobInfo{}, err
+	}
+	return msg, info.(jobs.JobInfo), nil
 }

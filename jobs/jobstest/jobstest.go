@@ -18,8 +18,9 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/internal/envelope"
+	"github.com/ordo-go/ordo/internal/testhook"
 	"github.com/ordo-go/ordo/jobs"
-	"github.com/ordo-go/ordo/jobs/internal/testhook"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -65,7 +66,7 @@ func Work[T jobs.JobArgs](ctx context.Context, w jobs.Worker[T], args T) error {
 // KeyContext, the job runs as the first of a key whose state is empty.
 //
 // The error is what Work returned: test it with errors.Is, or errors.As
-// with *supervision.PermanentError for jobs.Permanent.
+// with *jobs.PermanentError for jobs.Permanent.
 func WorkJob[T jobs.JobArgs](ctx context.Context, w jobs.Worker[T], job *jobs.Job[T]) error {
 	raw, err := msgpack.Marshal(job.Args)
 	if err != nil {
@@ -78,8 +79,8 @@ func WorkJob[T jobs.JobArgs](ctx context.Context, w jobs.Worker[T], job *jobs.Jo
 	if id == "" {
 		id = newID()
 	}
-	value, err := jobs.EncodeEnvelope(&jobs.Envelope{
-		Version: jobs.EnvelopeVersion, Kind: kind, ID: id, Args: raw,
+	value, err := envelope.Encode(&envelope.Envelope{
+		Version: envelope.Version, Kind: kind, ID: id, Args: raw,
 		EnqueuedAt: job.EnqueuedAt, Attempt: max(job.Attempt-1, 0), Metadata: job.Metadata,
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-go/ordo/internal/envelope"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/jobs/jobstest"
 	"github.com/ordo-go/ordo/supervision"
@@ -145,7 +146,7 @@ func TestClientCapturesValidJobsOnly(t *testing.T) {
 	if string(all[0].Record.Key) != "a" {
 		t.Errorf("record key %q, want %q", all[0].Record.Key, "a")
 	}
-	env, err := jobs.DecodeEnvelope(all[0].Record.Value)
+	env, err := envelope.Decode(all[0].Record.Value)
 	if err != nil || env.Metadata["by"] != "test" {
 		t.Errorf("envelope %+v, %v; want metadata by=test", env, err)
 	}

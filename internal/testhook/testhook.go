@@ -1,0 +1,23 @@
+// Package testhook lets jobstest, and the bench, reach parts of package jobs
+// that are not jobs' API: jobs sets these functions when it is initialised.
+// They take and return jobs' types as any, since this package cannot import
+// jobs.
+package testhook
+
+import (
+	"context"
+
+	"github.com/ordo-go/ordo/kafka"
+)
+
+// Work decodes the job record r as a Server would, finds its worker in
+// workers (a *jobs.Workers), and runs it as attempt: args decoded, the
+// worker's timeout applied, a panic turned into an error. It returns the
+// worker's error, or why the record could not reach a worker.
+var Work func(ctx context.Context, workers any, r *kafka.Record, attempt int) error
+
+// Prepare builds the record Client.Enqueue would send for args (a
+// jobs.JobArgs) and opts (a []jobs.EnqueueOption, or nil), with topic as
+// ClientConfig.Topic, without sending it. info is a jobs.JobInfo. Its errors
+// wrap jobs.ErrInvalidEnqueue, as Enqueue's do.
+var Prepare func(topic string, args any, opts any) (msg kafka.Message, info any, err error)

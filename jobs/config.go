@@ -1,0 +1,231 @@
+package jobs
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/supervision"
+)
+
+// ErrInvalidConfig is wrapped by every error NewServer and NewClient return
+// for a configuration mistake. The message names the setting as written,
+// such as jobs.Config.IdleTimeout.
+var ErrInvalidConfig = errors.New("invalid configuration")
+
+// The defaults of Config: a zero value takes these.
+const (
+	DefaultConcurrency            = actors.DefaultConcurrency
+	DefaultMaxBuffered            = actors.DefaultMaxBuffered
+	DefaultMaxSpanFactor          = actors.DefaultMaxSpanFactor // MaxSpan is this × MaxBuffered
+	DefaultIdleTimeout            = actors.DefaultIdleTimeout
+	DefaultMaxIdleKeys            = actors.DefaultMaxIdleKeys
+	DefaultMaxAttempts            = supervision.DefaultMaxAttempts
+	DefaultBackoffInitial         = supervision.DefaultBackoffInitial
+	DefaultBackoffMax             = supervision.DefaultBackoffMax
+	DefaultDeadLetterSuffix       = ".dlq" // DeadLetterTopic is the first topic + this
+	DefaultLongRunningGrace       = actors.DefaultLongRunningGrace
+	DefaultCommitInterval         = actors.DefaultCommitInterval
+	DefaultShutdownTimeout        = actors.DefaultShutdownTimeout
+	DefaultSessionTimeout         = kafka.DefaultSessionTimeout
+	DefaultRebalanceTimeout       = kafka.DefaultRebalanceTimeout
+	DefaultHeartbeatInterval      = kafka.DefaultHeartbeatInterval
+	DefaultPartitionWatchInterval = kafka.DefaultPartitionWatchInterval
+)
+
+// Limits that Config's settings are checked against. Kafka's brokers refuse
+// session timeouts beyond group.max.session.timeout.ms (30 min by default)
+// and the group protocol carries the rebalance timeout as int32
+// milliseconds.
+const (
+	maxSessionTimeout   = 30 * time.Minute
+	maxRebalanceTimeout = time.Duration(1<<31-1) * time.Millisecond
+	maxConcurrency      = 1 << 20
+)
+
+// check is one setting's verdict: nil, or why it is wrong.
+type check struct {
+	field string
+	err   error
+}
+
+// firstFailed returns the first failed check, in the order given, as an
+// error naming the setting: "jobs.Config.IdleTimeout: must not be negative
+// (got -1s)".
+func firstFailed(config string, checks []check) error {
+	for _, c := range checks {
+		var el *elementError
+		switch {
+		case c.err == nil:
+		case errors.As(c.err, &el):
+			return fmt.Errorf("%w: %s.%s[%d]: %w", ErrInvalidConfig, config, c.field, el.index, el.err)
+		default:
+			return fmt.Errorf("%w: %s.%s: %w", ErrInvalidConfig, config, c.field, c.err)
+		}
+	}
+	return nil
+}
+
+// elementError is what is wrong with one element of a list setting.
+type elementError struct {
+	index int
+	err   error
+}
+
+func (e *elementError) Error() string { return fmt.Sprintf("[%d]: %v", e.index, e.err) }
+func (e *elementError) Unwrap() error { return e.err }
+
+// within checks v against [lo, hi]; zero is always allowed (it takes the
+// default).
+func within[T int | time.Duration](v, lo, hi T) error {
+	switch {
+	case v == 0:
+		return nil
+	case v < 0:
+		return fmt.Errorf("must not be negative (got %v)", v)
+	case v < lo:
+		return fmt.Errorf("must be at least %v (got %v)", lo, v)
+	case v > hi:
+		return fmt.Errorf("must be at most %v (got %v)", hi, v)
+	}
+	return nil
+}
+
+func brokersError(brokers []string) error {
+	if len(brokers) == 0 {
+		return errors.New("is empty; give at least one host:port")
+	}
+	for i, b := range brokers {
+		if b == "" {
+			return &elementError{i, errors.New("is empty")}
+		}
+	}
+	return nil
+}
+
+func topicsError(topics []string) error {
+	if len(topics) == 0 {
+		return errors.New("is empty; give the topics to consume")
+	}
+	for i, t := range topics {
+		if err := kafka.CheckTopicName(t); err != nil {
+			return &elementError{i, err}
+		}
+		if slices.Contains(topics[:i], t) {
+			return &elementError{i, fmt.Errorf("%q is named twice", t)}
+		}
+	}
+	return nil
+}
+
+// validate checks every setting once, here, in the order Config declares
+// them, then the settings that depend on each other, and fills in the
+// defaults. The layers below get settings they accept as given.
+func (c Config) validate() (Config, error) {
+	const unlimited = 1<<63 - 1
+	checks := []check{
+		{"Brokers", brokersError(c.Brokers)},
+		{"Security", c.Security.Validate()},
+		{"Group", nonEmpty(c.Group, "give the consumer group id")},
+		{"Topics", topicsError(c.Topics)},
+		{"Workers", workersError(c.Workers)},
+		{"Concurrency", within(c.Concurrency, 1, maxConcurrency)},
+		{"MaxVirtualPartitions", within(c.MaxVirtualPartitions, 1, unlimited)},
+		{"MaxBuffered", within(c.MaxBuffered, 1, unlimited)},
+		{"MaxSpan", within(c.MaxSpan, 1, unlimited)},
+		{"IdleTimeout", within(c.IdleTimeout, time.Millisecond, unlimited)},
+		{"MaxIdleKeys", within(c.MaxIdleKeys, 1, unlimited)},
+		{"MaxAttempts", within(c.MaxAttempts, 1, unlimited)},
+		{"Backoff", c.Backoff.Validate()},
+		{"DeadLetterTopic", optionalTopic(c.DeadLetterTopic)},
+		{"CreateTopics", c.CreateTopics.validate()},
+		{"PartitionWatchInterval", within(c.PartitionWatchInterval, 100*time.Millisecond, unlimited)},
+		{"LongRunningGrace", within(c.LongRunningGrace, 0, unlimited)},
+		{"CommitInterval", within(c.CommitInterval, time.Millisecond, unlimited)},
+		{"ShutdownTimeout", within(c.ShutdownTimeout, 0, unlimited)},
+		{"SessionTimeout", within(c.SessionTimeout, 100*time.Millisecond, maxSessionTimeout)},
+		{"RebalanceTimeout", within(c.RebalanceTimeout, time.Millisecond, maxRebalanceTimeout)},
+		{"HeartbeatInterval", within(c.HeartbeatInterval, time.Millisecond, maxSessionTimeout)},
+	}
+	if err := firstFailed("jobs.Config", checks); err != nil {
+		return c, err
+	}
+
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.MaxBuffered == 0 {
+		c.MaxBuffered = DefaultMaxBuffered
+	}
+	if c.MaxSpan == 0 {
+		c.MaxSpan = DefaultMaxSpanFactor * c.MaxBuffered
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.DeadLetterTopic == "" {
+		c.DeadLetterTopic = c.Topics[0] + DefaultDeadLetterSuffix
+	}
+	if c.SessionTimeout == 0 {
+		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+
+	var cross []check
+	if c.MaxSpan < c.MaxBuffered {
+		cross = append(cross, check{"MaxSpan", fmt.Errorf("(%d) must not be below MaxBuffered (%d)", c.MaxSpan, c.MaxBuffered)})
+	}
+	if slices.Contains(c.Topics, c.DeadLetterTopic) {
+		cross = append(cross, check{"DeadLetterTopic", fmt.Errorf("%q is also in Topics: dead letters would run again", c.DeadLetterTopic)})
+	}
+	for _, t := range c.LongRunningTopics {
+		if !slices.Contains(c.Topics, t) {
+			cross = append(cross, check{"LongRunningTopics", fmt.Errorf("names %q, which is not in Topics", t)})
+			break
+		}
+	}
+	if c.HeartbeatInterval >= c.SessionTimeout {
+		cross = append(cross, check{"HeartbeatInterval", fmt.Errorf("(%v) must be below SessionTimeout (%v)", c.HeartbeatInterval, c.SessionTimeout)})
+	}
+	return c, firstFailed("jobs.Config", cross)
+}
+
+func nonEmpty(s, hint string) error {
+	if s == "" {
+		return fmt.Errorf("is empty; %s", hint)
+	}
+	return nil
+}
+
+func optionalTopic(t string) error {
+	if t == "" {
+		return nil
+	}
+	return kafka.CheckTopicName(t)
+}
+
+func workersError(ws *Workers) error {
+	if ws == nil || len(ws.byKind) == 0 {
+		return errors.New("has no worker; register them with AddWorker")
+	}
+	return nil
+}
+
+func (t *TopicSpec) validate() error {
+	if t == nil {
+		return nil
+	}
+	if t.Partitions < 1 || t.ReplicationFactor < 1 {
+		return fmt.Errorf("needs Partitions and ReplicationFactor of at least 1 (got %d and %d)", t.Partitions, t.ReplicationFactor)
+	}
+	return nil
+}

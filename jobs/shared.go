@@ -1,0 +1,93 @@
+package jobs
+
+import (
+	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/supervision"
+)
+
+// The types below are defined by the layers jobs is built on and are part of
+// jobs' API: a job user needs no other ordo package.
+
+// Header is a Kafka record header, as VirtualKey and Job.Headers see it.
+type Header = kafka.Header
+
+// Security says how connections to Kafka are secured: TLS, SASL, or both. A
+// nil *Security means plaintext.
+//
+//	sec := &jobs.Security{
+//		TLS:  &tls.Config{RootCAs: pool},
+//		SASL: &jobs.SASL{Mechanism: jobs.SASLScramSHA512, Username: "ordo", Password: pw},
+//	}
+type Security = kafka.Security
+
+// SASL is a mechanism and the credentials it authenticates with; it never
+// prints or logs its password.
+type SASL = kafka.SASL
+
+// SASLMechanism names a SASL mechanism, as Kafka's sasl.mechanism does.
+type SASLMechanism = kafka.SASLMechanism
+
+// The SASL mechanisms ordo speaks.
+const (
+	SASLPlain       = kafka.Plain
+	SASLScramSHA256 = kafka.ScramSHA256
+	SASLScramSHA512 = kafka.ScramSHA512
+)
+
+// Backoff is the wait between a job's retries: Initial after the first
+// failure, doubling on each one, capped at Max. Zero fields take
+// DefaultBackoffInitial and DefaultBackoffMax.
+type Backoff = supervision.Backoff
+
+// PermanentError is what Permanent returns: a failure retrying cannot fix.
+// Test for it with errors.As:
+//
+//	var perm *jobs.PermanentError
+//	if errors.As(err, &perm) { ... }
+type PermanentError = supervision.PermanentError
+
+// RetryAfterError is what RetryAfter returns: run the job again after Delay
+// rather than after the backoff's wait.
+type RetryAfterError = supervision.RetryAfterError
+
+// PartitionStats is what Server.Stats reports per assigned partition.
+type PartitionStats = actors.PartitionStats
+
+// VirtualKeyFunc computes a record's virtual-partition key from its Kafka key
+// and headers (never its value): jobs with equal virtual keys run one at a
+// time, in order. See Config.VirtualKey and HeaderVirtualKey.
+type VirtualKeyFunc = actors.VirtualKeyFunc
+
+// HeaderVirtualKey returns a VirtualKeyFunc that orders jobs by the value of
+// the header name, falling back to the record's key when a job has no such
+// header.
+//
+//	cfg.VirtualKey = jobs.HeaderVirtualKey("tenant")
+func HeaderVirtualKey(name string) VirtualKeyFunc {
+	return func(key []byte, headers []Header) []byte {
+		for _, h := range headers {
+			if h.Key == name {
+				return h.Value
+			}
+		}
+		return key
+	}
+}
+
+// EnqueueManyError is wrapped by EnqueueMany's error when some jobs were not
+// written: Errs has one entry per job, in the order of the params, nil for
+// those that were.
+//
+//	var partial *jobs.EnqueueManyError
+//	if errors.As(err, &partial) { ... partial.Errs[i] ... }
+type EnqueueManyError = kafka.ProduceError
+
+// ErrShutdownTimeout is wrapped by Stop's error when jobs were still running
+// when Config.ShutdownTimeout passed; the message names them.
+var ErrShutdownTimeout = actors.ErrShutdownTimeout
+
+// ErrMembershipFailed is wrapped by Server.Err when the group refused the
+// server for good (an inconsistent group protocol, an authorization
+// failure, an invalid topic).
+var ErrMembershipFailed = kafka.ErrMembershipFailed
