@@ -586,9 +586,20 @@ func TestAKeyWithALongQueueTakesTurns(t *testing.T) {
 	t.Parallel()
 	var order []string
 	var mu sync.Mutex
-	rt := newTestRuntime(t, Config{
+	var rt *Runtime
+	rt = newTestRuntime(t, Config{
 		Concurrency: 1,
 		Handler: handler(func(ctx context.Context, r *kafka.Record) {
+			if r.Offset == 0 {
+				// Hold the only worker until the supervisor has routed
+				// the other key's record: on a loaded machine it may
+				// otherwise route it only after the busy key ran dry,
+				// and the test would not test taking turns.
+				waitFor(t, 10*time.Second, "the other key to be routed", func() bool {
+					st := rt.Stats()
+					return len(st) == 1 && st[0].Keys == 2
+				})
+			}
 			mu.Lock()
 			order = append(order, string(r.Key))
 			mu.Unlock()
