@@ -147,6 +147,7 @@ func (c Config) validate() (Config, error) {
 		{"LongRunningGrace", within(c.LongRunningGrace, 0, unlimited)},
 		{"CommitInterval", within(c.CommitInterval, time.Millisecond, unlimited)},
 		{"ShutdownTimeout", within(c.ShutdownTimeout, 0, unlimited)},
+		{"InstanceID", optionalInstanceID(c.InstanceID)},
 		{"SessionTimeout", within(c.SessionTimeout, 100*time.Millisecond, maxSessionTimeout)},
 		{"RebalanceTimeout", within(c.RebalanceTimeout, time.Millisecond, maxRebalanceTimeout)},
 		{"HeartbeatInterval", within(c.HeartbeatInterval, time.Millisecond, maxSessionTimeout)},
@@ -211,6 +212,13 @@ func optionalTopic(t string) error {
 		return nil
 	}
 	return kafka.CheckTopicName(t)
+}
+
+func optionalInstanceID(id string) error {
+	if id == "" {
+		return nil
+	}
+	return kafka.CheckGroupInstanceID(id)
 }
 
 func workersError(ws *Workers) error {

@@ -64,6 +64,7 @@ func TestNewServerNamesTheBadSetting(t *testing.T) {
 		{"concurrency beyond its cap", func(c *jobs.Config) { c.Concurrency = 1 << 30 }, "jobs.Config.Concurrency"},
 		{"a topic named twice", func(c *jobs.Config) { c.Topics = []string{"t", "u", "t"} }, "jobs.Config.Topics[2]"},
 		{"an empty broker", func(c *jobs.Config) { c.Brokers = []string{"127.0.0.1:9092", ""} }, "jobs.Config.Brokers[1]"},
+		{"an instance id Kafka refuses", func(c *jobs.Config) { c.InstanceID = "pod 0" }, "jobs.Config.InstanceID"},
 		{"an unknown SASL mechanism", func(c *jobs.Config) {
 			c.Security = &jobs.Security{SASL: &jobs.SASL{Mechanism: "GSSAPI", Username: "u"}}
 		}, "jobs.Config.Security"},

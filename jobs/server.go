@@ -101,6 +101,16 @@ type Config struct {
 	// ShutdownTimeout bounds how long Stop waits for running jobs before
 	// cancelling their contexts. Default DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// InstanceID makes this server a static member of its group (Kafka's
+	// group.instance.id): restarted within SessionTimeout with the same
+	// InstanceID, it gets its partitions back and the other servers keep
+	// theirs, with no rebalance; Stop does not leave the group (StopAndLeave
+	// does). Pick a name that is unique among the live servers of the group
+	// and stable across restarts of one, such as a StatefulSet pod name. A
+	// second live server with the same InstanceID takes the partitions over,
+	// and the first stops with ErrMembershipFailed (see Err). Default "": a
+	// dynamic member, which leaves the group on Stop.
+	InstanceID string
 	// SessionTimeout, RebalanceTimeout and HeartbeatInterval tune group
 	// membership. Defaults DefaultSessionTimeout, DefaultRebalanceTimeout,
 	// DefaultHeartbeatInterval.
@@ -178,7 +188,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.records, err = newRecordServer(recordServerConfig{
 		Consumer: kafka.ConsumerConfig{
-			Brokers: cfg.Brokers, Security: cfg.Security, Group: cfg.Group, Topics: cfg.Topics,
+			Brokers: cfg.Brokers, Security: cfg.Security, Group: cfg.Group, Topics: cfg.Topics, InstanceID: cfg.InstanceID,
 			SessionTimeout: cfg.SessionTimeout, RebalanceTimeout: cfg.RebalanceTimeout,
 			HeartbeatInterval: cfg.HeartbeatInterval, PartitionWatchInterval: cfg.PartitionWatchInterval,
 			Logger: cfg.Logger,
@@ -326,6 +336,15 @@ func (s *Server) Done() <-chan struct{} { return s.records.Done() }
 // Err is why the server stopped by itself, once Done is closed; nil while it
 // runs and after Stop.
 func (s *Server) Err() error { return s.records.Err() }
+
+// StopAndLeave is Stop for a static member (Config.InstanceID) that is going
+// away for good, as in a scale-down: it leaves the group, so its partitions
+// move to the other servers at once rather than after SessionTimeout. For a
+// dynamic member it is Stop.
+func (s *Server) StopAndLeave(ctx context.Context) error {
+	s.records.consumer.Leave()
+	return s.Stop(ctx)
+}
 
 // Stop stops fetching, lets running jobs finish (up to ShutdownTimeout, then
 // cancels their contexts), commits and leaves the group. Past the timeout it

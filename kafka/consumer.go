@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,6 +93,15 @@ type ConsumerConfig struct {
 	// partitions are consumed within about this long. Default
 	// DefaultPartitionWatchInterval.
 	PartitionWatchInterval time.Duration
+	// InstanceID makes the member static (Kafka's group.instance.id,
+	// KIP-345): a member that restarts with the same InstanceID within
+	// SessionTimeout gets its partitions back without a rebalance of the
+	// others, and stopping does not leave the group (see Leave). It must be
+	// unique among the group's live members and stable across restarts of
+	// one: a StatefulSet pod name, or host name plus a slot number. A
+	// second live member with the same InstanceID replaces the first, which
+	// then stops with ErrMembershipFailed. Default "": a dynamic member.
+	InstanceID string
 	// Logger receives membership events. Default slog.Default().
 	Logger *slog.Logger
 	// Security secures every connection (TLS, SASL). Default nil:
@@ -122,6 +132,11 @@ func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	}
 	if err := c.Security.Validate(); err != nil {
 		return c, fmt.Errorf("kafka.ConsumerConfig.Security: %w", err)
+	}
+	if c.InstanceID != "" {
+		if err := checkName(c.InstanceID); err != nil {
+			return c, fmt.Errorf("kafka.ConsumerConfig.InstanceID: %w", err)
+		}
 	}
 	if c.FetchMaxBytes < 0 {
 		return c, fmt.Errorf("kafka.ConsumerConfig.FetchMaxBytes must not be negative (got %d)", c.FetchMaxBytes)
@@ -155,6 +170,7 @@ func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 type Consumer struct {
 	cfg    ConsumerConfig
 	client *kafkago.Client
+	leave  atomic.Bool // see Leave
 }
 
 // NewConsumer validates the configuration. It does not contact the broker.
@@ -164,8 +180,9 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		return nil, err
 	}
 	return &Consumer{
-		cfg:    cfg,
-		client: &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: cfg.Security.roundTripper()},
+		cfg: cfg,
+		// A transport of its own, not kafka-go's shared default: see Run.
+		client: &kafkago.Client{Addr: kafkago.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: cfg.Security.transport()},
 	}, nil
 }
 
@@ -174,206 +191,24 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 // failure, a group protocol no other member shares).
 var ErrMembershipFailed = errors.New("kafka: the group refused this member")
 
-// fatalJoin tells the join errors that no retry can cure.
-func fatalJoin(err error) bool {
-	for _, e := range []error{kafkago.InvalidTopic, kafkago.TopicAuthorizationFailed, kafkago.GroupAuthorizationFailed,
-		kafkago.InconsistentGroupProtocol, kafkago.InvalidGroupId, kafkago.UnsupportedVersion,
-		kafkago.FencedInstanceID, kafkago.SASLAuthenticationFailed} {
-		if errors.Is(err, e) {
-			return true
+func (c *Consumer) newSession(gen generation, instanceID string, stopping *atomic.Bool) *Session {
+	s := &Session{id: gen.id, memberID: gen.memberID, instanceID: instanceID, leader: gen.leader, consumer: c, stopping: stopping}
+	for topic, parts := range gen.assigned {
+		for _, p := range slices.Sorted(slices.Values(parts)) {
+			s.claims = append(s.claims, &Claim{session: s, Topic: topic, Partition: int(p), Start: kafkago.FirstOffset})
 		}
 	}
-	return false
-}
-
-// Run joins the group and calls fn once for each generation. fn runs while
-// the generation lasts; it must return soon after sess.Done() is closed, and
-// returning gives the partitions back. Run returns nil when ctx ends, after
-// the last fn returned and the member left the group; it returns an error
-// wrapping ErrMembershipFailed, having left the group, when the broker
-// refuses the member for good. A join that fails otherwise is tried again
-// after a growing pause, which the log gives as retry_in.
-func (c *Consumer) Run(ctx context.Context, fn func(sess *Session)) error {
-	m := &member{Consumer: c, fn: fn}
-	for failures := 1; ; failures++ {
-		generations := m.generations
-		err := m.join(ctx)
-		switch {
-		case err == nil:
-			return nil
-		case fatalJoin(err):
-			c.cfg.Logger.Error("ordo: the group refused this member; stopping", "group", c.cfg.Group, "err", err)
-			return fmt.Errorf("%w: group %q: %w", ErrMembershipFailed, c.cfg.Group, err)
-		}
-		if m.generations > generations {
-			failures = 1 // the member was in the group until this failure
-		}
-		wait := backoff.Delay(100*time.Millisecond, 5*time.Second, failures)
-		c.cfg.Logger.Warn("ordo: joining consumer group failed; retrying",
-			"group", c.cfg.Group, "err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-	}
-}
-
-// member is one Run: the state that outlives a kafka-go consumer group, of
-// which it makes a new one after each failed join.
-type member struct {
-	*Consumer
-	fn       func(sess *Session)
-	stopping atomic.Bool
-	// generations counts the generations received.
-	generations int
-	// A generation that ends within a second of the last, with no
-	// partitions before or now, may be kafka-go's answer to a missing
-	// topic.
-	emptyBefore   bool
-	lastStart     time.Time
-	missingStreak int
-}
-
-// join runs a kafka-go consumer group until ctx ends (it returns nil, having
-// left the group) or a join fails (it returns why, the group closed). kafka-go
-// would retry the join by itself after a fixed pause, and report the
-// outcome only when asked for the next generation: a fresh group per
-// attempt keeps the attempts where the log says they are.
-func (m *member) join(ctx context.Context) error {
-	cg, err := kafkago.NewConsumerGroup(kafkago.ConsumerGroupConfig{
-		ID:                m.cfg.Group,
-		Brokers:           m.cfg.Brokers,
-		Topics:            m.cfg.Topics,
-		HeartbeatInterval: m.cfg.HeartbeatInterval,
-		SessionTimeout:    m.cfg.SessionTimeout,
-		RebalanceTimeout:  m.cfg.RebalanceTimeout,
-		// Never reached: the group is closed at its first failed join.
-		JoinGroupBackoff:       time.Minute,
-		WatchPartitionChanges:  true,
-		PartitionWatchInterval: m.cfg.PartitionWatchInterval,
-		StartOffset:            kafkago.FirstOffset,
-		ErrorLogger:            kafkago.LoggerFunc(func(msg string, args ...any) { m.cfg.Logger.Debug(fmt.Sprintf(msg, args...)) }),
-		Dialer:                 m.cfg.Security.dialer(),
-	})
-	if err != nil {
-		return fmt.Errorf("kafka: consumer group %q: %w", m.cfg.Group, err)
-	}
-	closed := make(chan struct{})
-	var closeOnce sync.Once
-	closeGroup := func(stopping bool) {
-		// Close ends the running generation, waits for fn to return,
-		// then leaves the group.
-		closeOnce.Do(func() {
-			if stopping {
-				m.stopping.Store(true)
-			}
-			_ = cg.Close()
-			close(closed)
-		})
-	}
-	go func() {
-		select {
-		case <-ctx.Done():
-			closeGroup(true)
-		case <-closed:
-		}
-	}()
-	for {
-		gen, err := cg.Next(context.Background())
-		switch {
-		case errors.Is(err, kafkago.ErrGroupClosed):
-			<-closed
-			return nil
-		case errors.Is(err, kafkago.RebalanceInProgress):
-			// kafka-go joins again at once, keeping the member id.
-			m.cfg.Logger.Debug("ordo: rebalance in progress; joining again", "group", m.cfg.Group)
-			continue
-		case err != nil:
-			closeGroup(false)
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		m.generations++
-		sess := m.newSession(gen, &m.stopping)
-		m.cfg.Logger.Info("ordo: partitions assigned", "group", m.cfg.Group,
-			"generation", gen.ID, "member", gen.MemberID, "partitions", sess.describe())
-		m.awaitMissingTopics(len(sess.claims) == 0, closed)
-		gen.Start(func(genCtx context.Context) {
-			sess.done = genCtx.Done()
-			defer sess.close()
-			m.fn(sess)
-		})
-	}
-}
-
-// awaitMissingTopics pauses before a generation without partitions that
-// follows another at once, while a topic of the group does not exist:
-// kafka-go's partition watcher ends every generation at once then, and
-// without a pause the member would rejoin hundreds of times a second.
-func (m *member) awaitMissingTopics(empty bool, closed <-chan struct{}) {
-	quick := m.emptyBefore && time.Since(m.lastStart) < time.Second
-	defer func() { m.emptyBefore, m.lastStart = empty, time.Now() }()
-	if !empty || !quick {
-		m.missingStreak = 0
-		return
-	}
-	missing := m.missingTopics()
-	if len(missing) == 0 {
-		m.missingStreak = 0
-		return
-	}
-	m.missingStreak++
-	wait := backoff.Delay(100*time.Millisecond, 5*time.Second, m.missingStreak)
-	m.cfg.Logger.Warn("ordo: topics of the group do not exist; waiting for them",
-		"group", m.cfg.Group, "topics", missing, "retry_in", wait)
-	select {
-	case <-closed:
-	case <-time.After(wait):
-	}
-}
-
-// missingTopics returns the topics of the group that the broker does not
-// know, or nil when it cannot tell.
-func (c *Consumer) missingTopics() []string {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	meta, err := c.client.Metadata(ctx, &kafkago.MetadataRequest{Topics: c.cfg.Topics})
-	if err != nil {
-		return nil
-	}
-	var missing []string
-	for _, t := range meta.Topics {
-		if errors.Is(t.Error, kafkago.UnknownTopicOrPartition) || (t.Error == nil && len(t.Partitions) == 0) {
-			missing = append(missing, t.Name)
-		}
-	}
-	return missing
-}
-
-func (c *Consumer) newSession(gen *kafkago.Generation, stopping *atomic.Bool) *Session {
-	s := &Session{gen: gen, consumer: c, stopping: stopping}
-	for topic, parts := range gen.Assignments {
-		for _, p := range parts {
-			s.claims = append(s.claims, &Claim{
-				session:   s,
-				Topic:     topic,
-				Partition: p.ID,
-				Start:     p.Offset,
-			})
-		}
-	}
-	c.readStartMetadata(s)
+	c.readStartOffsets(s)
 	return s
 }
 
-// readStartMetadata fills in each claim's StartMetadata. kafka-go's consumer
-// group reads the committed offsets but drops their metadata; one more
-// request per generation gets it. Failing here costs only re-runs, so it is
-// logged, not fatal.
-func (c *Consumer) readStartMetadata(s *Session) {
+// readStartOffsets sets each claim's Start to the group's committed offset
+// and StartMetadata to the metadata committed with it; a partition with no
+// commit starts at the log start. A claim whose offset cannot be read would
+// start from the wrong place, so a failed read is retried until the
+// generation's session would expire, then the claims are given no start:
+// Fetch fails, and the runtime's retries ask again.
+func (c *Consumer) readStartOffsets(s *Session) {
 	req := &kafkago.OffsetFetchRequest{GroupID: c.cfg.Group, Topics: map[string][]int{}}
 	for _, cl := range s.claims {
 		req.Topics[cl.Topic] = append(req.Topics[cl.Topic], cl.Partition)
@@ -381,21 +216,39 @@ func (c *Consumer) readStartMetadata(s *Session) {
 	if len(req.Topics) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := c.client.OffsetFetch(ctx, req)
-	if err == nil {
-		err = resp.Error
+	var resp *kafkago.OffsetFetchResponse
+	var err error
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		resp, err = c.client.OffsetFetch(ctx, req)
+		cancel()
+		if err == nil {
+			err = resp.Error
+		}
+		if err == nil || attempt == 5 {
+			break
+		}
+		time.Sleep(backoff.Delay(100*time.Millisecond, time.Second, attempt))
 	}
 	if err != nil {
-		c.cfg.Logger.Warn("ordo: reading commit metadata failed; finished records above the committed offset may run again",
+		c.cfg.Logger.Error("ordo: reading committed offsets failed; the partitions will not be fetched this generation",
 			"group", c.cfg.Group, "err", err)
+		for _, cl := range s.claims {
+			cl.startErr = fmt.Errorf("committed offset of %s/%d: %w", cl.Topic, cl.Partition, err)
+		}
 		return
 	}
 	for _, cl := range s.claims {
 		for _, p := range resp.Topics[cl.Topic] {
-			if p.Partition == cl.Partition && p.Error == nil && p.CommittedOffset == cl.Start {
-				cl.StartMetadata = p.Metadata
+			if p.Partition != cl.Partition {
+				continue
+			}
+			if p.Error != nil {
+				cl.startErr = fmt.Errorf("committed offset of %s/%d: %w", cl.Topic, cl.Partition, p.Error)
+				continue
+			}
+			if p.CommittedOffset >= 0 {
+				cl.Start, cl.StartMetadata = p.CommittedOffset, p.Metadata
 			}
 		}
 	}
@@ -409,11 +262,14 @@ type topicPartition struct {
 // Session is one generation of group membership: the partitions assigned in
 // it and the right to commit offsets for them.
 type Session struct {
-	gen      *kafkago.Generation
-	consumer *Consumer
-	stopping *atomic.Bool
-	claims   []*Claim
-	done     <-chan struct{}
+	id         int32
+	memberID   string
+	instanceID string
+	leader     bool
+	consumer   *Consumer
+	stopping   *atomic.Bool
+	claims     []*Claim
+	done       <-chan struct{}
 
 	mu       sync.Mutex
 	closed   bool
@@ -421,10 +277,14 @@ type Session struct {
 }
 
 // GenerationID is the group generation this session belongs to.
-func (s *Session) GenerationID() int32 { return s.gen.ID }
+func (s *Session) GenerationID() int32 { return s.id }
 
 // MemberID is this member's id in the group.
-func (s *Session) MemberID() string { return s.gen.MemberID }
+func (s *Session) MemberID() string { return s.memberID }
+
+// Leader tells whether this member assigned the partitions of this
+// generation.
+func (s *Session) Leader() bool { return s.leader }
 
 // Claims are the partitions assigned in this generation.
 func (s *Session) Claims() []*Claim { return s.claims }
@@ -459,15 +319,16 @@ func (s *Session) Commit(ctx context.Context, offsets ...Offset) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return fmt.Errorf("commit for generation %d: %w", s.gen.ID, ErrStaleGeneration)
+		return fmt.Errorf("commit for generation %d: %w", s.id, ErrStaleGeneration)
 	}
 	if s.lastSent == nil {
 		s.lastSent = make(map[topicPartition]int64)
 	}
 	req := &kafkago.OffsetCommitRequest{
-		GroupID:      s.gen.GroupID,
-		GenerationID: int(s.gen.ID),
-		MemberID:     s.gen.MemberID,
+		GroupID:      s.consumer.cfg.Group,
+		GenerationID: int(s.id),
+		MemberID:     s.memberID,
+		InstanceID:   s.instanceID,
 		Topics:       map[string][]kafkago.OffsetCommit{},
 	}
 	n := 0
@@ -486,7 +347,7 @@ func (s *Session) Commit(ctx context.Context, offsets ...Offset) error {
 	}
 	resp, err := s.consumer.client.OffsetCommit(ctx, req)
 	if err != nil {
-		return fmt.Errorf("commit for generation %d: %w", s.gen.ID, err)
+		return fmt.Errorf("commit for generation %d: %w", s.id, err)
 	}
 	var errs []error
 	for topic, parts := range resp.Topics {
@@ -496,9 +357,9 @@ func (s *Session) Commit(ctx context.Context, offsets ...Offset) error {
 			case errors.Is(p.Error, kafkago.IllegalGeneration), errors.Is(p.Error, kafkago.UnknownMemberId),
 				errors.Is(p.Error, kafkago.RebalanceInProgress), errors.Is(p.Error, kafkago.FencedInstanceID):
 				errs = append(errs, fmt.Errorf("commit %s/%d for generation %d: %w: %w",
-					topic, p.Partition, s.gen.ID, ErrStaleGeneration, p.Error))
+					topic, p.Partition, s.id, ErrStaleGeneration, p.Error))
 			default:
-				errs = append(errs, fmt.Errorf("commit %s/%d for generation %d: %w", topic, p.Partition, s.gen.ID, p.Error))
+				errs = append(errs, fmt.Errorf("commit %s/%d for generation %d: %w", topic, p.Partition, s.id, p.Error))
 			}
 		}
 	}
@@ -527,6 +388,8 @@ type Claim struct {
 	// when it could not be read): the runtime keeps there which records
 	// above Start already finished.
 	StartMetadata string
+	// startErr says why Start could not be read; Fetch returns it.
+	startErr error
 
 	once      sync.Once
 	transport *kafkago.Transport
@@ -563,6 +426,9 @@ func (c *Claim) Fetch(ctx context.Context, dst []Record, max int) (records []Rec
 	case <-c.session.done:
 		return dst, c.next, ErrRevoked
 	default:
+	}
+	if c.startErr != nil {
+		return dst, c.next, c.startErr
 	}
 	if max < 1 {
 		max = 1

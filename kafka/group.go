@@ -1,0 +1,444 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol/heartbeat"
+	"github.com/segmentio/kafka-go/protocol/joingroup"
+	"github.com/segmentio/kafka-go/protocol/leavegroup"
+	"github.com/segmentio/kafka-go/protocol/syncgroup"
+
+	"github.com/ordo-go/ordo/internal/backoff"
+)
+
+// ordo's own group membership, on the classic group protocol's calls
+// (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup) sent through
+// kafka-go's transport. kafka-go's ConsumerGroup has no static membership
+// (kafka-go #493); this member sends the group instance id on every call.
+
+// protocolRange names the range assignor, as Java's RangeAssignor does, so a
+// group can mix ordo members with other clients that speak it.
+const protocolRange = "range"
+
+// groupMemberState is one Run: who this member is in the group and where
+// the coordinator is. Only Run's goroutine touches it.
+type groupMemberState struct {
+	c        *Consumer
+	fn       func(sess *Session)
+	rt       kafkago.RoundTripper
+	coord    net.Addr
+	memberID string
+	stopping atomic.Bool
+	// generations counts the generations received.
+	generations int
+	// partitions are the topics' partition counts as of the last join;
+	// a change rebalances the group.
+	partitions map[string]int
+}
+
+// generation is what a successful JoinGroup and SyncGroup hand a member.
+type generation struct {
+	id       int32
+	memberID string
+	leader   bool
+	assigned map[string][]int32
+}
+
+// errRejoin ends a generation that must be joined again: a rebalance, or
+// partitions added to a topic.
+var errRejoin = errors.New("kafka: rejoin the group")
+
+// fatalJoin tells the errors that no retry can cure.
+func fatalJoin(err error) bool {
+	for _, e := range []error{kafkago.InvalidTopic, kafkago.TopicAuthorizationFailed, kafkago.GroupAuthorizationFailed,
+		kafkago.InconsistentGroupProtocol, kafkago.InvalidGroupId, kafkago.UnsupportedVersion,
+		kafkago.FencedInstanceID, kafkago.SASLAuthenticationFailed, kafkago.InvalidSessionTimeout,
+		kafkago.GroupMaxSizeReached} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// Run joins the group and calls fn once for each generation. fn runs while
+// the generation lasts; it must return soon after sess.Done() is closed, and
+// returning gives the partitions back. Run returns nil when ctx ends, after
+// the last fn returned and, unless the member is static
+// (ConsumerConfig.InstanceID) and Leave was not called, after it left the
+// group. It returns an error wrapping ErrMembershipFailed when the broker
+// refuses the member for good (an inconsistent group protocol, another
+// process with the same InstanceID, an authorization failure). A join that
+// fails otherwise is tried again after a growing pause, which the log gives
+// as retry_in.
+func (c *Consumer) Run(ctx context.Context, fn func(sess *Session)) error {
+	// The membership calls get connections of their own: a broker serves
+	// one request per connection at a time, so a JoinGroup that waits for
+	// the others must not hold up this member's commits, nor, through a
+	// shared transport, another member's heartbeats.
+	tr := c.cfg.Security.transport()
+	defer tr.CloseIdleConnections()
+	m := &groupMemberState{c: c, fn: fn, rt: tr}
+	defer m.leave()
+	for failures := 0; ; {
+		if ctx.Err() != nil {
+			return nil
+		}
+		gen, err := m.join(ctx)
+		if err == nil {
+			failures = 0
+			err = m.run(ctx, gen)
+			if err == nil {
+				return nil // ctx ended
+			}
+			if errors.Is(err, errRejoin) {
+				continue
+			}
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if fatalJoin(err) {
+			c.cfg.Logger.Error("ordo: the group refused this member; stopping", "group", c.cfg.Group, "err", err)
+			return fmt.Errorf("%w: group %q: %w", ErrMembershipFailed, c.cfg.Group, err)
+		}
+		if errors.Is(err, kafkago.UnknownMemberId) || errors.Is(err, kafkago.IllegalGeneration) {
+			if c.cfg.InstanceID == "" {
+				m.memberID = "" // join as a new member
+			}
+			continue // no pause: the coordinator asks for a fresh join
+		}
+		if errors.Is(err, kafkago.RebalanceInProgress) {
+			continue
+		}
+		m.coord = nil // the coordinator may have moved
+		failures++
+		wait := backoff.Delay(100*time.Millisecond, 5*time.Second, failures)
+		c.cfg.Logger.Warn("ordo: joining consumer group failed; retrying",
+			"group", c.cfg.Group, "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// coordinator finds the group's coordinator, once per failure.
+func (m *groupMemberState) coordinator(ctx context.Context) (net.Addr, error) {
+	if m.coord != nil {
+		return m.coord, nil
+	}
+	resp, err := m.c.client.FindCoordinator(ctx, &kafkago.FindCoordinatorRequest{
+		Key: m.c.cfg.Group, KeyType: kafkago.CoordinatorKeyTypeConsumer,
+	})
+	if err == nil {
+		err = resp.Error
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find coordinator of group %q: %w", m.c.cfg.Group, err)
+	}
+	m.coord = kafkago.TCP(net.JoinHostPort(resp.Coordinator.Host, strconv.Itoa(resp.Coordinator.Port)))
+	return m.coord, nil
+}
+
+func (m *groupMemberState) roundTrip(ctx context.Context, req kafkago.Request) (kafkago.Response, error) {
+	addr, err := m.coordinator(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := m.rt.RoundTrip(ctx, addr, req)
+	if err != nil {
+		m.coord = nil
+	}
+	return resp, err
+}
+
+// join joins the group and syncs: the leader assigns the partitions.
+func (m *groupMemberState) join(ctx context.Context) (generation, error) {
+	cfg := m.c.cfg
+	partitions, err := m.c.partitionCounts(ctx)
+	if err != nil {
+		return generation{}, err
+	}
+	m.partitions = partitions
+	var missing []string
+	for _, t := range cfg.Topics {
+		if partitions[t] == 0 {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) > 0 {
+		cfg.Logger.Warn("ordo: topics of the group do not exist; waiting for them", "group", cfg.Group,
+			"topics", missing, "retry_in", cfg.PartitionWatchInterval)
+	}
+	meta := encodeSubscription(subscription{topics: cfg.Topics})
+	var jr *joingroup.Response
+	for attempt := 0; ; attempt++ {
+		joinCtx, cancel := context.WithTimeout(ctx, cfg.RebalanceTimeout+cfg.SessionTimeout)
+		resp, err := m.roundTrip(joinCtx, &joingroup.Request{
+			GroupID:            cfg.Group,
+			SessionTimeoutMS:   int32(cfg.SessionTimeout.Milliseconds()),
+			RebalanceTimeoutMS: int32(cfg.RebalanceTimeout.Milliseconds()),
+			MemberID:           m.memberID,
+			GroupInstanceID:    cfg.InstanceID,
+			ProtocolType:       "consumer",
+			Protocols:          []joingroup.RequestProtocol{{Name: protocolRange, Metadata: meta}},
+		})
+		cancel()
+		if err != nil {
+			return generation{}, fmt.Errorf("join group %q: %w", cfg.Group, err)
+		}
+		jr = resp.(*joingroup.Response)
+		code := kafkago.Error(jr.ErrorCode)
+		switch {
+		case jr.ErrorCode == 0:
+		case code == kafkago.MemberIDRequired && attempt == 0:
+			// KIP-394: a new member learns its id and joins with it.
+			m.memberID = jr.MemberID
+			continue
+		case code == kafkago.NotCoordinatorForGroup || code == kafkago.GroupCoordinatorNotAvailable:
+			m.coord = nil
+			return generation{}, fmt.Errorf("join group %q: %w", cfg.Group, code)
+		default:
+			return generation{}, fmt.Errorf("join group %q: %w", cfg.Group, code)
+		}
+		break
+	}
+	m.memberID = jr.MemberID
+	gen := generation{id: jr.GenerationID, memberID: jr.MemberID, leader: jr.LeaderID == jr.MemberID}
+
+	var assignments []syncgroup.RequestAssignment
+	if gen.leader {
+		members := make([]groupMember, 0, len(jr.Members))
+		for _, jm := range jr.Members {
+			sub, err := decodeSubscription(jm.Metadata)
+			if err != nil {
+				return generation{}, fmt.Errorf("group %q member %s: %w", cfg.Group, jm.MemberID, err)
+			}
+			members = append(members, groupMember{id: jm.MemberID, instanceID: jm.GroupInstanceID, sub: sub})
+		}
+		counts, err := m.c.partitionCounts(ctx, subscribedTopics(members)...)
+		if err != nil {
+			return generation{}, err
+		}
+		for id, parts := range assignRange(members, counts) {
+			assignments = append(assignments, syncgroup.RequestAssignment{MemberID: id, Assignment: encodeAssignment(parts)})
+		}
+	}
+	syncCtx, cancel := context.WithTimeout(ctx, cfg.RebalanceTimeout+cfg.SessionTimeout)
+	defer cancel()
+	resp, err := m.roundTrip(syncCtx, &syncgroup.Request{
+		GroupID:         cfg.Group,
+		GenerationID:    gen.id,
+		MemberID:        gen.memberID,
+		GroupInstanceID: cfg.InstanceID,
+		ProtocolType:    "consumer",
+		ProtocolName:    protocolRange,
+		Assignments:     assignments,
+	})
+	if err != nil {
+		return generation{}, fmt.Errorf("sync group %q: %w", cfg.Group, err)
+	}
+	sr := resp.(*syncgroup.Response)
+	if sr.ErrorCode != 0 {
+		return generation{}, fmt.Errorf("sync group %q: %w", cfg.Group, kafkago.Error(sr.ErrorCode))
+	}
+	if gen.assigned, err = decodeAssignment(sr.Assignments); err != nil {
+		return generation{}, fmt.Errorf("sync group %q: %w", cfg.Group, err)
+	}
+	return gen, nil
+}
+
+func subscribedTopics(members []groupMember) []string {
+	var topics []string
+	for _, m := range members {
+		for _, t := range m.sub.topics {
+			if !slices.Contains(topics, t) {
+				topics = append(topics, t)
+			}
+		}
+	}
+	return topics
+}
+
+// run hands the generation to fn and heartbeats until it ends: nil when ctx
+// ended, errRejoin for a rebalance or a partition change, or why the member
+// lost its place. fn has returned, and the session is closed, when run
+// returns.
+func (m *groupMemberState) run(ctx context.Context, gen generation) error {
+	cfg := m.c.cfg
+	m.generations++
+	sess := m.c.newSession(gen, cfg.InstanceID, &m.stopping)
+	cfg.Logger.Info("ordo: partitions assigned", "group", cfg.Group,
+		"generation", gen.id, "member", gen.memberID, "partitions", sess.describe())
+	done := make(chan struct{})
+	sess.done = done
+	returned := make(chan struct{})
+	go func() {
+		defer close(returned)
+		defer sess.close()
+		m.fn(sess)
+	}()
+	end := func(err error) error {
+		close(done)
+		<-returned
+		return err
+	}
+	beat := time.NewTicker(cfg.HeartbeatInterval)
+	defer beat.Stop()
+	watch := time.NewTicker(cfg.PartitionWatchInterval)
+	defer watch.Stop()
+	lastBeat := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			m.stopping.Store(true)
+			return end(nil)
+		case <-watch.C:
+			counts, err := m.c.partitionCounts(ctx)
+			if err == nil && !countsEqual(counts, m.partitions) {
+				cfg.Logger.Info("ordo: the group's topics changed; rejoining", "group", cfg.Group,
+					"partitions_before", m.partitions, "partitions_now", counts)
+				return end(errRejoin)
+			}
+		case <-beat.C:
+			err := m.heartbeat(ctx, gen)
+			switch {
+			case err == nil:
+				lastBeat = time.Now()
+			case errors.Is(err, kafkago.RebalanceInProgress):
+				return end(errRejoin)
+			case errors.As(err, new(kafkago.Error)):
+				// The coordinator answered: this member is out of the
+				// generation (unknown member, illegal generation,
+				// fenced). Its commits will be refused.
+				return end(err)
+			case time.Since(lastBeat) > cfg.SessionTimeout:
+				return end(fmt.Errorf("no heartbeat answered for %v: %w", time.Since(lastBeat).Round(time.Millisecond), err))
+			default:
+				m.coord = nil // try the coordinator again at the next beat
+			}
+		}
+	}
+}
+
+func countsEqual(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *groupMemberState) heartbeat(ctx context.Context, gen generation) error {
+	cfg := m.c.cfg
+	beatCtx, cancel := context.WithTimeout(ctx, cfg.SessionTimeout)
+	defer cancel()
+	addr, err := m.coordinator(beatCtx)
+	if err != nil {
+		return err
+	}
+	resp, err := m.rt.RoundTrip(beatCtx, addr, &heartbeat.Request{
+		GroupID: cfg.Group, GenerationID: gen.id, MemberID: gen.memberID, GroupInstanceID: cfg.InstanceID,
+	})
+	if err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	hr := resp.(*heartbeat.Response)
+	if code := errorCode(hr.ErrorCode, hr.ThrottleTimeMs); code != 0 {
+		if e := kafkago.Error(code); e == kafkago.NotCoordinatorForGroup || e == kafkago.GroupCoordinatorNotAvailable {
+			m.coord = nil
+			return fmt.Errorf("heartbeat: %s", e.Error()) // not a verdict on this member
+		}
+		return fmt.Errorf("heartbeat: %w", kafkago.Error(code))
+	}
+	return nil
+}
+
+// leave sends LeaveGroup, so the others take the partitions at once rather
+// than after the session timeout. A static member leaves only when asked
+// (Consumer.Leave): it means to come back within the session timeout and
+// find its partitions waiting.
+func (m *groupMemberState) leave() {
+	cfg := m.c.cfg
+	if m.memberID == "" || (cfg.InstanceID != "" && !m.c.leave.Load()) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := m.roundTrip(ctx, &leavegroup.Request{
+		GroupID:  cfg.Group,
+		MemberID: m.memberID,
+		Members:  []leavegroup.RequestMember{{MemberID: m.memberID, GroupInstanceID: cfg.InstanceID}},
+	})
+	if err == nil {
+		lr := resp.(*leavegroup.Response)
+		if code := errorCode(lr.ErrorCode, lr.ThrottleTimeMS); code != 0 {
+			err = kafkago.Error(code)
+		}
+	}
+	if err != nil {
+		cfg.Logger.Warn("ordo: leaving the group failed; the others take over after the session timeout",
+			"group", cfg.Group, "err", err)
+	}
+}
+
+// Leave makes the member send LeaveGroup when Run stops, even if it is
+// static: its partitions move to the others at once instead of waiting a
+// session timeout for it to come back. Call it before ending Run's context,
+// when a static member is going away for good (a scale-down).
+func (c *Consumer) Leave() { c.leave.Store(true) }
+
+// partitionCounts reads the partition count of topics (default: the
+// consumer's topics). A topic that does not exist counts zero partitions.
+func (c *Consumer) partitionCounts(ctx context.Context, topics ...string) (map[string]int, error) {
+	if len(topics) == 0 {
+		topics = c.cfg.Topics
+	}
+	metaCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	meta, err := c.client.Metadata(metaCtx, &kafkago.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %v: %w", topics, err)
+	}
+	counts := make(map[string]int, len(topics))
+	for _, t := range topics {
+		counts[t] = 0
+	}
+	for _, t := range meta.Topics {
+		switch {
+		case t.Error == nil:
+			counts[t.Name] = len(t.Partitions)
+		case errors.Is(t.Error, kafkago.UnknownTopicOrPartition):
+		case errors.Is(t.Error, kafkago.InvalidTopic), errors.Is(t.Error, kafkago.TopicAuthorizationFailed):
+			return nil, fmt.Errorf("topic %q: %w", t.Name, t.Error)
+		}
+	}
+	return counts, nil
+}
+
+// errorCode reads the error code of a Heartbeat or LeaveGroup response as
+// kafka-go decodes it. kafka-go declares ErrorCode before ThrottleTimeMs in
+// both, where the protocol (version 1 on) puts the throttle time first: it
+// reads the throttle time's top half as the error code, and the real code
+// ends up in the low 16 bits of its ThrottleTimeMs. A member that believed
+// it would never learn of a rebalance from its heartbeats.
+func errorCode(code int16, throttle int32) int16 {
+	if code != 0 {
+		return code // version 0, or a throttle of over 65 s
+	}
+	return int16(uint32(throttle) & 0xffff)
+}
