@@ -297,7 +297,7 @@ func (m *groupMemberState) run(ctx context.Context, gen generation) error {
 	defer beat.Stop()
 	watch := time.NewTicker(cfg.PartitionWatchInterval)
 	defer watch.Stop()
-	lastBeat := time.Now()
+	failedBeats := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -312,9 +312,12 @@ func (m *groupMemberState) run(ctx context.Context, gen generation) error {
 			}
 		case <-beat.C:
 			err := m.heartbeat(ctx, gen)
+			if err != nil && !errors.As(err, new(kafkago.Error)) {
+				failedBeats++
+			}
 			switch {
 			case err == nil:
-				lastBeat = time.Now()
+				failedBeats = 0
 			case errors.Is(err, kafkago.RebalanceInProgress):
 				return end(errRejoin)
 			case errors.As(err, new(kafkago.Error)):
@@ -322,10 +325,15 @@ func (m *groupMemberState) run(ctx context.Context, gen generation) error {
 				// generation (unknown member, illegal generation,
 				// fenced). Its commits will be refused.
 				return end(err)
-			case time.Since(lastBeat) > cfg.SessionTimeout:
-				return end(fmt.Errorf("no heartbeat answered for %v: %w", time.Since(lastBeat).Round(time.Millisecond), err))
+			case failedBeats < 2:
+				m.coord = nil // the coordinator may have moved: find it again at the next beat
 			default:
-				m.coord = nil // try the coordinator again at the next beat
+				// The coordinator cannot be reached. Going on would run
+				// jobs whose commits it may refuse, and, once it has
+				// given the partitions to another member, run them
+				// beside the new owner: hand them back now, as
+				// kafka-go's group did, and join again.
+				return end(fmt.Errorf("%d heartbeats in a row failed: %w", failedBeats, err))
 			}
 		}
 	}
