@@ -147,6 +147,7 @@ func (c Config) validate() (Config, error) {
 		{"LongRunningGrace", within(c.LongRunningGrace, 0, unlimited)},
 		{"CommitInterval", within(c.CommitInterval, time.Millisecond, unlimited)},
 		{"ShutdownTimeout", within(c.ShutdownTimeout, 0, unlimited)},
+		{"Rebalance", rebalanceError(c.Rebalance)},
 		{"InstanceID", optionalInstanceID(c.InstanceID)},
 		{"SessionTimeout", within(c.SessionTimeout, 100*time.Millisecond, maxSessionTimeout)},
 		{"RebalanceTimeout", within(c.RebalanceTimeout, time.Millisecond, maxRebalanceTimeout)},
@@ -212,6 +213,13 @@ func optionalTopic(t string) error {
 		return nil
 	}
 	return kafka.CheckTopicName(t)
+}
+
+func rebalanceError(r RebalanceProtocol) error {
+	if r != RebalanceEager && r != RebalanceCooperative {
+		return fmt.Errorf("is %d; want RebalanceEager or RebalanceCooperative", r)
+	}
+	return nil
 }
 
 func optionalInstanceID(id string) error {

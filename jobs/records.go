@@ -24,8 +24,9 @@ type recordServerConfig struct {
 // below records that finished, and a revocation drains in-flight records
 // before the partition is let go. Server builds typed jobs on top of it.
 type recordServer struct {
-	consumer *kafka.Consumer
-	runtime  *actors.Runtime
+	consumer    *kafka.Consumer
+	runtime     *actors.Runtime
+	cooperative bool
 	// generations counts the assignments received: the first join, then
 	// one per rebalance this member took part in.
 	generations atomic.Int64
@@ -60,7 +61,8 @@ func newRecordServer(cfg recordServerConfig) (*recordServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &recordServer{consumer: consumer, runtime: rt, ready: make(chan struct{}), done: make(chan struct{})}, nil
+	return &recordServer{consumer: consumer, runtime: rt, cooperative: cfg.Consumer.Rebalance == kafka.Cooperative,
+		ready: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
 // Generations returns how many group generations (assignments) this server
@@ -96,18 +98,12 @@ func (s *recordServer) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	go func() {
-		err := s.consumer.Run(runCtx, func(sess *kafka.Session) {
-			s.generations.Add(1)
-			err := s.runGeneration(sess)
-			for _, c := range sess.Claims() {
-				c.Close()
-			}
-			if err != nil {
-				s.mu.Lock()
-				s.lastErr = err
-				s.mu.Unlock()
-			}
-		})
+		var err error
+		if s.cooperative {
+			err = s.consumer.RunCooperative(runCtx, cooperativeRuntime{s})
+		} else {
+			err = s.runEager(runCtx)
+		}
 		s.mu.Lock()
 		s.runErr = err
 		s.mu.Unlock()
@@ -117,6 +113,56 @@ func (s *recordServer) Start(ctx context.Context) error {
 		s.doneOnce.Do(func() { close(s.done) })
 	}()
 	return nil
+}
+
+// runEager runs the eager member: each generation's partitions are assigned
+// at its start and all revoked at its end.
+func (s *recordServer) runEager(runCtx context.Context) error {
+	return s.consumer.Run(runCtx, func(sess *kafka.Session) {
+		s.generations.Add(1)
+		err := s.runGeneration(sess)
+		for _, c := range sess.Claims() {
+			c.Close()
+		}
+		s.noteErr(err)
+	})
+}
+
+// cooperativeRuntime hands a cooperative member's partitions to the runtime
+// one by one: the partitions that stay are never touched by a rebalance.
+type cooperativeRuntime struct{ s *recordServer }
+
+func (h cooperativeRuntime) Assigned(sess *kafka.Session, claims []*kafka.Claim) {
+	h.s.generations.Add(1)
+	var errs []error
+	for _, c := range claims {
+		errs = append(errs, h.s.runtime.Assign(actors.Assignment{Topic: c.Topic, Partition: c.Partition, Start: c.Start,
+			StartMetadata: c.StartMetadata, Source: c, Generation: sess}))
+	}
+	h.s.readyOnce.Do(func() { close(h.s.ready) })
+	h.s.noteErr(errors.Join(errs...))
+}
+
+func (h cooperativeRuntime) Revoked(claims []*kafka.Claim, stopping, lost bool) {
+	if stopping {
+		h.s.noteErr(h.s.runtime.Shutdown())
+		return
+	}
+	h.s.generations.Add(1)
+	parts := make([]actors.TopicPartition, len(claims))
+	for i, c := range claims {
+		parts[i] = actors.TopicPartition{Topic: c.Topic, Partition: c.Partition}
+	}
+	h.s.noteErr(h.s.runtime.Revoke(parts...))
+}
+
+func (s *recordServer) noteErr(err error) {
+	if err == nil {
+		return
+	}
+	s.mu.Lock()
+	s.lastErr = err
+	s.mu.Unlock()
 }
 
 // Ready is closed once the first assignment was received and started.

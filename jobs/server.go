@@ -101,6 +101,12 @@ type Config struct {
 	// ShutdownTimeout bounds how long Stop waits for running jobs before
 	// cancelling their contexts. Default DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// Rebalance chooses how the group moves partitions between servers:
+	// RebalanceEager (the default: every rebalance hands back every
+	// partition) or RebalanceCooperative (only the partitions that move
+	// are drained; the others keep running). Every server of a group must
+	// use the same. See the README's "Scaling out".
+	Rebalance RebalanceProtocol
 	// InstanceID makes this server a static member of its group (Kafka's
 	// group.instance.id): restarted within SessionTimeout with the same
 	// InstanceID, it gets its partitions back and the other servers keep
@@ -189,6 +195,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.records, err = newRecordServer(recordServerConfig{
 		Consumer: kafka.ConsumerConfig{
 			Brokers: cfg.Brokers, Security: cfg.Security, Group: cfg.Group, Topics: cfg.Topics, InstanceID: cfg.InstanceID,
+			Rebalance:      cfg.Rebalance,
 			SessionTimeout: cfg.SessionTimeout, RebalanceTimeout: cfg.RebalanceTimeout,
 			HeartbeatInterval: cfg.HeartbeatInterval, PartitionWatchInterval: cfg.PartitionWatchInterval,
 			Logger: cfg.Logger,

@@ -83,6 +83,16 @@ func HeaderVirtualKey(name string) VirtualKeyFunc {
 //	if errors.As(err, &partial) { ... partial.Errs[i] ... }
 type EnqueueManyError = kafka.ProduceError
 
+// RebalanceProtocol is how a group moves partitions between servers
+// (Config.Rebalance).
+type RebalanceProtocol = kafka.RebalanceProtocol
+
+// The rebalance protocols.
+const (
+	RebalanceEager       = kafka.Eager
+	RebalanceCooperative = kafka.Cooperative
+)
+
 // ErrShutdownTimeout is wrapped by Stop's error when jobs were still running
 // when Config.ShutdownTimeout passed; the message names them.
 var ErrShutdownTimeout = actors.ErrShutdownTimeout

@@ -53,6 +53,23 @@ var (
 	ErrRevoked = errors.New("kafka: partition revoked")
 )
 
+// RebalanceProtocol is how a group moves partitions between its members.
+type RebalanceProtocol int
+
+const (
+	// Eager: at every rebalance each member hands back every partition,
+	// and the leader assigns them all afresh (Kafka's range assignor).
+	// Every join, leave or crash pauses the whole group for one round.
+	Eager RebalanceProtocol = iota
+	// Cooperative: incremental rebalancing (KIP-429) with Kafka's
+	// cooperative-sticky assignor. A member keeps every partition it is
+	// not asked to give up and goes on running it; only the partitions
+	// that move are drained, in a first round, and handed to their new
+	// owner in a second. It interoperates with Java consumers using
+	// cooperative-sticky. Use RunCooperative.
+	Cooperative
+)
+
 // The defaults of ConsumerConfig. Package jobs uses the same ones.
 const (
 	DefaultSessionTimeout         = 10 * time.Second
@@ -93,6 +110,9 @@ type ConsumerConfig struct {
 	// partitions are consumed within about this long. Default
 	// DefaultPartitionWatchInterval.
 	PartitionWatchInterval time.Duration
+	// Rebalance chooses how the group moves partitions: Eager (the
+	// default) or Cooperative. Every member of a group must use the same.
+	Rebalance RebalanceProtocol
 	// InstanceID makes the member static (Kafka's group.instance.id,
 	// KIP-345): a member that restarts with the same InstanceID within
 	// SessionTimeout gets its partitions back without a rebalance of the
@@ -274,13 +294,24 @@ type Session struct {
 	mu       sync.Mutex
 	closed   bool
 	lastSent map[topicPartition]int64
+	// owned, for a cooperative member's session, which outlives
+	// generations, are the partitions it may commit for.
+	owned map[topicPartition]bool
 }
 
 // GenerationID is the group generation this session belongs to.
-func (s *Session) GenerationID() int32 { return s.id }
+func (s *Session) GenerationID() int32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.id
+}
 
 // MemberID is this member's id in the group.
-func (s *Session) MemberID() string { return s.memberID }
+func (s *Session) MemberID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.memberID
+}
 
 // Leader tells whether this member assigned the partitions of this
 // generation.
@@ -332,9 +363,15 @@ func (s *Session) Commit(ctx context.Context, offsets ...Offset) error {
 		Topics:       map[string][]kafkago.OffsetCommit{},
 	}
 	n := 0
+	var errs []error
 	for _, o := range offsets {
 		k := topicPartition{o.Topic, o.Partition}
 		if last, ok := s.lastSent[k]; ok && o.Offset < last {
+			continue
+		}
+		if s.owned != nil && !s.owned[k] {
+			errs = append(errs, fmt.Errorf("commit %s/%d for generation %d: %w: the partition is no longer this member's",
+				o.Topic, o.Partition, s.id, ErrStaleGeneration))
 			continue
 		}
 		req.Topics[o.Topic] = append(req.Topics[o.Topic], kafkago.OffsetCommit{
@@ -343,13 +380,12 @@ func (s *Session) Commit(ctx context.Context, offsets ...Offset) error {
 		n++
 	}
 	if n == 0 {
-		return nil
+		return errors.Join(errs...)
 	}
 	resp, err := s.consumer.client.OffsetCommit(ctx, req)
 	if err != nil {
 		return fmt.Errorf("commit for generation %d: %w", s.id, err)
 	}
-	var errs []error
 	for topic, parts := range resp.Topics {
 		for _, p := range parts {
 			switch {
@@ -390,6 +426,10 @@ type Claim struct {
 	StartMetadata string
 	// startErr says why Start could not be read; Fetch returns it.
 	startErr error
+	// revoked is closed when a cooperative member gives the partition
+	// up; Fetch then returns ErrRevoked. nil for an eager member, whose
+	// claims end with their session.
+	revoked chan struct{}
 
 	once      sync.Once
 	transport *kafkago.Transport
@@ -422,10 +462,8 @@ func (c *Claim) HighWatermark() int64 { return c.highWatermark.Load() - 1 }
 // were copied.
 func (c *Claim) Fetch(ctx context.Context, dst []Record, max int) (records []Record, next int64, err error) {
 	c.once.Do(c.init)
-	select {
-	case <-c.session.done:
+	if c.ended() {
 		return dst, c.next, ErrRevoked
-	default:
 	}
 	if c.startErr != nil {
 		return dst, c.next, c.startErr
@@ -468,12 +506,23 @@ func (c *Claim) Fetch(ctx context.Context, dst []Record, max int) (records []Rec
 	if dst, err = c.read(dst, max); err != nil {
 		return dst, c.next, err
 	}
-	select {
-	case <-c.session.done:
+	if c.ended() {
 		return dst[:0], c.next, ErrRevoked
-	default:
 	}
 	return dst, c.next, nil
+}
+
+// ended tells whether the claim's partition was taken back: its session
+// ended, or, for a cooperative member, the partition alone was revoked.
+func (c *Claim) ended() bool {
+	select {
+	case <-c.session.done:
+		return true
+	case <-c.revoked:
+		return true
+	default:
+		return false
+	}
 }
 
 // read appends up to max records of the unread response to dst; it drops

@@ -164,6 +164,12 @@ func (m *groupMemberState) roundTrip(ctx context.Context, req kafkago.Request) (
 
 // join joins the group and syncs: the leader assigns the partitions.
 func (m *groupMemberState) join(ctx context.Context) (generation, error) {
+	return m.joinWith(ctx, nil, -1)
+}
+
+// joinWith joins with owned, the partitions this member holds from
+// generation ownedGen, which a cooperative member keeps running meanwhile.
+func (m *groupMemberState) joinWith(ctx context.Context, owned map[string][]int32, ownedGen int32) (generation, error) {
 	cfg := m.c.cfg
 	partitions, err := m.c.partitionCounts(ctx)
 	if err != nil {
@@ -180,7 +186,13 @@ func (m *groupMemberState) join(ctx context.Context) (generation, error) {
 		cfg.Logger.Warn("ordo: topics of the group do not exist; waiting for them", "group", cfg.Group,
 			"topics", missing, "retry_in", cfg.PartitionWatchInterval)
 	}
-	meta := encodeSubscription(subscription{topics: cfg.Topics})
+	protocol := protocolRange
+	sub := subscription{topics: cfg.Topics}
+	if cfg.Rebalance == Cooperative {
+		protocol = protocolCooperativeSticky
+		sub.owned, sub.userData = owned, stickyUserData(ownedGen)
+	}
+	meta := encodeSubscription(sub)
 	var jr *joingroup.Response
 	for attempt := 0; ; attempt++ {
 		joinCtx, cancel := context.WithTimeout(ctx, cfg.RebalanceTimeout+cfg.SessionTimeout)
@@ -191,7 +203,7 @@ func (m *groupMemberState) join(ctx context.Context) (generation, error) {
 			MemberID:           m.memberID,
 			GroupInstanceID:    cfg.InstanceID,
 			ProtocolType:       "consumer",
-			Protocols:          []joingroup.RequestProtocol{{Name: protocolRange, Metadata: meta}},
+			Protocols:          []joingroup.RequestProtocol{{Name: protocol, Metadata: meta}},
 		})
 		cancel()
 		if err != nil {
@@ -230,7 +242,11 @@ func (m *groupMemberState) join(ctx context.Context) (generation, error) {
 		if err != nil {
 			return generation{}, err
 		}
-		for id, parts := range assignRange(members, counts) {
+		assign := assignRange
+		if protocol == protocolCooperativeSticky {
+			assign = assignCooperativeSticky
+		}
+		for id, parts := range assign(members, counts) {
 			assignments = append(assignments, syncgroup.RequestAssignment{MemberID: id, Assignment: encodeAssignment(parts)})
 		}
 	}
@@ -242,7 +258,7 @@ func (m *groupMemberState) join(ctx context.Context) (generation, error) {
 		MemberID:        gen.memberID,
 		GroupInstanceID: cfg.InstanceID,
 		ProtocolType:    "consumer",
-		ProtocolName:    protocolRange,
+		ProtocolName:    protocol,
 		Assignments:     assignments,
 	})
 	if err != nil {

@@ -75,6 +75,7 @@ type options struct {
 	ledgerPath   string
 	proc         string
 	concurrency  int
+	rebalance    string
 }
 
 func main() {
@@ -99,6 +100,7 @@ func main() {
 	flag.StringVar(&o.ledgerPath, "ledger", "", "internal: worker's ledger file")
 	flag.StringVar(&o.proc, "proc", "", "internal: worker's name")
 	flag.IntVar(&o.concurrency, "concurrency", 64, "jobs each worker runs at once")
+	flag.StringVar(&o.rebalance, "rebalance", "eager", "the group's rebalance protocol: eager or cooperative")
 	flag.Parse()
 	if o.worker {
 		if err := runWorker(o); err != nil {
@@ -150,10 +152,19 @@ func runWorker(o options) error {
 	})); err != nil {
 		return err
 	}
+	rebalance := jobs.RebalanceEager
+	switch o.rebalance {
+	case "eager":
+	case "cooperative":
+		rebalance = jobs.RebalanceCooperative
+	default:
+		return fmt.Errorf("-rebalance %q: want eager or cooperative", o.rebalance)
+	}
 	srv, err := jobs.NewServer(jobs.Config{
 		Brokers: strings.Split(o.brokers, ","), Group: o.group, Topics: []string{o.topic}, Workers: ws,
 		CreateTopics: &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1}, // the dead-letter topic
 		Concurrency:  o.concurrency,
+		Rebalance:    rebalance,
 		// A killed member is noticed after SessionTimeout. The short
 		// RebalanceTimeout bounds how long the coordinator waits for
 		// members that will never rejoin; jobs here take milliseconds, so
@@ -266,7 +277,7 @@ func run(o options) (*verdict, error) {
 			_ = r.admin.DeleteTopics(dctx, r.topic)
 		}()
 	}
-	r.logf("seed %d, topic %s, ledgers in %s", seed, r.topic, r.dir)
+	r.logf("seed %d, topic %s, %s rebalancing, ledgers in %s", seed, r.topic, r.o.rebalance, r.dir)
 
 	for range o.procs {
 		if err := r.startWorker(); err != nil {
@@ -365,7 +376,7 @@ func (r *runner) startWorker() error {
 	cmd := exec.Command(r.self, "-worker", "-proc", name,
 		"-brokers", strings.Join(r.brokers, ","), "-topic", r.topic, "-group", r.group,
 		"-ledger", filepath.Join(r.dir, "ledger-"+name),
-		"-work", r.o.work.String(), "-concurrency", strconv.Itoa(r.o.concurrency))
+		"-work", r.o.work.String(), "-concurrency", strconv.Itoa(r.o.concurrency), "-rebalance", r.o.rebalance)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

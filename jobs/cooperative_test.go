@@ -1,0 +1,188 @@
+package jobs_test
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ordo-go/ordo/internal/kafkatest"
+	"github.com/ordo-go/ordo/jobs"
+	"github.com/ordo-go/ordo/kafka"
+)
+
+// finishes records when each partition finished a job.
+type finishes struct {
+	mu sync.Mutex
+	at map[int][]time.Time
+}
+
+func (f *finishes) add(partition int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.at[partition] = append(f.at[partition], time.Now())
+}
+
+func (f *finishes) between(partition int, from, to time.Time) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, t := range f.at[partition] {
+		if !t.Before(from) && !t.After(to) {
+			n++
+		}
+	}
+	return n
+}
+
+func partitionsOfServer(s *jobs.Server) map[int]bool {
+	out := map[int]bool{}
+	for _, p := range s.Stats() {
+		out[p.Partition] = true
+	}
+	return out
+}
+
+// A third server joins a cooperative group of two while jobs run. Only the
+// partitions that move are released (one per old server); the partitions
+// that stay keep finishing jobs during the rebalance; every job runs once,
+// in order per key, never beside another of its key.
+func TestCooperativeJoinKeepsThePartitionsThatStayRunning(t *testing.T) {
+	t.Parallel()
+	const keys, perKey = 60, 40
+	env := kafkatest.New(t)
+	topic := env.Topic(t, 6)
+	log := newSeqLog()
+	fin := &finishes{at: map[int][]time.Time{}}
+	ws := jobs.NewWorkers()
+	mustAdd(t, ws, jobs.WorkFunc(func(ctx context.Context, j *jobs.Job[kindA]) error {
+		log.run(j.Args.seqArgs, func() { time.Sleep(5 * time.Millisecond) })
+		fin.add(j.Partition)
+		return nil
+	}))
+	cfg := serverConfig(t, env, topic, ws)
+	cfg.Rebalance = jobs.RebalanceCooperative
+	cfg.SessionTimeout, cfg.RebalanceTimeout = 10*time.Second, 10*time.Second
+	loggerA, logsA := captureLogs(t, slog.LevelInfo)
+	loggerB, logsB := captureLogs(t, slog.LevelInfo)
+	withLogger := func(l *slog.Logger) jobs.Config { c := cfg; c.Logger = l; return c }
+	a := startJobServer(t, withLogger(loggerA))
+	waitFor(t, 30*time.Second, "a to hold the six partitions", func() bool { return len(a.Stats()) == 6 })
+	b := startJobServer(t, withLogger(loggerB))
+	waitFor(t, 30*time.Second, "a and b to share the partitions", func() bool { return len(a.Stats()) == 3 && len(b.Stats()) == 3 })
+
+	client := newClient(t, env, topic)
+	var params []jobs.EnqueueParams
+	for seq := range perKey {
+		for k := range keys {
+			params = append(params, jobs.EnqueueParams{Args: kindA{seqArgs{Key: "k" + strconv.Itoa(k), Seq: seq}}})
+		}
+	}
+	if _, err := client.EnqueueMany(context.Background(), params); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "jobs to be running on every partition", func() bool {
+		for p := range 6 {
+			if fin.between(p, time.Time{}, time.Now()) == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	releasedA := logsA.count("ordo: partition released")
+	releasedB := logsB.count("ordo: partition released")
+	keptA, keptB := partitionsOfServer(a), partitionsOfServer(b)
+
+	joined := time.Now()
+	c := startJobServer(t, cfg)
+	waitFor(t, 30*time.Second, "the three servers to hold two partitions each", func() bool {
+		return len(a.Stats()) == 2 && len(b.Stats()) == 2 && len(c.Stats()) == 2
+	})
+	settled := time.Now()
+
+	if n := logsA.count("ordo: partition released") - releasedA; n != 1 {
+		t.Errorf("server a released %d partitions when c joined, want only the one that moved", n)
+	}
+	if n := logsB.count("ordo: partition released") - releasedB; n != 1 {
+		t.Errorf("server b released %d partitions when c joined, want only the one that moved", n)
+	}
+	for _, s := range []struct {
+		name string
+		was  map[int]bool
+		srv  *jobs.Server
+	}{{"a", keptA, a}, {"b", keptB, b}} {
+		for p := range partitionsOfServer(s.srv) {
+			if !s.was[p] {
+				t.Errorf("server %s holds partition %d, which it did not hold before c joined", s.name, p)
+				continue
+			}
+			if n := fin.between(p, joined, settled); n == 0 {
+				t.Errorf("partition %d stayed with server %s but finished no job during the rebalance (%v)", p, s.name, settled.Sub(joined))
+			}
+		}
+	}
+	waitFor(t, 60*time.Second, "every job to run", func() bool { return log.runs.Load() >= keys*perKey })
+	want := map[string]int{}
+	for k := range keys {
+		want["k"+strconv.Itoa(k)] = perKey
+	}
+	log.check(t, want)
+	t.Logf("rebalance took %v", settled.Sub(joined))
+}
+
+// A long-running job on a partition that stays with its server through a
+// cooperative rebalance runs on: it is neither revoked nor started again.
+// (Under eager rebalancing every join revokes it.)
+func TestLongRunningJobOnAPartitionThatStaysIsNotRevoked(t *testing.T) {
+	t.Parallel()
+	env := kafkatest.New(t)
+	topic := env.Topic(t, 6)
+	// A key on partition 0, which the first server keeps when the second
+	// joins (the sticky assignor keeps each owner's first partitions).
+	key := ""
+	for i := 0; key == ""; i++ {
+		if k := "long-" + strconv.Itoa(i); kafka.Murmur2Partition([]byte(k), 6) == 0 {
+			key = k
+		}
+	}
+	long := &longWorker{started: make(chan struct{}), revoked: make(chan struct{})}
+	ws := jobs.NewWorkers()
+	mustAdd(t, ws, jobs.Worker[longArgs](long))
+	cfg := serverConfig(t, env, topic, ws)
+	cfg.Rebalance = jobs.RebalanceCooperative
+	cfg.LongRunningGrace = 500 * time.Millisecond
+	cfg.SessionTimeout, cfg.RebalanceTimeout = 10*time.Second, 10*time.Second
+	a := startJobServer(t, cfg)
+	waitFor(t, 30*time.Second, "a to hold the six partitions", func() bool { return len(a.Stats()) == 6 })
+	if _, err := newClient(t, env, topic).Enqueue(context.Background(), longArgs{Key: key, Millis: 4000}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-long.started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the long job did not start")
+	}
+	b := startJobServer(t, cfg)
+	waitFor(t, 30*time.Second, "a and b to share the partitions", func() bool { return len(a.Stats()) == 3 && len(b.Stats()) == 3 })
+	if !partitionsOfServer(a)[0] {
+		t.Fatalf("server a gave up partition 0: %v", a.Stats())
+	}
+	waitFor(t, 30*time.Second, "the long job to finish and be committed", func() bool {
+		for _, p := range a.Stats() {
+			if p.Partition == 0 {
+				return p.Committed == 1
+			}
+		}
+		return false
+	})
+	select {
+	case <-long.revoked:
+		t.Error("the long job saw its partition revoked, though the partition stayed")
+	default:
+	}
+	if n := long.runs.Load(); n != 1 {
+		t.Errorf("the long job ran %d times, want once", n)
+	}
+}

@@ -1,0 +1,284 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/ordo-go/ordo/internal/backoff"
+)
+
+// PartitionHandler receives a cooperative member's partitions as they come
+// and go (RunCooperative).
+type PartitionHandler interface {
+	// Assigned hands over partitions newly assigned to this member. sess
+	// commits for them, in whatever generation is current. It must return
+	// soon: the claims are to be fetched elsewhere.
+	Assigned(sess *Session, claims []*Claim)
+	// Revoked takes partitions back: it returns once their work is drained
+	// and their final offsets committed. stopping says the member is
+	// shutting down (every partition goes); lost says the member lost
+	// its place in the group, so commits will be refused.
+	Revoked(claims []*Claim, stopping, lost bool)
+}
+
+// RunCooperative runs a member of a group that rebalances cooperatively
+// (ConsumerConfig.Rebalance = Cooperative): a rebalance takes back only the
+// partitions that move, and the member keeps running the others through it.
+// It returns as Run does: nil when ctx ends, after every partition was
+// revoked; an error wrapping ErrMembershipFailed when the group refuses the
+// member for good.
+func (c *Consumer) RunCooperative(ctx context.Context, h PartitionHandler) error {
+	if c.cfg.Rebalance != Cooperative {
+		return errors.New("kafka: RunCooperative needs ConsumerConfig.Rebalance = Cooperative")
+	}
+	tr := c.cfg.Security.transport()
+	defer tr.CloseIdleConnections()
+	m := &groupMemberState{c: c, rt: tr}
+	defer m.leave()
+	sess := &Session{consumer: c, instanceID: c.cfg.InstanceID, stopping: &m.stopping, owned: map[topicPartition]bool{}}
+	done := make(chan struct{})
+	sess.done = done
+	defer close(done)
+	coop := &cooperativeMember{groupMemberState: m, h: h, sess: sess, claims: map[topicPartition]*Claim{}, gen: -1}
+	for failures := 0; ; {
+		if ctx.Err() != nil {
+			coop.revokeAll(true, false)
+			return nil
+		}
+		err := coop.round(ctx)
+		if err == nil {
+			failures = 0
+			err = coop.beat(ctx)
+			if err == nil {
+				coop.revokeAll(true, false)
+				return nil
+			}
+			if errors.Is(err, errRejoin) {
+				continue
+			}
+		}
+		if ctx.Err() != nil {
+			coop.revokeAll(true, false)
+			return nil
+		}
+		if fatalJoin(err) {
+			coop.revokeAll(true, true)
+			c.cfg.Logger.Error("ordo: the group refused this member; stopping", "group", c.cfg.Group, "err", err)
+			return fmt.Errorf("%w: group %q: %w", ErrMembershipFailed, c.cfg.Group, err)
+		}
+		if errors.Is(err, kafkago.UnknownMemberId) || errors.Is(err, kafkago.IllegalGeneration) {
+			// Out of the group: whatever this member holds, another may
+			// be given; give it all up, uncommitted.
+			coop.revokeAll(false, true)
+			if c.cfg.InstanceID == "" {
+				m.memberID = ""
+			}
+			continue
+		}
+		if errors.Is(err, kafkago.RebalanceInProgress) {
+			continue
+		}
+		m.coord = nil
+		failures++
+		wait := backoff.Delay(100*time.Millisecond, 5*time.Second, failures)
+		c.cfg.Logger.Warn("ordo: joining consumer group failed; retrying", "group", c.cfg.Group, "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+}
+
+// cooperativeMember is RunCooperative's state: the claims it holds across
+// generations.
+type cooperativeMember struct {
+	*groupMemberState
+	h      PartitionHandler
+	sess   *Session
+	claims map[topicPartition]*Claim
+	gen    int32 // the generation the claims are from
+	// rejoinNow asks for the next round at once: this one took
+	// partitions back, which their new owners wait for.
+	rejoinNow bool
+}
+
+func (c *cooperativeMember) owned() map[string][]int32 {
+	out := map[string][]int32{}
+	for k := range c.claims {
+		out[k.topic] = append(out[k.topic], int32(k.partition))
+	}
+	return out
+}
+
+// round joins and syncs once, then gives up what it must and starts what it
+// got. A round that gave anything up asks for the next at once (errRejoin
+// through beat), so the partitions reach their new owner.
+func (c *cooperativeMember) round(ctx context.Context) error {
+	cfg := c.c.cfg
+	gen, err := c.joinWith(ctx, c.owned(), c.gen)
+	if err != nil {
+		return err
+	}
+	c.generations++
+	c.gen = gen.id
+	c.sess.mu.Lock()
+	c.sess.id, c.sess.memberID, c.sess.leader = gen.id, gen.memberID, gen.leader
+	c.sess.mu.Unlock()
+
+	assigned := map[topicPartition]bool{}
+	for t, ps := range gen.assigned {
+		for _, p := range ps {
+			assigned[topicPartition{t, int(p)}] = true
+		}
+	}
+	var revoked []*Claim
+	for k, cl := range c.claims {
+		if !assigned[k] {
+			revoked = append(revoked, cl)
+		}
+	}
+	added := &Session{consumer: c.c, id: gen.id}
+	for k := range assigned {
+		if _, ok := c.claims[k]; !ok {
+			added.claims = append(added.claims, &Claim{session: c.sess, Topic: k.topic, Partition: k.partition,
+				Start: kafkago.FirstOffset, revoked: make(chan struct{})})
+		}
+	}
+	slices.SortFunc(added.claims, func(a, b *Claim) int {
+		if a.Topic != b.Topic {
+			if a.Topic < b.Topic {
+				return -1
+			}
+			return 1
+		}
+		return a.Partition - b.Partition
+	})
+	cfg.Logger.Info("ordo: partitions assigned", "group", cfg.Group, "generation", gen.id, "member", gen.memberID,
+		"rebalance", "cooperative", "kept", len(c.claims)-len(revoked), "added", added.describe(), "revoked", describeClaims(revoked))
+	if len(revoked) > 0 {
+		c.revoke(revoked, false, false)
+	}
+	if len(added.claims) > 0 {
+		c.c.readStartOffsets(added)
+		c.sess.mu.Lock()
+		for _, cl := range added.claims {
+			c.claims[topicPartition{cl.Topic, cl.Partition}] = cl
+			c.sess.owned[topicPartition{cl.Topic, cl.Partition}] = true
+		}
+		c.sess.mu.Unlock()
+		c.h.Assigned(c.sess, added.claims)
+	}
+	if len(revoked) > 0 {
+		c.rejoinNow = true
+	}
+	return nil
+}
+
+// revoke hands claims back to the handler, then forgets them: their
+// commits are refused from then on. The member keeps heartbeating while the
+// handler drains, so a slow drain does not cost it its place.
+func (c *cooperativeMember) revoke(claims []*Claim, stopping, lost bool) {
+	for _, cl := range claims {
+		close(cl.revoked)
+	}
+	drained := make(chan struct{})
+	if !stopping && !lost && c.memberID != "" {
+		gen := generation{id: c.gen, memberID: c.memberID}
+		go func() {
+			t := time.NewTicker(c.c.cfg.HeartbeatInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-drained:
+					return
+				case <-t.C:
+					_ = c.heartbeat(context.Background(), gen) // a rebalance is noticed by the next beat loop
+				}
+			}
+		}()
+	}
+	c.h.Revoked(claims, stopping, lost)
+	close(drained)
+	c.sess.mu.Lock()
+	for _, cl := range claims {
+		k := topicPartition{cl.Topic, cl.Partition}
+		delete(c.claims, k)
+		delete(c.sess.owned, k)
+	}
+	c.sess.mu.Unlock()
+	for _, cl := range claims {
+		cl.Close()
+	}
+}
+
+func (c *cooperativeMember) revokeAll(stopping, lost bool) {
+	if stopping {
+		c.stopping.Store(true)
+	}
+	if len(c.claims) == 0 {
+		return
+	}
+	all := make([]*Claim, 0, len(c.claims))
+	for _, cl := range c.claims {
+		all = append(all, cl)
+	}
+	c.revoke(all, stopping, lost)
+}
+
+// beat heartbeats until the generation ends: nil when ctx ended, errRejoin
+// for a rebalance (the member keeps its partitions meanwhile), or why it
+// lost its place.
+func (c *cooperativeMember) beat(ctx context.Context) error {
+	if c.rejoinNow {
+		c.rejoinNow = false
+		return errRejoin
+	}
+	cfg := c.c.cfg
+	gen := generation{id: c.gen, memberID: c.memberID}
+	t := time.NewTicker(cfg.HeartbeatInterval)
+	defer t.Stop()
+	watch := time.NewTicker(cfg.PartitionWatchInterval)
+	defer watch.Stop()
+	failed := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-watch.C:
+			counts, err := c.c.partitionCounts(ctx)
+			if err == nil && !countsEqual(counts, c.partitions) {
+				cfg.Logger.Info("ordo: the group's topics changed; rejoining", "group", cfg.Group)
+				return errRejoin
+			}
+		case <-t.C:
+			err := c.heartbeat(ctx, gen)
+			switch {
+			case err == nil:
+				failed = 0
+			case errors.Is(err, kafkago.RebalanceInProgress):
+				return errRejoin
+			case errors.As(err, new(kafkago.Error)):
+				return err
+			default:
+				if failed++; failed >= 2 {
+					c.revokeAll(false, true)
+					return fmt.Errorf("%d heartbeats in a row failed: %w", failed, err)
+				}
+				c.coord = nil
+			}
+		}
+	}
+}
+
+func describeClaims(claims []*Claim) map[string][]int {
+	out := map[string][]int{}
+	for _, c := range claims {
+		out[c.Topic] = append(out[c.Topic], c.Partition)
+	}
+	return out
+}

@@ -1,0 +1,158 @@
+package kafka
+
+import (
+	"encoding/binary"
+	"slices"
+	"sort"
+)
+
+// protocolCooperativeSticky names the cooperative sticky assignor as Java's
+// CooperativeStickyAssignor does, so ordo members and Java consumers using
+// cooperative-sticky can share a group and either can lead it.
+const protocolCooperativeSticky = "cooperative-sticky"
+
+// stickyUserData is what Java's CooperativeStickyAssignor puts in a
+// subscription's user data: the generation its owned partitions are from.
+func stickyUserData(generation int32) []byte {
+	return binary.BigEndian.AppendUint32(nil, uint32(generation))
+}
+
+// ownedGeneration is the generation a member's owned partitions are from: the
+// subscription's field (version 2+), else the user data's, else -1.
+func ownedGeneration(s subscription) int32 {
+	if s.generation >= 0 {
+		return s.generation
+	}
+	if len(s.userData) == 4 {
+		return int32(binary.BigEndian.Uint32(s.userData))
+	}
+	return -1
+}
+
+type topicPart struct {
+	topic     string
+	partition int32
+}
+
+// assignCooperativeSticky is the cooperative sticky assignor (KIP-429): the
+// balanced assignment that moves the fewest partitions from their current
+// owners, minus, for this round, every partition that would move. Its owner
+// gives it up now (it is not in its assignment), drains it, and joins again;
+// the next round finds it unowned and assigns it. So no partition is ever
+// owned by two members at once, and the partitions that stay never stop.
+//
+// Balance: every member gets ⌊n/m⌋ or ⌈n/m⌉ of the n partitions when all
+// subscribe to the same topics; with different subscriptions each partition
+// goes to the least loaded member that subscribes to its topic.
+func assignCooperativeSticky(members []groupMember, partitions map[string]int) map[string]map[string][]int32 {
+	sort.Slice(members, func(i, j int) bool { return members[i].sortKey() < members[j].sortKey() })
+	subscribed := func(m groupMember, t string) bool { return slices.Contains(m.sub.topics, t) }
+
+	// Every partition the members can consume, in a fixed order.
+	var all []topicPart
+	topics := make([]string, 0, len(partitions))
+	for t := range partitions {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	for _, t := range topics {
+		if !slices.ContainsFunc(members, func(m groupMember) bool { return subscribed(m, t) }) {
+			continue
+		}
+		for p := range partitions[t] {
+			all = append(all, topicPart{t, int32(p)})
+		}
+	}
+
+	// Current owners. A partition two members claim (one missed a
+	// rebalance) belongs to the one with the newer generation.
+	owner := map[topicPart]int{}
+	ownerGen := map[topicPart]int32{}
+	for i, m := range members {
+		gen := ownedGeneration(m.sub)
+		for t, ps := range m.sub.owned {
+			if !subscribed(m, t) {
+				continue
+			}
+			for _, p := range ps {
+				tp := topicPart{t, p}
+				if int(p) >= partitions[t] {
+					continue // the topic shrank or is gone
+				}
+				if _, ok := owner[tp]; ok && ownerGen[tp] >= gen {
+					continue
+				}
+				owner[tp], ownerGen[tp] = i, gen
+			}
+		}
+	}
+
+	// Quotas: with n partitions over m members, n%m members may hold one
+	// more than the others.
+	n, m := len(all), len(members)
+	target := make([][]topicPart, m)
+	if m == 0 {
+		return map[string]map[string][]int32{}
+	}
+	floor, extra := n/m, n%m
+	// Members keep what they own, up to their quota; the ones that own
+	// more than the floor take the extra places first, in member order.
+	for i := range members {
+		var kept []topicPart
+		for _, tp := range all {
+			if j, ok := owner[tp]; ok && j == i {
+				kept = append(kept, tp)
+			}
+		}
+		quota := floor
+		if len(kept) > floor && extra > 0 {
+			quota++
+			extra--
+		}
+		if len(kept) > quota {
+			kept = kept[:quota]
+		}
+		target[i] = kept
+	}
+	taken := map[topicPart]bool{}
+	for _, ps := range target {
+		for _, tp := range ps {
+			taken[tp] = true
+		}
+	}
+	// The rest go to the least loaded member that subscribes to their
+	// topic, up to the quota while places remain; then to any.
+	for _, tp := range all {
+		if taken[tp] {
+			continue
+		}
+		best := -1
+		for i, mem := range members {
+			if !subscribed(mem, tp.topic) {
+				continue
+			}
+			if best < 0 || len(target[i]) < len(target[best]) {
+				best = i
+			}
+		}
+		if best >= 0 {
+			target[best] = append(target[best], tp)
+			taken[tp] = true
+		}
+	}
+
+	// This round: a partition moving to a new owner is held back until its
+	// current owner has given it up.
+	out := make(map[string]map[string][]int32, m)
+	for i, mem := range members {
+		parts := map[string][]int32{}
+		for _, tp := range target[i] {
+			if j, owned := owner[tp]; owned && j != i {
+				continue
+			}
+			parts[tp.topic] = append(parts[tp.topic], tp.partition)
+		}
+		out[mem.id] = parts
+	}
+	return out
+}
