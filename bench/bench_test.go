@@ -55,8 +55,12 @@ func TestQuickRun(t *testing.T) {
 	}
 	want = append(want,
 		`bench S5: revocation=`+num+` ms inflight_job=100 ms bound=200 ms broker=`+broker+` ratio=`+num,
+		`bench S5 cooperative: pause_stayed=`+num+` ms eager=`+num+` ms job=100 ms bound=200 ms broker=`+broker+` ratio=`+num,
 		`bench S6 keys=200000: rss_20k=`+num+` MB rss_200k=`+num+` MB broker=`+broker+` ratio=`+num,
 		`bench S7 bad=10%: ordo=`+num+` jobs/s clean=`+num+` jobs/s broker=`+broker+` ratio=`+num,
+		`bench S8 eager: revoked_others=`+num+` duplicates=`+num+` inflight=`+num+` untouched=`+num+` gap=`+num+` ms steady_gap=`+num+` ms broker=`+broker+` ratio=`+num,
+		`bench S8 cooperative: revoked_others=`+num+` duplicates=`+num+` inflight=`+num+` untouched=`+num+` gap=`+num+` ms steady_gap=`+num+` ms broker=`+broker+` ratio=`+num,
+		`bench S8 cooperative\+static: revoked_others=`+num+` duplicates=`+num+` inflight=`+num+` untouched=`+num+` gap=`+num+` ms steady_gap=`+num+` ms broker=`+broker+` ratio=`+num,
 		`bench S10 sequential: ordo_p50=`+num+` ms ordo_p99=`+num+` ms writer_p50=`+num+` ms writer_p99=`+num+` ms broker=`+broker+` ratio=`+num,
 		`bench S10 concurrent: ordo=`+num+` jobs/s writer=`+num+` jobs/s broker=`+broker+` ratio=`+num,
 	)
@@ -72,7 +76,7 @@ func TestQuickRun(t *testing.T) {
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(out, env.Name+".md"))
-	for _, row := range []string{"| S1 |", "| S5 |", "| S6 |", "| S7 |", "| S10 |"} {
+	for _, row := range []string{"| S1 |", "| S5 |", "| S6 |", "| S7 |", "| S8 |", "| S10 |"} {
 		if !bytes.Contains(md, []byte(row)) {
 			t.Errorf("%s.md has no %s row:\n%s", env.Name, row, md)
 		}

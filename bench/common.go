@@ -51,6 +51,9 @@ type sizes struct {
 
 	s10Sequential, s10Concurrent int // calls timed one at a time; jobs enqueued by s10Goroutines at once
 	s10Goroutines, s10Partitions int
+
+	s8Partitions, s8Keys, s8Rate, s8Concurrency int
+	s8Work, s8Warmup, s8Steady                  time.Duration
 }
 
 // defaultSizes are issue 5's scenarios as stated.
@@ -76,6 +79,8 @@ func defaultSizes() sizes {
 		s7BadEvery: 10, s7Trials: 2, s7Work: time.Millisecond,
 
 		s10Sequential: 2_000, s10Concurrent: 50_000, s10Goroutines: 64, s10Partitions: 3,
+		s8Partitions: 24, s8Keys: 500, s8Rate: 4_000, s8Concurrency: 20,
+		s8Work: time.Millisecond, s8Warmup: 2 * time.Second, s8Steady: 3 * time.Second,
 	}
 }
 
@@ -92,6 +97,7 @@ func quickSizes() sizes {
 	s.s6Marks, s.s6Timeout = []int{20_000, 200_000}, 5*time.Minute
 	s.s7Jobs = 5_000
 	s.s10Sequential, s.s10Concurrent = 200, 5_000
+	s.s8Rate, s.s8Warmup, s.s8Steady = 1_000, 500*time.Millisecond, time.Second
 	return s
 }
 

@@ -114,7 +114,10 @@ keeps the best of each; a bad run counts only when every bad record reached
 the dead-letter topic, once. S10 times synchronous Enqueue calls, one job per
 call, against a kafka-go Writer writing the same records (RequireAll):
 sequentially, taking turns with a Writer of BatchSize 1, and from 64
-goroutines against a Writer batching for 5 ms.
+goroutines against a Writer batching for 5 ms. S8 restarts each of three
+members in turn while jobs stream in; "untouched" are the partitions the
+restarted member did not hold, measured from its stop until the group
+settled, against their own steady state.
 
 Summary lines:
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/jobs"
+	"github.com/ordo-go/ordo/kafka"
 )
 
 // s5 measures revocation latency: a first member runs 100 ms jobs on every
@@ -71,6 +72,56 @@ func (b *bench) s5(ctx context.Context) error {
 		Met:      met(r <= 1 && worstBeyond <= 100*time.Millisecond),
 		Line: fmt.Sprintf("bench S5: revocation=%d ms inflight_job=%d ms bound=%d ms broker=%s ratio=%.2f",
 			med.total.Milliseconds(), sz.s5Work.Milliseconds(), bound.Milliseconds(), b.target.Name, r),
+	})
+
+	// The same join under cooperative rebalancing: the partitions that
+	// stay with the first member must not pause.
+	coopTopic, err := b.newTopic(ctx, "s5-coop", sz.s5Partitions)
+	if err != nil {
+		return err
+	}
+	var keys []string
+	perPartition := make([]int, sz.s5Partitions)
+	for i := 0; len(keys) < sz.s5Concurrency; i++ {
+		k := "key-" + strconv.Itoa(i)
+		if p := kafka.Murmur2Partition([]byte(k), sz.s5Partitions); perPartition[p] < sz.s5Concurrency/sz.s5Partitions {
+			perPartition[p]++
+			keys = append(keys, k)
+		}
+	}
+	if err := b.enqueue(ctx, "S5", coopTopic, len(keys)*40, func(i int) jobs.JobArgs {
+		return SleepArgs{Key: keys[i%len(keys)], Micros: work}
+	}); err != nil {
+		return err
+	}
+	var worst, handoff time.Duration
+	for t := 1; t <= sz.s5Trials; t++ {
+		pause, h, err := b.s5Cooperative(ctx, coopTopic, jobs.RebalanceCooperative)
+		if err != nil {
+			return fmt.Errorf("cooperative trial %d: %w", t, err)
+		}
+		b.progressf("bench S5 cooperative trial %d: partitions that stayed went at most %v without finishing a job; second member assigned after %v", t, ms(pause), ms(h))
+		worst, handoff = max(worst, pause), max(handoff, h)
+	}
+	// The same measurement under eager rebalancing, for contrast.
+	eagerPause, _, err := b.s5Cooperative(ctx, coopTopic, jobs.RebalanceEager)
+	if err != nil {
+		return fmt.Errorf("eager contrast: %w", err)
+	}
+	b.progressf("bench S5 cooperative: under eager rebalancing the same partitions went %v without finishing a job", ms(eagerPause))
+	limit := 2 * sz.s5Work
+	rc := float64(worst) / float64(limit)
+	b.record(result{
+		Scenario: "S5",
+		Measurement: fmt.Sprintf("cooperative: second member joins; %v jobs in flight (%d partitions, c=%d, heartbeat %v; worst of %d)",
+			sz.s5Work, sz.s5Partitions, sz.s5Concurrency, sz.s5Heartbeat, sz.s5Trials),
+		Ordo:     fmt.Sprintf("the partitions that stayed went at most %d ms without finishing a job (hand-off done within %d ms)", worst.Milliseconds(), handoff.Milliseconds()),
+		Baseline: fmt.Sprintf("2 × the job time: %d ms (eager rebalancing, same run: %d ms)", limit.Milliseconds(), eagerPause.Milliseconds()),
+		Ratio:    fmt.Sprintf("%.2f", rc),
+		Target:   "≤ 1: no pause of the partitions that stay",
+		Met:      met(rc <= 1),
+		Line: fmt.Sprintf("bench S5 cooperative: pause_stayed=%d ms eager=%d ms job=%d ms bound=%d ms broker=%s ratio=%.2f",
+			worst.Milliseconds(), eagerPause.Milliseconds(), sz.s5Work.Milliseconds(), limit.Milliseconds(), b.target.Name, rc),
 	})
 	return nil
 }
