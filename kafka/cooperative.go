@@ -75,7 +75,7 @@ func (c *Consumer) RunCooperative(ctx context.Context, h PartitionHandler) error
 			// Out of the group: whatever this member holds, another may
 			// be given; give it all up, uncommitted.
 			coop.revokeAll(false, true)
-			if c.cfg.InstanceID == "" {
+			if errors.Is(err, kafkago.UnknownMemberId) && c.cfg.InstanceID == "" {
 				m.memberID = ""
 			}
 			continue

@@ -111,8 +111,12 @@ func (c *Consumer) Run(ctx context.Context, fn func(sess *Session)) error {
 			return fmt.Errorf("%w: group %q: %w", ErrMembershipFailed, c.cfg.Group, err)
 		}
 		if errors.Is(err, kafkago.UnknownMemberId) || errors.Is(err, kafkago.IllegalGeneration) {
-			if c.cfg.InstanceID == "" {
-				m.memberID = "" // join as a new member
+			// The generation is over. An unknown member joins again as
+			// a new one (a static one keeps its instance id); with an
+			// illegal generation the member id still stands, as in
+			// Java's coordinator.
+			if errors.Is(err, kafkago.UnknownMemberId) && c.cfg.InstanceID == "" {
+				m.memberID = ""
 			}
 			continue // no pause: the coordinator asks for a fresh join
 		}

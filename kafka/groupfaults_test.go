@@ -1,0 +1,134 @@
+package kafka_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/ordo-go/ordo/kafka"
+)
+
+// faultCluster is an in-process cluster whose responses a test can replace:
+// the faults of group membership that a real broker cannot be made to
+// produce on demand.
+func faultCluster(t *testing.T, brokers int) (*kfake.Cluster, []string, string) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(brokers), kfake.GroupMinSessionTimeout(100*time.Millisecond),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, "127.0.0.1:0") }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const topic = "faults"
+	if err := kafka.NewAdmin(c.ListenAddrs()).CreateTopics(ctx, kafka.Topic{Name: topic, Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	return c, c.ListenAddrs(), topic
+}
+
+// failHeartbeat makes the next heartbeat of group fail with code.
+func failHeartbeat(c *kfake.Cluster, group string, code int16) {
+	c.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		hb := req.(*kmsg.HeartbeatRequest)
+		if hb.Group != group {
+			return nil, nil, false
+		}
+		resp := hb.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = code
+		return resp, nil, true
+	})
+}
+
+// Each answer a coordinator can give a heartbeat is handled as Kafka means
+// it: REBALANCE_IN_PROGRESS rejoins with the same member id;
+// UNKNOWN_MEMBER_ID and ILLEGAL_GENERATION end the generation (its commits
+// are refused from then on) and join afresh; NOT_COORDINATOR finds the
+// coordinator again and keeps the generation.
+func TestHeartbeatErrorsAreEachHandled(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		code          int16
+		newGeneration bool
+		sameMemberID  bool
+	}{
+		{"REBALANCE_IN_PROGRESS", 27, true, true},
+		{"UNKNOWN_MEMBER_ID", 25, true, false},
+		{"ILLEGAL_GENERATION", 22, true, true},
+		{"NOT_COORDINATOR", 16, false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			cluster, brokers, topic := faultCluster(t, 1)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			group := "g-" + c.name
+			sessions := runMember(ctx, t, kafka.ConsumerConfig{Brokers: brokers, Group: group, Topics: []string{topic},
+				HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+			first := <-sessions
+			failHeartbeat(cluster, group, c.code)
+			// The broker did not really drop the member: after
+			// UNKNOWN_MEMBER_ID the new member's join waits until the
+			// old one's session (5 s) expires.
+			wait := 2 * time.Second
+			if c.newGeneration {
+				wait = 15 * time.Second
+			}
+			select {
+			case next := <-sessions:
+				if !c.newGeneration {
+					t.Fatalf("a new generation %d after %s; the member should have kept generation %d", next.GenerationID(), c.name, first.GenerationID())
+				}
+				if same := next.MemberID() == first.MemberID(); same != c.sameMemberID {
+					t.Errorf("member id %s → %s after %s; want same=%v", first.MemberID(), next.MemberID(), c.name, c.sameMemberID)
+				}
+				err := first.Commit(ctx, kafka.Offset{Topic: topic, Partition: 0, Offset: 1})
+				if !errors.Is(err, kafka.ErrStaleGeneration) {
+					t.Errorf("a commit of the ended generation returned %v, want ErrStaleGeneration", err)
+				}
+			case <-time.After(wait):
+				if c.newGeneration {
+					t.Fatalf("no new generation after %s", c.name)
+				}
+				if err := first.Commit(ctx, kafka.Offset{Topic: topic, Partition: 0, Offset: 1}); err != nil {
+					t.Errorf("the generation kept after %s cannot commit: %v", c.name, err)
+				}
+			}
+		})
+	}
+}
+
+// The group coordinator moves to another broker: the member finds it again,
+// keeps its generation and its partitions, and its commits go through.
+func TestCoordinatorMoveKeepsTheGeneration(t *testing.T) {
+	t.Parallel()
+	cluster, brokers, topic := faultCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const group = "moving"
+	sessions := runMember(ctx, t, kafka.ConsumerConfig{Brokers: brokers, Group: group, Topics: []string{topic},
+		HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	first := <-sessions
+	before := cluster.CoordinatorFor(group)
+	for i := 0; cluster.CoordinatorFor(group) == before; i++ {
+		if i == 100 {
+			t.Fatal("the coordinator never moved")
+		}
+		cluster.RehashCoordinators()
+	}
+	select {
+	case next := <-sessions:
+		t.Fatalf("the coordinator's move started generation %d; the member should have kept %d", next.GenerationID(), first.GenerationID())
+	case <-time.After(2 * time.Second):
+	}
+	if err := first.Commit(ctx, kafka.Offset{Topic: topic, Partition: 1, Offset: 3}); err != nil {
+		t.Fatalf("commit after the coordinator moved from node %d to %d: %v", before, cluster.CoordinatorFor(group), err)
+	}
+}
