@@ -112,9 +112,6 @@ func parseInts(s string) []int {
 // whichever of the two leads the group.
 func TestCooperativeInteropWithJavaConsumers(t *testing.T) {
 	env := kafkatest.New(t)
-	if env.Embedded {
-		t.Skip("runs against a real Apache Kafka broker (KAFKA_BROKERS)")
-	}
 	for _, javaFirst := range []bool{true, false} {
 		t.Run(fmt.Sprintf("java_leads=%v", javaFirst), func(t *testing.T) {
 			topic, group := env.Topic(t, 6), env.Group(t)
