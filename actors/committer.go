@@ -97,14 +97,23 @@ func (c *committer) commit(ps []*partition) error {
 	}
 	byGen := map[Generation][]pending{}
 	for _, p := range ps {
-		off := p.committable.Load()
-		meta := p.metadata.Load()
-		if off < 0 || (off <= p.committed.Load() && meta == nil) {
-			continue
+		o := kafka.Offset{Topic: p.topic, Partition: p.partition, Offset: p.committable.Load()}
+		committed, lastMeta := p.committed.Load(), p.committedMeta.Load()
+		meta := p.metadata.Load() // a drain's final metadata
+		send := o.Offset > committed
+		switch pt := p.point.Load(); {
+		case meta != nil:
+			o.Metadata, send = *meta, true
+		case pt != nil && (pt.offset > committed || pt.offset == committed && (lastMeta == nil || *lastMeta != pt.meta)):
+			// The offset with the records finished above it, at most
+			// a commit spacing old: after a crash the next owner skips
+			// them, which a newer offset alone would not let it do. A
+			// head that does not move still gets its finished set
+			// committed as it grows.
+			o.Offset, o.Metadata, send = pt.offset, pt.meta, true
 		}
-		o := kafka.Offset{Topic: p.topic, Partition: p.partition, Offset: off}
-		if meta != nil {
-			o.Metadata = *meta
+		if o.Offset < 0 || !send {
+			continue
 		}
 		byGen[p.gen] = append(byGen[p.gen], pending{p, o, meta})
 	}
@@ -123,6 +132,7 @@ func (c *committer) commit(ps []*partition) error {
 		}
 		for _, b := range batch {
 			b.p.committed.Store(b.off.Offset)
+			b.p.committedMeta.Store(&b.off.Metadata)
 			if b.meta != nil {
 				b.p.metadata.CompareAndSwap(b.meta, nil)
 			}

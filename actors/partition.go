@@ -34,13 +34,20 @@ type partition struct {
 	// the records still running if a shutdown runs out of time.
 	drainKeys atomic.Pointer[[]*keyActor]
 
-	outstanding      atomic.Int64 // held: fetched, not finished
-	peak             atomic.Int64
-	span             atomic.Int64 // fetch position minus committable
-	liveKeys         atomic.Int64
-	committable      atomic.Int64 // published by the supervisor
-	committed        atomic.Int64 // set by the committer
-	metadata         atomic.Pointer[string]
+	outstanding   atomic.Int64 // held: fetched, not finished
+	peak          atomic.Int64
+	span          atomic.Int64 // fetch position minus committable
+	liveKeys      atomic.Int64
+	committable   atomic.Int64           // published by the supervisor
+	committed     atomic.Int64           // set by the committer
+	committedMeta atomic.Pointer[string] // the metadata committed with it
+	metadata      atomic.Pointer[string]
+	// point is the latest committable offset with the records finished
+	// above it, for the committer's periodic and batch commits.
+	point atomic.Pointer[commitPoint]
+	// fallbacks counts the commits whose finished set did not fit Kafka's
+	// metadata limit and went without it.
+	fallbacks        atomic.Int64
 	released         atomic.Bool // the drain and final commit are over
 	inflightAtRevoke atomic.Int64
 	drainedAt        atomic.Int64 // unix nanoseconds
@@ -226,4 +233,11 @@ func (p *partition) drainTook(began time.Time) time.Duration {
 		return time.Since(began).Round(time.Millisecond)
 	}
 	return time.Unix(0, at).Sub(began).Round(time.Millisecond)
+}
+
+// commitPoint is an offset to commit with its metadata: the offsets above it
+// that finished.
+type commitPoint struct {
+	offset int64
+	meta   string
 }

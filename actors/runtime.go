@@ -462,6 +462,10 @@ type PartitionStats struct {
 	// Revoked tells whether the partition's revocation (or shutdown
 	// drain) has begun.
 	Revoked bool
+	// MetadataFallbacks counts the commits, since the assignment, whose
+	// records finished above the committed offset did not fit Kafka's
+	// commit metadata and were left out: a crash then re-runs them.
+	MetadataFallbacks int64
 }
 
 // HighWatermarkSource is implemented by record sources that know their
@@ -488,6 +492,8 @@ func (rt *Runtime) Stats() []PartitionStats {
 			HighWatermark: p.highWatermark(),
 			Generation:    p.generation,
 			Revoked:       revoked,
+
+			MetadataFallbacks: p.fallbacks.Load(),
 		})
 	}
 	rt.mu.Unlock()

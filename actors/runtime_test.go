@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -773,4 +774,31 @@ func TestAssignRefusesAPartitionItHolds(t *testing.T) {
 	if !errors.Is(err, ErrAssigned) {
 		t.Fatalf("second Assign of t/0: %v, want ErrAssigned", err)
 	}
+}
+
+// Finished records too scattered for either metadata encoding: the commit
+// carries the offset alone, and the fallback is counted.
+func TestAFinishedSetThatDoesNotFitIsCountedAndLeftOut(t *testing.T) {
+	t.Parallel()
+	// Offset 0 is held; every odd offset waits behind it on its key, every
+	// even one finishes: 15,000 runs over a 30,000-offset span, more than
+	// a 4 KB base64 bitset covers (about 24,000).
+	keys := make([]string, 30_000)
+	for i := range keys {
+		keys[i] = "held"
+		if i%2 == 0 && i > 0 {
+			keys[i] = "k" + strconv.Itoa(i)
+		}
+	}
+	g := newGate(t)
+	rt := newTestRuntime(t, Config{Concurrency: 4, CommitInterval: 50 * time.Millisecond, MaxBuffered: 100_000, MaxSpan: 200_000,
+		Handler: heldAt(0, g, newExecLog())})
+	gen := newMemGeneration()
+	assign(t, rt, gen, newMemSource("t", 0, keys))
+	waitFor(t, 30*time.Second, "a commit fallback to be counted", func() bool { return statsOf(rt, 0).MetadataFallbacks > 0 })
+	waitFor(t, 10*time.Second, "offset 0 to be committed alone", func() bool {
+		last := gen.lastCommit(0)
+		return last.Offset == 0 && last.Metadata == ""
+	})
+	g.open()
 }

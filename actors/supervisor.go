@@ -68,6 +68,13 @@ type partitionSupervisor struct {
 	now       time.Time // when the outcomes being counted were taken
 	batchEnds []int64   // last offset of each fetched batch not yet committable
 
+	// lastPoint is when publishPoint last listed the finished records;
+	// runs is its reused list. loggedFallback: a too-large finished set
+	// was logged for this partition.
+	lastPoint      time.Time
+	runs           []offsetRun
+	loggedFallback bool
+
 	stopFetch context.CancelFunc
 	draining  bool
 	sweeper   *time.Timer
@@ -248,6 +255,7 @@ func (s *partitionSupervisor) publish() {
 	for passed < len(s.batchEnds) && s.batchEnds[passed] < c {
 		passed++
 	}
+	s.publishPoint(c)
 	if passed > 0 {
 		s.batchEnds = s.batchEnds[passed:]
 		s.rt.committer.kick()
@@ -340,7 +348,7 @@ func (s *partitionSupervisor) drained() {
 	}
 	s.publish()
 	if runs := s.watermark.finishedAbove(nil); len(runs) > 0 {
-		meta := encodeFinished(s.watermark.committable(), runs)
+		meta := s.encodeFinished(s.watermark.committable(), runs)
 		s.p.metadata.Store(&meta)
 	}
 	s.p.drainedAt.Store(time.Now().UnixNano())
@@ -448,4 +456,36 @@ func (l *idleList) remove(r *keyRef) {
 	}
 	r.prev, r.next, r.idleSince = nil, nil, time.Time{}
 	l.len--
+}
+
+// publishPoint gives the committer the committable offset with the records
+// finished above it, so that every commit, not only a drain's last, spares
+// them a re-run after a crash. Listing them costs a scan of the span, so it
+// is done at most as often as the committer commits.
+func (s *partitionSupervisor) publishPoint(c int64) {
+	if time.Since(s.lastPoint) < s.rt.committer.commitSpacing() {
+		return
+	}
+	s.lastPoint = time.Now()
+	s.runs = s.watermark.finishedAbove(s.runs[:0])
+	if len(s.runs) == 0 {
+		s.p.point.Store(nil)
+		return
+	}
+	s.p.point.Store(&commitPoint{offset: c, meta: s.encodeFinished(c, s.runs)})
+}
+
+// encodeFinished is encodeFinished that counts, and logs once per
+// partition, a finished set too large for the commit metadata.
+func (s *partitionSupervisor) encodeFinished(c int64, runs []offsetRun) string {
+	meta, fits := encodeFinished(c, runs)
+	if !fits {
+		s.p.fallbacks.Add(1)
+		if !s.loggedFallback {
+			s.loggedFallback = true
+			s.rt.cfg.Logger.Warn("ordo: the records finished above the committable offset do not fit the commit metadata; committing the offset alone (a crash re-runs them)",
+				"topic", s.p.topic, "partition", s.p.partition, "finished_runs", len(runs), "span", s.watermark.span())
+		}
+	}
+	return meta
 }

@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"encoding/base64"
+	"math"
 	"math/bits"
 	"strconv"
 	"strings"
@@ -154,43 +156,71 @@ func (w *watermark) advanceBase() {
 // offsetRun is the finished offsets first..last, both included.
 type offsetRun struct{ first, last int64 }
 
-// finishedPrefix marks ordo's commit metadata, so metadata written by other
-// tools is never misread.
-const finishedPrefix = "ordo1:"
+// finishedPrefix and bitsetPrefix mark ordo's commit metadata, so metadata
+// written by other tools is never misread: run lengths, or a bitset.
+const (
+	finishedPrefix = "ordo1:"
+	bitsetPrefix   = "ordo2:"
+)
 
 // maxFinishedMetadata stays under Kafka's default offset.metadata.max.bytes
-// (4096); runs that do not fit are left out, which costs re-runs, not loss.
+// (4096).
 const maxFinishedMetadata = 4000
 
 // encodeFinished writes the runs of finished offsets above the committable
-// offset as commit metadata, each as "gap+length" where gap counts from the
-// end of the previous run (the first from committable). Runs must be
-// increasing, apart and above committable.
-func encodeFinished(committable int64, runs []offsetRun) string {
+// offset as commit metadata, in the smaller of two encodings: run lengths
+// ("gap+length" per run, the gap counted from the end of the previous run,
+// the first from committable), or a bitset (bit i set when committable+1+i
+// finished, base64). When neither fits Kafka's metadata limit it returns ""
+// and fits false: the commit carries the watermark alone, which costs
+// re-runs after a crash, never loss. Runs must be increasing, apart and
+// above committable.
+func encodeFinished(committable int64, runs []offsetRun) (meta string, fits bool) {
 	if len(runs) == 0 {
-		return ""
+		return "", true
 	}
-	b := []byte(finishedPrefix)
+	rle := []byte(finishedPrefix)
 	prevEnd := committable
-	for _, r := range runs {
-		run := strconv.AppendInt(nil, r.first-prevEnd, 10)
-		run = append(run, '+')
-		run = strconv.AppendInt(run, r.last-r.first+1, 10)
-		if len(b)+len(run)+1 > maxFinishedMetadata {
-			break
+	for i, r := range runs {
+		if i > 0 {
+			rle = append(rle, ',')
 		}
-		if len(b) > len(finishedPrefix) {
-			b = append(b, ',')
-		}
-		b = append(b, run...)
+		rle = strconv.AppendInt(rle, r.first-prevEnd, 10)
+		rle = append(rle, '+')
+		rle = strconv.AppendInt(rle, r.last-r.first+1, 10)
 		prevEnd = r.last + 1
+		if len(rle) > maxFinishedMetadata {
+			break // the bitset may still fit
+		}
 	}
-	return string(b)
+	span := runs[len(runs)-1].last - committable // bits for committable+1 .. last
+	bitsetLen := maxFinishedMetadata + 1
+	if span > 0 && span <= 8*maxFinishedMetadata {
+		bitsetLen = len(bitsetPrefix) + base64.RawStdEncoding.EncodedLen(int((span+7)/8))
+	}
+	switch {
+	case len(rle) <= maxFinishedMetadata && len(rle) <= bitsetLen:
+		return string(rle), true
+	case bitsetLen <= maxFinishedMetadata:
+		bits := make([]byte, (span+7)/8)
+		for _, r := range runs {
+			for o := max(r.first, committable+1); o <= r.last; o++ {
+				i := o - committable - 1
+				bits[i/8] |= 1 << uint(i%8)
+			}
+		}
+		return bitsetPrefix + base64.RawStdEncoding.EncodeToString(bits), true
+	default:
+		return "", false
+	}
 }
 
 // decodeFinished reads what encodeFinished wrote for the same committable
 // offset. Anything it does not understand yields nil: the records run again.
 func decodeFinished(committable int64, meta string) []offsetRun {
+	if rest, ok := strings.CutPrefix(meta, bitsetPrefix); ok {
+		return decodeBitset(committable, rest)
+	}
 	rest, ok := strings.CutPrefix(meta, finishedPrefix)
 	if !ok || rest == "" {
 		return nil
@@ -210,6 +240,29 @@ func decodeFinished(committable int64, meta string) []offsetRun {
 		}
 		out = append(out, offsetRun{first: first, last: first + n - 1})
 		prevEnd, total = first+n, total+n
+	}
+	return out
+}
+
+func decodeBitset(committable int64, enc string) []offsetRun {
+	if enc == "" || len(enc) > maxFinishedMetadata || committable > math.MaxInt64-8*maxFinishedMetadata {
+		return nil
+	}
+	bits, err := base64.RawStdEncoding.DecodeString(enc)
+	if err != nil {
+		return nil
+	}
+	var out []offsetRun
+	for i := range int64(len(bits)) * 8 {
+		if bits[i/8]&(1<<uint(i%8)) == 0 {
+			continue
+		}
+		o := committable + 1 + i
+		if n := len(out); n > 0 && out[n-1].last == o-1 {
+			out[n-1].last = o
+		} else {
+			out = append(out, offsetRun{first: o, last: o})
+		}
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package actors
 import (
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -163,43 +164,56 @@ func TestFinishedMetadataRoundTrip(t *testing.T) {
 	cases := []struct {
 		committable int64
 		finished    []offsetRun
+		prefix      string
 	}{
-		{10, []offsetRun{{11, 11}}},
-		{10, []offsetRun{{12, 14}, {20, 20}, {22, 23}}},
-		{0, []offsetRun{{1, 5}, {1000, 1001}}},
+		{10, []offsetRun{{11, 11}}, "ordo"}, // either: the smaller
+		{10, []offsetRun{{12, 14}, {20, 20}, {22, 23}}, "ordo"},
+		{0, []offsetRun{{1, 5}, {1000, 1001}}, finishedPrefix}, // sparse: run lengths are smaller
 	}
+	// Every other offset of 10,000: run lengths would take ~40 KB, the
+	// bitset 1.7 KB.
+	var scattered []offsetRun
+	for o := int64(101); o < 10_100; o += 2 {
+		scattered = append(scattered, offsetRun{o, o})
+	}
+	cases = append(cases, struct {
+		committable int64
+		finished    []offsetRun
+		prefix      string
+	}{100, scattered, bitsetPrefix})
 	for _, c := range cases {
-		meta := encodeFinished(c.committable, c.finished)
+		meta, fits := encodeFinished(c.committable, c.finished)
+		if !fits || !strings.HasPrefix(meta, c.prefix) || len(meta) > maxFinishedMetadata {
+			t.Errorf("%d runs above %d: %d bytes %.20q (fits %v), want %s and at most %d bytes",
+				len(c.finished), c.committable, len(meta), meta, fits, c.prefix, maxFinishedMetadata)
+			continue
+		}
 		if got := decodeFinished(c.committable, meta); !slices.Equal(got, c.finished) {
-			t.Errorf("%v above %d: encoded %q, decoded %v", c.finished, c.committable, meta, got)
+			t.Errorf("%d runs above %d: decoded %d runs", len(c.finished), c.committable, len(got))
 		}
 	}
-	if encodeFinished(5, nil) != "" {
+	if meta, fits := encodeFinished(5, nil); meta != "" || !fits {
 		t.Error("no finished offsets must encode to no metadata")
 	}
-	for _, bad := range []string{"", "x", "ordo1:", "ordo1:1+", "ordo1:-1+2", "ordo1:1+0", "ordo1:a+b", "other:1+2"} {
+	for _, bad := range []string{"", "x", "ordo1:", "ordo1:1+", "ordo1:-1+2", "ordo1:1+0", "ordo1:a+b", "other:1+2", "ordo2:", "ordo2:!!"} {
 		if got := decodeFinished(0, bad); got != nil {
 			t.Errorf("metadata %q decoded to %v, want nothing", bad, got)
 		}
 	}
-	// Scattered offsets beyond the metadata limit: a prefix is kept, and
-	// what is kept is exact.
-	var many []offsetRun
-	for o := int64(1); o < 20_000; o += 2 {
-		many = append(many, offsetRun{o, o})
+	// Scattered over a span wider than a 4 KB bitset (32,000 offsets)
+	// and too many runs to list: the commit carries the watermark alone.
+	var wide []offsetRun
+	for o := int64(1); o < 60_000; o += 2 {
+		wide = append(wide, offsetRun{o, o})
 	}
-	meta := encodeFinished(0, many)
-	if len(meta) > maxFinishedMetadata {
-		t.Fatalf("metadata of %d bytes exceeds %d", len(meta), maxFinishedMetadata)
-	}
-	got := decodeFinished(0, meta)
-	if len(got) == 0 || !slices.Equal(got, many[:len(got)]) {
-		t.Fatalf("truncated metadata decoded to %d runs, not a prefix of the input", len(got))
+	if meta, fits := encodeFinished(0, wide); fits || meta != "" {
+		t.Fatalf("a finished set that fits no encoding gave %d bytes (fits %v), want none", len(meta), fits)
 	}
 }
 
 func FuzzDecodeFinished(f *testing.F) {
 	f.Add(int64(3), "ordo1:1+2,0+5")
+	f.Add(int64(3), "ordo2:BQ")
 	f.Fuzz(func(t *testing.T, committable int64, meta string) {
 		got := decodeFinished(committable, meta)
 		for i := range got {
@@ -207,8 +221,37 @@ func FuzzDecodeFinished(f *testing.F) {
 				t.Fatalf("decoded runs not increasing: %v", got[:i+1])
 			}
 		}
-		if len(got) > 0 && encodeFinished(committable, got) == "" {
-			t.Fatal("decoded runs do not re-encode")
+		if len(got) > 0 {
+			// The committable offset itself never finished; what is
+			// above it must survive a re-encoding in either form.
+			above := clipAbove(committable, got)
+			if meta2, fits := encodeFinished(committable, above); fits && !slices.Equal(merged(decodeFinished(committable, meta2)), merged(above)) {
+				t.Fatal("decoded runs do not round-trip")
+			}
 		}
 	})
+}
+
+// merged joins adjacent runs, so equal sets of offsets compare equal.
+func merged(runs []offsetRun) []offsetRun {
+	var out []offsetRun
+	for _, r := range runs {
+		if n := len(out); n > 0 && out[n-1].last+1 == r.first {
+			out[n-1].last = r.last
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func clipAbove(committable int64, runs []offsetRun) []offsetRun {
+	var out []offsetRun
+	for _, r := range runs {
+		if r.last <= committable {
+			continue
+		}
+		out = append(out, offsetRun{max(r.first, committable+1), r.last})
+	}
+	return out
 }

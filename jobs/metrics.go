@@ -64,7 +64,9 @@ var (
 	descKeyActors    = prometheus.NewDesc("ordo_partition_key_actors", "Live key actors of the partition (idle ones are passivated).", partitionLabels, nil)
 	descCommitted    = prometheus.NewDesc("ordo_partition_committed_offset", "Last offset the group committed for the partition.", partitionLabels, nil)
 	descHighWater    = prometheus.NewDesc("ordo_partition_high_watermark", "The partition's end offset as last fetched.", partitionLabels, nil)
-	descLag          = prometheus.NewDesc("ordo_partition_lag", "Jobs in the partition not yet committed: high watermark minus committed offset.", partitionLabels, nil)
+	descFallbacks    = prometheus.NewDesc("ordo_commit_metadata_fallbacks_total",
+		"Commits whose jobs finished above the committed offset did not fit the commit metadata and were left out (a crash re-runs them), since the partition was assigned.", partitionLabels, nil)
+	descLag = prometheus.NewDesc("ordo_partition_lag", "Jobs in the partition not yet committed: high watermark minus committed offset.", partitionLabels, nil)
 )
 
 // ErrNoRegisterer is returned by NewMetrics(nil): ordo registers nothing on
@@ -172,7 +174,7 @@ type serverCollector Metrics
 
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descInFlight, descRebalances, descBuffered, descPartInFlight,
-		descKeyActors, descCommitted, descHighWater, descLag} {
+		descKeyActors, descCommitted, descHighWater, descLag, descFallbacks} {
 		ch <- d
 	}
 }
@@ -197,6 +199,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descBuffered, float64(p.Buffered), labels...)
 			gauge(descPartInFlight, float64(p.InFlight), labels...)
 			gauge(descKeyActors, float64(p.Keys), labels...)
+			ch <- prometheus.MustNewConstMetric(descFallbacks, prometheus.CounterValue, float64(p.MetadataFallbacks), labels...)
 			if p.Committed >= 0 {
 				gauge(descCommitted, float64(p.Committed), labels...)
 			}
