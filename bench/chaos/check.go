@@ -71,7 +71,8 @@ func (v *verdict) String() string {
 //   - duplicates: executions beyond the first of each job.
 //   - bound: the most duplicates the faults can explain. A fault (a kill, a
 //     replacement joining, a broker restart) makes every member of the
-//     group give up its partitions (kafka-go rebalances eagerly), and a
+//     group give up its partitions (with eager rebalancing; cooperative
+//     moves fewer, so the bound stays an upper one), and a
 //     partition's next owner starts at its committed offset: the contiguous
 //     watermark. So every job at or above the committed offset read just
 //     before the fault, started by any process before the fault's
