@@ -4,7 +4,7 @@ TEST_TIMEOUT ?= 20m
 CHAOS_FLAGS ?=
 FUZZ_TIME ?= 20s
 
-.PHONY: demo test bench lint kafka-up kafka-down chaos fuzz
+.PHONY: demo test bench lint kafka-up kafka-down kafka-cluster-up kafka-cluster-down chaos fuzz
 
 demo: ## run the demo on the embedded broker (or KAFKA_BROKERS)
 	$(GO) run ./examples/orders
@@ -24,6 +24,12 @@ kafka-up: ## start a real single-node Apache Kafka on 127.0.0.1:9092
 
 kafka-down: ## stop it and remove its data
 	bash scripts/kafka.sh down
+
+kafka-cluster-up: ## start a 3-broker KRaft cluster on 127.0.0.1:29091-29093 (RF 3, min ISR 2)
+	bash scripts/kafka-cluster.sh up
+
+kafka-cluster-down: ## stop it and remove its data (scripts/kafka-cluster.sh kill|start|restart N for faults)
+	bash scripts/kafka-cluster.sh down
 
 chaos: ## kill workers (and, with KAFKA_BROKERS, restart the broker) while jobs run; check nothing is lost or reordered
 	$(GO) run ./bench/chaos $(CHAOS_FLAGS)

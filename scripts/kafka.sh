@@ -4,6 +4,7 @@
 #   scripts/kafka.sh up     start it (or reuse a running one) and wait until it answers
 #   scripts/kafka.sh down   stop it and delete its data
 #   scripts/kafka.sh restart  stop it and start it again on the same data
+#   scripts/kafka.sh fetch  fetch the jars only (scripts/kafka-cluster.sh uses them)
 #
 # The jars come from Maven Central through scripts/kafka/pom.xml because that is
 # the only place CI can download Kafka from; they are cached outside the repo so
@@ -313,5 +314,6 @@ case ${1:-} in
   up) up ;;
   down) down ;;
   restart) restart ;;
-  *) echo "usage: $0 up|down|restart" >&2; exit 2 ;;
+  fetch) fetch_jars ;; # the jars only, for scripts/kafka-cluster.sh
+  *) echo "usage: $0 up|down|restart|fetch" >&2; exit 2 ;;
 esac
