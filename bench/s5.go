@@ -284,3 +284,97 @@ func poll(ctx context.Context, limit, interval time.Duration, cond func() bool) 
 }
 
 func ms(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+
+// s5Cooperative is S5 with cooperative rebalancing: while a second member
+// joins, the partitions the first keeps must go on finishing jobs. It
+// returns the longest any of them went without finishing one, from the join
+// until the second member holds its partitions.
+//
+// Its topic has as many keys as the member has slots, spread evenly over the
+// partitions, so every partition always has jobs running and, in steady
+// state, finishes some every job time: a longer gap is a pause.
+func (b *bench) s5Cooperative(ctx context.Context, topic string, rebalance jobs.RebalanceProtocol) (pause, handoff time.Duration, err error) {
+	sz := b.sizes
+	group := uniqueName("bench-s5-coop")
+	log := &s8Log{runs: map[string]int{}, finished: make([][]time.Time, sz.s5Partitions)}
+	// The first jobs are shortened in steps, as in S5, so that the slots
+	// finish out of phase: in steady state each partition then finishes a
+	// job every job time / (slots per partition).
+	var begun atomic.Int64
+	newServer := func() (*jobs.Server, error) {
+		w := jobs.NewWorkers()
+		if err := jobs.AddWorker(w, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[SleepArgs]) error {
+			d := time.Duration(job.Args.Micros) * time.Microsecond
+			if n := begun.Add(1); n <= int64(sz.s5Concurrency) {
+				d = d * time.Duration(n) / time.Duration(sz.s5Concurrency)
+			}
+			time.Sleep(d)
+			log.done(job.ID, job.Partition)
+			return nil
+		})); err != nil {
+			return nil, err
+		}
+		cfg := b.serverConfig(topic, sz.s5Concurrency, w)
+		cfg.Group, cfg.Rebalance, cfg.HeartbeatInterval = group, rebalance, sz.s5Heartbeat
+		s, err := jobs.NewServer(cfg)
+		if err == nil {
+			err = s.Start(ctx)
+		}
+		return s, err
+	}
+	var running []*jobs.Server
+	defer func() {
+		for _, s := range running {
+			stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			_ = s.Stop(stopCtx)
+			cancel()
+		}
+	}()
+	first, err := newServer()
+	if err != nil {
+		return 0, 0, err
+	}
+	running = append(running, first)
+	// Steady state first: every partition has finished a few jobs, so the
+	// shared pool is not still handing out its first turns.
+	err = poll(ctx, time.Minute, time.Millisecond, func() bool {
+		st := first.Stats()
+		if len(st) != sz.s5Partitions || inflight(st) < sz.s5Concurrency {
+			return false
+		}
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		for _, f := range log.finished {
+			if len(f) < 5 {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("first member never got busy: %w", err)
+	}
+	joined := time.Now()
+	second, err := newServer()
+	if err != nil {
+		return 0, 0, err
+	}
+	running = append(running, second)
+	err = poll(ctx, time.Minute, time.Millisecond, func() bool {
+		return len(second.Stats()) > 0 && len(first.Stats())+len(second.Stats()) == sz.s5Partitions
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("second member never got its partitions: %w", err)
+	}
+	handoff = time.Since(joined)
+	// Under eager rebalancing the first member gives everything back and
+	// gets some again: "stayed" is what it holds after.
+	var stayed []int
+	for _, p := range first.Stats() {
+		stayed = append(stayed, p.Partition)
+	}
+	// Watch them for two job times past the hand-off, so a pause that
+	// the hand-off ends is seen whole.
+	time.Sleep(2 * sz.s5Work)
+	return log.gap(stayed, joined, time.Now()), handoff, nil
+}

@@ -218,7 +218,7 @@ func (c *Consumer) newSession(gen generation, instanceID string, stopping *atomi
 			s.claims = append(s.claims, &Claim{session: s, Topic: topic, Partition: int(p), Start: kafkago.FirstOffset})
 		}
 	}
-	c.readStartOffsets(s)
+	c.readStartOffsets(s.claims)
 	return s
 }
 
@@ -228,9 +228,9 @@ func (c *Consumer) newSession(gen generation, instanceID string, stopping *atomi
 // start from the wrong place, so a failed read is retried until the
 // generation's session would expire, then the claims are given no start:
 // Fetch fails, and the runtime's retries ask again.
-func (c *Consumer) readStartOffsets(s *Session) {
+func (c *Consumer) readStartOffsets(claims []*Claim) {
 	req := &kafkago.OffsetFetchRequest{GroupID: c.cfg.Group, Topics: map[string][]int{}}
-	for _, cl := range s.claims {
+	for _, cl := range claims {
 		req.Topics[cl.Topic] = append(req.Topics[cl.Topic], cl.Partition)
 	}
 	if len(req.Topics) == 0 {
@@ -253,12 +253,12 @@ func (c *Consumer) readStartOffsets(s *Session) {
 	if err != nil {
 		c.cfg.Logger.Error("ordo: reading committed offsets failed; the partitions will not be fetched this generation",
 			"group", c.cfg.Group, "err", err)
-		for _, cl := range s.claims {
+		for _, cl := range claims {
 			cl.startErr = fmt.Errorf("committed offset of %s/%d: %w", cl.Topic, cl.Partition, err)
 		}
 		return
 	}
-	for _, cl := range s.claims {
+	for _, cl := range claims {
 		for _, p := range resp.Topics[cl.Topic] {
 			if p.Partition != cl.Partition {
 				continue
@@ -334,9 +334,11 @@ func (s *Session) close() {
 	s.mu.Unlock()
 }
 
-func (s *Session) describe() map[string][]int {
+func (s *Session) describe() map[string][]int { return describeClaims(s.claims) }
+
+func describeClaims(claims []*Claim) map[string][]int {
 	out := map[string][]int{}
-	for _, c := range s.claims {
+	for _, c := range claims {
 		out[c.Topic] = append(out[c.Topic], c.Partition)
 	}
 	return out

@@ -1,15 +1,14 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
-
-	"github.com/ordo-go/ordo/internal/backoff"
 )
 
 // PartitionHandler receives a cooperative member's partitions as they come
@@ -45,53 +44,13 @@ func (c *Consumer) RunCooperative(ctx context.Context, h PartitionHandler) error
 	sess.done = done
 	defer close(done)
 	coop := &cooperativeMember{groupMemberState: m, h: h, sess: sess, claims: map[topicPartition]*Claim{}, gen: -1}
-	for failures := 0; ; {
-		if ctx.Err() != nil {
-			coop.revokeAll(true, false)
-			return nil
+	defer coop.revokeAll(true, false) // stopping: drained and committed before leaving
+	return m.runGenerations(ctx, func(ctx context.Context) (bool, error) {
+		if err := coop.round(ctx); err != nil {
+			return false, err
 		}
-		err := coop.round(ctx)
-		if err == nil {
-			failures = 0
-			err = coop.beat(ctx)
-			if err == nil {
-				coop.revokeAll(true, false)
-				return nil
-			}
-			if errors.Is(err, errRejoin) {
-				continue
-			}
-		}
-		if ctx.Err() != nil {
-			coop.revokeAll(true, false)
-			return nil
-		}
-		if fatalJoin(err) {
-			coop.revokeAll(true, true)
-			c.cfg.Logger.Error("ordo: the group refused this member; stopping", "group", c.cfg.Group, "err", err)
-			return fmt.Errorf("%w: group %q: %w", ErrMembershipFailed, c.cfg.Group, err)
-		}
-		if errors.Is(err, kafkago.UnknownMemberId) || errors.Is(err, kafkago.IllegalGeneration) {
-			// Out of the group: whatever this member holds, another may
-			// be given; give it all up, uncommitted.
-			coop.revokeAll(false, true)
-			if errors.Is(err, kafkago.UnknownMemberId) && c.cfg.InstanceID == "" {
-				m.memberID = ""
-			}
-			continue
-		}
-		if errors.Is(err, kafkago.RebalanceInProgress) {
-			continue
-		}
-		m.coord = nil
-		failures++
-		wait := backoff.Delay(100*time.Millisecond, 5*time.Second, failures)
-		c.cfg.Logger.Warn("ordo: joining consumer group failed; retrying", "group", c.cfg.Group, "err", err, "retry_in", wait)
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
-	}
+		return true, coop.beat(ctx)
+	}, func(forGood bool) { coop.revokeAll(forGood, true) }) // out of the group: give it all up, uncommitted
 }
 
 // cooperativeMember is RunCooperative's state: the claims it holds across
@@ -142,36 +101,30 @@ func (c *cooperativeMember) round(ctx context.Context) error {
 			revoked = append(revoked, cl)
 		}
 	}
-	added := &Session{consumer: c.c, id: gen.id}
+	var added []*Claim
 	for k := range assigned {
 		if _, ok := c.claims[k]; !ok {
-			added.claims = append(added.claims, &Claim{session: c.sess, Topic: k.topic, Partition: k.partition,
+			added = append(added, &Claim{session: c.sess, Topic: k.topic, Partition: k.partition,
 				Start: kafkago.FirstOffset, revoked: make(chan struct{})})
 		}
 	}
-	slices.SortFunc(added.claims, func(a, b *Claim) int {
-		if a.Topic != b.Topic {
-			if a.Topic < b.Topic {
-				return -1
-			}
-			return 1
-		}
-		return a.Partition - b.Partition
+	slices.SortFunc(added, func(a, b *Claim) int {
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 	})
 	cfg.Logger.Info("ordo: partitions assigned", "group", cfg.Group, "generation", gen.id, "member", gen.memberID,
-		"rebalance", "cooperative", "kept", len(c.claims)-len(revoked), "added", added.describe(), "revoked", describeClaims(revoked))
+		"rebalance", "cooperative", "kept", len(c.claims)-len(revoked), "added", describeClaims(added), "revoked", describeClaims(revoked))
 	if len(revoked) > 0 {
 		c.revoke(revoked, false, false)
 	}
-	if len(added.claims) > 0 {
+	if len(added) > 0 {
 		c.c.readStartOffsets(added)
 		c.sess.mu.Lock()
-		for _, cl := range added.claims {
+		for _, cl := range added {
 			c.claims[topicPartition{cl.Topic, cl.Partition}] = cl
 			c.sess.owned[topicPartition{cl.Topic, cl.Partition}] = true
 		}
 		c.sess.mu.Unlock()
-		c.h.Assigned(c.sess, added.claims)
+		c.h.Assigned(c.sess, added)
 	}
 	if len(revoked) > 0 {
 		c.rejoinNow = true
@@ -238,47 +191,9 @@ func (c *cooperativeMember) beat(ctx context.Context) error {
 		c.rejoinNow = false
 		return errRejoin
 	}
-	cfg := c.c.cfg
-	gen := generation{id: c.gen, memberID: c.memberID}
-	t := time.NewTicker(cfg.HeartbeatInterval)
-	defer t.Stop()
-	watch := time.NewTicker(cfg.PartitionWatchInterval)
-	defer watch.Stop()
-	failed := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-watch.C:
-			counts, err := c.c.partitionCounts(ctx)
-			if err == nil && !countsEqual(counts, c.partitions) {
-				cfg.Logger.Info("ordo: the group's topics changed; rejoining", "group", cfg.Group)
-				return errRejoin
-			}
-		case <-t.C:
-			err := c.heartbeat(ctx, gen)
-			switch {
-			case err == nil:
-				failed = 0
-			case errors.Is(err, kafkago.RebalanceInProgress):
-				return errRejoin
-			case errors.As(err, new(kafkago.Error)):
-				return err
-			default:
-				if failed++; failed >= 2 {
-					c.revokeAll(false, true)
-					return fmt.Errorf("%d heartbeats in a row failed: %w", failed, err)
-				}
-				c.coord = nil
-			}
-		}
+	err := c.heartbeats(ctx, generation{id: c.gen, memberID: c.memberID})
+	if errors.Is(err, errUnreachable) {
+		c.revokeAll(false, true)
 	}
-}
-
-func describeClaims(claims []*Claim) map[string][]int {
-	out := map[string][]int{}
-	for _, c := range claims {
-		out[c.Topic] = append(out[c.Topic], c.Partition)
-	}
-	return out
+	return err
 }

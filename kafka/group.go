@@ -88,46 +88,56 @@ func (c *Consumer) Run(ctx context.Context, fn func(sess *Session)) error {
 	defer tr.CloseIdleConnections()
 	m := &groupMemberState{c: c, fn: fn, rt: tr}
 	defer m.leave()
+	return m.runGenerations(ctx, func(ctx context.Context) (bool, error) {
+		gen, err := m.join(ctx)
+		if err != nil {
+			return false, err
+		}
+		return true, m.run(ctx, gen)
+	}, func(bool) {}) // run hands everything back as its generation ends
+}
+
+// runGenerations runs generations one after another (generation joins and
+// lasts until it ends, saying whether it joined) and decides what follows
+// one that ends in an error: a rejoin, a fresh join, a pause, or the end.
+// lost is told when the member lost its place, for good or not. It returns
+// as Run does.
+func (m *groupMemberState) runGenerations(ctx context.Context, generation func(context.Context) (joined bool, err error), lost func(forGood bool)) error {
+	cfg := m.c.cfg
 	for failures := 0; ; {
 		if ctx.Err() != nil {
 			return nil
 		}
-		gen, err := m.join(ctx)
-		if err == nil {
+		joined, err := generation(ctx)
+		if joined {
 			failures = 0
-			err = m.run(ctx, gen)
-			if err == nil {
-				return nil // ctx ended
-			}
-			if errors.Is(err, errRejoin) {
-				continue
-			}
 		}
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil, err == nil: // err is nil only when ctx ended
 			return nil
-		}
-		if fatalJoin(err) {
-			c.cfg.Logger.Error("ordo: the group refused this member; stopping", "group", c.cfg.Group, "err", err)
-			return fmt.Errorf("%w: group %q: %w", ErrMembershipFailed, c.cfg.Group, err)
-		}
-		if errors.Is(err, kafkago.UnknownMemberId) || errors.Is(err, kafkago.IllegalGeneration) {
-			// The generation is over. An unknown member joins again as
-			// a new one (a static one keeps its instance id); with an
+		case errors.Is(err, errRejoin), errors.Is(err, kafkago.RebalanceInProgress):
+			continue
+		case fatalJoin(err):
+			lost(true)
+			cfg.Logger.Error("ordo: the group refused this member; stopping", "group", cfg.Group, "err", err)
+			return fmt.Errorf("%w: group %q: %w", ErrMembershipFailed, cfg.Group, err)
+		case errors.Is(err, kafkago.UnknownMemberId), errors.Is(err, kafkago.IllegalGeneration):
+			// The generation is over, and whatever the member held,
+			// another may be given. An unknown member joins again as a
+			// new one (a static one keeps its instance id); with an
 			// illegal generation the member id still stands, as in
-			// Java's coordinator.
-			if errors.Is(err, kafkago.UnknownMemberId) && c.cfg.InstanceID == "" {
+			// Java's coordinator. No pause: the coordinator asks for a
+			// fresh join.
+			lost(false)
+			if errors.Is(err, kafkago.UnknownMemberId) && cfg.InstanceID == "" {
 				m.memberID = ""
 			}
-			continue // no pause: the coordinator asks for a fresh join
-		}
-		if errors.Is(err, kafkago.RebalanceInProgress) {
 			continue
 		}
 		m.coord = nil // the coordinator may have moved
 		failures++
 		wait := backoff.Delay(100*time.Millisecond, 5*time.Second, failures)
-		c.cfg.Logger.Warn("ordo: joining consumer group failed; retrying",
-			"group", c.cfg.Group, "err", err, "retry_in", wait)
+		cfg.Logger.Warn("ordo: joining consumer group failed; retrying", "group", cfg.Group, "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -242,9 +252,13 @@ func (m *groupMemberState) joinWith(ctx context.Context, owned map[string][]int3
 			}
 			members = append(members, groupMember{id: jm.MemberID, instanceID: jm.GroupInstanceID, sub: sub})
 		}
-		counts, err := m.c.partitionCounts(ctx, subscribedTopics(members)...)
-		if err != nil {
-			return generation{}, err
+		// The counts read for this join serve unless another member
+		// subscribes to topics this one does not.
+		counts := m.partitions
+		if topics := subscribedTopics(members); slices.ContainsFunc(topics, func(t string) bool { _, ok := counts[t]; return !ok }) {
+			if counts, err = m.c.partitionCounts(ctx, topics...); err != nil {
+				return generation{}, err
+			}
 		}
 		assign := assignRange
 		if protocol == protocolCooperativeSticky {
@@ -308,52 +322,59 @@ func (m *groupMemberState) run(ctx context.Context, gen generation) error {
 		defer sess.close()
 		m.fn(sess)
 	}()
-	end := func(err error) error {
-		close(done)
-		<-returned
-		return err
+	err := m.heartbeats(ctx, gen)
+	if err == nil {
+		m.stopping.Store(true)
 	}
+	close(done)
+	<-returned
+	return err
+}
+
+// errUnreachable ends a generation whose coordinator did not answer two
+// heartbeats in a row.
+var errUnreachable = errors.New("kafka: the group coordinator does not answer")
+
+// heartbeats heartbeats gen and watches the topics' partition counts until
+// the generation ends: nil when ctx ended, errRejoin for a rebalance or a
+// partition change, the coordinator's verdict when it put this member out
+// (unknown member, illegal generation, fenced: its commits will be refused),
+// or errUnreachable. An unreachable coordinator ends the generation: going
+// on would run jobs whose commits it may refuse and, once it has given the
+// partitions to another member, run them beside the new owner; kafka-go's
+// group did the same.
+func (m *groupMemberState) heartbeats(ctx context.Context, gen generation) error {
+	cfg := m.c.cfg
 	beat := time.NewTicker(cfg.HeartbeatInterval)
 	defer beat.Stop()
 	watch := time.NewTicker(cfg.PartitionWatchInterval)
 	defer watch.Stop()
-	failedBeats := 0
+	failed := 0
 	for {
 		select {
 		case <-ctx.Done():
-			m.stopping.Store(true)
-			return end(nil)
+			return nil
 		case <-watch.C:
 			counts, err := m.c.partitionCounts(ctx)
 			if err == nil && !countsEqual(counts, m.partitions) {
 				cfg.Logger.Info("ordo: the group's topics changed; rejoining", "group", cfg.Group,
 					"partitions_before", m.partitions, "partitions_now", counts)
-				return end(errRejoin)
+				return errRejoin
 			}
 		case <-beat.C:
 			err := m.heartbeat(ctx, gen)
-			if err != nil && !errors.As(err, new(kafkago.Error)) {
-				failedBeats++
-			}
 			switch {
 			case err == nil:
-				failedBeats = 0
+				failed = 0
 			case errors.Is(err, kafkago.RebalanceInProgress):
-				return end(errRejoin)
+				return errRejoin
 			case errors.As(err, new(kafkago.Error)):
-				// The coordinator answered: this member is out of the
-				// generation (unknown member, illegal generation,
-				// fenced). Its commits will be refused.
-				return end(err)
-			case failedBeats < 2:
-				m.coord = nil // the coordinator may have moved: find it again at the next beat
+				return err
 			default:
-				// The coordinator cannot be reached. Going on would run
-				// jobs whose commits it may refuse, and, once it has
-				// given the partitions to another member, run them
-				// beside the new owner: hand them back now, as
-				// kafka-go's group did, and join again.
-				return end(fmt.Errorf("%d heartbeats in a row failed: %w", failedBeats, err))
+				if failed++; failed >= 2 {
+					return fmt.Errorf("%w: %d heartbeats in a row failed: %w", errUnreachable, failed, err)
+				}
+				m.coord = nil // the coordinator may have moved: find it again at the next beat
 			}
 		}
 	}

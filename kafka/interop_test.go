@@ -140,14 +140,14 @@ func TestCooperativeInteropWithJavaConsumers(t *testing.T) {
 			var stopOrdo func()
 			if javaFirst {
 				java = startJava(t, env.Brokers, group, topic)
-				waitUntil(t, "the java consumer to hold all six partitions", func() bool { return len(java.partitions()) == 6 })
+				waitUntil(t, time.Minute, "the java consumer to hold all six partitions", func() bool { return len(java.partitions()) == 6 })
 				stopOrdo = startOrdo()
 			} else {
 				stopOrdo = startOrdo()
-				waitUntil(t, "ordo to hold all six partitions", func() bool { return o.count("ordo") == 6 })
+				waitUntil(t, time.Minute, "ordo to hold all six partitions", func() bool { return o.count("ordo") == 6 })
 				java = startJava(t, env.Brokers, group, topic)
 			}
-			waitUntil(t, "the partitions to split three and three", func() bool {
+			waitUntil(t, time.Minute, "the partitions to split three and three", func() bool {
 				js := java.partitions()
 				if len(js) != 3 || o.count("ordo") != 3 {
 					return false
@@ -163,33 +163,15 @@ func TestCooperativeInteropWithJavaConsumers(t *testing.T) {
 			})
 			if javaFirst {
 				stopOrdo() // ordo leaves: its partitions go back to java
-				waitUntil(t, "java to hold all six again", func() bool { return len(java.partitions()) == 6 })
+				waitUntil(t, time.Minute, "java to hold all six again", func() bool { return len(java.partitions()) == 6 })
 			} else {
 				java.stop() // java leaves: its partitions go back to ordo
-				waitUntil(t, "ordo to hold all six again", func() bool { return o.count("ordo") == 6 })
+				waitUntil(t, time.Minute, "ordo to hold all six again", func() bool { return o.count("ordo") == 6 })
 				stopOrdo()
 			}
 			if len(o.doubles) > 0 {
 				t.Errorf("partitions ordo took while it held them: %v", o.doubles)
 			}
 		})
-	}
-}
-
-func pollFor(d time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not within %v", d)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return nil
-}
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	if err := pollFor(60*time.Second, cond); err != nil {
-		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
@@ -117,17 +116,4 @@ func (s *Security) roundTripper() kafkago.RoundTripper {
 		return nil
 	}
 	return s.transport()
-}
-
-// dialer returns the dialer kafka-go's consumer group uses for its
-// coordinator connections, or nil (kafka-go's default) for a nil s.
-func (s *Security) dialer() *kafkago.Dialer {
-	if s == nil {
-		return nil
-	}
-	d := &kafkago.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: s.TLS}
-	if s.SASL != nil {
-		d.SASLMechanism, _ = s.SASL.mechanism()
-	}
-	return d
 }

@@ -137,13 +137,7 @@ func TestStaticMemberRestartsWithoutRebalancingTheOthers(t *testing.T) {
 	}
 	restarted.done <- nil // for the cleanup
 	back := startStatic(ctx, t, cfg, restarted.instance)
-	deadline := time.Now().Add(30 * time.Second)
-	for back.last() == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("the restarted member got no partitions")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, 30*time.Second, "the restarted member to get partitions", func() bool { return back.last() != nil })
 	if got := partitionsOf(back.last()); !slices.Equal(got, before) || back.last().GenerationID() != gen {
 		t.Errorf("the restarted member holds %v in generation %d; want its partitions %v back in generation %d",
 			got, back.last().GenerationID(), before, gen)
