@@ -4,7 +4,7 @@ TEST_TIMEOUT ?= 20m
 CHAOS_FLAGS ?=
 FUZZ_TIME ?= 20s
 
-.PHONY: demo test bench lint kafka-up kafka-down kafka-cluster-up kafka-cluster-down chaos fuzz
+.PHONY: demo test bench lint kafka-up kafka-down kafka-cluster-up kafka-cluster-down chaos chaos-cluster fuzz
 
 demo: ## run the demo on the embedded broker (or KAFKA_BROKERS)
 	$(GO) run ./examples/orders
@@ -34,9 +34,12 @@ kafka-cluster-down: ## stop it and remove its data (scripts/kafka-cluster.sh kil
 chaos: ## kill workers (and, with KAFKA_BROKERS, restart the broker) while jobs run; check nothing is lost or reordered
 	$(GO) run ./bench/chaos $(CHAOS_FLAGS)
 
+chaos-cluster: ## chaos on the 3-broker cluster (make kafka-cluster-up first): also kills the busiest leader, then the active controller
+	KAFKA_BROKERS=$$(bash scripts/kafka-cluster.sh brokers) $(GO) run ./bench/chaos -cluster $(CHAOS_FLAGS)
+
 fuzz: ## each fuzz target for FUZZ_TIME
 	$(GO) test -run - -fuzz '^FuzzDecodeEnvelope$$' -fuzztime $(FUZZ_TIME) ./internal/envelope
 	$(GO) test -run - -fuzz '^FuzzDecodeEnvelopeMatchesReference$$' -fuzztime $(FUZZ_TIME) ./internal/envelope
 	$(GO) test -run - -fuzz '^FuzzReducer$$' -fuzztime $(FUZZ_TIME) ./actors
 	$(GO) test -run - -fuzz '^FuzzWatermark$$' -fuzztime $(FUZZ_TIME) ./actors
-	$(GO) test -run - -fuzz '^FuzzDecodeFinished$$' -fuzztime $(FUZZ_TIME) ./actors
+	$(GO) test -run - -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_TIME) ./internal/commitmeta

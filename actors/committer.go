@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ordo-go/ordo/internal/testhook"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -131,6 +132,9 @@ func (c *committer) commit(ps []*partition) error {
 			continue
 		}
 		for _, b := range batch {
+			if testhook.Committed != nil {
+				testhook.Committed(b.off)
+			}
 			b.p.committed.Store(b.off.Offset)
 			b.p.committedMeta.Store(&b.off.Metadata)
 			if b.meta != nil {

@@ -41,9 +41,13 @@ type partition struct {
 	committable   atomic.Int64           // published by the supervisor
 	committed     atomic.Int64           // set by the committer
 	committedMeta atomic.Pointer[string] // the metadata committed with it
-	metadata      atomic.Pointer[string]
-	// point is the latest committable offset with the records finished
-	// above it, for the committer's periodic and batch commits.
+	// metadata is the drain's final metadata, set once the drain is over:
+	// the records finished above the final committable offset.
+	metadata atomic.Pointer[string]
+	// point is a recent committable offset with the records finished above
+	// it, for the committer's periodic and batch commits. It is refreshed
+	// at most once per commit spacing, so it may lag the committable
+	// offset; the final commit never uses it.
 	point atomic.Pointer[commitPoint]
 	// fallbacks counts the commits whose finished set did not fit Kafka's
 	// metadata limit and went without it.

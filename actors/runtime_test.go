@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-go/ordo/internal/commitmeta"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -721,6 +722,40 @@ func TestShutdownTimeoutCancelsAndNamesWhatWasLeft(t *testing.T) {
 	}
 }
 
+// TestRevocationCommitsWhatFinishedSinceTheLastCommitPoint: the commit point
+// (the offset with the records finished above it) is refreshed at most once
+// per commit spacing, so when a revocation comes it may be older than the
+// watermark. The drain's final commit must carry the watermark as it is, or
+// the next owner runs again what finished after the point.
+func TestRevocationCommitsWhatFinishedSinceTheLastCommitPoint(t *testing.T) {
+	t.Parallel()
+	keys := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}
+	g := newGate(t)
+	log := newExecLog()
+	// A long interval spaces commit points a minute/10 apart: none is
+	// refreshed during the test but the one it sets.
+	rt := newTestRuntime(t, Config{Concurrency: 2, CommitInterval: time.Minute, Handler: heldAt(0, g, log)})
+	gen := newMemGeneration()
+	assign(t, rt, gen, newMemSource("t", 0, keys))
+	rt.mu.Lock()
+	p := rt.parts[partitionID{"t", 0}]
+	rt.mu.Unlock()
+	waitFor(t, 10*time.Second, "offsets 1-9 to finish while 0 runs", func() bool { return log.total() == 10 && p.inFlight() == 1 })
+	// The point the supervisor would have published had the spacing
+	// passed while 0 ran.
+	meta, _ := commitmeta.Encode(0, []commitmeta.Run{{First: 1, Last: 9}})
+	p.point.Store(&commitPoint{offset: 0, meta: meta})
+	g.open()
+	waitFor(t, 10*time.Second, "offset 0 to finish", func() bool { return p.committable.Load() == 10 })
+	if err := <-revokeAsync(rt, 0); err != nil {
+		t.Fatal(err)
+	}
+	last := gen.lastCommit(0)
+	if last.Offset != 10 || last.Metadata != "" {
+		t.Fatalf("final commit %d %q, want 10 with no metadata: every record finished, none may run again", last.Offset, last.Metadata)
+	}
+}
+
 // TestNextOwnerSkipsRecordsFinishedAboveTheWatermark: a revocation drops a
 // buffered record while later records of other keys finished; the commit
 // stops at the dropped one, and its metadata lets the next owner skip the
@@ -744,7 +779,7 @@ func TestNextOwnerSkipsRecordsFinishedAboveTheWatermark(t *testing.T) {
 	if last.Offset != 1 {
 		t.Fatalf("committed %d, want 1 (the dropped record)", last.Offset)
 	}
-	if got := decodeFinished(last.Offset, last.Metadata); !slices.Equal(got, []offsetRun{{2, 9}}) {
+	if got := commitmeta.Decode(last.Offset, last.Metadata); !slices.Equal(got, []commitmeta.Run{{First: 2, Last: 9}}) {
 		t.Fatalf("commit metadata %q names finished %v, want 2..9", last.Metadata, got)
 	}
 

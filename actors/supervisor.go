@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/ordo-go/ordo/internal/backoff"
+	"github.com/ordo-go/ordo/internal/commitmeta"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -72,7 +73,7 @@ type partitionSupervisor struct {
 	// runs is its reused list. loggedFallback: a too-large finished set
 	// was logged for this partition.
 	lastPoint      time.Time
-	runs           []offsetRun
+	runs           []commitmeta.Run
 	loggedFallback bool
 
 	stopFetch context.CancelFunc
@@ -88,7 +89,7 @@ func newPartitionSupervisor(rt *Runtime, p *partition, src RecordSource) *partit
 		keys:      map[string]*keyRef{},
 		watermark: newWatermark(p.start),
 	}
-	s.watermark.markFinished(decodeFinished(p.start, p.startMeta))
+	s.watermark.markFinished(commitmeta.Decode(p.start, p.startMeta))
 	if rt.reducer != nil {
 		s.slots = make([]*keyRef, rt.cfg.MaxVirtualPartitions)
 	}
@@ -347,10 +348,10 @@ func (s *partitionSupervisor) drained() {
 	default:
 	}
 	s.publish()
-	if runs := s.watermark.finishedAbove(nil); len(runs) > 0 {
-		meta := s.encodeFinished(s.watermark.committable(), runs)
-		s.p.metadata.Store(&meta)
-	}
+	// Always set, even empty: the final commit carries the watermark as
+	// it is now, never a commit point published before the drain.
+	meta := s.encodeFinished(s.watermark.committable(), s.watermark.finishedAbove(nil))
+	s.p.metadata.Store(&meta)
 	s.p.drainedAt.Store(time.Now().UnixNano())
 	close(s.p.drained)
 }
@@ -475,10 +476,10 @@ func (s *partitionSupervisor) publishPoint(c int64) {
 	s.p.point.Store(&commitPoint{offset: c, meta: s.encodeFinished(c, s.runs)})
 }
 
-// encodeFinished is encodeFinished that counts, and logs once per
+// encodeFinished is commitmeta.Encode that counts, and logs once per
 // partition, a finished set too large for the commit metadata.
-func (s *partitionSupervisor) encodeFinished(c int64, runs []offsetRun) string {
-	meta, fits := encodeFinished(c, runs)
+func (s *partitionSupervisor) encodeFinished(c int64, runs []commitmeta.Run) string {
+	meta, fits := commitmeta.Encode(c, runs)
 	if !fits {
 		s.p.fallbacks.Add(1)
 		if !s.loggedFallback {

@@ -1,11 +1,9 @@
 package actors
 
 import (
-	"encoding/base64"
-	"math"
 	"math/bits"
-	"strconv"
-	"strings"
+
+	"github.com/ordo-go/ordo/internal/commitmeta"
 )
 
 // watermark tracks which offsets of one partition finished, and answers the
@@ -36,9 +34,9 @@ func newWatermark(start int64) *watermark {
 
 // markFinished records offsets an earlier owner finished (from its commit
 // metadata), so that they are never handed out again.
-func (w *watermark) markFinished(runs []offsetRun) {
+func (w *watermark) markFinished(runs []commitmeta.Run) {
 	for _, r := range runs {
-		for o := max(r.first, w.base); o <= r.last; o++ {
+		for o := max(r.First, w.base); o <= r.Last; o++ {
 			w.set(o)
 		}
 	}
@@ -97,7 +95,7 @@ func (w *watermark) span() int64 { return max(w.next-w.base, 0) }
 // finishedAbove appends the runs of finished offsets between the committable
 // offset and the fetch position: after a crash or a revocation these need
 // not run again.
-func (w *watermark) finishedAbove(dst []offsetRun) []offsetRun {
+func (w *watermark) finishedAbove(dst []commitmeta.Run) []commitmeta.Run {
 	for o := w.base; o < w.next; {
 		for o < w.next && !w.isSet(o) {
 			o++
@@ -107,7 +105,7 @@ func (w *watermark) finishedAbove(dst []offsetRun) []offsetRun {
 			o++
 		}
 		if o > first {
-			dst = append(dst, offsetRun{first: first, last: o - 1})
+			dst = append(dst, commitmeta.Run{First: first, Last: o - 1})
 		}
 	}
 	return dst
@@ -151,118 +149,4 @@ func (w *watermark) advanceBase() {
 		w.words = w.words[:n]
 		w.origin += int64(k) << 6
 	}
-}
-
-// offsetRun is the finished offsets first..last, both included.
-type offsetRun struct{ first, last int64 }
-
-// finishedPrefix and bitsetPrefix mark ordo's commit metadata, so metadata
-// written by other tools is never misread: run lengths, or a bitset.
-const (
-	finishedPrefix = "ordo1:"
-	bitsetPrefix   = "ordo2:"
-)
-
-// maxFinishedMetadata stays under Kafka's default offset.metadata.max.bytes
-// (4096).
-const maxFinishedMetadata = 4000
-
-// encodeFinished writes the runs of finished offsets above the committable
-// offset as commit metadata, in the smaller of two encodings: run lengths
-// ("gap+length" per run, the gap counted from the end of the previous run,
-// the first from committable), or a bitset (bit i set when committable+1+i
-// finished, base64). When neither fits Kafka's metadata limit it returns ""
-// and fits false: the commit carries the watermark alone, which costs
-// re-runs after a crash, never loss. Runs must be increasing, apart and
-// above committable.
-func encodeFinished(committable int64, runs []offsetRun) (meta string, fits bool) {
-	if len(runs) == 0 {
-		return "", true
-	}
-	rle := []byte(finishedPrefix)
-	prevEnd := committable
-	for i, r := range runs {
-		if i > 0 {
-			rle = append(rle, ',')
-		}
-		rle = strconv.AppendInt(rle, r.first-prevEnd, 10)
-		rle = append(rle, '+')
-		rle = strconv.AppendInt(rle, r.last-r.first+1, 10)
-		prevEnd = r.last + 1
-		if len(rle) > maxFinishedMetadata {
-			break // the bitset may still fit
-		}
-	}
-	span := runs[len(runs)-1].last - committable // bits for committable+1 .. last
-	bitsetLen := maxFinishedMetadata + 1
-	if span > 0 && span <= 8*maxFinishedMetadata {
-		bitsetLen = len(bitsetPrefix) + base64.RawStdEncoding.EncodedLen(int((span+7)/8))
-	}
-	switch {
-	case len(rle) <= maxFinishedMetadata && len(rle) <= bitsetLen:
-		return string(rle), true
-	case bitsetLen <= maxFinishedMetadata:
-		bits := make([]byte, (span+7)/8)
-		for _, r := range runs {
-			for o := max(r.first, committable+1); o <= r.last; o++ {
-				i := o - committable - 1
-				bits[i/8] |= 1 << uint(i%8)
-			}
-		}
-		return bitsetPrefix + base64.RawStdEncoding.EncodeToString(bits), true
-	default:
-		return "", false
-	}
-}
-
-// decodeFinished reads what encodeFinished wrote for the same committable
-// offset. Anything it does not understand yields nil: the records run again.
-func decodeFinished(committable int64, meta string) []offsetRun {
-	if rest, ok := strings.CutPrefix(meta, bitsetPrefix); ok {
-		return decodeBitset(committable, rest)
-	}
-	rest, ok := strings.CutPrefix(meta, finishedPrefix)
-	if !ok || rest == "" {
-		return nil
-	}
-	var out []offsetRun
-	prevEnd, total := committable, int64(0)
-	for _, run := range strings.Split(rest, ",") {
-		gapS, nS, ok := strings.Cut(run, "+")
-		gap, err1 := strconv.ParseInt(gapS, 10, 64)
-		n, err2 := strconv.ParseInt(nS, 10, 64)
-		if !ok || err1 != nil || err2 != nil || gap < 0 || n < 1 || n > 1<<20 || total+n > 1<<20 {
-			return nil
-		}
-		first := prevEnd + gap
-		if first < prevEnd || first+n < first {
-			return nil // overflow: not ours
-		}
-		out = append(out, offsetRun{first: first, last: first + n - 1})
-		prevEnd, total = first+n, total+n
-	}
-	return out
-}
-
-func decodeBitset(committable int64, enc string) []offsetRun {
-	if enc == "" || len(enc) > maxFinishedMetadata || committable > math.MaxInt64-8*maxFinishedMetadata {
-		return nil
-	}
-	bits, err := base64.RawStdEncoding.DecodeString(enc)
-	if err != nil {
-		return nil
-	}
-	var out []offsetRun
-	for i := range int64(len(bits)) * 8 {
-		if bits[i/8]&(1<<uint(i%8)) == 0 {
-			continue
-		}
-		o := committable + 1 + i
-		if n := len(out); n > 0 && out[n-1].last == o-1 {
-			out[n-1].last = o
-		} else {
-			out = append(out, offsetRun{first: o, last: o})
-		}
-	}
-	return out
 }

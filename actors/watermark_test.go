@@ -3,8 +3,9 @@ package actors
 import (
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"testing"
+
+	"github.com/ordo-go/ordo/internal/commitmeta"
 )
 
 // TestWatermarkUnderRandomCompletionOrder checks, for many random runs, that
@@ -94,7 +95,7 @@ func TestWatermarkHoldsASlowHeadCheaply(t *testing.T) {
 	if words := len(w.words); words > n/64+2 {
 		t.Fatalf("%d words for %d offsets: not one bit each", words, n)
 	}
-	if runs := w.finishedAbove(nil); !slices.Equal(runs, []offsetRun{{1, n - 1}}) {
+	if runs := w.finishedAbove(nil); !slices.Equal(runs, []commitmeta.Run{{First: 1, Last: n - 1}}) {
 		t.Fatalf("finished above the head: %v, want one run 1..%d", runs, n-1)
 	}
 	w.done(0)
@@ -108,7 +109,7 @@ func TestWatermarkHoldsASlowHeadCheaply(t *testing.T) {
 
 func TestWatermarkSkipsWhatAnEarlierOwnerFinished(t *testing.T) {
 	w := newWatermark(10)
-	w.markFinished([]offsetRun{{12, 13}, {20, 20}})
+	w.markFinished([]commitmeta.Run{{First: 12, Last: 13}, {First: 20, Last: 20}})
 	var ran []int64
 	for o := int64(10); o < 22; o++ {
 		if !w.add(o) {
@@ -150,7 +151,7 @@ func FuzzWatermark(f *testing.F) {
 				t.Fatalf("committable %d, want %d", got, want)
 			}
 			for _, r := range w.finishedAbove(nil) {
-				for o := r.first; o <= r.last; o++ {
+				for o := r.First; o <= r.Last; o++ {
 					if o%3 == 0 && !finished[o/3] {
 						t.Fatalf("offset %d listed finished above the watermark, but it is not", o)
 					}
@@ -158,100 +159,4 @@ func FuzzWatermark(f *testing.F) {
 			}
 		}
 	})
-}
-
-func TestFinishedMetadataRoundTrip(t *testing.T) {
-	cases := []struct {
-		committable int64
-		finished    []offsetRun
-		prefix      string
-	}{
-		{10, []offsetRun{{11, 11}}, "ordo"}, // either: the smaller
-		{10, []offsetRun{{12, 14}, {20, 20}, {22, 23}}, "ordo"},
-		{0, []offsetRun{{1, 5}, {1000, 1001}}, finishedPrefix}, // sparse: run lengths are smaller
-	}
-	// Every other offset of 10,000: run lengths would take ~40 KB, the
-	// bitset 1.7 KB.
-	var scattered []offsetRun
-	for o := int64(101); o < 10_100; o += 2 {
-		scattered = append(scattered, offsetRun{o, o})
-	}
-	cases = append(cases, struct {
-		committable int64
-		finished    []offsetRun
-		prefix      string
-	}{100, scattered, bitsetPrefix})
-	for _, c := range cases {
-		meta, fits := encodeFinished(c.committable, c.finished)
-		if !fits || !strings.HasPrefix(meta, c.prefix) || len(meta) > maxFinishedMetadata {
-			t.Errorf("%d runs above %d: %d bytes %.20q (fits %v), want %s and at most %d bytes",
-				len(c.finished), c.committable, len(meta), meta, fits, c.prefix, maxFinishedMetadata)
-			continue
-		}
-		if got := decodeFinished(c.committable, meta); !slices.Equal(got, c.finished) {
-			t.Errorf("%d runs above %d: decoded %d runs", len(c.finished), c.committable, len(got))
-		}
-	}
-	if meta, fits := encodeFinished(5, nil); meta != "" || !fits {
-		t.Error("no finished offsets must encode to no metadata")
-	}
-	for _, bad := range []string{"", "x", "ordo1:", "ordo1:1+", "ordo1:-1+2", "ordo1:1+0", "ordo1:a+b", "other:1+2", "ordo2:", "ordo2:!!"} {
-		if got := decodeFinished(0, bad); got != nil {
-			t.Errorf("metadata %q decoded to %v, want nothing", bad, got)
-		}
-	}
-	// Scattered over a span wider than a 4 KB bitset (32,000 offsets)
-	// and too many runs to list: the commit carries the watermark alone.
-	var wide []offsetRun
-	for o := int64(1); o < 60_000; o += 2 {
-		wide = append(wide, offsetRun{o, o})
-	}
-	if meta, fits := encodeFinished(0, wide); fits || meta != "" {
-		t.Fatalf("a finished set that fits no encoding gave %d bytes (fits %v), want none", len(meta), fits)
-	}
-}
-
-func FuzzDecodeFinished(f *testing.F) {
-	f.Add(int64(3), "ordo1:1+2,0+5")
-	f.Add(int64(3), "ordo2:BQ")
-	f.Fuzz(func(t *testing.T, committable int64, meta string) {
-		got := decodeFinished(committable, meta)
-		for i := range got {
-			if got[i].last < got[i].first || (i > 0 && got[i].first <= got[i-1].last) {
-				t.Fatalf("decoded runs not increasing: %v", got[:i+1])
-			}
-		}
-		if len(got) > 0 {
-			// The committable offset itself never finished; what is
-			// above it must survive a re-encoding in either form.
-			above := clipAbove(committable, got)
-			if meta2, fits := encodeFinished(committable, above); fits && !slices.Equal(merged(decodeFinished(committable, meta2)), merged(above)) {
-				t.Fatal("decoded runs do not round-trip")
-			}
-		}
-	})
-}
-
-// merged joins adjacent runs, so equal sets of offsets compare equal.
-func merged(runs []offsetRun) []offsetRun {
-	var out []offsetRun
-	for _, r := range runs {
-		if n := len(out); n > 0 && out[n-1].last+1 == r.first {
-			out[n-1].last = r.last
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-func clipAbove(committable int64, runs []offsetRun) []offsetRun {
-	var out []offsetRun
-	for _, r := range runs {
-		if r.last <= committable {
-			continue
-		}
-		out = append(out, offsetRun{max(r.first, committable+1), r.last})
-	}
-	return out
 }

@@ -1,7 +1,8 @@
 // Package testhook lets jobstest, and the bench, reach parts of package jobs
-// that are not jobs' API: jobs sets these functions when it is initialised.
+// that are not jobs' API: jobs sets Work and Prepare when it is initialised.
 // They take and return jobs' types as any, since this package cannot import
-// jobs.
+// jobs. The other way round, Committed lets the chaos runner watch the
+// runtime's commits.
 package testhook
 
 import (
@@ -21,3 +22,10 @@ var Work func(ctx context.Context, workers any, r *kafka.Record, attempt int) er
 // ClientConfig.Topic, without sending it. info is a jobs.JobInfo. Its errors
 // wrap jobs.ErrInvalidEnqueue, as Enqueue's do.
 var Prepare func(topic string, args any, opts any) (msg kafka.Message, info any, err error)
+
+// Committed, when set before a Server starts, is called with each offset the
+// runtime committed, after the broker accepted it, from the committing
+// goroutine. The chaos runner's workers write these to their ledgers, so that
+// its checker knows which finished jobs a crash may run again: those no
+// commit covered.
+var Committed func(kafka.Offset)
