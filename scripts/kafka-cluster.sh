@@ -9,6 +9,7 @@
 #   scripts/kafka-cluster.sh start N     start node N again on its data and wait until it serves
 #   scripts/kafka-cluster.sh restart N   kill N, then start N
 #   scripts/kafka-cluster.sh brokers     print the bootstrap list (for KAFKA_BROKERS)
+#   scripts/kafka-cluster.sh controller  print the node id of the active controller
 #
 # Node N listens on 127.0.0.1:2909N (clients) and 127.0.0.1:2919N (controller).
 # Topics default to replication factor 3 with min.insync.replicas=2, so a
@@ -83,6 +84,22 @@ cluster_answers() {
     --topic __ordo_cluster_probe --partitions 3 --replication-factor 3 >/dev/null 2>&1
 }
 
+# node_answers N: node N itself answers a metadata request.
+node_answers() {
+  "$java" -cp "$classpath" org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:2909$1" \
+    --command-config "$data/probe.properties" --list >/dev/null 2>&1
+}
+
+# The active controller is the KRaft quorum's leader. (A Metadata response's
+# controller id is no help: under KRaft it names a random broker.)
+controller() {
+  local out
+  out=$("$java" -Dlog4j2.configurationFile="$log4j_conf" -cp "$classpath" org.apache.kafka.tools.MetadataQuorumCommand \
+    --bootstrap-server "$brokers" --command-config "$data/probe.properties" describe --status 2>&1) ||
+    fail "describing the quorum failed: $out"
+  sed -n 's/^LeaderId:[[:space:]]*\([0-9]*\).*/\1/p' <<<"$out" | grep . || fail "no LeaderId in: $out"
+}
+
 launch() {
   local n=$1 dir=$data/node$1 pid
   nohup "$java" -Xms192m -Xmx384m -Djava.awt.headless=true \
@@ -141,6 +158,11 @@ start_node() {
   node_pid "$1" >/dev/null && fail "node $1 is already running"
   [[ -f $data/node$1/server.properties ]] || fail "node $1 has no data; 'up' first"
   launch "$1"
+  local deadline=$((SECONDS + timeout))
+  until node_answers "$1"; do
+    ((SECONDS < deadline)) || fail "node $1 did not serve within ${timeout}s; see $data/node$1/kafka.log"
+    sleep 1
+  done
   wait_serving
   say "node $1 serves again"
 }
@@ -173,5 +195,6 @@ case ${1:-} in
   start) node_arg "${2:-}"; start_node "$2" ;;
   restart) node_arg "${2:-}"; kill_node "$2"; start_node "$2" ;;
   brokers) echo "$brokers" ;;
-  *) echo "usage: $0 up|down|kill N|start N|restart N|brokers" >&2; exit 2 ;;
+  controller) controller ;;
+  *) echo "usage: $0 up|down|kill N|start N|restart N|brokers|controller" >&2; exit 2 ;;
 esac

@@ -14,10 +14,14 @@ import (
 //
 //	S <key> <seq> <partition> <offset> <start-ns>
 //	E <key> <seq> <partition> <offset> <start-ns> <end-ns> <outcome>
+//	C <partition> <offset> <at-ns> [<metadata>]
 //
 // A job writes its S line before it does any work and its E line before it
 // returns, and it returns (and so can be committed) only after the E line is
-// on disk. Events of concurrent jobs share one write and one fsync.
+// on disk. A C line is a commit the broker accepted, with ordo's metadata
+// (the finished offsets above it); it is written after the commit, so a kill
+// between the two loses the line and only makes the checker's bound larger.
+// Events of concurrent jobs share one write and one fsync.
 type ledger struct {
 	f    *os.File
 	reqs chan ledgerReq
@@ -84,6 +88,10 @@ func (l *ledger) end(key string, seq, partition int, offset, start, end int64, o
 	return l.write(fmt.Sprintf("E %s %d %d %d %d %d %s\n", key, seq, partition, offset, start, end, outcome))
 }
 
+func (l *ledger) commit(partition int, offset, at int64, metadata string) error {
+	return l.write(fmt.Sprintf("C %d %d %d %s\n", partition, offset, at, metadata))
+}
+
 func (l *ledger) close() error {
 	close(l.reqs)
 	<-l.done
@@ -102,15 +110,25 @@ type execution struct {
 	outcome   string
 }
 
-// readLedger returns the executions in a ledger, keyed by process and start.
-// A line cut short by a kill (only ever the last) is skipped.
-func readLedger(path, proc string) ([]*execution, error) {
+// commit is a commit the broker accepted, as a ledger tells it.
+type commit struct {
+	proc      string
+	partition int
+	offset    int64
+	at        int64
+	metadata  string
+}
+
+// readLedger returns the executions in a ledger, keyed by process and start,
+// and its commits. A line cut short by a kill (only ever the last) is
+// skipped.
+func readLedger(path, proc string) ([]*execution, []commit, error) {
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer f.Close()
 	type id struct {
@@ -120,9 +138,24 @@ func readLedger(path, proc string) ([]*execution, error) {
 	}
 	byID := map[id]*execution{}
 	var out []*execution
+	var commits []commit
 	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 64<<10) // a commit's metadata is up to 4 KB
 	for sc.Scan() {
 		fs := strings.Fields(sc.Text())
+		if len(fs) >= 4 && fs[0] == "C" {
+			part, err1 := strconv.Atoi(fs[1])
+			off, err2 := strconv.ParseInt(fs[2], 10, 64)
+			at, err3 := strconv.ParseInt(fs[3], 10, 64)
+			if err1 == nil && err2 == nil && err3 == nil {
+				c := commit{proc: proc, partition: part, offset: off, at: at}
+				if len(fs) > 4 {
+					c.metadata = fs[4]
+				}
+				commits = append(commits, c)
+			}
+			continue
+		}
 		if len(fs) < 6 || (fs[0] == "E" && len(fs) < 8) {
 			continue
 		}
@@ -148,5 +181,5 @@ func readLedger(path, proc string) ([]*execution, error) {
 			e.end, e.outcome = end, fs[7]
 		}
 	}
-	return out, sc.Err()
+	return out, commits, sc.Err()
 }

@@ -9,10 +9,16 @@
 // every execution in a ledger file that survives SIGKILL. Every few seconds
 // the runner kills a random worker, with SIGKILL or sometimes SIGTERM, and
 // starts a replacement; against a real broker (KAFKA_BROKERS) it also
-// restarts the broker once, keeping its data. When the group has committed
-// everything, it checks the ledgers (see check) and prints one line:
+// restarts the broker once, keeping its data. Against the three-broker
+// cluster of scripts/kafka-cluster.sh (-cluster), it instead kills (SIGKILL)
+// the broker that leads the most partitions of the topic, and later the
+// active controller, and starts each again after -broker-down. Workers log
+// every commit the broker accepted. When the group has committed everything,
+// it checks the ledgers (see check) and prints one line:
 //
-//	chaos: jobs=100000 kills=… lost=0 order_violations=0 overlaps=0 duplicates=… bound=…
+//	chaos: jobs=100000 kills=… lost=0 order_violations=0 overlaps=0 duplicates=… bound=… loose_bound=… log_duplicates=… enqueue_retries=…
+//
+// with, on the cluster, broker_faults=… leader_failover_ms=p50:…,max:…(n=…).
 //
 // While it runs it prints a progress line to stderr every few seconds: the
 // phase, jobs enqueued, records the group has committed, faults so far.
@@ -43,6 +49,9 @@ import (
 	"syscall"
 	"time"
 
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/ordo-go/ordo/internal/testhook"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/kafka/kafkaembed"
@@ -64,6 +73,10 @@ type options struct {
 	drainTimeout                  time.Duration
 	kafkaScript                   string
 	restartBroker                 bool
+	cluster                       bool
+	clusterScript                 string
+	brokerDown                    time.Duration
+	replication                   int
 	keep                          bool
 	verbose                       bool
 	seed                          uint64
@@ -90,6 +103,10 @@ func main() {
 	flag.DurationVar(&o.drainTimeout, "drain-timeout", 3*time.Minute, "how long to wait for the group to commit everything")
 	flag.StringVar(&o.kafkaScript, "kafka-script", "scripts/kafka.sh", "script whose 'restart' restarts the real broker")
 	flag.BoolVar(&o.restartBroker, "restart-broker", true, "with KAFKA_BROKERS, restart the broker once mid-run")
+	flag.BoolVar(&o.cluster, "cluster", false, "KAFKA_BROKERS is the cluster of -cluster-script: kill the busiest leader, later the active controller")
+	flag.StringVar(&o.clusterScript, "cluster-script", "scripts/kafka-cluster.sh", "script whose kill, start and controller commands fault the cluster")
+	flag.DurationVar(&o.brokerDown, "broker-down", 10*time.Second, "with -cluster, how long a killed broker stays down")
+	flag.IntVar(&o.replication, "replication", 0, "replication factor of the topics (default: 3 with -cluster, else 1)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the ledgers and worker logs (kept anyway on failure)")
 	flag.BoolVar(&o.verbose, "v", false, "log faults and progress to stderr")
 	flag.Uint64Var(&o.seed, "seed", 0, "random seed for the faults (default: random)")
@@ -109,13 +126,18 @@ func main() {
 		}
 		return
 	}
+	if o.replication == 0 {
+		o.replication = 1
+		if o.cluster {
+			o.replication = 3
+		}
+	}
 	v, err := run(o)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "chaos: %v\n", err)
 		os.Exit(2)
 	}
 	fmt.Println(v)
-	fmt.Fprintf(os.Stderr, "chaos: duplicates a strict in-flight bound explains: %d (see check)\n", v.strictBound)
 	if !v.ok() {
 		for _, ex := range v.examples {
 			fmt.Fprintln(os.Stderr, "chaos:  ", ex)
@@ -130,6 +152,14 @@ func runWorker(o options) error {
 	led, err := openLedger(o.ledgerPath)
 	if err != nil {
 		return err
+	}
+	testhook.Committed = func(off kafka.Offset) {
+		if off.Topic != o.topic {
+			return
+		}
+		if err := led.commit(off.Partition, off.Offset, time.Now().UnixNano(), off.Metadata); err != nil {
+			fmt.Fprintf(os.Stderr, "chaos worker %s: ledger: %v\n", o.proc, err)
+		}
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ws := jobs.NewWorkers()
@@ -162,7 +192,7 @@ func runWorker(o options) error {
 	}
 	srv, err := jobs.NewServer(jobs.Config{
 		Brokers: strings.Split(o.brokers, ","), Group: o.group, Topics: []string{o.topic}, Workers: ws,
-		CreateTopics: &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1}, // the dead-letter topic
+		CreateTopics: &jobs.TopicSpec{Partitions: 1, ReplicationFactor: o.replication}, // the dead-letter topic
 		Concurrency:  o.concurrency,
 		Rebalance:    rebalance,
 		// A killed member is noticed after SessionTimeout. The short
@@ -198,6 +228,15 @@ const (
 	sessionTimeout   = 6 * time.Second
 	rebalanceTimeout = 5 * time.Second
 	settleTime       = sessionTimeout + 2*rebalanceTimeout + 2*time.Second
+	// brokerFenceTime is how long a KRaft controller waits before it
+	// fences a broker that stopped heartbeating and moves its
+	// leaderships and group coordinators away: Kafka's default
+	// broker.session.timeout.ms, which the cluster keeps.
+	brokerFenceTime = 9 * time.Second
+	// recoverTime bounds how long after a broker fault's end a member's
+	// commits can still fail: it finds the coordinator again, or the
+	// group notices it gone and rebalances without it.
+	recoverTime = sessionTimeout + rebalanceTimeout
 )
 
 // worker is a running worker process.
@@ -249,6 +288,8 @@ func run(o options) (*verdict, error) {
 	realBroker := false
 	if v := strings.TrimSpace(os.Getenv("KAFKA_BROKERS")); v != "" {
 		r.brokers, realBroker = strings.Split(v, ","), true
+	} else if o.cluster {
+		return nil, errors.New("-cluster needs KAFKA_BROKERS: the cluster's bootstrap list (scripts/kafka-cluster.sh brokers)")
 	} else {
 		b, err := kafkaembed.Start()
 		if err != nil {
@@ -265,7 +306,7 @@ func run(o options) (*verdict, error) {
 	}
 	ctx := context.Background()
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = r.admin.CreateTopics(cctx, kafka.Topic{Name: r.topic, Partitions: o.partitions})
+	err = r.admin.CreateTopics(cctx, kafka.Topic{Name: r.topic, Partitions: o.partitions, ReplicationFactor: o.replication})
 	cancel()
 	if err != nil {
 		return nil, err
@@ -277,7 +318,7 @@ func run(o options) (*verdict, error) {
 			_ = r.admin.DeleteTopics(dctx, r.topic)
 		}()
 	}
-	r.logf("seed %d, topic %s, %s rebalancing, ledgers in %s", seed, r.topic, r.o.rebalance, r.dir)
+	r.logf("seed %d, topic %s (replication %d), %s rebalancing, ledgers in %s", seed, r.topic, o.replication, r.o.rebalance, r.dir)
 
 	for range o.procs {
 		if err := r.startWorker(); err != nil {
@@ -301,32 +342,37 @@ func run(o options) (*verdict, error) {
 	r.setPhase("faults")
 	stopProgress := r.reportProgress(ctx, began, progressEvery)
 	defer stopProgress()
-	restartAt := began.Add(o.duration / 2)
-	restarted := !(realBroker && o.restartBroker)
+	type brokerResult struct {
+		events []event
+		err    error
+	}
+	brokerDone := make(chan brokerResult, 1)
+	go func() {
+		evs, err := r.faultBrokers(ctx, began, realBroker)
+		brokerDone <- brokerResult{evs, err}
+	}()
+	end := began.Add(o.duration)
 	committed := map[int]int64{}
-	for time.Since(began) < o.duration {
-		wait := time.Duration(float64(o.killEvery) * (0.5 + r.rng.Float64()))
-		time.Sleep(min(wait, max(0, o.duration-time.Since(began))))
-		if time.Since(began) >= o.duration {
+	for {
+		wait := r.killWait()
+		if time.Until(end) < wait {
 			break
 		}
+		time.Sleep(wait)
 		if c, err := r.committed(ctx); err == nil {
-			committed = c
-		}
-		if !restarted && time.Now().After(restartAt) {
-			ev, err := r.restartBroker(committed)
-			if err != nil {
-				return nil, err
-			}
-			events = append(events, ev)
-			restarted = true
-			continue
+			committed = c // else the last offsets read stand
 		}
 		events = append(events, r.kill(committed))
 		if err := r.startWorker(); err != nil {
 			return nil, err
 		}
 	}
+	time.Sleep(time.Until(end))
+	br := <-brokerDone
+	if br.err != nil {
+		return nil, br.err
+	}
+	events = append(events, br.events...)
 	r.setPhase("enqueue")
 	enq := <-enqueued
 	if enq.err != nil {
@@ -342,14 +388,16 @@ func run(o options) (*verdict, error) {
 	r.stopAll()
 
 	var execs []*execution
+	var commits []commit
 	for _, name := range r.all {
-		es, err := readLedger(filepath.Join(r.dir, "ledger-"+name), name)
+		es, cs, err := readLedger(filepath.Join(r.dir, "ledger-"+name), name)
 		if err != nil {
 			return nil, err
 		}
 		execs = append(execs, es...)
+		commits = append(commits, cs...)
 	}
-	v := check(o.jobs, o.keys, execs, events, enq.resent)
+	v := check(o.jobs, o.keys, execs, commits, events, enq.resent)
 	if !v.ok() || o.keep {
 		fmt.Fprintf(os.Stderr, "chaos: ledgers and worker logs are in %s\n", r.dir)
 	} else {
@@ -376,7 +424,8 @@ func (r *runner) startWorker() error {
 	cmd := exec.Command(r.self, "-worker", "-proc", name,
 		"-brokers", strings.Join(r.brokers, ","), "-topic", r.topic, "-group", r.group,
 		"-ledger", filepath.Join(r.dir, "ledger-"+name),
-		"-work", r.o.work.String(), "-concurrency", strconv.Itoa(r.o.concurrency), "-rebalance", r.o.rebalance)
+		"-work", r.o.work.String(), "-concurrency", strconv.Itoa(r.o.concurrency), "-rebalance", r.o.rebalance,
+		"-replication", strconv.Itoa(r.o.replication))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -422,6 +471,57 @@ func (r *runner) kill(committed map[int]int64) event {
 	return ev
 }
 
+// killWait is a random time to the next worker kill: -kill-every ± half.
+func (r *runner) killWait() time.Duration {
+	return time.Duration(float64(r.o.killEvery) * (0.5 + r.rng.Float64()))
+}
+
+// faultBrokers causes the run's broker faults, while workers are killed
+// beside it, and returns them. On the cluster it kills the busiest leader an
+// eighth into the run and starts it again -broker-down later; once that
+// broker serves again, and no earlier than two fifths in, it kills the
+// active controller, and starts it again after -broker-down too. (A broker
+// takes 15-30 s to serve again on two busy cores; these times let both
+// kills fall while jobs are still enqueued, so both show a failover.) One broker is
+// down at a time: with two down the controllers lose their quorum. On a
+// single real broker it restarts it halfway; on the embedded one it does
+// nothing.
+func (r *runner) faultBrokers(ctx context.Context, began time.Time, realBroker bool) ([]event, error) {
+	committed := func() map[int]int64 {
+		c, err := r.committed(ctx)
+		if err != nil {
+			return nil
+		}
+		return c
+	}
+	switch {
+	case r.o.cluster:
+		var evs []event
+		for i, what := range []string{"leader-kill", "controller-kill"} {
+			at := began.Add(r.o.duration / 8)
+			if i == 1 {
+				at = began.Add(r.o.duration * 2 / 5)
+			}
+			time.Sleep(time.Until(at))
+			ev, err := r.killBroker(ctx, what, committed())
+			if err != nil {
+				return evs, err
+			}
+			evs = append(evs, ev)
+			time.Sleep(r.o.brokerDown)
+			if err := r.startBroker(ev.node); err != nil {
+				return evs, err
+			}
+		}
+		return evs, nil
+	case realBroker && r.o.restartBroker:
+		time.Sleep(time.Until(began.Add(r.o.duration / 2)))
+		ev, err := r.restartBroker(committed())
+		return []event{ev}, err
+	}
+	return nil, nil
+}
+
 func (r *runner) restartBroker(committed map[int]int64) (event, error) {
 	ev := event{what: "restart", at: time.Now().UnixNano(), committed: committed}
 	r.logf("restarting the broker with %s restart", r.o.kafkaScript)
@@ -431,9 +531,96 @@ func (r *runner) restartBroker(committed map[int]int64) (event, error) {
 	}
 	ev.died = time.Now().UnixNano()
 	ev.settled = ev.died + int64(settleTime)
+	ev.recovered = ev.died + int64(recoverTime)
 	r.restarts.Add(1)
 	r.logf("broker back after %v", time.Duration(ev.died-ev.at).Round(time.Millisecond))
 	return ev, nil
+}
+
+// killBroker SIGKILLs a node of the cluster: for "leader-kill" the one that
+// leads the most partitions of the topic, for "controller-kill" the active
+// controller. It records each partition's leader and end offset first, for
+// the failover times.
+func (r *runner) killBroker(ctx context.Context, what string, committed map[int]int64) (event, error) {
+	ev := event{what: what, committed: committed}
+	leaders, err := r.leaders(ctx)
+	if err != nil {
+		return ev, fmt.Errorf("%s: %w", what, err)
+	}
+	if what == "controller-kill" {
+		out, err := exec.Command("bash", r.o.clusterScript, "controller").Output()
+		if err != nil {
+			return ev, fmt.Errorf("%s: finding the active controller: %w", what, err)
+		}
+		if ev.node, err = strconv.Atoi(strings.TrimSpace(string(out))); err != nil {
+			return ev, fmt.Errorf("%s: controller id %q: %w", what, out, err)
+		}
+	} else {
+		led := map[int]int{}
+		for _, l := range leaders {
+			led[int(l)]++
+		}
+		for n, c := range led {
+			if c > led[ev.node] || c == led[ev.node] && n < ev.node {
+				ev.node = n
+			}
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ends, err := r.admin.EndOffsets(cctx, r.topic)
+	cancel()
+	if err != nil {
+		return ev, fmt.Errorf("%s: end offsets: %w", what, err)
+	}
+	ev.leaders, ev.ends = leaders, ends
+	ev.at = time.Now().UnixNano()
+	out, err := exec.Command("bash", r.o.clusterScript, "kill", strconv.Itoa(ev.node)).CombinedOutput()
+	if err != nil {
+		return ev, fmt.Errorf("%s: %w\n%s", what, err, out)
+	}
+	ev.died = time.Now().UnixNano()
+	ev.settled = ev.at + int64(brokerFenceTime+settleTime)
+	ev.recovered = ev.at + int64(brokerFenceTime+recoverTime)
+	r.restarts.Add(1)
+	n := 0
+	for _, l := range leaders {
+		if l == int64(ev.node) {
+			n++
+		}
+	}
+	r.logf("%s: killed broker %d, which led %d of %d partitions", what, ev.node, n, len(leaders))
+	return ev, nil
+}
+
+func (r *runner) startBroker(node int) error {
+	r.logf("starting broker %d again", node)
+	out, err := exec.Command("bash", r.o.clusterScript, "start", strconv.Itoa(node)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("starting broker %d: %w\n%s", node, err, out)
+	}
+	r.logf("broker %d serves again", node)
+	return nil
+}
+
+// leaders reads each partition's leader (node id) from a broker's metadata.
+func (r *runner) leaders(ctx context.Context) (map[int]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c := &kafkago.Client{Addr: kafkago.TCP(r.brokers...), Timeout: 5 * time.Second}
+	md, err := c.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{r.topic}})
+	if err != nil {
+		return nil, fmt.Errorf("metadata: %w", err)
+	}
+	out := map[int]int64{}
+	for _, t := range md.Topics {
+		if t.Error != nil {
+			return nil, fmt.Errorf("metadata of %s: %w", t.Name, t.Error)
+		}
+		for _, p := range t.Partitions {
+			out[p.ID] = int64(p.Leader.ID)
+		}
+	}
+	return out, nil
 }
 
 // stopAll stops every worker still running, gracefully.
@@ -583,7 +770,7 @@ func (r *runner) reportProgress(ctx context.Context, began time.Time, period tim
 			r.mu.Unlock()
 			faults := fmt.Sprintf("kills %d", r.kills.Load())
 			if n := r.restarts.Load(); n > 0 {
-				faults += fmt.Sprintf(", broker restarts %d", n)
+				faults += fmt.Sprintf(", broker faults %d", n)
 			}
 			fmt.Fprintf(os.Stderr, "chaos: %v %s: enqueued %d/%d, committed %s, %s, workers %d\n",
 				time.Since(began).Round(time.Second), phase, r.enqueued.Load(), r.o.jobs, committed, faults, workers)
