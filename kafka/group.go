@@ -333,6 +333,17 @@ func (m *groupMemberState) run(ctx context.Context, gen generation) error {
 
 // errUnreachable ends a generation whose coordinator did not answer two
 // heartbeats in a row.
+
+// beatTimeout is how long a heartbeat waits for its answer: a heartbeat
+// interval, and at least a second, never more than the session. A
+// coordinator that died (its broker killed, and not yet fenced by the
+// controller, so FindCoordinator still names it) can leave a request
+// hanging; waiting a session timeout for each of the two unanswered beats
+// kept a member running jobs, whose commits all failed, for two sessions.
+func beatTimeout(cfg ConsumerConfig) time.Duration {
+	return min(cfg.SessionTimeout, max(cfg.HeartbeatInterval, time.Second))
+}
+
 var errUnreachable = errors.New("kafka: the group coordinator does not answer")
 
 // heartbeats heartbeats gen and watches the topics' partition counts until
@@ -394,7 +405,7 @@ func countsEqual(a, b map[string]int) bool {
 
 func (m *groupMemberState) heartbeat(ctx context.Context, gen generation) error {
 	cfg := m.c.cfg
-	beatCtx, cancel := context.WithTimeout(ctx, cfg.SessionTimeout)
+	beatCtx, cancel := context.WithTimeout(ctx, beatTimeout(cfg))
 	defer cancel()
 	addr, err := m.coordinator(beatCtx)
 	if err != nil {

@@ -132,3 +132,35 @@ func TestCoordinatorMoveKeepsTheGeneration(t *testing.T) {
 		t.Fatalf("commit after the coordinator moved from node %d to %d: %v", before, cluster.CoordinatorFor(group), err)
 	}
 }
+
+// A coordinator that stops answering (its broker died and is not yet fenced,
+// so it is still named the coordinator) ends the member's generation within a
+// few heartbeat intervals, not a session timeout per unanswered heartbeat:
+// until then the member runs jobs whose commits all fail.
+func TestUnansweredHeartbeatsEndTheGenerationPromptly(t *testing.T) {
+	t.Parallel()
+	cluster, brokers, topic := faultCluster(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const group = "unanswered"
+	sessions := runMember(ctx, t, kafka.ConsumerConfig{Brokers: brokers, Group: group, Topics: []string{topic},
+		HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 20 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	first := <-sessions
+	silent := make(chan struct{})
+	defer close(silent)
+	cluster.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if req.(*kmsg.HeartbeatRequest).Group != group {
+			return nil, nil, false
+		}
+		cluster.KeepControl()
+		cluster.SleepControl(func() { <-silent })
+		return nil, errors.New("the coordinator is gone"), true
+	})
+	began := time.Now()
+	select {
+	case <-first.Done():
+		t.Logf("the generation ended %v after the coordinator fell silent", time.Since(began).Round(time.Millisecond))
+	case <-time.After(6 * time.Second):
+		t.Fatalf("the generation still ran %v after its coordinator stopped answering heartbeats (session timeout 20s)", time.Since(began).Round(time.Millisecond))
+	}
+}
