@@ -107,15 +107,19 @@ func (v *verdict) String() string {
 //     copy's runs are counted in logDuplicates instead.
 //   - bound (enforced): a record can run again only when no commit covers
 //     it when its partition changes hands. A commit covers an offset below
-//     it, and the finished offsets its metadata lists. So each fault can
-//     re-run at most the executions no commit covered at the fault:
+//     it, and the finished offsets its metadata lists. An execution is
+//     covered once a commit of the worker that ran it covers it: the
+//     partition's next owner starts from there. (A later owner's commits
+//     do not count: they come after it ran the record again.) So each
+//     fault can re-run at most the executions no commit covered:
 //   - a worker killed: the jobs it had in flight and the jobs it
 //     finished after its last commit, as the ledgers' C lines tell;
 //   - a broker restarted or killed: for every worker, the same, at the
 //     time the group has recovered from the fault (recovered), since
-//     until then a member's commits can fail and its partitions move.
-//     This counts the jobs any member had in flight or uncommitted at
-//     that moment, which is looser than a kill's count, and honest.
+//     until then a member's commits can fail (its coordinator gone) and
+//     its partitions move. This also counts the jobs a member had in
+//     flight or not yet committed at that moment, so it is looser than a
+//     kill's count.
 //     bound sums these over the faults, each execution counted once.
 //   - looseBound (information): every job at or above the committed offset
 //     read just before a fault and started by any process before the
@@ -225,7 +229,7 @@ func check(jobs, keys int, execs []*execution, commits []commit, events []event,
 			if counted[e] || e.start > at || (!ev.brokerFault() && e.proc != ev.proc) {
 				continue
 			}
-			if !covers.at(e.partition, e.offset, at) {
+			if !covers.at(e.proc, e.partition, e.offset, at) {
 				counted[e] = true
 				v.bound++
 			}
@@ -270,27 +274,33 @@ func failovers(ev event, execs []*execution) []float64 {
 	return out
 }
 
-// coverage answers whether a commit covered a record at a given time: the
-// partition's latest commit by then, from any worker, is above the offset
-// or lists it as finished.
+// coverage answers whether a worker's commits covered a record it ran, at a
+// given time: its latest commit of the partition by then is above the
+// offset or lists it as finished.
 type coverage struct {
-	byPartition map[int][]commit // by time
-	decoded     map[*commit][]commitmeta.Run
+	byWorker map[workerPartition][]commit // by time
+	decoded  map[*commit][]commitmeta.Run
+}
+
+type workerPartition struct {
+	proc      string
+	partition int
 }
 
 func newCoverage(commits []commit) *coverage {
-	c := &coverage{byPartition: map[int][]commit{}, decoded: map[*commit][]commitmeta.Run{}}
+	c := &coverage{byWorker: map[workerPartition][]commit{}, decoded: map[*commit][]commitmeta.Run{}}
 	for _, cm := range commits {
-		c.byPartition[cm.partition] = append(c.byPartition[cm.partition], cm)
+		k := workerPartition{cm.proc, cm.partition}
+		c.byWorker[k] = append(c.byWorker[k], cm)
 	}
-	for _, cs := range c.byPartition {
+	for _, cs := range c.byWorker {
 		slices.SortFunc(cs, func(a, b commit) int { return cmpInt64(a.at, b.at) })
 	}
 	return c
 }
 
-func (c *coverage) at(partition int, offset, t int64) bool {
-	cs := c.byPartition[partition]
+func (c *coverage) at(proc string, partition int, offset, t int64) bool {
+	cs := c.byWorker[workerPartition{proc, partition}]
 	i, _ := slices.BinarySearchFunc(cs, t+1, func(cm commit, t int64) int { return cmpInt64(cm.at, t) })
 	if i == 0 {
 		return false

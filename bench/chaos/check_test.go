@@ -55,7 +55,11 @@ func TestCheckDefinitions(t *testing.T) {
 		{name: "a commit made after the kill covers nothing", execs: []*execution{
 			x("p1", 0, 0, 1, 2, "ok"), x("p1", 1, 1, 3, 4, "ok"),
 			x("p2", 0, 0, 10, 11, "ok"), x("p2", 1, 1, 12, 13, "ok"),
-		}, commits: []commit{cmt("p2", 2, 14, "")}, events: []event{kill("p1", 5)}, dup: 2, bound: 2, ok: true},
+		}, commits: []commit{cmt("p1", 2, 14, "")}, events: []event{kill("p1", 5)}, dup: 2, bound: 2, ok: true},
+		{name: "the next owner's commits do not cover what the killed worker ran", execs: []*execution{
+			x("p1", 0, 0, 1, 2, "ok"), x("p1", 1, 1, 3, 4, "ok"),
+			x("p2", 0, 0, 10, 11, "ok"), x("p2", 1, 1, 12, 13, "ok"),
+		}, commits: []commit{cmt("p2", 2, 4, "")}, events: []event{kill("p1", 5)}, dup: 2, bound: 2, ok: true},
 		{name: "the metadata's finished offsets are covered", keys: 2, execs: []*execution{
 			y("p1", 0, 0, 1, 0, ""),     // in flight at the kill
 			y("p1", 1, 1, 2, 3, "ok"),   // finished above it, listed in the metadata

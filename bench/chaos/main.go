@@ -399,7 +399,12 @@ func run(o options) (*verdict, error) {
 	}
 	v := check(o.jobs, o.keys, execs, commits, events, enq.resent)
 	if !v.ok() || o.keep {
-		fmt.Fprintf(os.Stderr, "chaos: ledgers and worker logs are in %s\n", r.dir)
+		var b strings.Builder
+		for _, e := range events {
+			fmt.Fprintf(&b, "%s proc=%s node=%d at=%d died=%d settled=%d recovered=%d\n", e.what, e.proc, e.node, e.at, e.died, e.settled, e.recovered)
+		}
+		_ = os.WriteFile(filepath.Join(r.dir, "events"), []byte(b.String()), 0o644)
+		fmt.Fprintf(os.Stderr, "chaos: ledgers, worker logs and the faults (events) are in %s\n", r.dir)
 	} else {
 		_ = os.RemoveAll(r.dir)
 	}
