@@ -331,9 +331,6 @@ func (m *groupMemberState) run(ctx context.Context, gen generation) error {
 	return err
 }
 
-// errUnreachable ends a generation whose coordinator did not answer two
-// heartbeats in a row.
-
 // beatTimeout is how long a heartbeat waits for its answer: a heartbeat
 // interval, and at least a second, never more than the session. A
 // coordinator that died (its broker killed, and not yet fenced by the
@@ -344,6 +341,8 @@ func beatTimeout(cfg ConsumerConfig) time.Duration {
 	return min(cfg.SessionTimeout, max(cfg.HeartbeatInterval, time.Second))
 }
 
+// errUnreachable ends a generation whose coordinator did not answer two
+// heartbeats in a row.
 var errUnreachable = errors.New("kafka: the group coordinator does not answer")
 
 // heartbeats heartbeats gen and watches the topics' partition counts until
