@@ -800,6 +800,40 @@ func TestNextOwnerSkipsRecordsFinishedAboveTheWatermark(t *testing.T) {
 	}
 }
 
+// TestPeriodicCommitsCarryTheFinishedSetAcrossACrash: no revocation, no
+// drain: the process just dies while offset 0 runs. The periodic commits
+// already carried the records finished above it, so the next owner runs
+// only the record that was running and the one queued behind it.
+func TestPeriodicCommitsCarryTheFinishedSetAcrossACrash(t *testing.T) {
+	t.Parallel()
+	keys := []string{"a", "a", "b", "c", "d", "e", "f", "g", "h", "i"}
+	g := newGate(t) // never opened before the "crash"
+	first := newExecLog()
+	rt := newTestRuntime(t, Config{Concurrency: 2, CommitInterval: 50 * time.Millisecond, Handler: heldAt(0, g, first)})
+	gen := newMemGeneration()
+	assign(t, rt, gen, newMemSource("t", 0, keys))
+	waitFor(t, 10*time.Second, "a periodic commit at 0 listing 2-9 as finished", func() bool {
+		last := gen.lastCommit(0)
+		return last.Offset == 0 && slices.Equal(commitmeta.Decode(0, last.Metadata), []commitmeta.Run{{First: 2, Last: 9}})
+	})
+	last := gen.lastCommit(0) // the crash: rt is never revoked or shut down
+
+	second := newExecLog()
+	rt2 := newTestRuntime(t, Config{Handler: handler(func(ctx context.Context, r *kafka.Record) {
+		second.start(r)
+		second.end(r)
+	})})
+	gen2 := newMemGeneration()
+	if err := rt2.Assign(Assignment{Topic: "t", Start: last.Offset, StartMetadata: last.Metadata,
+		Source: newMemSource("t", 0, keys), Generation: gen2}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the next owner to commit the end", func() bool { return gen2.committed(0) == 10 })
+	if n := second.total(); n != 2 || second.count[[2]int64{0, 0}] != 1 || second.count[[2]int64{0, 1}] != 1 {
+		t.Fatalf("next owner ran %d records (%v); want only offsets 0 (running at the crash) and 1 (queued behind it)", n, second.count)
+	}
+}
+
 func TestAssignRefusesAPartitionItHolds(t *testing.T) {
 	t.Parallel()
 	rt := newTestRuntime(t, Config{Handler: handler(func(context.Context, *kafka.Record) {})})

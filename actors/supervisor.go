@@ -35,6 +35,8 @@ type (
 	// countOutcomes asks the supervisor to count what its key actors
 	// reported (partition.report).
 	countOutcomes struct{}
+	// refreshPoint publishes the commit point that publishPoint put off.
+	refreshPoint struct{}
 	// sweep passivates the keys idle for longer than IdleTimeout.
 	sweep struct{}
 )
@@ -70,10 +72,12 @@ type partitionSupervisor struct {
 	batchEnds []int64   // last offset of each fetched batch not yet committable
 
 	// lastPoint is when publishPoint last listed the finished records;
-	// runs is its reused list. loggedFallback: a too-large finished set
-	// was logged for this partition.
+	// runs is its reused list; pointDue: a refreshPoint is on its way.
+	// loggedFallback: a too-large finished set was logged for this
+	// partition.
 	lastPoint      time.Time
 	runs           []commitmeta.Run
+	pointDue       bool
 	loggedFallback bool
 
 	stopFetch context.CancelFunc
@@ -103,6 +107,11 @@ func (s *partitionSupervisor) Receive(ctx actor.Context) {
 		s.countOutcomes(ctx)
 	case *fetched:
 		s.route(ctx, m)
+	case *refreshPoint:
+		s.pointDue = false
+		if !s.draining {
+			s.publishPoint(s.watermark.committable())
+		}
 	case *sweep:
 		s.sweep(ctx)
 	case *revoke:
@@ -462,9 +471,21 @@ func (l *idleList) remove(r *keyRef) {
 // publishPoint gives the committer the committable offset with the records
 // finished above it, so that every commit, not only a drain's last, spares
 // them a re-run after a crash. Listing them costs a scan of the span, so it
-// is done at most as often as the committer commits.
+// is done at most as often as the committer commits; a call that comes
+// sooner is put off until then, not dropped: the last records of a burst
+// would otherwise stay out of every commit for as long as the partition
+// has nothing more to count (a head record running for minutes).
 func (s *partitionSupervisor) publishPoint(c int64) {
-	if time.Since(s.lastPoint) < s.rt.committer.commitSpacing() {
+	if wait := s.rt.committer.commitSpacing() - time.Since(s.lastPoint); wait > 0 {
+		if !s.pointDue {
+			s.pointDue = true
+			root, p := s.rt.system.Root, s.p
+			time.AfterFunc(wait, func() {
+				if !p.isRevoked() {
+					root.Send(p.pid, &refreshPoint{})
+				}
+			})
+		}
 		return
 	}
 	s.lastPoint = time.Now()
