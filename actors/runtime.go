@@ -15,6 +15,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/ordo-go/ordo/internal/testhook"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -330,6 +331,9 @@ func (rt *Runtime) release(ps []*partition, deadline <-chan time.Time) error {
 	commitErr := rt.committer.commitFinal(ps)
 	for _, p := range ps {
 		p.released.Store(true)
+		if testhook.Released != nil {
+			testhook.Released(p.topic, p.partition)
+		}
 	}
 	if commitErr != nil && deadline == nil {
 		// A rebalance that outran the rebalance timeout loses the right

@@ -49,8 +49,9 @@ func NewSecureAdmin(brokers []string, sec *Security) *Admin {
 	}}
 }
 
-// CreateTopics creates the topics with replication factor 1 and waits until
-// every partition has a leader. A topic that already exists is an error.
+// CreateTopics creates the topics (replication factor 1 unless a Topic says
+// otherwise) and waits until every broker knows a leader for every
+// partition. A topic that already exists is an error.
 func (a *Admin) CreateTopics(ctx context.Context, topics ...Topic) error {
 	req := &kafkago.CreateTopicsRequest{}
 	for _, t := range topics {

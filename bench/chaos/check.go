@@ -107,25 +107,29 @@ func (v *verdict) String() string {
 //     copy's runs are counted in logDuplicates instead.
 //   - bound (enforced): a record can run again only when no commit covers
 //     it when its partition changes hands. A commit covers an offset below
-//     it, and the finished offsets its metadata lists. An execution is
-//     covered once a commit of the worker that ran it covers it: the
-//     partition's next owner starts from there. (A later owner's commits
-//     do not count: they come after it ran the record again.) So each
-//     fault can re-run at most the executions no commit covered:
+//     it, and the finished offsets its metadata lists. A worker hands a
+//     partition over when it gives it up (its R line: a revocation or a
+//     stop, after the final commit was tried) or dies; the next owner,
+//     which may be the same worker in a later generation, starts from the
+//     worker's last commit that succeeded by then. So an execution is at
+//     risk when the commits of the worker that ran it, up to the
+//     hand-over that followed it, do not cover it; and each fault can
+//     re-run at most the executions at risk whose hand-over it caused:
 //   - a worker killed: the jobs it had in flight and the jobs it
-//     finished after its last commit, as the ledgers' C lines tell;
-//   - a broker restarted or killed: for every worker, the same, at the
-//     time the group has recovered from the fault (recovered), since
-//     until then a member's commits can fail (its coordinator gone) and
-//     its partitions move. This also counts the jobs a member had in
-//     flight or not yet committed at that moment, so it is looser than a
-//     kill's count.
-//     bound sums these over the faults, each execution counted once.
+//     finished after its last commit (its hand-over is its death, or, for
+//     SIGTERM, its stop);
+//   - a broker restarted or killed: the executions at risk of every
+//     worker that handed a partition over between the fault and the
+//     group's recovery (recovered), whose final commits the fault may have
+//     made fail.
+//     bound sums these over the faults, each execution counted once. A
+//     hand-over outside every fault must lose nothing: its final commit
+//     covers all that finished, so any re-run it causes exceeds the bound.
 //   - looseBound (information): every job at or above the committed offset
 //     read just before a fault and started by any process before the
 //     fault's rebalances settled, summed over the faults, plus the jobs
 //     the enqueuer resent.
-func check(jobs, keys int, execs []*execution, commits []commit, events []event, resent int) *verdict {
+func check(jobs, keys int, execs []*execution, commits []commit, releases []release, events []event, resent int) *verdict {
 	v := &verdict{jobs: jobs, enqueueRetries: resent}
 	for _, e := range events {
 		if e.brokerFault() {
@@ -219,14 +223,19 @@ func check(jobs, keys int, execs []*execution, commits []commit, events []event,
 	}
 
 	covers := newCoverage(commits)
+	handovers := newHandovers(releases, died)
 	counted := map[*execution]bool{}
 	for _, ev := range events {
-		at := ev.died
+		from, to := ev.at, ev.died
 		if ev.brokerFault() {
-			at = ev.recovered
+			to = ev.recovered
 		}
 		for _, e := range execs {
-			if counted[e] || e.start > at || (!ev.brokerFault() && e.proc != ev.proc) {
+			if counted[e] || (!ev.brokerFault() && e.proc != ev.proc) {
+				continue
+			}
+			at := handovers.after(e)
+			if at < from || at > to {
 				continue
 			}
 			if !covers.at(e.proc, e.partition, e.offset, at) {
@@ -272,6 +281,37 @@ func failovers(ev event, execs []*execution) []float64 {
 		out = append(out, float64(first[p]-ev.at)/1e6)
 	}
 	return out
+}
+
+// handovers answers when a worker handed over the partition of a record it
+// ran: its first release of the partition from the execution's start on, or
+// else its death, or else never (it ran to the end of the run).
+type handovers struct {
+	byWorker map[workerPartition][]int64 // release times, ascending
+	died     map[string]int64
+}
+
+func newHandovers(releases []release, died map[string]int64) *handovers {
+	h := &handovers{byWorker: map[workerPartition][]int64{}, died: died}
+	for _, r := range releases {
+		k := workerPartition{r.proc, r.partition}
+		h.byWorker[k] = append(h.byWorker[k], r.at)
+	}
+	for _, ts := range h.byWorker {
+		slices.Sort(ts)
+	}
+	return h
+}
+
+func (h *handovers) after(e *execution) int64 {
+	ts := h.byWorker[workerPartition{e.proc, e.partition}]
+	if i, _ := slices.BinarySearch(ts, e.start); i < len(ts) {
+		return ts[i]
+	}
+	if d, ok := h.died[e.proc]; ok {
+		return d
+	}
+	return math.MaxInt64
 }
 
 // coverage answers whether a worker's commits covered a record it ran, at a

@@ -33,6 +33,7 @@ func TestCheckDefinitions(t *testing.T) {
 		keys                       int
 		execs                      []*execution
 		commits                    []commit
+		releases                   []release
 		events                     []event
 		lost, order, overlaps, dup int
 		bound, logDup              int
@@ -72,7 +73,17 @@ func TestCheckDefinitions(t *testing.T) {
 		{name: "a broker fault counts what no commit covered once the group recovered", execs: []*execution{
 			x("p1", 0, 0, 1, 2, "ok"), x("p1", 1, 1, 3, 4, "ok"),
 			x("p2", 0, 0, 30, 31, "ok"),
-		}, commits: []commit{cmt("p1", 1, 2, ""), cmt("p1", 2, 25, "")}, events: []event{restart(5, 20)}, dup: 1, bound: 1, ok: true},
+		}, commits: []commit{cmt("p1", 1, 2, ""), cmt("p1", 2, 25, "")}, releases: []release{{"p1", 0, 10}},
+			events: []event{restart(5, 20)}, dup: 1, bound: 1, ok: true},
+		{name: "the same worker re-running after a broker fault counts at its hand-over, not at its later commits", execs: []*execution{
+			x("p1", 0, 0, 1, 2, "ok"), x("p1", 1, 1, 3, 4, "ok"), // their commits fail: the broker is down
+			x("p1", 0, 0, 15, 16, "ok"), x("p1", 1, 1, 17, 18, "ok"), // the next generation, same worker
+		}, commits: []commit{cmt("p1", 2, 19, "")}, releases: []release{{"p1", 0, 12}},
+			events: []event{restart(5, 20)}, dup: 2, bound: 2, ok: true},
+		{name: "a hand-over outside every fault must re-run nothing", execs: []*execution{
+			x("p1", 0, 0, 1, 2, "ok"), x("p1", 1, 1, 3, 4, "ok"),
+			x("p2", 0, 0, 15, 16, "ok"), x("p2", 1, 1, 17, 18, "ok"),
+		}, releases: []release{{"p1", 0, 12}}, events: []event{restart(30, 40)}, dup: 2, bound: 0},
 		{name: "a job written twice is a log duplicate, not a re-run", execs: []*execution{
 			x("p1", 0, 0, 1, 2, "ok"), x("p1", 0, 1, 3, 4, "ok"), x("p1", 1, 2, 5, 6, "ok"),
 		}, logDup: 1, ok: true},
@@ -89,7 +100,7 @@ func TestCheckDefinitions(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			keys := max(c.keys, 1)
-			v := check(2, keys, c.execs, c.commits, c.events, 0)
+			v := check(2, keys, c.execs, c.commits, c.releases, c.events, 0)
 			if v.lost != c.lost || v.orderViolations != c.order || v.overlaps != c.overlaps || v.duplicates != c.dup ||
 				v.bound != c.bound || v.logDuplicates != c.logDup {
 				t.Errorf("got %v, want lost=%d order_violations=%d overlaps=%d duplicates=%d bound=%d log_duplicates=%d (%v)",
@@ -143,6 +154,9 @@ func TestLedgerSurvivesATornLastLine(t *testing.T) {
 	if err := l.commit(1, 7, 220, ""); err != nil {
 		t.Fatal(err)
 	}
+	if err := l.release(2, 230); err != nil {
+		t.Fatal(err)
+	}
 	if err := l.close(); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +166,7 @@ func TestLedgerSurvivesATornLastLine(t *testing.T) {
 	}
 	_, _ = f.WriteString("E key-2 0 1 7 15")
 	f.Close()
-	es, cs, err := readLedger(path, "p1")
+	es, cs, rs, err := readLedger(path, "p1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,5 +176,8 @@ func TestLedgerSurvivesATornLastLine(t *testing.T) {
 	want := []commit{{proc: "p1", partition: 2, offset: 41, at: 210, metadata: "ordo1:2+1"}, {proc: "p1", partition: 1, offset: 7, at: 220}}
 	if !slices.Equal(cs, want) {
 		t.Fatalf("commits %+v, want %+v", cs, want)
+	}
+	if !slices.Equal(rs, []release{{proc: "p1", partition: 2, at: 230}}) {
+		t.Fatalf("releases %+v, want partition 2 at 230", rs)
 	}
 }

@@ -15,12 +15,15 @@ import (
 //	S <key> <seq> <partition> <offset> <start-ns>
 //	E <key> <seq> <partition> <offset> <start-ns> <end-ns> <outcome>
 //	C <partition> <offset> <at-ns> [<metadata>]
+//	R <partition> <at-ns>
 //
 // A job writes its S line before it does any work and its E line before it
 // returns, and it returns (and so can be committed) only after the E line is
 // on disk. A C line is a commit the broker accepted, with ordo's metadata
 // (the finished offsets above it); it is written after the commit, so a kill
 // between the two loses the line and only makes the checker's bound larger.
+// An R line says the worker gave the partition up (a revocation or a stop)
+// after its final commit was tried.
 // Events of concurrent jobs share one write and one fsync.
 type ledger struct {
 	f    *os.File
@@ -92,6 +95,10 @@ func (l *ledger) commit(partition int, offset, at int64, metadata string) error 
 	return l.write(fmt.Sprintf("C %d %d %d %s\n", partition, offset, at, metadata))
 }
 
+func (l *ledger) release(partition int, at int64) error {
+	return l.write(fmt.Sprintf("R %d %d\n", partition, at))
+}
+
 func (l *ledger) close() error {
 	close(l.reqs)
 	<-l.done
@@ -119,16 +126,23 @@ type commit struct {
 	metadata  string
 }
 
+// release is a partition a worker gave up, as a ledger tells it.
+type release struct {
+	proc      string
+	partition int
+	at        int64
+}
+
 // readLedger returns the executions in a ledger, keyed by process and start,
-// and its commits. A line cut short by a kill (only ever the last) is
-// skipped.
-func readLedger(path, proc string) ([]*execution, []commit, error) {
+// its commits and its releases. A line cut short by a kill (only ever the
+// last) is skipped.
+func readLedger(path, proc string) ([]*execution, []commit, []release, error) {
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer f.Close()
 	type id struct {
@@ -139,6 +153,7 @@ func readLedger(path, proc string) ([]*execution, []commit, error) {
 	byID := map[id]*execution{}
 	var out []*execution
 	var commits []commit
+	var releases []release
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 64<<10) // a commit's metadata is up to 4 KB
 	for sc.Scan() {
@@ -153,6 +168,14 @@ func readLedger(path, proc string) ([]*execution, []commit, error) {
 					c.metadata = fs[4]
 				}
 				commits = append(commits, c)
+			}
+			continue
+		}
+		if len(fs) == 3 && fs[0] == "R" {
+			part, err1 := strconv.Atoi(fs[1])
+			at, err2 := strconv.ParseInt(fs[2], 10, 64)
+			if err1 == nil && err2 == nil {
+				releases = append(releases, release{proc: proc, partition: part, at: at})
 			}
 			continue
 		}
@@ -181,5 +204,5 @@ func readLedger(path, proc string) ([]*execution, []commit, error) {
 			e.end, e.outcome = end, fs[7]
 		}
 	}
-	return out, commits, sc.Err()
+	return out, commits, releases, sc.Err()
 }

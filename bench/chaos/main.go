@@ -89,6 +89,7 @@ type options struct {
 	proc         string
 	concurrency  int
 	rebalance    string
+	workerLog    string
 }
 
 func main() {
@@ -118,6 +119,7 @@ func main() {
 	flag.StringVar(&o.proc, "proc", "", "internal: worker's name")
 	flag.IntVar(&o.concurrency, "concurrency", 64, "jobs each worker runs at once")
 	flag.StringVar(&o.rebalance, "rebalance", "eager", "the group's rebalance protocol: eager or cooperative")
+	flag.StringVar(&o.workerLog, "worker-log", "warn", "the workers' log level (debug, info, warn, error); their logs are kept with the ledgers")
 	flag.Parse()
 	if o.worker {
 		if err := runWorker(o); err != nil {
@@ -161,7 +163,19 @@ func runWorker(o options) error {
 			fmt.Fprintf(os.Stderr, "chaos worker %s: ledger: %v\n", o.proc, err)
 		}
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	testhook.Released = func(topic string, partition int) {
+		if topic != o.topic {
+			return
+		}
+		if err := led.release(partition, time.Now().UnixNano()); err != nil {
+			fmt.Fprintf(os.Stderr, "chaos worker %s: ledger: %v\n", o.proc, err)
+		}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.workerLog)); err != nil {
+		return fmt.Errorf("-worker-log: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ws := jobs.NewWorkers()
 	if err := jobs.AddWorker(ws, jobs.WorkFunc(func(ctx context.Context, j *jobs.Job[chaosArgs]) error {
 		start := time.Now().UnixNano()
@@ -389,15 +403,17 @@ func run(o options) (*verdict, error) {
 
 	var execs []*execution
 	var commits []commit
+	var releases []release
 	for _, name := range r.all {
-		es, cs, err := readLedger(filepath.Join(r.dir, "ledger-"+name), name)
+		es, cs, rs, err := readLedger(filepath.Join(r.dir, "ledger-"+name), name)
 		if err != nil {
 			return nil, err
 		}
 		execs = append(execs, es...)
 		commits = append(commits, cs...)
+		releases = append(releases, rs...)
 	}
-	v := check(o.jobs, o.keys, execs, commits, events, enq.resent)
+	v := check(o.jobs, o.keys, execs, commits, releases, events, enq.resent)
 	if !v.ok() || o.keep {
 		var b strings.Builder
 		for _, e := range events {
@@ -430,7 +446,7 @@ func (r *runner) startWorker() error {
 		"-brokers", strings.Join(r.brokers, ","), "-topic", r.topic, "-group", r.group,
 		"-ledger", filepath.Join(r.dir, "ledger-"+name),
 		"-work", r.o.work.String(), "-concurrency", strconv.Itoa(r.o.concurrency), "-rebalance", r.o.rebalance,
-		"-replication", strconv.Itoa(r.o.replication))
+		"-replication", strconv.Itoa(r.o.replication), "-worker-log", r.o.workerLog)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
