@@ -98,22 +98,27 @@ func (c *committer) commit(ps []*partition) error {
 	}
 	byGen := map[Generation][]pending{}
 	for _, p := range ps {
-		o := kafka.Offset{Topic: p.topic, Partition: p.partition, Offset: p.committable.Load()}
+		o := kafka.Offset{Topic: p.topic, Partition: p.partition}
 		committed, lastMeta := p.committed.Load(), p.committedMeta.Load()
-		meta := p.metadata.Load() // a drain's final metadata
-		send := o.Offset > committed
+		meta := p.metadata.Load()
 		switch pt := p.point.Load(); {
 		case meta != nil:
-			o.Metadata, send = *meta, true
+			// A drain's final state: the watermark as it left it.
+			o.Offset, o.Metadata = p.committable.Load(), *meta
 		case pt != nil && (pt.offset > committed || pt.offset == committed && (lastMeta == nil || *lastMeta != pt.meta)):
-			// The offset with the records finished above it, at most
-			// a commit spacing old: after a crash the next owner skips
-			// them, which a newer offset alone would not let it do. A
+			// Only ever a commit point: an offset with the records
+			// finished above it, at most a commit spacing old. The
+			// committable offset alone, even a newer one, would drop
+			// that list, and after a crash the next owner would run
+			// them again (the previous owner's finished records too,
+			// which this one was handed in its start metadata). A
 			// head that does not move still gets its finished set
 			// committed as it grows.
-			o.Offset, o.Metadata, send = pt.offset, pt.meta, true
+			o.Offset, o.Metadata = pt.offset, pt.meta
+		default:
+			continue
 		}
-		if o.Offset < 0 || !send {
+		if o.Offset < 0 {
 			continue
 		}
 		byGen[p.gen] = append(byGen[p.gen], pending{p, o, meta})

@@ -99,6 +99,18 @@ func (g *memGeneration) lastCommit(partition int) kafka.Offset {
 	return kafka.Offset{Offset: -1}
 }
 
+func (g *memGeneration) commitsOf(partition int) []kafka.Offset {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []kafka.Offset
+	for _, c := range g.commits {
+		if c.Partition == partition {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func (g *memGeneration) committed(partition int) int64 {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -327,6 +327,7 @@ func (rt *Runtime) release(ps []*partition, deadline <-chan time.Time) error {
 		grace := time.NewTimer(min(time.Second, rt.cfg.ShutdownTimeout/10+10*time.Millisecond))
 		waitDrained(ps, grace.C)
 		grace.Stop()
+		publishFinal(ps)
 	}
 	commitErr := rt.committer.commitFinal(ps)
 	for _, p := range ps {
@@ -392,6 +393,33 @@ func (rt *Runtime) awaitLongRunning(ps []*partition) {
 			return
 		}
 		<-tick.C
+	}
+}
+
+// publishFinal asks the supervisors of the partitions whose drain has not
+// ended to publish their final state as it is, records still running
+// included, so that the final commit carries what finished, not an older
+// commit point.
+func publishFinal(ps []*partition) {
+	var waits []chan struct{}
+	for _, p := range ps {
+		select {
+		case <-p.drained:
+			continue
+		default:
+		}
+		done := make(chan struct{})
+		p.rt.system.Root.Send(p.pid, &publishFinalState{done: done})
+		waits = append(waits, done)
+	}
+	timeout := time.NewTimer(time.Second)
+	defer timeout.Stop()
+	for _, done := range waits {
+		select {
+		case <-done:
+		case <-timeout.C:
+			return
+		}
 	}
 }
 

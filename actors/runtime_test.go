@@ -834,6 +834,50 @@ func TestPeriodicCommitsCarryTheFinishedSetAcrossACrash(t *testing.T) {
 	}
 }
 
+// TestNoCommitDropsTheFinishedSet: the committable offset can move past the
+// last commit point before the next point is published. A commit of that
+// offset alone would drop the records listed as finished above it (here,
+// ones the previous owner finished, handed over in the start metadata), and
+// a crash would run them again; the committer commits only points.
+func TestNoCommitDropsTheFinishedSet(t *testing.T) {
+	t.Parallel()
+	keys := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}
+	start, _ := commitmeta.Encode(0, []commitmeta.Run{{First: 5, Last: 9}})
+	g := newGate(t)
+	rt := newTestRuntime(t, Config{Concurrency: 4, CommitInterval: time.Minute, Handler: heldAt(2, g, newExecLog())})
+	gen := newMemGeneration()
+	if err := rt.Assign(Assignment{Topic: "t", Start: 0, StartMetadata: start, Source: newMemSource("t", 0, keys), Generation: gen}); err != nil {
+		t.Fatal(err)
+	}
+	rt.mu.Lock()
+	p := rt.parts[partitionID{"t", 0}]
+	rt.mu.Unlock()
+	waitFor(t, 10*time.Second, "offsets 0, 1, 3 and 4 to finish while 2 runs", func() bool {
+		return p.committable.Load() == 2 && p.inFlight() == 1 && p.outstanding.Load() == 1
+	})
+	// The state between two points: the point is older than the
+	// committable offset, and was committed already.
+	old, _ := commitmeta.Encode(1, []commitmeta.Run{{First: 3, Last: 9}})
+	p.point.Store(&commitPoint{offset: 1, meta: old})
+	p.committed.Store(1)
+	p.committedMeta.Store(&old)
+	if err := rt.committer.commit([]*partition{p}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range gen.commitsOf(0) {
+		var missing []int64
+		finished := commitmeta.Decode(c.Offset, c.Metadata)
+		for o := max(c.Offset, 5); o <= 9; o++ {
+			if !slices.ContainsFunc(finished, func(r commitmeta.Run) bool { return r.First <= o && o <= r.Last }) {
+				missing = append(missing, o)
+			}
+		}
+		if len(missing) > 0 {
+			t.Fatalf("commit %d %q leaves out finished offsets %v: a crash would run them again", c.Offset, c.Metadata, missing)
+		}
+	}
+}
+
 func TestAssignRefusesAPartitionItHolds(t *testing.T) {
 	t.Parallel()
 	rt := newTestRuntime(t, Config{Handler: handler(func(context.Context, *kafka.Record) {})})

@@ -37,6 +37,9 @@ type (
 	countOutcomes struct{}
 	// refreshPoint publishes the commit point that publishPoint put off.
 	refreshPoint struct{}
+	// publishFinalState publishes the final state of a drain that ran
+	// out of time, then closes done.
+	publishFinalState struct{ done chan struct{} }
 	// sweep passivates the keys idle for longer than IdleTimeout.
 	sweep struct{}
 )
@@ -107,6 +110,10 @@ func (s *partitionSupervisor) Receive(ctx actor.Context) {
 		s.countOutcomes(ctx)
 	case *fetched:
 		s.route(ctx, m)
+	case *publishFinalState:
+		s.countOutcomes(ctx)
+		s.p.metadata.Store(s.finalMetadata())
+		close(m.done)
 	case *refreshPoint:
 		s.pointDue = false
 		if !s.draining {
@@ -357,10 +364,7 @@ func (s *partitionSupervisor) drained() {
 	default:
 	}
 	s.publish()
-	// Always set, even empty: the final commit carries the watermark as
-	// it is now, never a commit point published before the drain.
-	meta := s.encodeFinished(s.watermark.committable(), s.watermark.finishedAbove(nil))
-	s.p.metadata.Store(&meta)
+	s.p.metadata.Store(s.finalMetadata())
 	s.p.drainedAt.Store(time.Now().UnixNano())
 	close(s.p.drained)
 }
@@ -490,11 +494,15 @@ func (s *partitionSupervisor) publishPoint(c int64) {
 	}
 	s.lastPoint = time.Now()
 	s.runs = s.watermark.finishedAbove(s.runs[:0])
-	if len(s.runs) == 0 {
-		s.p.point.Store(nil)
-		return
-	}
 	s.p.point.Store(&commitPoint{offset: c, meta: s.encodeFinished(c, s.runs)})
+}
+
+// finalMetadata is the metadata of the final commit, with the committable
+// offset just published: always set, even empty, so that the final commit
+// carries the watermark as it is now, never an older commit point.
+func (s *partitionSupervisor) finalMetadata() *string {
+	meta := s.encodeFinished(s.watermark.committable(), s.watermark.finishedAbove(nil))
+	return &meta
 }
 
 // encodeFinished is commitmeta.Encode that counts, and logs once per
