@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"slices"
-	"strconv"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -50,8 +48,8 @@ func NewSecureAdmin(brokers []string, sec *Security) *Admin {
 }
 
 // CreateTopics creates the topics (replication factor 1 unless a Topic says
-// otherwise) and waits until every broker knows a leader for every
-// partition. A topic that already exists is an error.
+// otherwise) and waits until every partition has a leader. A topic that
+// already exists is an error.
 func (a *Admin) CreateTopics(ctx context.Context, topics ...Topic) error {
 	req := &kafkago.CreateTopicsRequest{}
 	for _, t := range topics {
@@ -135,33 +133,16 @@ func (a *Admin) SetTopicConfigs(ctx context.Context, topic string, configs map[s
 	return nil
 }
 
-// waitForLeaders polls metadata until every broker of the cluster shows the
-// topic with all its partitions led: a real cluster creates topics
-// asynchronously, and each broker learns of them on its own, so a producer
-// that asks another broker than the one that answered first would still be
-// told the topic does not exist.
+// waitForLeaders polls metadata until the topic shows all its partitions with
+// a leader: a real broker creates topics asynchronously.
 func (a *Admin) waitForLeaders(ctx context.Context, topic string, partitions int) error {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	led := func(c *kafkago.Client) (*kafkago.MetadataResponse, bool) {
-		meta, err := c.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
-		return meta, err == nil && len(meta.Topics) == 1 && meta.Topics[0].Error == nil &&
-			len(meta.Topics[0].Partitions) == partitions && allLed(meta.Topics[0].Partitions)
-	}
 	for {
-		if meta, ok := led(a.client); ok {
-			all := true
-			for _, b := range meta.Brokers {
-				c := &kafkago.Client{Addr: kafkago.TCP(net.JoinHostPort(b.Host, strconv.Itoa(b.Port))),
-					Timeout: a.client.Timeout, Transport: a.client.Transport}
-				if _, ok := led(c); !ok {
-					all = false
-					break
-				}
-			}
-			if all {
-				return nil
-			}
+		meta, err := a.client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+		if err == nil && len(meta.Topics) == 1 && meta.Topics[0].Error == nil &&
+			len(meta.Topics[0].Partitions) == partitions && allLed(meta.Topics[0].Partitions) {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
