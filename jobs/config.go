@@ -152,6 +152,8 @@ func (c Config) validate() (Config, error) {
 		{"SessionTimeout", within(c.SessionTimeout, 100*time.Millisecond, maxSessionTimeout)},
 		{"RebalanceTimeout", within(c.RebalanceTimeout, time.Millisecond, maxRebalanceTimeout)},
 		{"HeartbeatInterval", within(c.HeartbeatInterval, time.Millisecond, maxSessionTimeout)},
+		{"StatusTopic", optionalTopic(c.StatusTopic)},
+		{"StatusInterval", within(c.StatusInterval, 100*time.Millisecond, unlimited)},
 	}
 	if err := firstFailed("jobs.Config", checks); err != nil {
 		return c, err
@@ -172,6 +174,12 @@ func (c Config) validate() (Config, error) {
 	if c.DeadLetterTopic == "" {
 		c.DeadLetterTopic = c.Topics[0] + DefaultDeadLetterSuffix
 	}
+	if c.StatusTopic == "" {
+		c.StatusTopic = DefaultStatusTopic
+	}
+	if c.StatusInterval == 0 {
+		c.StatusInterval = DefaultStatusInterval
+	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = DefaultSessionTimeout
 	}
@@ -188,6 +196,9 @@ func (c Config) validate() (Config, error) {
 	}
 	if slices.Contains(c.Topics, c.DeadLetterTopic) {
 		cross = append(cross, check{"DeadLetterTopic", fmt.Errorf("%q is also in Topics: dead letters would run again", c.DeadLetterTopic)})
+	}
+	if !c.DisableStatus && (slices.Contains(c.Topics, c.StatusTopic) || c.StatusTopic == c.DeadLetterTopic) {
+		cross = append(cross, check{"StatusTopic", fmt.Errorf("%q is also a job or dead-letter topic", c.StatusTopic)})
 	}
 	for _, t := range c.LongRunningTopics {
 		if !slices.Contains(c.Topics, t) {

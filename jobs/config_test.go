@@ -47,6 +47,10 @@ func TestNewServerNamesTheBadSetting(t *testing.T) {
 		{"topics created with no replicas", func(c *jobs.Config) {
 			c.CreateTopics = &jobs.TopicSpec{Partitions: 3}
 		}, "jobs.Config.CreateTopics"},
+		{"an invalid status topic", func(c *jobs.Config) { c.StatusTopic = "status topic" }, "jobs.Config.StatusTopic"},
+		{"status reports into a consumed topic", func(c *jobs.Config) { c.StatusTopic = "t" }, "jobs.Config.StatusTopic"},
+		{"a status interval below 100ms", func(c *jobs.Config) { c.StatusInterval = time.Millisecond }, "jobs.Config.StatusInterval"},
+		{"a negative status interval", func(c *jobs.Config) { c.StatusInterval = -time.Second }, "jobs.Config.StatusInterval"},
 		{"a negative partition watch interval", func(c *jobs.Config) { c.PartitionWatchInterval = -time.Second }, "jobs.Config.PartitionWatchInterval"},
 		// Every setting the layers below also check is checked here first,
 		// so the error names the field the user wrote.

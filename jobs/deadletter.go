@@ -28,6 +28,7 @@ type deadLetterWriter struct {
 	group    string
 	backoff  supervision.Backoff
 	metrics  *Metrics
+	tally    *tally // nil when the status reports are off
 	log      *slog.Logger
 
 	mu       sync.Mutex
@@ -194,6 +195,7 @@ func (w *deadLetterWriter) send(batch []*deadLetter) {
 		}
 		if derr == nil {
 			w.metrics.jobDeadLettered(w.metricKind(d.kind))
+			w.tally.deadLettered(d.kind)
 			w.log.Error("ordo: job dead-lettered", d.attrs...)
 			d.release.Finish()
 			continue

@@ -27,6 +27,7 @@ type executor struct {
 	backoff     supervision.Backoff
 	deadLetters *deadLetterWriter
 	metrics     *Metrics
+	tally       *tally // nil when the status reports are off
 	tracer      *jobTracer
 	log         *slog.Logger
 }
@@ -55,12 +56,14 @@ func init() {
 func (e *executor) handle(ctx context.Context, r *kafka.Record, attempt int) actors.Outcome {
 	w, job, kind, reason := e.prepare(r, attempt)
 	if w == nil {
+		e.tally.failure(r, kind, string(header(r, HeaderJobID)), attempt, reason, true)
 		return e.deadLetter(ctx, r, attempt, kind, reason)
 	}
 	ctx, span := e.tracer.start(ctx, job.kind, job.id, r)
 	began := e.metrics.now()
 	err := e.run(ctx, w, job, r)
 	e.metrics.jobRan(job.kind, began, err)
+	e.tally.ran(job.kind, err)
 	span.end(err)
 	if err == nil {
 		return actors.Done()
@@ -144,10 +147,12 @@ func (e *executor) failed(ctx context.Context, r *kafka.Record, w registeredWork
 		backoff = b
 	}
 	d := supervision.Decide(attempt, maxAttempts, err, backoff)
+	e.tally.failure(r, job.kind, job.id, job.attempt, err.Error(), d.DeadLetter)
 	if d.DeadLetter {
 		return e.deadLetter(ctx, r, attempt, job.kind, d.Reason)
 	}
 	e.metrics.jobRetried(job.kind)
+	e.tally.retried(job.kind)
 	e.log.Warn("ordo: job failed; will retry", "kind", job.kind, "job_id", job.id,
 		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
 		"attempt", attempt, "max_attempts", maxAttempts, "retry_in", d.Delay, "err", err)

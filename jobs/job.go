@@ -95,4 +95,12 @@ const (
 	HeaderSourceAttempts  = "source_attempts"
 	HeaderSourceKind      = "source_kind"
 	HeaderError           = "error"
+
+	// Replay headers, written by `ordo dlq replay` and the dashboard. A
+	// replayed job carries HeaderReplays: how many times it was replayed.
+	// The replay also appends a marker to the dead-letter topic, a record
+	// with an empty value whose HeaderReplayOf names the dead letter as
+	// "<partition>/<offset>", so that tools count it as replayed.
+	HeaderReplays  = "ordo-replays"
+	HeaderReplayOf = "ordo-replay-of"
 )

@@ -128,6 +128,20 @@ type Config struct {
 	// Default: ordo creates its own.
 	ActorSystem *actor.ActorSystem
 
+	// StatusTopic is the compacted topic the server publishes its status
+	// report to, for `ordo status` and the dashboard: group, member, host,
+	// version, uptime, each assigned partition's offsets, lag and load,
+	// counts and rates per kind, and its last errors (never job args or
+	// credentials). Start's first report creates the topic when it is
+	// missing: one partition, compacted, with CreateTopics'
+	// ReplicationFactor (else 1). Default DefaultStatusTopic.
+	StatusTopic string
+	// StatusInterval is how often the report is published. Default
+	// DefaultStatusInterval.
+	StatusInterval time.Duration
+	// DisableStatus turns the status reports off.
+	DisableStatus bool
+
 	// Metrics, when set, receives the server's Prometheus metrics (see
 	// NewMetrics). Default: none.
 	Metrics *Metrics
@@ -160,6 +174,7 @@ type Server struct {
 	records     *recordServer
 	dlq         *kafka.Producer
 	deadLetters *deadLetterWriter
+	status      *statusReporter // nil when Config.DisableStatus
 
 	// mu orders Start against Stop: a Start still checking topics when
 	// Stop is called starts nothing.
@@ -183,7 +198,14 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("jobs: dead-letter producer: %w", err)
 	}
 	s.deadLetters = newDeadLetterWriter(s.dlq, cfg.Workers, cfg.DeadLetterTopic, cfg.Group, cfg.Backoff, cfg.Metrics, cfg.Logger)
+	var t *tally
+	if !cfg.DisableStatus {
+		t = newTally(cfg.Workers)
+		s.status = newStatusReporter(s, t)
+		s.deadLetters.tally = t
+	}
 	exec := &executor{
+		tally:       t,
 		workers:     cfg.Workers,
 		maxAttempts: cfg.MaxAttempts,
 		backoff:     cfg.Backoff,
@@ -269,9 +291,11 @@ func (s *Server) start(ctx context.Context) error {
 		s.deadLetters.stop()
 		return err
 	}
+	s.status.start()
 	go func() {
 		<-s.records.Done()
 		s.deadLetters.stop()
+		s.status.stop()
 	}()
 	return nil
 }
@@ -365,6 +389,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Unlock()
 	err := s.records.Stop(ctx)
 	s.deadLetters.stop()
+	s.status.stop()
 	s.cfg.Metrics.detach(s)
 	return errors.Join(err, s.dlq.Close())
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"time"
@@ -238,7 +239,19 @@ func (a *Admin) EndOffsets(ctx context.Context, topic string) (map[int]int64, er
 	}
 }
 
+// StartOffsets returns each partition's log start offset: the oldest record
+// retention has kept.
+func (a *Admin) StartOffsets(ctx context.Context, topic string) (map[int]int64, error) {
+	return a.listOffsets(ctx, topic, kafkago.FirstOffset)
+}
+
 func (a *Admin) endOffsets(ctx context.Context, topic string) (map[int]int64, error) {
+	return a.listOffsets(ctx, topic, kafkago.LastOffset)
+}
+
+// listOffsets lists each partition's first or last offset (which, one of
+// kafkago.FirstOffset and kafkago.LastOffset).
+func (a *Admin) listOffsets(ctx context.Context, topic string, which int64) (map[int]int64, error) {
 	meta, err := a.client.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of topic %q: %w", topic, err)
@@ -251,7 +264,7 @@ func (a *Admin) endOffsets(ctx context.Context, topic string) (map[int]int64, er
 	}
 	req := &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{}}
 	for _, p := range meta.Topics[0].Partitions {
-		req.Topics[topic] = append(req.Topics[topic], kafkago.LastOffsetOf(p.ID))
+		req.Topics[topic] = append(req.Topics[topic], kafkago.OffsetRequest{Partition: p.ID, Timestamp: which})
 	}
 	resp, err := a.client.ListOffsets(ctx, req)
 	if err != nil {
@@ -262,7 +275,48 @@ func (a *Admin) endOffsets(ctx context.Context, topic string) (map[int]int64, er
 		if p.Error != nil {
 			return nil, fmt.Errorf("list end offset of %s/%d: %w", topic, p.Partition, p.Error)
 		}
-		out[p.Partition] = p.LastOffset
+		if which == kafkago.FirstOffset {
+			out[p.Partition] = p.FirstOffset
+		} else {
+			out[p.Partition] = p.LastOffset
+		}
 	}
 	return out, nil
+}
+
+// Read returns records of topic/partition from offset on, up to about
+// maxBytes (at least one record when there is one), without a consumer
+// group: for tools that browse a topic. A partition with nothing at or past
+// offset gives none. The records own their bytes.
+func (a *Admin) Read(ctx context.Context, topic string, partition int, offset int64, maxBytes int) ([]Record, error) {
+	resp, err := a.client.Fetch(ctx, &kafkago.FetchRequest{
+		Topic: topic, Partition: partition, Offset: offset,
+		MinBytes: 1, MaxBytes: int64(maxBytes), MaxWait: 100 * time.Millisecond,
+	})
+	if err == nil {
+		err = resp.Error
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s/%d from offset %d: %w", topic, partition, offset, err)
+	}
+	var out []Record
+	for {
+		r, err := resp.Records.ReadRecord()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, fmt.Errorf("read %s/%d from offset %d: %w", topic, partition, offset, err)
+		}
+		if r.Offset < offset {
+			// A batch may begin before the offset asked for.
+			closeBytes(r.Key, r.Value)
+			continue
+		}
+		rec, err := copyRecord(topic, partition, r)
+		if err != nil {
+			return out, fmt.Errorf("read %s/%d offset %d: %w", topic, partition, r.Offset, err)
+		}
+		out = append(out, rec)
+	}
 }
