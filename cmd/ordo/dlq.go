@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ordo-go/ordo/internal/ops"
+)
+
+// dlqFlags are the flags of the dlq subcommands.
+func dlqFlags(name string, stderr io.Writer) (*flag.FlagSet, *conn, *string) {
+	fs, c := newFlags("dlq "+name, stderr)
+	topic := fs.String("topic", "", "the dead-letter topic (jobs.Config.DeadLetterTopic; by default the first job topic + \".dlq\")")
+	return fs, c, topic
+}
+
+func readDeadLetters(ctx context.Context, c *conn, topic string) ([]ops.DeadLetter, *kafkaConn, error) {
+	if topic == "" {
+		return nil, nil, fmt.Errorf("%w: --topic is required", errUsage)
+	}
+	k, err := c.open()
+	if err != nil {
+		return nil, nil, err
+	}
+	dls, err := ops.ReadDeadLetters(ctx, k.admin, topic)
+	return dls, k, err
+}
+
+func dlqListCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, c, topic := dlqFlags("list", stderr)
+	kind := fs.String("kind", "", "show only dead letters of this kind")
+	pending := fs.Bool("pending", false, "hide the dead letters that were replayed")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	dls, _, err := readDeadLetters(ctx, c, *topic)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTIME\tKIND\tKEY\tSOURCE\tATTEMPTS\tREPLAYED\tSIZE\tREASON")
+	shown, replayed := 0, 0
+	for _, d := range dls {
+		if d.Replayed() {
+			replayed++
+		}
+		if (*kind != "" && d.Kind != *kind) || (*pending && d.Replayed()) {
+			continue
+		}
+		shown++
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s/%d@%d\t%d\t%d\t%d\t%s\n", d.ID(), d.Time.Local().Format(time.DateTime), d.Kind,
+			oneLine(string(d.Key), 40), d.SourceTopic, d.SourcePartition, d.SourceOffset, d.Attempts, len(d.ReplayedAt),
+			len(d.Value), oneLine(d.Reason, 80))
+	}
+	tw.Flush()
+	fmt.Fprintf(stdout, "%d dead letters shown; %d in %s, %d of them replayed\n", shown, len(dls), *topic, replayed)
+	return nil
+}
+
+func dlqShowCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, c, topic := dlqFlags("show", stderr)
+	showPayload := fs.Bool("show-payload", false, "print the job's args as JSON (by default only its size and kind)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: ordo dlq show --topic T <partition>/<offset>", errUsage)
+	}
+	partition, offset, err := ops.ParseID(fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	dls, _, err := readDeadLetters(ctx, c, *topic)
+	if err != nil {
+		return err
+	}
+	for _, d := range dls {
+		if d.Partition != partition || d.Offset != offset {
+			continue
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "id\t%s/%s\n", *topic, d.ID())
+		fmt.Fprintf(tw, "time\t%s\n", d.Time.Local().Format(time.RFC3339))
+		fmt.Fprintf(tw, "kind\t%s\n", d.Kind)
+		fmt.Fprintf(tw, "job id\t%s\n", d.JobID)
+		fmt.Fprintf(tw, "key\t%q\n", d.Key)
+		fmt.Fprintf(tw, "source\t%s/%d@%d (group %s)\n", d.SourceTopic, d.SourcePartition, d.SourceOffset, d.SourceGroup)
+		fmt.Fprintf(tw, "attempts\t%d\n", d.Attempts)
+		fmt.Fprintf(tw, "replays before\t%d\n", d.Replays)
+		fmt.Fprintf(tw, "replayed\t%d times\n", len(d.ReplayedAt))
+		fmt.Fprintf(tw, "reason\t%s\n", d.Reason)
+		fmt.Fprintf(tw, "payload\t%d bytes\n", len(d.Value))
+		tw.Flush()
+		fmt.Fprintln(stdout, "headers:")
+		for _, h := range d.Headers {
+			fmt.Fprintf(stdout, "  %s: %q\n", h.Key, h.Value)
+		}
+		if *showPayload {
+			fmt.Fprintf(stdout, "args:\n%s\n", ops.Payload(d.Value))
+		}
+		return nil
+	}
+	return fmt.Errorf("no dead letter %d/%d in %s", partition, offset, *topic)
+}
+
+func dlqReplayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, c, topic := dlqFlags("replay", stderr)
+	all := fs.Bool("all", false, "replay every dead letter not replayed yet")
+	partition := fs.Int("partition", -1, "replay only this partition of the dead-letter topic (with --from and --to)")
+	from := fs.Int64("from", 0, "with --partition: the first offset to replay")
+	to := fs.Int64("to", -1, "with --partition: the last offset to replay, inclusive (default: the end)")
+	kind := fs.String("kind", "", "replay only dead letters of this kind")
+	again := fs.Bool("include-replayed", false, "replay dead letters that were replayed before, too")
+	dryRun := fs.Bool("dry-run", false, "list what would be replayed and write nothing")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	sel := ops.Selection{All: *all, Kind: *kind, IDs: fs.Args(), From: *from, To: *to, IncludeReplayed: *again}
+	if *partition >= 0 {
+		sel.Partition = partition
+	}
+	dls, k, err := readDeadLetters(ctx, c, *topic)
+	if err != nil {
+		return err
+	}
+	picked, err := ops.Select(dls, sel)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if *dryRun {
+		for _, d := range picked {
+			if _, err := ops.ReplayMessage(&d); err != nil {
+				fmt.Fprintf(stdout, "would skip %s: %v\n", d.ID(), err)
+				continue
+			}
+			fmt.Fprintf(stdout, "would replay %s (kind %s, key %q) to %s\n", d.ID(), d.Kind, d.Key, d.SourceTopic)
+		}
+		fmt.Fprintf(stdout, "dry run: %d dead letters would be replayed; nothing was written\n", len(picked))
+		return nil
+	}
+	if len(picked) == 0 {
+		fmt.Fprintln(stdout, "no dead letter matches; nothing was written")
+		return nil
+	}
+	p, err := k.producer()
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	done, err := ops.Replay(ctx, p, picked, who())
+	for _, r := range done {
+		fmt.Fprintf(stdout, "replayed %s (kind %s, key %q) to %s/%d@%d\n", r.DeadLetter.ID(), r.DeadLetter.Kind,
+			r.DeadLetter.Key, r.To.Topic, r.To.Partition, r.To.Offset)
+	}
+	fmt.Fprintf(stdout, "replayed %d of %d dead letters\n", len(done), len(picked))
+	return err
+}
+
+// who names the operator in replay markers: user@host.
+func who() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	return "ordo-cli:" + name + "@" + host
+}
