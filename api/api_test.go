@@ -29,6 +29,7 @@ var publicPackages = []string{
 	"kafka",
 	"kafka/kafkaembed",
 	"supervision",
+	"dashboard",
 }
 
 var update = flag.Bool("update", false, "rewrite the golden files in api/ from the current source")

@@ -16,7 +16,7 @@ import (
 
 // productionPackages are the packages an application links into its binary;
 // their dependency graph must stay free of what only tests and tools need.
-var productionPackages = []string{"./jobs", "./actors", "./kafka", "./supervision"}
+var productionPackages = []string{"./jobs", "./actors", "./kafka", "./supervision", "./dashboard", "./cmd/ordo"}
 
 // testOnlyImports are substrings of import paths that must not appear in the
 // graph of productionPackages, with the reason, which the failure repeats.
@@ -24,6 +24,7 @@ var testOnlyImports = []struct{ substr, why string }{
 	{"/kfake", "kfake is an in-memory Kafka for tests"},
 	{"franz-go", "franz-go is only the engine of the in-memory test broker"},
 	{"gonum", "gonum draws the benchmark plots"},
+	{"chromedp", "chromedp drives the browser of the dashboard's tests"},
 	{"github.com/ordo-go/ordo/kafka/kafkaembed", "kafkaembed starts a broker for tests and examples"},
 }
 

@@ -1,12 +1,13 @@
 // Command ordo operates ordo job servers through Kafka alone: the status of
 // every group, member and partition, the dead letters (browse, show,
-// replay) and enqueueing a job from JSON.
+// replay), enqueueing a job from JSON, and a web dashboard.
 //
 //	ordo status  --brokers host:9092
 //	ordo dlq list    --brokers host:9092 --topic jobs.dlq
 //	ordo dlq show    --brokers host:9092 --topic jobs.dlq 0/12
 //	ordo dlq replay  --brokers host:9092 --topic jobs.dlq --kind charge --dry-run
 //	ordo enqueue --brokers host:9092 --topic jobs --kind charge --args-json '{"account":"a-1"}' --key a-1
+//	ordo web     --brokers host:9092 --listen 127.0.0.1:8080 --auth bearer:$TOKEN
 //
 // Every subcommand takes --brokers and the TLS and SASL flags (see
 // `ordo help`). It needs no database: servers publish their status to a
@@ -42,6 +43,7 @@ Usage:
   ordo dlq show    --topic T ID    one dead letter (ID is <partition>/<offset>)
   ordo dlq replay  --topic T (--all | --partition P [--from O] [--to O] | --kind K | ID...) [--dry-run]
   ordo enqueue     --topic T --kind K --args-json JSON [--key KEY | --partition-key KEY]
+  ordo web         [--listen 127.0.0.1:8080] [--auth bearer:TOKEN|basic:USER:PASS] [--read-only] [--show-payloads]
 
 Every subcommand takes the connection flags; "ordo <subcommand> -h" lists all
 of its flags:
@@ -91,6 +93,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: ordo dlq %s: want list, show or replay", errUsage, rest[0])
 	case "enqueue":
 		return enqueueCmd(ctx, rest, stdout, stderr)
+	case "web":
+		return webCmd(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
