@@ -48,7 +48,7 @@ func (b *bench) s1(ctx context.Context) error {
 	// The machine is shared and the runs are short, so each measurement
 	// is the best of s1Trials, the four taken in turn: noise only ever
 	// slows a run, and it then slows ordo and its baselines alike.
-	var raw, decode, naive, ordo *meter
+	var raw, decode, naive, ordo, statusOff *meter
 	var rawAllocs, decodeAllocs, ordoAllocs allocs
 	for t := 1; t <= sz.s1Trials; t++ {
 		m := newMeter(sz.s1Jobs)
@@ -104,6 +104,26 @@ func (b *bench) s1(ctx context.Context) error {
 		if ordo == nil || m.rate() > ordo.rate() {
 			ordo, ordoAllocs = m, a
 		}
+
+		// The same with the status reports off: what they cost.
+		m = newMeter(sz.s1Jobs)
+		w = jobs.NewWorkers()
+		if err := jobs.AddWorker(w, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[NoopArgs]) error {
+			m.start()
+			m.done()
+			return nil
+		})); err != nil {
+			return err
+		}
+		cfg := b.serverConfig(topic, 100, w)
+		cfg.DisableStatus = true
+		if err := b.runServer(ctx, "S1 ordo status off", cfg, m, 3*time.Minute); err != nil {
+			return err
+		}
+		b.progressf("bench S1 trial %d: ordo, status reports off: %.0f jobs/s", t, m.rate())
+		if statusOff == nil || m.rate() > statusOff.rate() {
+			statusOff = m
+		}
 	}
 	beyondRaw := ordoAllocs.perJob - rawAllocs.perJob - argsAllocs
 	beyondArgs := ordoAllocs.perJob - argsAllocs
@@ -142,6 +162,18 @@ func (b *bench) s1(ctx context.Context) error {
 		Ratio:  fmt.Sprintf("%.1f (ordo − raw − args); ordo − args = %.1f", beyondRaw, beyondArgs),
 		Target: "≤ 8 beyond the args (ordo − raw − args)",
 		Met:    met(beyondRaw <= 8),
+	})
+	// A job's cost is the inverse of the rate: the reports add
+	// off/on − 1 to it.
+	cost := (statusOff.rate()/ordo.rate() - 1) * 100
+	b.record(result{
+		Scenario:    "S1",
+		Measurement: measured + ": cost of the status reports (default period, jobs.DefaultStatusInterval)",
+		Ordo:        fmt.Sprintf("%.0f jobs/s with the reports", ordo.rate()),
+		Baseline:    fmt.Sprintf("%.0f jobs/s with DisableStatus", statusOff.rate()),
+		Ratio:       fmt.Sprintf("%+.1f%% per job", cost),
+		Target:      "< 2%",
+		Met:         met(cost < 2),
 	})
 	return nil
 }

@@ -63,7 +63,7 @@ func (e *executor) handle(ctx context.Context, r *kafka.Record, attempt int) act
 	began := e.metrics.now()
 	err := e.run(ctx, w, job, r)
 	e.metrics.jobRan(job.kind, began, err)
-	e.tally.ran(job.kind, err)
+	e.tally.ran(r, job.kind, err)
 	span.end(err)
 	if err == nil {
 		return actors.Done()

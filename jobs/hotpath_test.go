@@ -24,6 +24,14 @@ import (
 //
 //	go test -run - -bench HotPath -benchmem ./jobs
 func BenchmarkHotPath(b *testing.B) {
+	// status=on counts each job for the status reports, as a server does
+	// by default; status=off is Config.DisableStatus.
+	for _, status := range []bool{false, true} {
+		b.Run("status="+map[bool]string{false: "off", true: "on"}[status], func(b *testing.B) { benchmarkHotPath(b, status) })
+	}
+}
+
+func benchmarkHotPath(b *testing.B, status bool) {
 	var done atomic.Int64
 	ws := NewWorkers()
 	if err := AddWorker(ws, WorkFunc(func(ctx context.Context, j *Job[hotArgs]) error {
@@ -33,6 +41,9 @@ func BenchmarkHotPath(b *testing.B) {
 		b.Fatal(err)
 	}
 	exec := &executor{workers: ws, maxAttempts: 4, log: slog.New(slog.DiscardHandler)}
+	if status {
+		exec.tally = newTally(ws)
+	}
 	rt, err := actors.NewRuntime(actors.Config{Handler: exec.handle, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
