@@ -90,6 +90,14 @@
 // their context after Config.LongRunningGrace, and leaves them uncommitted;
 // such a job can call Revoked(ctx) to stop early.
 //
+// # Status reports
+//
+// Every Config.StatusInterval (5 s) a server publishes a report of what it
+// holds and did (partitions, offsets, lag, counts per kind, its last errors,
+// never job args) to the compacted topic Config.StatusTopic
+// (__ordo_status), which `ordo status` and package dashboard read; Stop
+// removes it. Config.DisableStatus turns the reports off.
+//
 // # Per-key state
 //
 // KeyState gives a worker state that lives as long as its key's actor, seen

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-go/ordo/dashboard"
 	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/jobs"
 )
@@ -398,4 +399,31 @@ func TestEnqueue(t *testing.T) {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+func TestWebAuthFlag(t *testing.T) {
+	cases := []struct {
+		flag, bearer, user, pass string
+		bad                      bool
+	}{
+		{flag: ""},
+		{flag: "bearer:s3cret", bearer: "s3cret"},
+		{flag: "basic:ops:pa:ss", user: "ops", pass: "pa:ss"},
+		{flag: "bearer:", bad: true},
+		{flag: "basic:ops", bad: true},
+		{flag: "token:x", bad: true},
+	}
+	for _, tc := range cases {
+		var cfg dashboard.Config
+		err := parseAuth(tc.flag, &cfg)
+		if tc.bad {
+			if !errors.Is(err, errUsage) {
+				t.Errorf("--auth %q: %v; want a usage error", tc.flag, err)
+			}
+			continue
+		}
+		if err != nil || cfg.BearerToken != tc.bearer || cfg.BasicUser != tc.user || cfg.BasicPassword != tc.pass {
+			t.Errorf("--auth %q: %v, %+v", tc.flag, err, cfg)
+		}
+	}
 }
