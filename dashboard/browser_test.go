@@ -116,6 +116,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	}
 	server, err := jobs.NewServer(jobs.Config{Brokers: env.Brokers, Group: env.Group(t), Topics: []string{topic}, Workers: ws,
 		DeadLetterTopic: dlq, StatusTopic: statusTopic, StatusInterval: 300 * time.Millisecond,
+		CreateTopics:      &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1},
 		HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 6 * time.Second, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)

@@ -132,9 +132,11 @@ type Config struct {
 	// report to, for `ordo status` and the dashboard: group, member, host,
 	// version, uptime, each assigned partition's offsets, lag and load,
 	// counts and rates per kind, and its last errors (never job args or
-	// credentials). Start's first report creates the topic when it is
-	// missing: one partition, compacted, with CreateTopics'
-	// ReplicationFactor (else 1). Default DefaultStatusTopic.
+	// credentials). With CreateTopics set, the first report creates the
+	// topic when it is missing (one partition, compacted, with
+	// CreateTopics' ReplicationFactor); without it ordo creates nothing,
+	// logs once that the topic is missing, and publishes once it exists.
+	// Default DefaultStatusTopic.
 	StatusTopic string
 	// StatusInterval is how often the report is published. Default
 	// DefaultStatusInterval.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"os"
@@ -156,6 +157,10 @@ type statusReporter struct {
 	prevAt  time.Time
 	topicOK bool
 	failing bool
+	// create: Config.CreateTopics is set, so a missing status topic is
+	// created like any other; without it ordo creates no topic, and
+	// reports wait for the topic to exist.
+	create bool
 
 	// mu orders start against stop, which Server.Stop may call while
 	// Start runs.
@@ -174,13 +179,13 @@ func newStatusReporter(s *Server, t *tally) *statusReporter {
 		_, _ = rand.Read(b[:])
 		member = host + "-" + hex.EncodeToString(b[:])
 	}
-	rf := 1
-	if cfg.CreateTopics != nil {
+	rf, create := 1, cfg.CreateTopics != nil
+	if create {
 		rf = cfg.CreateTopics.ReplicationFactor
 	}
 	return &statusReporter{
 		server: s, producer: s.dlq, admin: kafka.NewSecureAdmin(cfg.Brokers, cfg.Security),
-		topic: cfg.StatusTopic, interval: cfg.StatusInterval, replicationFactor: rf,
+		topic: cfg.StatusTopic, interval: cfg.StatusInterval, replicationFactor: rf, create: create,
 		key: status.Key(cfg.Group, member), tally: t, log: cfg.Logger,
 		base: status.Report{
 			Version: status.Version, Group: cfg.Group, Member: member, Host: host, PID: os.Getpid(),
@@ -292,9 +297,14 @@ func (r *statusReporter) publish(quit <-chan struct{}) {
 	}
 }
 
-// ensureTopic creates the status topic when it is missing: one partition,
-// compacted (each member's latest report is what counts), and deleted after
-// a day, so that members that crashed do not stay forever.
+// errStatusTopicMissing: the status topic does not exist and Config.CreateTopics
+// is not set, so ordo does not create it.
+var errStatusTopicMissing = errors.New("the status topic does not exist; create it (one partition, cleanup.policy=compact,delete), set jobs.Config.CreateTopics, or set jobs.Config.DisableStatus")
+
+// ensureTopic checks that the status topic exists and, when CreateTopics is
+// set, creates it when it is missing: one partition, compacted (each member's
+// latest report is what counts), and deleted after a day, so that members
+// that crashed do not stay forever.
 func (r *statusReporter) ensureTopic(ctx context.Context) error {
 	if r.topicOK {
 		return nil
@@ -302,6 +312,9 @@ func (r *statusReporter) ensureTopic(ctx context.Context) error {
 	have, err := r.admin.Partitions(ctx, r.topic)
 	if err != nil {
 		return err
+	}
+	if _, ok := have[r.topic]; !ok && !r.create {
+		return fmt.Errorf("%q: %w", r.topic, errStatusTopicMissing)
 	}
 	if _, ok := have[r.topic]; !ok {
 		err := r.admin.CreateTopics(ctx, kafka.Topic{Name: r.topic, Partitions: 1, ReplicationFactor: r.replicationFactor,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -138,5 +139,41 @@ func TestDisableStatusPublishesNothing(t *testing.T) {
 	}
 	if end[0] != 0 {
 		t.Errorf("the status topic holds %d records; want none", end[0])
+	}
+}
+
+// Without Config.CreateTopics ordo creates no topic, the status topic
+// included: the reports wait for it, the log says what to do once, and jobs
+// run as ever.
+func TestStatusTopicIsNotCreatedWithoutCreateTopics(t *testing.T) {
+	t.Parallel()
+	env := kafkatest.New(t)
+	topic, dlq := env.Topic(t, 1), env.Topic(t, 1)
+	statusTopic := kafkatest.UniqueName(t, "status")
+	ran := make(chan struct{}, 1)
+	ws := jobs.NewWorkers()
+	mustAdd(t, ws, jobs.WorkFunc(func(context.Context, *jobs.Job[statusOKArgs]) error {
+		ran <- struct{}{}
+		return nil
+	}))
+	logs := &logCapture{t: t}
+	cfg := serverConfig(t, env, topic, ws)
+	cfg.CreateTopics, cfg.DeadLetterTopic = nil, dlq
+	cfg.StatusTopic, cfg.StatusInterval = statusTopic, 100*time.Millisecond
+	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	startJobServer(t, cfg)
+	if _, err := newClient(t, env, topic).Enqueue(context.Background(), statusOKArgs{}); err != nil {
+		t.Fatal(err)
+	}
+	<-ran
+	waitFor(t, 10*time.Second, "the log to say the status topic is missing", func() bool {
+		return logs.count("status topic does not exist", "jobs.Config.CreateTopics") == 1
+	})
+	have, err := env.Admin.Partitions(context.Background(), statusTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := have[statusTopic]; ok {
+		t.Fatalf("ordo created the status topic %s without Config.CreateTopics", statusTopic)
 	}
 }

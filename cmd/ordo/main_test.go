@@ -132,6 +132,7 @@ func (c *cluster) startServer(t *testing.T, l *ledger) *jobs.Server {
 	s, err := jobs.NewServer(jobs.Config{
 		Brokers: c.env.Brokers, Group: c.group, Topics: []string{c.topic}, Workers: ws,
 		DeadLetterTopic: c.dlq, StatusTopic: c.statusTopic, StatusInterval: 200 * time.Millisecond,
+		CreateTopics:      &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1},
 		HeartbeatInterval: 200 * time.Millisecond, SessionTimeout: 6 * time.Second, RebalanceTimeout: 20 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
