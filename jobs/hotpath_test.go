@@ -119,3 +119,27 @@ type hotGeneration struct{}
 
 func (hotGeneration) GenerationID() int32                           { return 1 }
 func (hotGeneration) Commit(context.Context, ...kafka.Offset) error { return nil }
+
+// BenchmarkStatusTally is the whole per-job work of the status reports: one
+// count of a finished job, from both cores at once as the handler pool does.
+// Against BenchmarkHotPath/status=off, run in the same command, it is the
+// share of a job's cost the reports add (the report itself is built once per
+// StatusInterval, 5 s, from Stats):
+//
+//	go test -run - -bench 'HotPath/status=off|StatusTally' -count 6 ./jobs
+func BenchmarkStatusTally(b *testing.B) {
+	ws := NewWorkers()
+	if err := AddWorker(ws, WorkFunc(func(context.Context, *Job[hotArgs]) error { return nil })); err != nil {
+		b.Fatal(err)
+	}
+	t := newTally(ws)
+	kind := hotArgs{}.Kind()
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		r := &kafka.Record{}
+		for pb.Next() {
+			r.Offset = next.Add(1)
+			t.ran(r, kind, nil)
+		}
+	})
+}
