@@ -23,6 +23,7 @@ import (
 // same.
 type sizes struct {
 	s1Jobs, s1Partitions, s1Keys, s1Trials int
+	s1StatusPairs                          int // S1 runs with and without the status reports, back to back
 
 	s2Jobs, s2Partitions, s2Keys int
 	s2Concurrency                []int
@@ -59,7 +60,7 @@ type sizes struct {
 // defaultSizes are issue 5's scenarios as stated.
 func defaultSizes() sizes {
 	return sizes{
-		s1Jobs: 200_000, s1Partitions: 12, s1Keys: 10_000, s1Trials: 3,
+		s1Jobs: 200_000, s1Partitions: 12, s1Keys: 10_000, s1Trials: 3, s1StatusPairs: 9,
 
 		s2Jobs: 25_000, s2Partitions: 5, s2Keys: 1_000,
 		s2Concurrency: []int{1, 5, 10, 14, 100}, s2Work: time.Millisecond,
@@ -89,7 +90,7 @@ func defaultSizes() sizes {
 // test stays near that under the race detector).
 func quickSizes() sizes {
 	s := defaultSizes()
-	s.s1Jobs, s.s1Keys, s.s1Trials = 10_000, 1_000, 1
+	s.s1Jobs, s.s1Keys, s.s1Trials, s.s1StatusPairs = 10_000, 1_000, 1, 1
 	s.s2Jobs, s.s2Keys = 1_000, 100
 	s.s3Jobs = 400
 	s.s4Backlogs, s.s4Keys, s.s4Window = []int{20_000, 80_000}, 10_000, 1500*time.Millisecond
