@@ -613,3 +613,57 @@ func closeBytes(bs ...kafkago.Bytes) {
 		}
 	}
 }
+
+// SetOffset moves the claim's fetch position to offset: the next Fetch starts
+// there. Records of the last response at or past offset are still handed
+// out without fetching them again; a move backwards drops them.
+func (c *Claim) SetOffset(offset int64) {
+	c.once.Do(c.init)
+	if offset < c.next {
+		c.unread = nil
+	}
+	c.next = offset
+}
+
+// Reader returns another reader of the claim's partition, starting at
+// start, that ends when the claim does: a caller that tails a partition
+// with the claim can look records up at other offsets with it. Close it
+// like a claim.
+func (c *Claim) Reader(start int64) *Claim {
+	return &Claim{session: c.session, Topic: c.Topic, Partition: c.Partition, Start: start, revoked: c.revoked}
+}
+
+// ReaderConfig configures NewPartitionReader.
+type ReaderConfig struct {
+	// Brokers are the bootstrap addresses. Required.
+	Brokers []string
+	// Security secures the connection. Default nil: plaintext.
+	Security *Security
+	// FetchMaxWait: how long the broker may hold a fetch for new data.
+	// Default DefaultFetchMaxWait.
+	FetchMaxWait time.Duration
+	// Logger: default slog.Default().
+	Logger *slog.Logger
+}
+
+// NewPartitionReader returns a reader of one partition from offset start,
+// outside any group: a Claim that is never revoked and cannot commit. Use
+// Fetch and Seek on it, and Close it when done.
+func NewPartitionReader(cfg ReaderConfig, topic string, partition int, start int64) (*Claim, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("kafka.ReaderConfig.Brokers is empty")
+	}
+	if err := cfg.Security.Validate(); err != nil {
+		return nil, fmt.Errorf("kafka.ReaderConfig.Security: %w", err)
+	}
+	if cfg.FetchMaxWait <= 0 {
+		cfg.FetchMaxWait = DefaultFetchMaxWait
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	c := &Consumer{cfg: ConsumerConfig{Brokers: cfg.Brokers, Security: cfg.Security, FetchMaxWait: cfg.FetchMaxWait,
+		FetchMaxBytes: DefaultFetchMaxBytes, Logger: cfg.Logger}}
+	// A session whose done channel is nil never ends.
+	return &Claim{session: &Session{consumer: c}, Topic: topic, Partition: partition, Start: start}, nil
+}
