@@ -79,6 +79,11 @@ type Client struct {
 	topic      string
 	producer   *kafka.Producer
 	propagator propagation.TextMapPropagator
+	brokers    []string
+	security   *Security
+	logger     *slog.Logger
+	// schedules knows the partition counts of schedules topics.
+	schedules *schedulePartitions
 
 	mu     sync.RWMutex
 	closed bool
@@ -98,7 +103,8 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: jobs.ClientConfig: %w", ErrInvalidConfig, err)
 	}
-	return &Client{topic: cfg.Topic, producer: p, propagator: cfg.Propagator}, nil
+	return &Client{topic: cfg.Topic, producer: p, propagator: cfg.Propagator, brokers: cfg.Brokers, security: cfg.Security,
+		logger: cfg.Logger, schedules: newSchedulePartitions(kafka.NewSecureAdmin(cfg.Brokers, cfg.Security))}, nil
 }
 
 func (c ClientConfig) validate() error {
@@ -133,6 +139,11 @@ type JobInfo struct {
 	// EnqueuedAt is when the job was enqueued, in UTC; workers see it as
 	// Job.EnqueuedAt.
 	EnqueuedAt time.Time
+	// RunAt is when a job enqueued with WithRunAt or WithDelay is due, in
+	// UTC; zero for a job enqueued to run now. Until it is dispatched, such
+	// a job waits in the schedules topic (Topic + DefaultScheduleSuffix),
+	// where Partition and Offset locate its record.
+	RunAt time.Time
 }
 
 // EnqueueOption changes how one job is enqueued.
@@ -147,6 +158,12 @@ type enqueueOptions struct {
 	partitionKeySet bool
 	headers         map[string]string
 	metadata        map[string]string
+	// runAt, when set, is when the job should run (WithRunAt); delay is
+	// WithDelay's, resolved against the enqueue time.
+	runAt    time.Time
+	runAtSet bool
+	delay    time.Duration
+	delaySet bool
 }
 
 // WithTopic sends the job to topic instead of ClientConfig.Topic, e.g. to
@@ -218,9 +235,9 @@ func (c *Client) Enqueue(ctx context.Context, args JobArgs, opts ...EnqueueOptio
 		return JobInfo{}, ErrClientClosed
 	}
 	defer c.calls.Done()
-	msg, info, err := prepare(c.topic, args, opts, time.Now().UTC())
+	msg, info, err := prepare(c.topic, args, opts, time.Now().UTC(), c.schedules.lookup(ctx))
 	if err != nil {
-		return JobInfo{}, fmt.Errorf("%w: %w", ErrInvalidEnqueue, err)
+		return JobInfo{}, enqueueError(err, "")
 	}
 	inject(ctx, c.propagator, &msg)
 	ds, err := c.producer.ProduceSync(ctx, msg)
@@ -253,9 +270,9 @@ func (c *Client) EnqueueMany(ctx context.Context, params []EnqueueParams) ([]Job
 	infos := make([]JobInfo, len(params))
 	for i, p := range params {
 		var err error
-		msgs[i], infos[i], err = prepare(c.topic, p.Args, p.Opts, now)
+		msgs[i], infos[i], err = prepare(c.topic, p.Args, p.Opts, now, c.schedules.lookup(ctx))
 		if err != nil {
-			return nil, fmt.Errorf("%w: params[%d]: %w", ErrInvalidEnqueue, i, err)
+			return nil, enqueueError(err, fmt.Sprintf("params[%d]: ", i))
 		}
 		inject(ctx, c.propagator, &msgs[i])
 	}
@@ -289,11 +306,11 @@ func (c *Client) EnqueueAsync(ctx context.Context, args JobArgs, done func(JobIn
 		go done(JobInfo{}, ErrClientClosed)
 		return
 	}
-	msg, info, err := prepare(c.topic, args, opts, time.Now().UTC())
+	msg, info, err := prepare(c.topic, args, opts, time.Now().UTC(), c.schedules.lookup(ctx))
 	if err != nil {
 		go func() {
 			defer c.calls.Done()
-			done(JobInfo{}, fmt.Errorf("%w: %w", ErrInvalidEnqueue, err))
+			done(JobInfo{}, enqueueError(err, ""))
 		}()
 		return
 	}
@@ -341,7 +358,7 @@ func init() {
 	testhook.Prepare = func(topic string, args any, opts any) (kafka.Message, any, error) {
 		a, _ := args.(JobArgs)
 		o, _ := opts.([]EnqueueOption)
-		msg, info, err := prepare(topic, a, o, time.Now().UTC())
+		msg, info, err := prepare(topic, a, o, time.Now().UTC(), nil)
 		if err != nil {
 			return msg, info, fmt.Errorf("%w: %w", ErrInvalidEnqueue, err)
 		}
@@ -349,9 +366,11 @@ func init() {
 	}
 }
 
-// prepare builds a job's record. Its errors say what is wrong with the call;
-// the caller wraps them in ErrInvalidEnqueue.
-func prepare(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.Time) (kafka.Message, JobInfo, error) {
+// prepare builds a job's record: the job itself, or, for a job to run
+// later, its schedule record (see schedule.go). partitions tells the
+// partition count of a schedules topic; nil (jobstest) takes one. Its errors
+// say what is wrong with the call; enqueueError wraps them.
+func prepare(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.Time, partitions func(topic string) (int, error)) (kafka.Message, JobInfo, error) {
 	var none kafka.Message
 	if isNil(args) {
 		return none, JobInfo{}, fmt.Errorf("args are nil (%T)", args)
@@ -382,22 +401,32 @@ func prepare(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.T
 		return none, JobInfo{}, fmt.Errorf("%s job: %w", kind, err)
 	}
 	for name := range o.headers {
-		if name == HeaderKind || name == HeaderJobID || name == HeaderPartitionKey {
+		if reservedHeader(name) {
 			return none, JobInfo{}, fmt.Errorf("%s job: WithHeaders: header %q is set by ordo", kind, name)
 		}
+	}
+	runAt, scheduled, err := o.when(now)
+	if err != nil {
+		return none, JobInfo{}, fmt.Errorf("%s job: %w", kind, err)
 	}
 	rawArgs, err := msgpack.Marshal(args)
 	if err != nil {
 		return none, JobInfo{}, fmt.Errorf("encode args of %s job (%T): %w", kind, args, err)
 	}
-	info := JobInfo{ID: envelope.NewID(now), Kind: kind, Topic: topic, Key: key, PartitionKey: partitionKey,
+	id := envelope.NewID(now)
+	if scheduled {
+		if id, err = scheduleID(now, topic, key, partitionKey, partitions); err != nil {
+			return none, JobInfo{}, &scheduleLookupError{err}
+		}
+	}
+	info := JobInfo{ID: id, Kind: kind, Topic: topic, Key: key, PartitionKey: partitionKey,
 		Partition: -1, Offset: -1, EnqueuedAt: now}
 	value, err := envelope.Encode(&envelope.Envelope{Version: envelope.Version, Kind: kind, ID: info.ID, Args: rawArgs,
 		EnqueuedAt: now, Metadata: o.metadata})
 	if err != nil {
 		return none, JobInfo{}, err
 	}
-	headers := make([]kafka.Header, 0, 3+len(o.headers))
+	headers := make([]kafka.Header, 0, 6+len(o.headers))
 	headers = append(headers, kafka.Header{Key: HeaderKind, Value: []byte(kind)}, kafka.Header{Key: HeaderJobID, Value: []byte(info.ID)})
 	msg := kafka.Message{Topic: topic, Value: value}
 	if key != "" {
@@ -411,6 +440,10 @@ func prepare(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.T
 		headers = append(headers, kafka.Header{Key: name, Value: []byte(o.headers[name])})
 	}
 	msg.Headers = headers
+	if scheduled {
+		info.RunAt = runAt
+		msg = scheduleRecord(msg, info.ID, runAt)
+	}
 	return msg, info, nil
 }
 

@@ -143,6 +143,7 @@ func (c Config) validate() (Config, error) {
 		{"Backoff", c.Backoff.Validate()},
 		{"DeadLetterTopic", optionalTopic(c.DeadLetterTopic)},
 		{"CreateTopics", c.CreateTopics.validate()},
+		{"Schedules", scheduleModeError(c.Schedules)},
 		{"PartitionWatchInterval", within(c.PartitionWatchInterval, 100*time.Millisecond, unlimited)},
 		{"LongRunningGrace", within(c.LongRunningGrace, 0, unlimited)},
 		{"CommitInterval", within(c.CommitInterval, time.Millisecond, unlimited)},
@@ -194,6 +195,14 @@ func (c Config) validate() (Config, error) {
 	if c.MaxSpan < c.MaxBuffered {
 		cross = append(cross, check{"MaxSpan", fmt.Errorf("(%d) must not be below MaxBuffered (%d)", c.MaxSpan, c.MaxBuffered)})
 	}
+	if c.Schedules != SchedulesOff {
+		for _, t := range c.Topics {
+			if st := t + DefaultScheduleSuffix; slices.Contains(c.Topics, st) || st == c.DeadLetterTopic {
+				cross = append(cross, check{"Schedules", fmt.Errorf("the schedules topic of %q, %q, is also a job or dead-letter topic; set SchedulesOff or rename it", t, st)})
+				break
+			}
+		}
+	}
 	if slices.Contains(c.Topics, c.DeadLetterTopic) {
 		cross = append(cross, check{"DeadLetterTopic", fmt.Errorf("%q is also in Topics: dead letters would run again", c.DeadLetterTopic)})
 	}
@@ -229,6 +238,13 @@ func optionalTopic(t string) error {
 func rebalanceError(r RebalanceProtocol) error {
 	if r != RebalanceEager && r != RebalanceCooperative {
 		return fmt.Errorf("is %d; want RebalanceEager or RebalanceCooperative", r)
+	}
+	return nil
+}
+
+func scheduleModeError(m ScheduleMode) error {
+	if m < SchedulesAuto || m > SchedulesOff {
+		return fmt.Errorf("is %d; want SchedulesAuto, SchedulesOn or SchedulesOff", m)
 	}
 	return nil
 }

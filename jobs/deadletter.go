@@ -69,20 +69,7 @@ func (w *deadLetterWriter) start() {
 // from and why it is here.
 func (w *deadLetterWriter) write(r *kafka.Record, attempt int, kind, reason string, release actors.Release) {
 	d := &deadLetter{
-		msg: kafka.Message{
-			Topic: w.topic,
-			Key:   r.Key,
-			Value: r.Value,
-			Headers: append(slices.Clip(r.Headers),
-				kafka.Header{Key: HeaderSourceTopic, Value: []byte(r.Topic)},
-				kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(r.Partition))},
-				kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
-				kafka.Header{Key: HeaderSourceGroup, Value: []byte(w.group)},
-				kafka.Header{Key: HeaderSourceAttempts, Value: []byte(strconv.Itoa(attempt))},
-				kafka.Header{Key: HeaderSourceKind, Value: []byte(kind)},
-				kafka.Header{Key: HeaderError, Value: []byte(reason)},
-			),
-		},
+		msg:     deadLetterMessage(w.topic, w.group, r, attempt, kind, reason),
 		kind:    kind,
 		release: release,
 		attrs: []any{"kind", kind, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
@@ -94,6 +81,25 @@ func (w *deadLetterWriter) write(r *kafka.Record, attempt int, kind, reason stri
 	select {
 	case w.wake <- struct{}{}:
 	default:
+	}
+}
+
+// deadLetterMessage is the dead letter of record r: its key, value and
+// headers, and headers naming where it came from and why it is here.
+func deadLetterMessage(topic, group string, r *kafka.Record, attempt int, kind, reason string) kafka.Message {
+	return kafka.Message{
+		Topic: topic,
+		Key:   r.Key,
+		Value: r.Value,
+		Headers: append(slices.Clip(r.Headers),
+			kafka.Header{Key: HeaderSourceTopic, Value: []byte(r.Topic)},
+			kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(r.Partition))},
+			kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
+			kafka.Header{Key: HeaderSourceGroup, Value: []byte(group)},
+			kafka.Header{Key: HeaderSourceAttempts, Value: []byte(strconv.Itoa(attempt))},
+			kafka.Header{Key: HeaderSourceKind, Value: []byte(kind)},
+			kafka.Header{Key: HeaderError, Value: []byte(reason)},
+		),
 	}
 }
 

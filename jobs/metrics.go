@@ -33,6 +33,12 @@ import (
 //	ordo_dead_letter_write_failures_total  dead-letter writes that failed (each
 //	                                       is tried again; its key waits)
 //
+// Scheduled jobs, by the topic they are dispatched to:
+//
+//	ordo_scheduled_jobs_dispatched_total      scheduled jobs sent to their topic
+//	ordo_schedule_dispatch_lateness_seconds   histogram of how long after its
+//	                                          run-at each job was sent
+//
 // Server series, read from the servers' Stats at scrape time, by group (and
 // topic and partition for the partition series):
 //
@@ -44,10 +50,14 @@ import (
 //	ordo_partition_high_watermark    end offset as last fetched
 //	ordo_partition_lag               high watermark minus committed offset
 //	ordo_rebalances_total            assignments received (join + rebalances)
+//	ordo_schedules_pending           jobs waiting in a schedules partition this
+//	                                 server dispatches
 type Metrics struct {
 	processed, failed, retried, deadLettered *prometheus.CounterVec
 	duration                                 *prometheus.HistogramVec
 	deadLetterFailures                       prometheus.Counter
+	dispatched                               *prometheus.CounterVec
+	lateness                                 *prometheus.HistogramVec
 
 	mu      sync.Mutex
 	servers []*Server
@@ -66,6 +76,8 @@ var (
 	descHighWater    = prometheus.NewDesc("ordo_partition_high_watermark", "The partition's end offset as last fetched.", partitionLabels, nil)
 	descFallbacks    = prometheus.NewDesc("ordo_commit_metadata_fallbacks_total",
 		"Commits whose jobs finished above the committed offset did not fit the commit metadata and were left out (a crash re-runs them), since the partition was assigned.", partitionLabels, nil)
+	descSchedulesPending = prometheus.NewDesc("ordo_schedules_pending",
+		"Scheduled jobs waiting in the schedules partition to be dispatched by this server.", partitionLabels, nil)
 	descLag = prometheus.NewDesc("ordo_partition_lag", "Jobs in the partition not yet committed: high watermark minus committed offset.", partitionLabels, nil)
 )
 
@@ -100,9 +112,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "ordo_dead_letter_write_failures_total",
 			Help: "Dead-letter writes that failed; each is tried again after a back-off while its key waits.",
 		}),
+		dispatched: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ordo_scheduled_jobs_dispatched_total",
+			Help: "Scheduled jobs sent to their topic when due."}, []string{"topic"}),
+		lateness: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ordo_schedule_dispatch_lateness_seconds",
+			Help:    "How long after its run-at a scheduled job was sent to its topic.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .2, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"topic"}),
 	}
 	for _, c := range []prometheus.Collector{m.processed, m.failed, m.retried, m.deadLettered, m.duration,
-		m.deadLetterFailures, (*serverCollector)(m)} {
+		m.deadLetterFailures, m.dispatched, m.lateness, (*serverCollector)(m)} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("jobs: NewMetrics: %w", err)
 		}
@@ -162,6 +181,13 @@ func (m *Metrics) jobDeadLettered(kind string) {
 	}
 }
 
+func (m *Metrics) jobDispatched(topic string, late time.Duration) {
+	if m != nil {
+		m.dispatched.WithLabelValues(topic).Inc()
+		m.lateness.WithLabelValues(topic).Observe(late.Seconds())
+	}
+}
+
 func (m *Metrics) deadLetterWriteFailed() {
 	if m != nil {
 		m.deadLetterFailures.Inc()
@@ -174,7 +200,7 @@ type serverCollector Metrics
 
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descInFlight, descRebalances, descBuffered, descPartInFlight,
-		descKeyActors, descCommitted, descHighWater, descLag, descFallbacks} {
+		descKeyActors, descCommitted, descHighWater, descLag, descFallbacks, descSchedulesPending} {
 		ch <- d
 	}
 }
@@ -209,6 +235,11 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 					gauge(descLag, float64(max(0, p.HighWatermark-p.Committed)), labels...)
 				}
 			}
+		}
+	}
+	for _, s := range servers {
+		for _, p := range s.Schedules() {
+			gauge(descSchedulesPending, float64(p.Pending), s.cfg.Group, p.Topic, strconv.Itoa(p.Partition))
 		}
 	}
 	for group, n := range inflight {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -82,6 +83,16 @@ type Config struct {
 	// nil: Start fails with an error naming each missing topic, as a
 	// production cluster should not grow topics by accident.
 	CreateTopics *TopicSpec
+	// Schedules says whether the server dispatches the jobs scheduled on
+	// its topics (WithRunAt, WithDelay), which wait in each topic's
+	// schedules topic (the topic + DefaultScheduleSuffix, compacted) until
+	// due. Default SchedulesAuto: it dispatches for each topic whose
+	// schedules topic exists when Start runs. SchedulesOn requires them
+	// (Start creates the missing ones, compacted, when CreateTopics is set,
+	// and fails with ErrTopicsMissing otherwise); SchedulesOff dispatches
+	// none. The servers of a group share the dispatching through a group
+	// of their own, Group + DefaultScheduleGroupSuffix.
+	Schedules ScheduleMode
 	// PartitionWatchInterval is how often the server looks for partitions
 	// added to its topics; new ones are consumed within about this long.
 	// Default DefaultPartitionWatchInterval.
@@ -167,6 +178,21 @@ type TopicSpec struct {
 	Configs map[string]string
 }
 
+// ScheduleMode says whether a Server dispatches scheduled jobs
+// (Config.Schedules).
+type ScheduleMode int
+
+const (
+	// SchedulesAuto dispatches for each topic whose schedules topic exists
+	// when Start runs.
+	SchedulesAuto ScheduleMode = iota
+	// SchedulesOn dispatches for every topic; Start fails when a schedules
+	// topic is missing and Config.CreateTopics is not set.
+	SchedulesOn
+	// SchedulesOff dispatches nothing.
+	SchedulesOff
+)
+
 // Server consumes jobs and runs them on their workers: one job at a time per
 // key, in enqueue order; different keys concurrently. It retries failures
 // with backoff, dead-letters what cannot succeed, and commits only jobs that
@@ -177,6 +203,9 @@ type Server struct {
 	dlq         *kafka.Producer
 	deadLetters *deadLetterWriter
 	status      *statusReporter // nil when Config.DisableStatus
+	// dispatcher sends scheduled jobs when due; nil when the server
+	// dispatches none. Set by Start under mu.
+	dispatcher *dispatcher
 
 	// mu orders Start against Stop: a Start still checking topics when
 	// Stop is called starts nothing.
@@ -280,8 +309,15 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 func (s *Server) start(ctx context.Context) error {
-	if err := s.ensureTopics(ctx); err != nil {
+	schedules, err := s.ensureTopics(ctx)
+	if err != nil {
 		return err
+	}
+	var d *dispatcher
+	if len(schedules) > 0 {
+		if d, err = newDispatcher(s.cfg, schedules, s.dlq); err != nil {
+			return fmt.Errorf("jobs: Start: schedules dispatcher: %w", err)
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -294,23 +330,42 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.status.start()
+	if d != nil {
+		s.dispatcher = d
+		d.start()
+	}
 	go func() {
 		<-s.records.Done()
+		if d != nil {
+			d.stop()
+		}
 		s.deadLetters.stop()
 		s.status.stop()
 	}()
 	return nil
 }
 
-// ensureTopics checks the job topics and the dead-letter topic, and creates
-// the missing ones when Config.CreateTopics is set.
-func (s *Server) ensureTopics(ctx context.Context) error {
+// ensureTopics checks the job topics, the dead-letter topic and the
+// schedules topics, and creates the missing ones when Config.CreateTopics is
+// set. It returns the schedules topics to dispatch, each with its job topic.
+func (s *Server) ensureTopics(ctx context.Context) (map[string]string, error) {
 	admin := kafka.NewSecureAdmin(s.cfg.Brokers, s.cfg.Security)
 	need := append(slices.Clone(s.cfg.Topics), s.cfg.DeadLetterTopic)
+	ask := slices.Clone(need)
+	schedules := map[string]string{}
+	if s.cfg.Schedules != SchedulesOff {
+		for _, t := range s.cfg.Topics {
+			schedules[t+DefaultScheduleSuffix] = t
+			ask = append(ask, t+DefaultScheduleSuffix)
+			if s.cfg.Schedules == SchedulesOn {
+				need = append(need, t+DefaultScheduleSuffix)
+			}
+		}
+	}
 	var have map[string]int
 	for attempt := 1; ; attempt++ {
 		var err error
-		if have, err = admin.Partitions(ctx, need...); err == nil {
+		if have, err = admin.Partitions(ctx, ask...); err == nil {
 			break
 		}
 		// A broker that cannot be reached yet (a service starting beside
@@ -318,14 +373,21 @@ func (s *Server) ensureTopics(ctx context.Context) error {
 		// refusal (a failed login) is not.
 		var netErr *net.OpError
 		if !errors.As(err, &netErr) {
-			return fmt.Errorf("jobs: Start: %w", err)
+			return nil, fmt.Errorf("jobs: Start: %w", err)
 		}
 		wait := s.cfg.Backoff.Delay(attempt)
 		s.cfg.Logger.Warn("ordo: checking the topics failed; retrying", "brokers", s.cfg.Brokers, "err", err, "retry_in", wait)
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return fmt.Errorf("jobs: Start: %w (last: %w)", ctx.Err(), err)
+			return nil, fmt.Errorf("jobs: Start: %w (last: %w)", ctx.Err(), err)
+		}
+	}
+	if s.cfg.Schedules == SchedulesAuto {
+		for st := range schedules {
+			if _, ok := have[st]; !ok {
+				delete(schedules, st)
+			}
 		}
 	}
 	var missing []string
@@ -335,26 +397,35 @@ func (s *Server) ensureTopics(ctx context.Context) error {
 		}
 	}
 	if len(missing) == 0 {
-		return nil
+		return schedules, nil
 	}
 	spec := s.cfg.CreateTopics
 	if spec == nil {
-		return fmt.Errorf("%w on the broker: %s (create them, or set Config.CreateTopics)", ErrTopicsMissing, strings.Join(missing, ", "))
+		return nil, fmt.Errorf("%w on the broker: %s (create them, or set Config.CreateTopics)", ErrTopicsMissing, strings.Join(missing, ", "))
 	}
 	topics := make([]kafka.Topic, len(missing))
 	for i, t := range missing {
 		topics[i] = kafka.Topic{Name: t, Partitions: spec.Partitions, ReplicationFactor: spec.ReplicationFactor, Configs: spec.Configs}
+		if _, ok := schedules[t]; ok {
+			// A schedules topic keeps the latest record of each job
+			// id: compaction drops dispatched and cancelled jobs.
+			topics[i].Configs = maps.Clone(spec.Configs)
+			if topics[i].Configs == nil {
+				topics[i].Configs = map[string]string{}
+			}
+			topics[i].Configs["cleanup.policy"] = "compact"
+		}
 	}
 	for _, t := range topics {
 		// One at a time: a topic that another process created meanwhile
 		// (servers of one group starting together) is no error.
 		if err := admin.CreateTopics(ctx, t); err != nil && !errors.Is(err, kafka.ErrTopicExists) {
-			return fmt.Errorf("jobs: Start: %w", err)
+			return nil, fmt.Errorf("jobs: Start: %w", err)
 		}
 	}
 	s.cfg.Logger.Info("ordo: created topics", "topics", missing, "partitions", spec.Partitions,
 		"replication_factor", spec.ReplicationFactor)
-	return nil
+	return schedules, nil
 }
 
 // Ready is closed once the server has received its first assignment from
@@ -390,6 +461,12 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.stopped = true
 	s.mu.Unlock()
 	err := s.records.Stop(ctx)
+	s.mu.Lock()
+	d := s.dispatcher
+	s.mu.Unlock()
+	if d != nil {
+		d.stop()
+	}
 	s.deadLetters.stop()
 	s.status.stop()
 	s.cfg.Metrics.detach(s)
@@ -398,6 +475,19 @@ func (s *Server) Stop(ctx context.Context) error {
 
 // Stats returns a snapshot of the partitions the server holds.
 func (s *Server) Stats() []PartitionStats { return s.records.Runtime().Stats() }
+
+// Schedules returns a snapshot of the schedules partitions the server
+// dispatches: how many jobs wait in each and when the next is due. Empty
+// when it dispatches none (see Config.Schedules).
+func (s *Server) Schedules() []ScheduleStats {
+	s.mu.Lock()
+	d := s.dispatcher
+	s.mu.Unlock()
+	if d == nil {
+		return nil
+	}
+	return d.Schedules()
+}
 
 // Rebalances returns how many assignments the server received from its
 // group: one for joining, then one per rebalance it took part in.

@@ -1,0 +1,510 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/supervision"
+)
+
+// dispatcher sends scheduled jobs to their topics when they are due. It is
+// a member of its own consumer group on the schedules topics (Config.Group +
+// DefaultScheduleGroupSuffix), so dispatching is shared among the servers
+// and moves with them. For each partition it owns it reads the records from
+// the group's committed offset into an index of pending jobs (due time,
+// offset, key hash), and once it has read up to the partition's end as of
+// the assignment it dispatches what is due: it reads each due record back,
+// writes the job to its topic (or a bad record to the dead-letter topic),
+// then tombstones the record. It commits the lowest offset still pending, so
+// a new owner reads every pending job again.
+//
+// Dispatch is at least once: a job dispatched and not yet tombstoned (or
+// whose tombstone the next owner has not read by the time it starts
+// dispatching) when its dispatcher dies is dispatched again, with the same
+// job id.
+type dispatcher struct {
+	consumer *kafka.Consumer
+	producer *kafka.Producer
+	// targets maps each schedules topic to the job topic it feeds.
+	targets        map[string]string
+	deadLetters    string
+	group          string
+	commitInterval time.Duration
+	backoff        supervision.Backoff
+	metrics        *Metrics
+	workers        *Workers
+	log            *slog.Logger
+	seed           maphash.Seed
+
+	mu    sync.Mutex
+	stats map[kafka.Offset]ScheduleStats // by topic and partition (Offset and Metadata unused)
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// DefaultScheduleGroupSuffix names the dispatchers' consumer group: the
+// server's Group + this.
+const DefaultScheduleGroupSuffix = ".schedule"
+
+// dispatchBatch bounds the jobs a partition dispatches in one produce call.
+const dispatchBatch = 1000
+
+// maxDispatchAttempts is how often a due job's dispatch may fail before it
+// is dead-lettered: a target that refuses it for good must not stop its
+// partition's other jobs.
+const maxDispatchAttempts = 5
+
+// ScheduleStats is what Server.Schedules reports per schedules partition the
+// server dispatches.
+type ScheduleStats struct {
+	Topic     string
+	Partition int
+	// Pending is how many jobs wait to be dispatched.
+	Pending int
+	// NextDue is when the earliest of them is due; zero when none is.
+	NextDue time.Time
+	// Reading is true until the dispatcher has read the partition up to
+	// its end as of the assignment; it dispatches nothing until then.
+	Reading bool
+}
+
+func newDispatcher(cfg Config, targets map[string]string, producer *kafka.Producer) (*dispatcher, error) {
+	topics := slices.Sorted(func(yield func(string) bool) {
+		for t := range targets {
+			if !yield(t) {
+				return
+			}
+		}
+	})
+	consumer, err := kafka.NewConsumer(kafka.ConsumerConfig{
+		Brokers: cfg.Brokers, Security: cfg.Security, Group: cfg.Group + DefaultScheduleGroupSuffix, Topics: topics,
+		InstanceID: cfg.InstanceID, SessionTimeout: cfg.SessionTimeout, RebalanceTimeout: cfg.RebalanceTimeout,
+		HeartbeatInterval: cfg.HeartbeatInterval, PartitionWatchInterval: cfg.PartitionWatchInterval,
+		// A fetch that finds nothing new waits this long, which bounds how
+		// late a job is dispatched when its partition is quiet.
+		FetchMaxWait: 50 * time.Millisecond,
+		Logger:       cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &dispatcher{
+		consumer: consumer, producer: producer, targets: targets, deadLetters: cfg.DeadLetterTopic,
+		group: cfg.Group + DefaultScheduleGroupSuffix, commitInterval: cfg.CommitInterval, backoff: cfg.Backoff,
+		metrics: cfg.Metrics, workers: cfg.Workers, log: cfg.Logger, seed: maphash.MakeSeed(),
+		stats: map[kafka.Offset]ScheduleStats{}, done: make(chan struct{}),
+	}, nil
+}
+
+func (d *dispatcher) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	go func() {
+		defer close(d.done)
+		if err := d.consumer.Run(ctx, d.runGeneration); err != nil {
+			d.log.Error("ordo: the schedules dispatcher stopped", "group", d.group, "err", err)
+		}
+	}()
+}
+
+// stop stops dispatching; a partition finishes the batch it is dispatching.
+func (d *dispatcher) stop() {
+	if d.cancel == nil {
+		return
+	}
+	d.cancel()
+	<-d.done
+}
+
+// Schedules returns the stats of the partitions being dispatched, by topic
+// and partition.
+func (d *dispatcher) Schedules() []ScheduleStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]ScheduleStats, 0, len(d.stats))
+	for _, s := range d.stats {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b ScheduleStats) int {
+		if a.Topic != b.Topic {
+			if a.Topic < b.Topic {
+				return -1
+			}
+			return 1
+		}
+		return a.Partition - b.Partition
+	})
+	return out
+}
+
+func (d *dispatcher) runGeneration(sess *kafka.Session) {
+	var wg sync.WaitGroup
+	for _, cl := range sess.Claims() {
+		wg.Go(func() {
+			p := &partitionDispatch{d: d, sess: sess, claim: cl, target: d.targets[cl.Topic], index: newScheduleIndex(),
+				live: -1, committed: -1}
+			p.run()
+		})
+	}
+	wg.Wait()
+}
+
+// partitionDispatch dispatches one schedules partition for one generation.
+// Only its goroutine touches it.
+type partitionDispatch struct {
+	d      *dispatcher
+	sess   *kafka.Session
+	claim  *kafka.Claim
+	lookup *kafka.Claim // reads due records back
+	target string
+	index  *scheduleIndex
+	// keyless are the offsets of records without a key: not schedules;
+	// they are dead-lettered once the partition is read.
+	keyless []int64
+	// live is the partition's end as of the first fetch: records from
+	// there on were written while this dispatcher owned the partition, so
+	// it answers the cancels among them; and it dispatches nothing before
+	// it has read that far, so that tombstones written before the
+	// assignment are applied first.
+	live int64
+	next int64 // the claim's fetch position
+	// retry are due jobs whose dispatch failed, tried again at retryAt
+	// before any other job of the partition, so no key is overtaken.
+	retry    []scheduleEntry
+	attempts int
+	retryAt  time.Time
+	// answers and tombstones wait to be written.
+	answers, tombstones []kafka.Message
+	committed           int64
+	dirty               bool
+}
+
+func (p *partitionDispatch) run() {
+	defer p.claim.Close()
+	p.lookup = p.claim.Reader(0)
+	defer p.lookup.Close()
+	key := kafka.Offset{Topic: p.claim.Topic, Partition: p.claim.Partition}
+	defer func() {
+		p.d.mu.Lock()
+		delete(p.d.stats, key)
+		p.d.mu.Unlock()
+	}()
+	p.next = p.claim.Start
+	ctx := context.Background()
+	lastCommit := time.Now()
+	var buf []kafka.Record
+	for failures := 0; ; {
+		recs, next, err := p.claim.Fetch(ctx, buf[:0], dispatchBatch)
+		if errors.Is(err, kafka.ErrRevoked) || isClosed(p.sess.Done()) {
+			p.flush()
+			p.commit()
+			return
+		}
+		if err != nil {
+			failures++
+			wait := p.d.backoff.Delay(failures)
+			p.d.log.Warn("ordo: reading a schedules partition failed; retrying", "topic", p.claim.Topic,
+				"partition", p.claim.Partition, "err", err, "retry_in", wait)
+			select {
+			case <-time.After(wait):
+			case <-p.sess.Done():
+			}
+			continue
+		}
+		failures = 0
+		if p.live < 0 {
+			p.live = p.claim.HighWatermark()
+		}
+		for i := range recs {
+			p.apply(&recs[i])
+		}
+		p.next = next
+		reading := p.next < p.live
+		if !reading {
+			p.dispatchDue(time.Now())
+		}
+		p.flush()
+		if time.Since(lastCommit) >= p.d.commitInterval {
+			p.commit()
+			lastCommit = time.Now()
+		}
+		p.report(key, reading)
+		buf = recs
+	}
+}
+
+func (p *partitionDispatch) hash(key []byte) uint64 { return maphash.Bytes(p.d.seed, key) }
+
+// apply indexes one record read from the partition.
+func (p *partitionDispatch) apply(r *kafka.Record) {
+	p.dirty = true
+	if r.Value == nil { // a tombstone
+		if len(r.Key) == 0 || header(r, headerCancelOutcome) != nil {
+			return
+		}
+		removed := p.index.remove(p.hash(r.Key))
+		if header(r, headerCancel) != nil && r.Offset >= p.live {
+			outcome := cancelOutcomeNotPending
+			if removed {
+				outcome = cancelOutcomeCancelled
+			}
+			p.answers = append(p.answers, kafka.Message{Topic: r.Topic, Key: r.Key, Headers: []kafka.Header{
+				{Key: headerCancelOutcome, Value: []byte(outcome)},
+				{Key: headerCancelOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
+			}})
+		}
+		return
+	}
+	if len(r.Key) == 0 {
+		p.keyless = append(p.keyless, r.Offset)
+		return
+	}
+	runAt := int64(math.MinInt64) // not a schedule: due at once, to be dead-lettered
+	if t, err := scheduleRunAt(r); err == nil {
+		runAt = t.UnixNano()
+	}
+	p.index.add(p.hash(r.Key), r.Offset, runAt)
+}
+
+// dispatchDue dispatches the jobs due at now, in batches: due time, then
+// offset order.
+func (p *partitionDispatch) dispatchDue(now time.Time) {
+	for !isClosed(p.sess.Done()) {
+		var batch []scheduleEntry
+		switch {
+		case len(p.retry) > 0:
+			if now.Before(p.retryAt) {
+				return
+			}
+			batch = p.retry
+		case len(p.keyless) > 0:
+			for _, off := range p.keyless {
+				batch = append(batch, scheduleEntry{runAt: math.MinInt64, offset: off})
+			}
+			p.keyless = nil
+		default:
+			batch = p.index.popDue(now.UnixNano(), dispatchBatch)
+		}
+		if len(batch) == 0 {
+			return
+		}
+		p.dirty = true
+		if !p.dispatch(batch, now) {
+			return
+		}
+	}
+}
+
+// dispatch reads the batch's records back and sends each job to its topic,
+// or its record to the dead-letter topic when it is not a valid schedule.
+// It returns false when the batch, or part of it, must be tried again.
+func (p *partitionDispatch) dispatch(batch []scheduleEntry, now time.Time) bool {
+	records, err := p.load(batch)
+	if err != nil {
+		p.failed(batch, err)
+		return false
+	}
+	// sent are the batch's jobs in the order of msgs.
+	type outgoing struct {
+		entry  scheduleEntry
+		record kafka.Record
+		late   time.Duration
+		reason string // why it is dead-lettered; "" when dispatched
+	}
+	msgs := make([]kafka.Message, 0, len(batch))
+	sent := make([]outgoing, 0, len(batch))
+	for _, e := range batch {
+		r, ok := records[e.offset]
+		if !ok {
+			p.d.log.Warn("ordo: a pending schedule record is no longer in its partition; skipped",
+				"topic", p.claim.Topic, "partition", p.claim.Partition, "offset", e.offset)
+			continue
+		}
+		job, err := readSchedule(&r, p.target)
+		if err == nil && p.attempts >= maxDispatchAttempts {
+			err = fmt.Errorf("dispatch to %q failed %d times", p.target, p.attempts)
+		}
+		if err != nil {
+			reason := "schedule: " + err.Error()
+			msgs = append(msgs, deadLetterMessage(p.d.deadLetters, p.d.group, &r, 0, string(header(&r, HeaderKind)), reason))
+			sent = append(sent, outgoing{entry: e, record: r, reason: reason})
+			continue
+		}
+		msgs = append(msgs, job.msg)
+		sent = append(sent, outgoing{entry: e, record: r, late: now.Sub(job.runAt)})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ds, err := p.d.producer.ProduceSync(ctx, msgs...)
+	cancel()
+	var perr *kafka.ProduceError
+	if err != nil && !errors.As(err, &perr) {
+		p.failed(batch, err)
+		return false
+	}
+	var retry []scheduleEntry
+	for i, o := range sent {
+		if perr != nil && perr.Errs[i] != nil {
+			retry = append(retry, o.entry)
+			err = perr.Errs[i]
+			continue
+		}
+		where := "dead-lettered"
+		if o.reason == "" {
+			where = ds[i].Topic + "/" + strconv.Itoa(ds[i].Partition) + "@" + strconv.FormatInt(ds[i].Offset, 10)
+			p.d.metrics.jobDispatched(p.target, o.late)
+		} else {
+			p.d.metrics.jobDeadLettered(p.d.metricKind(string(header(&o.record, HeaderKind))))
+			p.d.log.Error("ordo: schedule record dead-lettered", "topic", p.claim.Topic, "partition", p.claim.Partition,
+				"offset", o.entry.offset, "dead_letter_topic", p.d.deadLetters, "reason", o.reason)
+		}
+		if len(o.record.Key) > 0 {
+			p.tombstones = append(p.tombstones, kafka.Message{Topic: p.claim.Topic, Key: o.record.Key,
+				Headers: []kafka.Header{{Key: headerDispatched, Value: []byte(where)}}})
+		}
+	}
+	if len(retry) > 0 {
+		p.failed(retry, err)
+		return false
+	}
+	p.retry, p.attempts = nil, 0
+	return true
+}
+
+// failed keeps the batch to try again after a back-off.
+func (p *partitionDispatch) failed(batch []scheduleEntry, err error) {
+	p.attempts++
+	wait := p.d.backoff.Delay(p.attempts)
+	p.retry, p.retryAt = batch, time.Now().Add(wait)
+	p.d.log.Warn("ordo: dispatching scheduled jobs failed; retrying", "topic", p.claim.Topic, "partition", p.claim.Partition,
+		"jobs", len(batch), "attempts", p.attempts, "err", err, "retry_in", wait)
+}
+
+// load reads the batch's records back, by offset. A record that is gone
+// (deleted by retention) is missing from the map.
+func (p *partitionDispatch) load(batch []scheduleEntry) (map[int64]kafka.Record, error) {
+	offsets := make([]int64, len(batch))
+	for i, e := range batch {
+		offsets[i] = e.offset
+	}
+	slices.Sort(offsets)
+	offsets = slices.Compact(offsets)
+	out := make(map[int64]kafka.Record, len(offsets))
+	var buf []kafka.Record
+	for i, empty := 0, 0; i < len(offsets); {
+		p.lookup.SetOffset(offsets[i])
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		recs, next, err := p.lookup.Fetch(ctx, buf[:0], int(min(offsets[len(offsets)-1]-offsets[i]+1, dispatchBatch)))
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			for i < len(offsets) && offsets[i] < r.Offset {
+				i++ // compacted away
+			}
+			if i < len(offsets) && offsets[i] == r.Offset {
+				out[r.Offset] = r
+				i++
+			}
+		}
+		if len(recs) == 0 {
+			if empty++; next > offsets[i] || empty == 3 {
+				i++ // not in the log (any more)
+				empty = 0
+			}
+		}
+		buf = recs[:0:0] // the records are kept in out
+	}
+	return out, nil
+}
+
+// flush writes the cancels' answers and the tombstones of resolved jobs. A
+// tombstone that fails is tried again with the next flush; until then, a new
+// owner of the partition could dispatch its job again.
+func (p *partitionDispatch) flush() {
+	msgs := append(p.answers, p.tombstones...)
+	if len(msgs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	_, err := p.d.producer.ProduceSync(ctx, msgs...)
+	cancel()
+	p.answers, p.tombstones = nil, nil
+	var perr *kafka.ProduceError
+	switch {
+	case err == nil:
+		return
+	case errors.As(err, &perr):
+		for i, m := range msgs {
+			if perr.Errs[i] != nil && header(&kafka.Record{Headers: m.Headers}, headerDispatched) != nil {
+				p.tombstones = append(p.tombstones, m)
+			}
+		}
+	default:
+		for _, m := range msgs {
+			if header(&kafka.Record{Headers: m.Headers}, headerDispatched) != nil {
+				p.tombstones = append(p.tombstones, m)
+			}
+		}
+	}
+	p.d.log.Warn("ordo: writing schedule tombstones failed; retrying", "topic", p.claim.Topic,
+		"partition", p.claim.Partition, "tombstones", len(p.tombstones), "err", err)
+}
+
+// commit commits the lowest offset still pending (or the read position when
+// none is), so the next owner reads every pending job and nothing resolved
+// before it.
+func (p *partitionDispatch) commit() {
+	if p.next < 0 || !p.dirty {
+		return
+	}
+	low := min(p.index.lowest(), p.next)
+	for _, e := range p.retry {
+		low = min(low, e.offset)
+	}
+	for _, off := range p.keyless {
+		low = min(low, off)
+	}
+	if low <= p.committed {
+		p.dirty = false
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := p.sess.Commit(ctx, kafka.Offset{Topic: p.claim.Topic, Partition: p.claim.Partition, Offset: low})
+	cancel()
+	if err != nil {
+		p.d.log.Warn("ordo: committing a schedules partition failed", "topic", p.claim.Topic,
+			"partition", p.claim.Partition, "offset", low, "err", err)
+		return
+	}
+	p.committed, p.dirty = low, false
+}
+
+func (p *partitionDispatch) report(key kafka.Offset, reading bool) {
+	s := ScheduleStats{Topic: p.claim.Topic, Partition: p.claim.Partition, Pending: p.index.len() + len(p.retry) + len(p.keyless),
+		Reading: reading}
+	if next := p.index.next(); next != math.MaxInt64 && next != math.MinInt64 {
+		s.NextDue = time.Unix(0, next).UTC()
+	}
+	p.d.mu.Lock()
+	p.d.stats[key] = s
+	p.d.mu.Unlock()
+}
+
+// metricKind is kind when it has a worker, else "unknown".
+func (d *dispatcher) metricKind(kind string) string {
+	if d.workers.lookup(kind) == nil {
+		return "unknown"
+	}
+	return kind
+}

@@ -1,0 +1,128 @@
+package jobs
+
+import (
+	"container/heap"
+	"math"
+)
+
+// scheduleIndex is a dispatcher's index of one schedules partition's pending
+// jobs: for each, when it is due, the offset of its record and a hash of its
+// key (the job id), and nothing of its payload, which is read back from
+// Kafka when it is due. A pending job costs about 40 bytes (a heap entry and
+// a map slot), so a million cost about 40 MB.
+//
+// A record with a key already pending replaces it (the newer schedule wins,
+// as compaction will keep only it); a tombstone removes it. Entries left in
+// the heap by replacements and removals are stale and skipped; the heap is
+// rebuilt when they outnumber the live ones.
+type scheduleIndex struct {
+	byKey map[uint64]int64 // key hash → offset of its pending record
+	due   dueHeap
+}
+
+// scheduleEntry is a pending job. runAt is in Unix nanoseconds;
+// math.MinInt64 marks a record that could not be read as a schedule, due at
+// once so it is dead-lettered.
+type scheduleEntry struct {
+	runAt  int64
+	offset int64
+	key    uint64
+}
+
+func newScheduleIndex() *scheduleIndex {
+	return &scheduleIndex{byKey: map[uint64]int64{}}
+}
+
+// add indexes the record at offset, replacing a pending one of the same key.
+func (x *scheduleIndex) add(key uint64, offset, runAt int64) {
+	x.byKey[key] = offset
+	heap.Push(&x.due, scheduleEntry{runAt: runAt, offset: offset, key: key})
+	x.compact()
+}
+
+// remove drops the pending job of key, saying whether there was one.
+func (x *scheduleIndex) remove(key uint64) bool {
+	if _, ok := x.byKey[key]; !ok {
+		return false
+	}
+	delete(x.byKey, key)
+	x.compact()
+	return true
+}
+
+// len is the number of pending jobs.
+func (x *scheduleIndex) len() int { return len(x.byKey) }
+
+// popDue removes and returns up to max jobs due at now, by due time, then
+// offset: jobs due at the same time come in the order they were scheduled.
+func (x *scheduleIndex) popDue(now int64, max int) []scheduleEntry {
+	var out []scheduleEntry
+	for len(out) < max && len(x.due) > 0 && x.due[0].runAt <= now {
+		e := heap.Pop(&x.due).(scheduleEntry)
+		if off, ok := x.byKey[e.key]; ok && off == e.offset {
+			delete(x.byKey, e.key)
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// next returns when the earliest pending job is due, in Unix nanoseconds,
+// or math.MaxInt64 when none is.
+func (x *scheduleIndex) next() int64 {
+	for len(x.due) > 0 {
+		e := x.due[0]
+		if off, ok := x.byKey[e.key]; ok && off == e.offset {
+			return e.runAt
+		}
+		heap.Pop(&x.due)
+	}
+	return math.MaxInt64
+}
+
+// lowest returns the lowest offset of a pending job, or math.MaxInt64 when
+// none is: the dispatcher commits no further, so that a new owner reads
+// every pending job again.
+func (x *scheduleIndex) lowest() int64 {
+	low := int64(math.MaxInt64)
+	for _, off := range x.byKey {
+		low = min(low, off)
+	}
+	return low
+}
+
+// compact rebuilds the heap from the live entries when stale ones
+// outnumber them, so that cancelled far-future jobs do not hold memory.
+func (x *scheduleIndex) compact() {
+	if len(x.due) < 1024 || len(x.due) < 2*len(x.byKey) {
+		return
+	}
+	live := x.due[:0]
+	for _, e := range x.due {
+		if off, ok := x.byKey[e.key]; ok && off == e.offset {
+			live = append(live, e)
+		}
+	}
+	clear(x.due[len(live):])
+	x.due = live
+	heap.Init(&x.due)
+}
+
+// dueHeap orders entries by due time, then offset.
+type dueHeap []scheduleEntry
+
+func (h dueHeap) Len() int { return len(h) }
+func (h dueHeap) Less(i, j int) bool {
+	if h[i].runAt != h[j].runAt {
+		return h[i].runAt < h[j].runAt
+	}
+	return h[i].offset < h[j].offset
+}
+func (h dueHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)   { *h = append(*h, x.(scheduleEntry)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
