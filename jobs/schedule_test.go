@@ -335,7 +335,11 @@ func TestBadScheduleRecordsAreDeadLetteredAndDispatchingGoesOn(t *testing.T) {
 		{spoil(good(103, now.Add(time.Second)), jobs.HeaderRunAt, now.Add(-48*time.Hour).Format(time.RFC3339Nano)), "before the record was written"},
 		{spoil(good(104, now.Add(time.Second)), jobs.HeaderRunAt, now.Add(20*365*24*time.Hour).Format(time.RFC3339Nano)), "after the record was written"},
 		{spoil(good(105, now.Add(time.Second)), jobs.HeaderTargetTopic, "elsewhere"), "dispatches to"},
-		{kafka.Message{Topic: st, Value: []byte("keyless")}, "without a key"},
+	}
+	if e.env.Embedded {
+		// Apache Kafka refuses a record without a key on a compacted
+		// topic; the embedded broker takes it.
+		bad = append(bad, badCase{kafka.Message{Topic: st, Value: []byte("keyless")}, "without a key"})
 	}
 	var msgs []kafka.Message
 	const goods = 20
