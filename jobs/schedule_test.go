@@ -403,3 +403,51 @@ func quantiles(ds []time.Duration) string {
 	q := func(p float64) time.Duration { return s[min(len(s)-1, int(p*float64(len(s))))] }
 	return fmt.Sprintf("p50 %v p99 %v max %v", q(0.5), q(0.99), s[len(s)-1])
 }
+
+func TestDispatchingMovesToTheServerLeftWhenOneStops(t *testing.T) {
+	t.Parallel()
+	const jobsDue = 600
+	e := newScheduleEnv(t, 3, 3)
+	cfg := e.config(t, nil)
+	first := startJobServer(t, cfg)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(15, 2))
+	base := time.Now().Add(time.Second)
+	var params []jobs.EnqueueParams
+	for i := range jobsDue {
+		runAt := base.Add(time.Duration(rng.IntN(5000)) * time.Millisecond)
+		params = append(params, jobs.EnqueueParams{Args: timedArgs{Key: "k" + strconv.Itoa(i%30), Seq: i, RunAt: runAt},
+			Opts: []jobs.EnqueueOption{jobs.WithRunAt(runAt)}})
+	}
+	if _, err := e.client.EnqueueMany(ctx, params); err != nil {
+		t.Fatal(err)
+	}
+	// The second server joins while jobs are being dispatched, and the
+	// first stops in the middle of the window.
+	waitFor(t, 30*time.Second, "the first jobs to run", func() bool { return e.log.len() > 0 })
+	second := startJobServer(t, cfg)
+	waitFor(t, 30*time.Second, "a third of the jobs to run", func() bool { return e.log.len() >= jobsDue/3 })
+	if err := first.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "every job to run", func() bool { return e.log.len() >= jobsDue })
+	waitFor(t, 10*time.Second, "the second server to dispatch every schedules partition", func() bool {
+		return len(second.Schedules()) == 3
+	})
+	runs := map[int]int{}
+	var late []time.Duration
+	for _, r := range e.log.snapshot() {
+		runs[r.args.Seq]++
+		if d := r.began.Sub(r.args.RunAt); d < 0 {
+			t.Errorf("job %d ran %v before its run-at", r.args.Seq, -d)
+		} else {
+			late = append(late, d)
+		}
+	}
+	for i := range jobsDue {
+		if runs[i] != 1 {
+			t.Errorf("job %d ran %d times; a graceful hand-over dispatches each job once", i, runs[i])
+		}
+	}
+	t.Logf("lateness across the hand-over: %s", quantiles(late))
+}
