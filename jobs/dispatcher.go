@@ -50,6 +50,10 @@ type dispatcher struct {
 
 	cancel context.CancelFunc
 	done   chan struct{}
+	// ready is closed once the first generation's partitions were read
+	// up to their end as of the assignment (or none was assigned).
+	ready     chan struct{}
+	readyOnce sync.Once
 }
 
 // DefaultScheduleGroupSuffix names the dispatchers' consumer group: the
@@ -102,7 +106,7 @@ func newDispatcher(cfg Config, targets map[string]string, producer *kafka.Produc
 		consumer: consumer, producer: producer, targets: targets, deadLetters: cfg.DeadLetterTopic,
 		group: cfg.Group + DefaultScheduleGroupSuffix, commitInterval: cfg.CommitInterval, backoff: cfg.Backoff,
 		metrics: cfg.Metrics, workers: cfg.Workers, log: cfg.Logger, seed: maphash.MakeSeed(),
-		stats: map[kafka.Offset]ScheduleStats{}, done: make(chan struct{}),
+		stats: map[kafka.Offset]ScheduleStats{}, done: make(chan struct{}), ready: make(chan struct{}),
 	}, nil
 }
 
@@ -148,14 +152,20 @@ func (d *dispatcher) Schedules() []ScheduleStats {
 }
 
 func (d *dispatcher) runGeneration(sess *kafka.Session) {
-	var wg sync.WaitGroup
+	var wg, reading sync.WaitGroup
 	for _, cl := range sess.Claims() {
+		reading.Add(1)
 		wg.Go(func() {
 			p := &partitionDispatch{d: d, sess: sess, claim: cl, target: d.targets[cl.Topic], index: newScheduleIndex(),
-				live: -1, committed: -1}
+				live: -1, committed: -1, read: sync.OnceFunc(reading.Done)}
+			defer p.read()
 			p.run()
 		})
 	}
+	go func() {
+		reading.Wait()
+		d.readyOnce.Do(func() { close(d.ready) })
+	}()
 	wg.Wait()
 }
 
@@ -187,6 +197,8 @@ type partitionDispatch struct {
 	answers, tombstones []kafka.Message
 	committed           int64
 	dirty               bool
+	// read is called once the partition was read up to live.
+	read func()
 }
 
 func (p *partitionDispatch) run() {
@@ -231,6 +243,7 @@ func (p *partitionDispatch) run() {
 		p.next = next
 		reading := p.next < p.live
 		if !reading {
+			p.read()
 			p.dispatchDue(time.Now())
 		}
 		p.flush()

@@ -248,10 +248,14 @@ func TestCancelBeforeDueNeverRunsAndCancelAfterDispatchSaysSo(t *testing.T) {
 	e := newScheduleEnv(t, 2, 2)
 	s := startJobServer(t, e.config(t, nil))
 	ctx := context.Background()
-	waitFor(t, 30*time.Second, "the dispatcher to read its partitions", func() bool {
-		st := s.Schedules()
-		return len(st) == 2 && !st[0].Reading && !st[1].Reading
-	})
+	select { // from Ready on, the dispatcher answers cancels
+	case <-s.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server is not ready after 30 s")
+	}
+	if st := s.Schedules(); len(st) != 2 || st[0].Reading || st[1].Reading {
+		t.Fatalf("ready, and Schedules() = %+v; want both partitions read", st)
+	}
 
 	due := time.Now().Add(2 * time.Second)
 	cancelled, err := e.client.Enqueue(ctx, timedArgs{Key: "a", Seq: 0}, jobs.WithRunAt(due))

@@ -206,6 +206,8 @@ type Server struct {
 	// dispatcher sends scheduled jobs when due; nil when the server
 	// dispatches none. Set by Start under mu.
 	dispatcher *dispatcher
+	// ready is closed when the records server and the dispatcher are.
+	ready chan struct{}
 
 	// mu orders Start against Stop: a Start still checking topics when
 	// Stop is called starts nothing.
@@ -220,7 +222,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, ready: make(chan struct{})}
 	// The dead-letter writer batches on its own, and every dead letter
 	// holds its key until acknowledged: a batch need not wait for more.
 	s.dlq, err = kafka.NewProducer(kafka.ProducerConfig{Brokers: cfg.Brokers, Security: cfg.Security, Logger: cfg.Logger,
@@ -335,6 +337,21 @@ func (s *Server) start(ctx context.Context) error {
 		d.start()
 	}
 	go func() {
+		select {
+		case <-s.records.Ready():
+		case <-s.records.Done():
+			return
+		}
+		if d != nil {
+			select {
+			case <-d.ready:
+			case <-d.done:
+				return
+			}
+		}
+		close(s.ready)
+	}()
+	go func() {
 		<-s.records.Done()
 		if d != nil {
 			d.stop()
@@ -430,8 +447,10 @@ func (s *Server) ensureTopics(ctx context.Context) (map[string]string, error) {
 
 // Ready is closed once the server has received its first assignment from
 // the group and started running its partitions (possibly none, when the
-// group has more members than partitions).
-func (s *Server) Ready() <-chan struct{} { return s.records.Ready() }
+// group has more members than partitions), and, when it dispatches
+// scheduled jobs, once its dispatcher has read the schedules partitions it
+// was first assigned: from then on Cancel gets an answer.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Done is closed when the server has stopped: after Stop, or by itself when
 // the group refused it for good (Err says why).
