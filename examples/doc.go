@@ -8,6 +8,7 @@
 //	longrunning  a job longer than the session timeout, stopped at revocation and resumed
 //	deadletters  a failing job retried, dead-lettered, and read back with its headers
 //	embedded     ordo in a service with its own ActorSystem and HTTP server, /stats, SIGTERM
+//	scheduled    jobs run later (WithDelay, WithRunAt) and cancelled (Cancel)
 //	stateful     a per-key running balance in KeyState that survives passivation
 //	orders       the demo (make demo)
 package examples

@@ -42,6 +42,18 @@
 // per call (WithKey, WithPartitionKey, WithTopic, WithHeaders). EnqueueMany
 // sends one batch; EnqueueAsync reports each failure to a callback.
 //
+// # Later
+//
+// WithRunAt and WithDelay run a job later: it waits in the topic's schedules
+// topic (topic + DefaultScheduleSuffix, compacted) until a Server's
+// dispatcher (Config.Schedules) sends it to the topic when due, where it takes
+// its place in its key's order at that point. Dispatch is at least once, with
+// the same job id. Client.Cancel tombstones a pending job and says whether it
+// was in time.
+//
+//	info, err := client.Enqueue(ctx, ReminderArgs{User: "u-1"}, jobs.WithDelay(24*time.Hour))
+//	outcome, err := client.Cancel(ctx, info.ID) // jobs.Cancelled, CancelTooLate or CancelUnconfirmed
+//
 // # Run
 //
 // A Server consumes the topics as a consumer group member:
