@@ -63,10 +63,11 @@ const DefaultScheduleGroupSuffix = ".schedule"
 // dispatchBatch bounds the jobs a partition dispatches in one produce call.
 const dispatchBatch = 1000
 
-// maxDispatchAttempts is how often a due job's dispatch may fail before it
-// is dead-lettered: a target that refuses it for good must not stop its
-// partition's other jobs.
-const maxDispatchAttempts = 5
+// maxDispatchAttempts is how often writing a due job to its topic may fail
+// before it is dead-lettered: a target that refuses it for good must not
+// stop its partition's other jobs for ever. With the default back-off that
+// is about four minutes of failures.
+const maxDispatchAttempts = 10
 
 // ScheduleStats is what Server.Schedules reports per schedules partition the
 // server dispatches.
@@ -191,7 +192,8 @@ type partitionDispatch struct {
 	// retry are due jobs whose dispatch failed, tried again at retryAt
 	// before any other job of the partition, so no key is overtaken.
 	retry    []scheduleEntry
-	attempts int
+	attempts int // failed writes of retry
+	tries    int // failures of retry, writes or reads
 	retryAt  time.Time
 	// answers and tombstones wait to be written.
 	answers, tombstones []kafka.Message
@@ -324,7 +326,7 @@ func (p *partitionDispatch) dispatchDue(now time.Time) {
 func (p *partitionDispatch) dispatch(batch []scheduleEntry, now time.Time) bool {
 	records, err := p.load(batch)
 	if err != nil {
-		p.failed(batch, err)
+		p.failed(batch, err, false)
 		return false
 	}
 	// sent are the batch's jobs in the order of msgs.
@@ -361,7 +363,7 @@ func (p *partitionDispatch) dispatch(batch []scheduleEntry, now time.Time) bool 
 	cancel()
 	var perr *kafka.ProduceError
 	if err != nil && !errors.As(err, &perr) {
-		p.failed(batch, err)
+		p.failed(batch, err, true)
 		return false
 	}
 	var retry []scheduleEntry
@@ -386,20 +388,25 @@ func (p *partitionDispatch) dispatch(batch []scheduleEntry, now time.Time) bool 
 		}
 	}
 	if len(retry) > 0 {
-		p.failed(retry, err)
+		p.failed(retry, err, true)
 		return false
 	}
-	p.retry, p.attempts = nil, 0
+	p.retry, p.attempts, p.tries = nil, 0, 0
 	return true
 }
 
-// failed keeps the batch to try again after a back-off.
-func (p *partitionDispatch) failed(batch []scheduleEntry, err error) {
-	p.attempts++
-	wait := p.d.backoff.Delay(p.attempts)
+// failed keeps the batch to try again after a back-off. writing says the
+// jobs could not be written to their topic, which counts towards
+// maxDispatchAttempts; reading them back does not.
+func (p *partitionDispatch) failed(batch []scheduleEntry, err error, writing bool) {
+	p.tries++
+	if writing {
+		p.attempts++
+	}
+	wait := p.d.backoff.Delay(p.tries)
 	p.retry, p.retryAt = batch, time.Now().Add(wait)
 	p.d.log.Warn("ordo: dispatching scheduled jobs failed; retrying", "topic", p.claim.Topic, "partition", p.claim.Partition,
-		"jobs", len(batch), "attempts", p.attempts, "err", err, "retry_in", wait)
+		"jobs", len(batch), "failures", p.tries, "err", err, "retry_in", wait)
 }
 
 // load reads the batch's records back, by offset. A record that is gone
