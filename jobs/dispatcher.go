@@ -66,7 +66,7 @@ const dispatchBatch = 1000
 // maxDispatchAttempts is how often writing a due job to its topic may fail
 // before it is dead-lettered: a target that refuses it for good must not
 // stop its partition's other jobs for ever. With the default back-off that
-// is about four minutes of failures.
+// is about two and a half minutes of failures.
 const maxDispatchAttempts = 10
 
 // ScheduleStats is what Server.Schedules reports per schedules partition the
