@@ -245,6 +245,7 @@ func (p *partitionDispatch) run() {
 		p.next = next
 		reading := p.next < p.live
 		if !reading {
+			p.report(key, false) // before read: from Ready on, Schedules shows the partition read
 			p.read()
 			p.dispatchDue(time.Now())
 		}
