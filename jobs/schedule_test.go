@@ -127,50 +127,71 @@ func TestDelayedJobsRunNoEarlierThanDueAndWithinASecondUnderLoad(t *testing.T) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(15, 1))
 
-	// Jobs due over 3 s, from 1.5 s on, enqueued in batches while
-	// immediate jobs of the same keys keep the servers busy.
-	base := time.Now().Add(1500 * time.Millisecond)
+	// Jobs due over 3 s, from 1.5 s after their batch is built, enqueued in
+	// batches among immediate jobs that keep the server busy. The immediate
+	// jobs have keys of their own: the promise is about when a scheduled
+	// job is dispatched and started, not about how long it then waits
+	// behind earlier jobs of its key, which an immediate job would too.
 	var params []jobs.EnqueueParams
 	for i := range scheduled {
-		runAt := base.Add(time.Duration(rng.IntN(3000)) * time.Millisecond)
-		a := timedArgs{Key: "k" + strconv.Itoa(i%keys), Seq: i, RunAt: runAt}
-		params = append(params, jobs.EnqueueParams{Args: a, Opts: []jobs.EnqueueOption{jobs.WithRunAt(runAt)}})
+		params = append(params, jobs.EnqueueParams{Args: timedArgs{Key: "s" + strconv.Itoa(i%keys), Seq: i}})
 	}
 	for i := range immediate {
-		params = append(params, jobs.EnqueueParams{Args: timedArgs{Key: "k" + strconv.Itoa(i%keys), Seq: -1}})
+		params = append(params, jobs.EnqueueParams{Args: timedArgs{Key: "i" + strconv.Itoa(i%keys), Seq: -1}})
 	}
 	rng.Shuffle(len(params), func(i, j int) { params[i], params[j] = params[j], params[i] })
+	// written is when each scheduled job's enqueue returned: a job whose
+	// write is acknowledged after its run-at (a slow enqueue under load)
+	// cannot be dispatched before then, so its lateness counts from there.
+	written := make(map[int]time.Time, scheduled)
 	for chunk := range slices.Chunk(params, 500) {
+		base := time.Now().Add(1500 * time.Millisecond)
+		for i, p := range chunk {
+			if a := p.Args.(timedArgs); a.Seq >= 0 {
+				a.RunAt = base.Add(time.Duration(rng.IntN(3000)) * time.Millisecond)
+				chunk[i] = jobs.EnqueueParams{Args: a, Opts: []jobs.EnqueueOption{jobs.WithRunAt(a.RunAt)}}
+			}
+		}
 		infos, err := e.client.EnqueueMany(ctx, chunk)
 		if err != nil {
 			t.Fatal(err)
 		}
+		now := time.Now()
 		for i, info := range infos {
-			if a := chunk[i].Args.(timedArgs); a.Seq >= 0 && !info.RunAt.Equal(a.RunAt.UTC()) {
-				t.Fatalf("JobInfo.RunAt is %v, want %v", info.RunAt, a.RunAt)
+			if a := chunk[i].Args.(timedArgs); a.Seq >= 0 {
+				if !info.RunAt.Equal(a.RunAt.UTC()) {
+					t.Fatalf("JobInfo.RunAt is %v, want %v", info.RunAt, a.RunAt)
+				}
+				written[a.Seq] = now
 			}
 		}
 	}
 	waitFor(t, time.Minute, "every job to run", func() bool { return e.log.len() >= scheduled+immediate })
 
 	var late []time.Duration
+	slow := 0
 	for _, r := range e.log.snapshot() {
 		if r.args.Seq < 0 {
 			continue
 		}
-		d := r.began.Sub(r.args.RunAt)
-		if d < 0 {
+		if d := r.began.Sub(r.args.RunAt); d < 0 {
 			t.Errorf("job %d ran %v before its run-at", r.args.Seq, -d)
 		}
+		from := r.args.RunAt
+		if w := written[r.args.Seq]; w.After(from) {
+			from = w
+			slow++
+		}
+		d := r.began.Sub(from)
 		if d > time.Second {
-			t.Errorf("job %d ran %v after its run-at, more than 1 s", r.args.Seq, d)
+			t.Errorf("job %d ran %v after its run-at (or its enqueue, if later), more than 1 s", r.args.Seq, d)
 		}
 		late = append(late, d)
 	}
 	if len(late) != scheduled {
 		t.Errorf("%d scheduled jobs ran, want %d", len(late), scheduled)
 	}
-	t.Logf("lateness of %d jobs: %s", len(late), quantiles(late))
+	t.Logf("lateness of %d jobs (%d counted from an enqueue that returned after their run-at): %s", len(late), slow, quantiles(late))
 }
 
 func TestJobsOfAKeyDueAtOneInstantRunInEnqueueOrderAtTheirDispatchPoint(t *testing.T) {
