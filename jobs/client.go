@@ -164,6 +164,22 @@ type enqueueOptions struct {
 	runAtSet bool
 	delay    time.Duration
 	delaySet bool
+	// id and ordoHeaders are set by ordo itself (periodic jobs): a job id
+	// to use rather than a new one, and headers of ordo's own.
+	id          string
+	ordoHeaders []kafka.Header
+}
+
+// withJobID gives the job this id rather than a new one.
+func withJobID(id string) EnqueueOption {
+	return func(o *enqueueOptions) { o.id = id }
+}
+
+// withHeader adds a header of ordo's own, which WithHeaders refuses.
+func withHeader(name, value string) EnqueueOption {
+	return func(o *enqueueOptions) {
+		o.ordoHeaders = append(o.ordoHeaders, kafka.Header{Key: name, Value: []byte(value)})
+	}
 }
 
 // WithTopic sends the job to topic instead of ClientConfig.Topic, e.g. to
@@ -413,7 +429,10 @@ func prepare(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.T
 	if err != nil {
 		return none, JobInfo{}, fmt.Errorf("encode args of %s job (%T): %w", kind, args, err)
 	}
-	id := envelope.NewID(now)
+	id := o.id
+	if id == "" {
+		id = envelope.NewID(now)
+	}
 	if scheduled {
 		if id, err = scheduleID(now, topic, key, partitionKey, partitions); err != nil {
 			return none, JobInfo{}, &scheduleLookupError{err}
@@ -426,7 +445,7 @@ func prepare(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.T
 	if err != nil {
 		return none, JobInfo{}, err
 	}
-	headers := make([]kafka.Header, 0, 6+len(o.headers))
+	headers := make([]kafka.Header, 0, 6+len(o.headers)+len(o.ordoHeaders))
 	headers = append(headers, kafka.Header{Key: HeaderKind, Value: []byte(kind)}, kafka.Header{Key: HeaderJobID, Value: []byte(info.ID)})
 	msg := kafka.Message{Topic: topic, Value: value}
 	if key != "" {
@@ -439,7 +458,7 @@ func prepare(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.T
 	for _, name := range slices.Sorted(maps.Keys(o.headers)) {
 		headers = append(headers, kafka.Header{Key: name, Value: []byte(o.headers[name])})
 	}
-	msg.Headers = headers
+	msg.Headers = append(headers, o.ordoHeaders...)
 	if scheduled {
 		info.RunAt = runAt
 		msg = scheduleRecord(msg, info.ID, runAt)

@@ -127,6 +127,7 @@ func topicsError(topics []string) error {
 // defaults. The layers below get settings they accept as given.
 func (c Config) validate() (Config, error) {
 	const unlimited = 1<<63 - 1
+	c.Periodic = slices.Clone(c.Periodic) // validation fills in each job
 	checks := []check{
 		{"Brokers", brokersError(c.Brokers)},
 		{"Security", c.Security.Validate()},
@@ -144,6 +145,7 @@ func (c Config) validate() (Config, error) {
 		{"DeadLetterTopic", optionalTopic(c.DeadLetterTopic)},
 		{"CreateTopics", c.CreateTopics.validate()},
 		{"Schedules", scheduleModeError(c.Schedules)},
+		{"Periodic", periodicError(c.Periodic, c.Topics)},
 		{"PartitionWatchInterval", within(c.PartitionWatchInterval, 100*time.Millisecond, unlimited)},
 		{"LongRunningGrace", within(c.LongRunningGrace, 0, unlimited)},
 		{"CommitInterval", within(c.CommitInterval, time.Millisecond, unlimited)},
@@ -203,6 +205,9 @@ func (c Config) validate() (Config, error) {
 			}
 		}
 	}
+	if len(c.Periodic) > 0 && c.Schedules == SchedulesOff {
+		cross = append(cross, check{"Periodic", errors.New("needs Schedules on: the periodic jobs are fired by the dispatcher of the first topic's schedules topic")})
+	}
 	if slices.Contains(c.Topics, c.DeadLetterTopic) {
 		cross = append(cross, check{"DeadLetterTopic", fmt.Errorf("%q is also in Topics: dead letters would run again", c.DeadLetterTopic)})
 	}
@@ -247,6 +252,15 @@ func scheduleModeError(m ScheduleMode) error {
 		return fmt.Errorf("is %d; want SchedulesAuto, SchedulesOn or SchedulesOff", m)
 	}
 	return nil
+}
+
+// periodicError checks the periodic jobs; they go to the first topic
+// unless WithTopic says otherwise.
+func periodicError(ps []PeriodicJob, topics []string) error {
+	if len(ps) == 0 || len(topics) == 0 { // no topics: Topics says so
+		return nil
+	}
+	return validatePeriodic(ps, topics[0])
 }
 
 func optionalInstanceID(id string) error {

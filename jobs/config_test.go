@@ -51,6 +51,24 @@ func TestNewServerNamesTheBadSetting(t *testing.T) {
 		{"status reports into a consumed topic", func(c *jobs.Config) { c.StatusTopic = "t" }, "jobs.Config.StatusTopic"},
 		{"a status interval below 100ms", func(c *jobs.Config) { c.StatusInterval = time.Millisecond }, "jobs.Config.StatusInterval"},
 		{"a negative status interval", func(c *jobs.Config) { c.StatusInterval = -time.Second }, "jobs.Config.StatusInterval"},
+		{"a periodic job with a bad cron spec", func(c *jobs.Config) {
+			c.Periodic = []jobs.PeriodicJob{jobs.Periodic("61 * * * *", GreetArgs{User: "n"})}
+		}, "jobs.Config.Periodic[0]"},
+		{"a periodic interval under a second", func(c *jobs.Config) {
+			c.Periodic = []jobs.PeriodicJob{jobs.Periodic("@every 1s", GreetArgs{User: "n"}), jobs.Periodic("@every 10ms", GreetArgs{User: "n"}, jobs.PeriodicName("b"))}
+		}, "jobs.Config.Periodic[1]"},
+		{"two periodic jobs of one name", func(c *jobs.Config) {
+			c.Periodic = []jobs.PeriodicJob{jobs.Periodic("@hourly", GreetArgs{User: "n"}), jobs.Periodic("@daily", GreetArgs{User: "n"})}
+		}, "jobs.Config.Periodic[1]"},
+		{"a periodic job with a delay", func(c *jobs.Config) {
+			c.Periodic = []jobs.PeriodicJob{jobs.Periodic("@hourly", GreetArgs{User: "n"}, jobs.WithDelay(time.Minute))}
+		}, "jobs.Config.Periodic[0]"},
+		{"a periodic job with nil args", func(c *jobs.Config) {
+			c.Periodic = []jobs.PeriodicJob{jobs.Periodic("@hourly", nil)}
+		}, "jobs.Config.Periodic[0]"},
+		{"periodic jobs with schedules off", func(c *jobs.Config) {
+			c.Periodic, c.Schedules = []jobs.PeriodicJob{jobs.Periodic("@hourly", GreetArgs{User: "n"})}, jobs.SchedulesOff
+		}, "jobs.Config.Periodic"},
 		{"a negative partition watch interval", func(c *jobs.Config) { c.PartitionWatchInterval = -time.Second }, "jobs.Config.PartitionWatchInterval"},
 		// Every setting the layers below also check is checked here first,
 		// so the error names the field the user wrote.

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,13 @@ type dispatcher struct {
 	workers        *Workers
 	log            *slog.Logger
 	seed           maphash.Seed
+	// periodic are the periodic jobs, fired by the owner of partition 0
+	// of periodicTopic; failover is the longest a failover leaves that
+	// partition without an owner.
+	periodic      []PeriodicJob
+	periodicTopic string
+	failover      time.Duration
+	admin         *kafka.Admin
 
 	mu    sync.Mutex
 	stats map[kafka.Offset]ScheduleStats // by topic and partition (Offset and Metadata unused)
@@ -108,6 +116,9 @@ func newDispatcher(cfg Config, targets map[string]string, producer *kafka.Produc
 		group: cfg.Group + DefaultScheduleGroupSuffix, commitInterval: cfg.CommitInterval, backoff: cfg.Backoff,
 		metrics: cfg.Metrics, workers: cfg.Workers, log: cfg.Logger, seed: maphash.MakeSeed(),
 		stats: map[kafka.Offset]ScheduleStats{}, done: make(chan struct{}), ready: make(chan struct{}),
+		periodic: cfg.Periodic, periodicTopic: cfg.Topics[0] + DefaultScheduleSuffix,
+		failover: cfg.SessionTimeout + cmp.Or(cfg.RebalanceTimeout, DefaultRebalanceTimeout),
+		admin:    kafka.NewSecureAdmin(cfg.Brokers, cfg.Security),
 	}, nil
 }
 
@@ -159,6 +170,10 @@ func (d *dispatcher) runGeneration(sess *kafka.Session) {
 		wg.Go(func() {
 			p := &partitionDispatch{d: d, sess: sess, claim: cl, target: d.targets[cl.Topic], index: newScheduleIndex(),
 				live: -1, committed: -1, read: sync.OnceFunc(reading.Done)}
+			if len(d.periodic) > 0 && cl.Topic == d.periodicTopic && cl.Partition == 0 {
+				p.periodic = &periodicFirer{jobs: d.periodic, topic: cl.Topic, window: d.failover, producer: d.producer,
+					admin: d.admin, backoff: d.backoff, metrics: d.metrics, log: d.log, state: map[string]*periodicState{}}
+			}
 			defer p.read()
 			p.run()
 		})
@@ -201,6 +216,8 @@ type partitionDispatch struct {
 	dirty               bool
 	// read is called once the partition was read up to live.
 	read func()
+	// periodic fires the periodic jobs; nil but on their partition.
+	periodic *periodicFirer
 }
 
 func (p *partitionDispatch) run() {
@@ -248,6 +265,9 @@ func (p *partitionDispatch) run() {
 			p.report(key, false) // before read: from Ready on, Schedules shows the partition read
 			p.read()
 			p.dispatchDue(time.Now())
+			if p.periodic != nil {
+				p.periodic.fire(time.Now())
+			}
 		}
 		p.flush()
 		if time.Since(lastCommit) >= p.d.commitInterval {
@@ -264,6 +284,12 @@ func (p *partitionDispatch) hash(key []byte) uint64 { return maphash.Bytes(p.d.s
 // apply indexes one record read from the partition.
 func (p *partitionDispatch) apply(r *kafka.Record) {
 	p.dirty = true
+	if header(r, headerPeriodic) != nil { // how far a periodic job has fired
+		if p.periodic != nil {
+			p.periodic.observe(r)
+		}
+		return
+	}
 	if r.Value == nil { // a tombstone
 		if len(r.Key) == 0 || header(r, headerCancelOutcome) != nil {
 			return
@@ -495,6 +521,9 @@ func (p *partitionDispatch) commit() {
 	}
 	for _, off := range p.keyless {
 		low = min(low, off)
+	}
+	if p.periodic != nil {
+		low = min(low, p.periodic.lowest())
 	}
 	if low <= p.committed {
 		p.dirty = false

@@ -39,6 +39,12 @@ import (
 //	ordo_schedule_dispatch_lateness_seconds   histogram of how long after its
 //	                                          run-at each job was sent
 //
+// Periodic jobs, by name:
+//
+//	ordo_periodic_fires_total                 jobs enqueued for a periodic job's
+//	                                          ticks (a tick fired again after a
+//	                                          failover counts again)
+//
 // Server series, read from the servers' Stats at scrape time, by group (and
 // topic and partition for the partition series):
 //
@@ -58,6 +64,7 @@ type Metrics struct {
 	deadLetterFailures                       prometheus.Counter
 	dispatched                               *prometheus.CounterVec
 	lateness                                 *prometheus.HistogramVec
+	periodicFires                            *prometheus.CounterVec
 
 	mu      sync.Mutex
 	servers []*Server
@@ -119,9 +126,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "How long after its run-at a scheduled job was sent to its topic.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .2, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}, []string{"topic"}),
+		periodicFires: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ordo_periodic_fires_total",
+			Help: "Jobs enqueued for the ticks of a periodic job; a tick fired again after a failover counts again."}, []string{"name"}),
 	}
 	for _, c := range []prometheus.Collector{m.processed, m.failed, m.retried, m.deadLettered, m.duration,
-		m.deadLetterFailures, m.dispatched, m.lateness, (*serverCollector)(m)} {
+		m.deadLetterFailures, m.dispatched, m.lateness, m.periodicFires, (*serverCollector)(m)} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("jobs: NewMetrics: %w", err)
 		}
@@ -185,6 +194,12 @@ func (m *Metrics) jobDispatched(topic string, late time.Duration) {
 	if m != nil {
 		m.dispatched.WithLabelValues(topic).Inc()
 		m.lateness.WithLabelValues(topic).Observe(late.Seconds())
+	}
+}
+
+func (m *Metrics) periodicFired(name string) {
+	if m != nil {
+		m.periodicFires.WithLabelValues(name).Inc()
 	}
 }
 

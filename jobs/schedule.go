@@ -71,7 +71,7 @@ const (
 func reservedHeader(name string) bool {
 	switch name {
 	case HeaderKind, HeaderJobID, HeaderPartitionKey, HeaderRunAt, HeaderTargetTopic, HeaderTargetKey,
-		headerCancel, headerCancelOutcome, headerCancelOffset, headerDispatched:
+		headerCancel, headerCancelOutcome, headerCancelOffset, headerDispatched, HeaderPeriodicTick, headerPeriodic:
 		return true
 	}
 	return false

@@ -93,6 +93,12 @@ type Config struct {
 	// none. The servers of a group share the dispatching through a group
 	// of their own, Group + DefaultScheduleGroupSuffix.
 	Schedules ScheduleMode
+	// Periodic are jobs enqueued on a schedule (see Periodic), each tick
+	// once by the group's servers, by the one that dispatches partition 0
+	// of the first topic's schedules topic. Every server of a group should
+	// register the same. They need Schedules on (not SchedulesOff); the
+	// first topic's schedules topic must exist, or CreateTopics be set.
+	Periodic []PeriodicJob
 	// PartitionWatchInterval is how often the server looks for partitions
 	// added to its topics; new ones are consumed within about this long.
 	// Default DefaultPartitionWatchInterval.
@@ -374,7 +380,7 @@ func (s *Server) ensureTopics(ctx context.Context) (map[string]string, error) {
 		for _, t := range s.cfg.Topics {
 			schedules[t+DefaultScheduleSuffix] = t
 			ask = append(ask, t+DefaultScheduleSuffix)
-			if s.cfg.Schedules == SchedulesOn {
+			if s.cfg.Schedules == SchedulesOn || (len(s.cfg.Periodic) > 0 && t == s.cfg.Topics[0]) {
 				need = append(need, t+DefaultScheduleSuffix)
 			}
 		}
@@ -402,7 +408,7 @@ func (s *Server) ensureTopics(ctx context.Context) (map[string]string, error) {
 	}
 	if s.cfg.Schedules == SchedulesAuto {
 		for st := range schedules {
-			if _, ok := have[st]; !ok {
+			if _, ok := have[st]; !ok && !slices.Contains(need, st) {
 				delete(schedules, st)
 			}
 		}

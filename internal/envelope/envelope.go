@@ -8,6 +8,7 @@ package envelope
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -612,10 +613,25 @@ func (r *msgpackReader) time() (time.Time, error) {
 // enqueue time to the millisecond, which makes logs and dead letters easy to
 // read, and 80 random bits make a clash within a millisecond negligible.
 func NewID(now time.Time) string {
+	var entropy [10]byte
+	_, _ = rand.Read(entropy[:]) // never fails (crypto/rand, Go 1.24+)
+	return encodeID(now, entropy)
+}
+
+// DerivedID returns an id of NewID's form whose time is at and whose 80
+// other bits are taken from a SHA-256 of seed: the same (at, seed) always
+// gives the same id, so a job enqueued again for the same reason (a
+// periodic job's tick) is recognisable by its id.
+func DerivedID(at time.Time, seed string) string {
+	sum := sha256.Sum256([]byte(seed))
+	return encodeID(at, [10]byte(sum[:10]))
+}
+
+func encodeID(at time.Time, entropy [10]byte) string {
 	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
-	_, _ = rand.Read(b[6:]) // never fails (crypto/rand, Go 1.24+)
+	binary.BigEndian.PutUint64(b[:8], uint64(at.UnixMilli())<<16)
+	copy(b[6:], entropy[:])
 	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 	var out [26]byte
 	for i := len(out) - 1; i >= 0; i-- {

@@ -731,3 +731,20 @@ func BenchmarkDecodeEnvelope(b *testing.B) {
 func BenchmarkDecodeEnvelopeReference(b *testing.B) {
 	benchmarkDecodeEnvelope(b, func(value []byte) error { _, err := referenceDecodeEnvelope(value); return err })
 }
+
+func TestDerivedIDIsStableSortableAndSeedDependent(t *testing.T) {
+	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	a, b := DerivedID(at, "report\x00tick"), DerivedID(at, "report\x00tick")
+	if a != b || len(a) != 26 {
+		t.Fatalf("DerivedID twice = %q, %q; want one 26-character id", a, b)
+	}
+	if c := DerivedID(at, "other"); c == a {
+		t.Errorf("different seeds gave the same id %q", a)
+	}
+	if later := DerivedID(at.Add(time.Millisecond), "report\x00tick"); later <= a {
+		t.Errorf("id a millisecond later %q does not sort after %q", later, a)
+	}
+	if n := NewID(at); n[:10] != a[:10] {
+		t.Errorf("NewID %q and DerivedID %q of one instant differ in their time part", n, a)
+	}
+}
