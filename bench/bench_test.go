@@ -61,6 +61,7 @@ func TestQuickRun(t *testing.T) {
 		`bench S8 eager: revoked_others=`+num+` duplicates=`+num+` inflight=`+num+` untouched=`+num+` gap=`+num+` ms steady_gap=`+num+` ms broker=`+broker+` ratio=`+num,
 		`bench S8 cooperative: revoked_others=`+num+` duplicates=`+num+` inflight=`+num+` untouched=`+num+` gap=`+num+` ms steady_gap=`+num+` ms broker=`+broker+` ratio=`+num,
 		`bench S8 cooperative\+static: revoked_others=`+num+` duplicates=`+num+` inflight=`+num+` untouched=`+num+` gap=`+num+` ms steady_gap=`+num+` ms broker=`+broker+` ratio=`+num,
+		`bench S9 jobs=5000 window=2s: lateness_p50=`+num+` ms lateness_p99=`+num+` ms lateness_max=`+num+` ms pending=50000 peak_rss=`+num+` MB limit=256 MB broker=`+broker+` ratio=`+num,
 		`bench S10 sequential: ordo_p50=`+num+` ms ordo_p99=`+num+` ms writer_p50=`+num+` ms writer_p99=`+num+` ms broker=`+broker+` ratio=`+num,
 		`bench S10 concurrent: ordo=`+num+` jobs/s writer=`+num+` jobs/s broker=`+broker+` ratio=`+num,
 	)

@@ -42,6 +42,10 @@ type childConfig struct {
 	Marks       []int64 // ascending
 	// Timeout bounds a run until Marks; 0: no bound but the parent's.
 	Timeout time.Duration
+	// SchedulesPending, when positive, makes the server dispatch the
+	// topic's scheduled jobs (S9) and the child end once this many are
+	// indexed as pending.
+	SchedulesPending int
 }
 
 type childResult struct {
@@ -146,10 +150,14 @@ func child() (childResult, error) {
 	if err != nil {
 		return res, err
 	}
+	schedules := jobs.SchedulesOff
+	if cfg.SchedulesPending > 0 {
+		schedules = jobs.SchedulesOn
+	}
 	s, err := jobs.NewServer(jobs.Config{
 		Brokers: cfg.Brokers, Group: cfg.Group, Topics: []string{cfg.Topic}, Workers: w,
 		CreateTopics: &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1}, // the dead-letter topic
-		Concurrency:  cfg.Concurrency, MaxBuffered: cfg.MaxBuffered,
+		Concurrency:  cfg.Concurrency, MaxBuffered: cfg.MaxBuffered, Schedules: schedules,
 		Logger: newLogger(os.Stderr),
 	})
 	if err != nil {
@@ -204,11 +212,19 @@ run:
 			}
 		case <-tick.C:
 			sample()
+			if cfg.SchedulesPending > 0 && pending(s) >= cfg.SchedulesPending {
+				fmt.Fprintf(os.Stderr, "bench %s child: %d pending after %v\n", cfg.Label, pending(s), time.Since(began).Round(100*time.Millisecond))
+				break run
+			}
 		case <-report.C:
 			rss, _ := procStatus("VmRSS")
 			fmt.Fprintf(os.Stderr, "bench %s child: %d done after %v, RSS %.1f MB, heap in use %.1f MB, live keys ≤ %d\n",
 				cfg.Label, done.Load(), time.Since(began).Round(time.Second), mb(rss), mb(ms.HeapInuse), res.PeakKeys)
 		case <-deadline:
+			if cfg.SchedulesPending > 0 {
+				runErr = fmt.Errorf("only %d of %d scheduled jobs pending after %v", pending(s), cfg.SchedulesPending, cfg.Timeout)
+				break run
+			}
 			runErr = fmt.Errorf("only %d of %d jobs done after %v", done.Load(), cfg.Marks[len(cfg.Marks)-1], cfg.Timeout)
 			break run
 		}
@@ -223,6 +239,19 @@ run:
 		runErr = err
 	}
 	return res, runErr
+}
+
+// pending is how many scheduled jobs s indexes, once every schedules
+// partition it dispatches was read.
+func pending(s *jobs.Server) int {
+	n := 0
+	for _, st := range s.Schedules() {
+		if st.Reading {
+			return 0
+		}
+		n += st.Pending
+	}
+	return n
 }
 
 // procStatus reads a memory field of /proc/self/status, in bytes.

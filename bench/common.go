@@ -53,6 +53,9 @@ type sizes struct {
 	s10Sequential, s10Concurrent int // calls timed one at a time; jobs enqueued by s10Goroutines at once
 	s10Goroutines, s10Partitions int
 
+	s9Jobs, s9Keys, s9Partitions, s9Pending int
+	s9Window, s9Lead                        time.Duration // the jobs are due within s9Window, from s9Lead after the enqueue began
+
 	s8Partitions, s8Keys, s8Rate, s8Concurrency int
 	s8Work, s8Warmup, s8Steady                  time.Duration
 }
@@ -79,6 +82,9 @@ func defaultSizes() sizes {
 		s7Jobs: 45_000, s7Keys: 500, s7Partitions: 5, s7Concurrency: 100,
 		s7BadEvery: 10, s7Trials: 2, s7Work: time.Millisecond,
 
+		s9Jobs: 100_000, s9Keys: 1_000, s9Partitions: 12, s9Pending: 1_000_000,
+		s9Window: 10 * time.Second, s9Lead: 30 * time.Second,
+
 		s10Sequential: 2_000, s10Concurrent: 50_000, s10Goroutines: 64, s10Partitions: 3,
 		s8Partitions: 24, s8Keys: 500, s8Rate: 4_000, s8Concurrency: 20,
 		s8Work: time.Millisecond, s8Warmup: 2 * time.Second, s8Steady: 3 * time.Second,
@@ -97,6 +103,7 @@ func quickSizes() sizes {
 	s.s5Trials = 1
 	s.s6Marks, s.s6Timeout = []int{20_000, 200_000}, 5*time.Minute
 	s.s7Jobs = 5_000
+	s.s9Jobs, s.s9Pending, s.s9Window, s.s9Lead = 5_000, 50_000, 2*time.Second, 5*time.Second
 	s.s10Sequential, s.s10Concurrent = 200, 5_000
 	s.s8Rate, s.s8Warmup, s.s8Steady = 1_000, 500*time.Millisecond, time.Second
 	return s

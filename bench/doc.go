@@ -100,6 +100,17 @@
 //     their completions. Target, cooperative+static: 0 revoked on the
 //     others, duplicates ≤ in flight, untouched ≥ 0.9. -quick streams 1,000
 //     jobs/s with shorter windows.
+//   - S9 scheduling: 100,000 jobs (WithRunAt) due within one 10 s window,
+//     from 30 s after the enqueue began, over 1,000 keys on 12 partitions
+//     (and a 12-partition compacted schedules topic), dispatched and run by
+//     one server in this process (c=100). Dispatch lateness is each job
+//     record's timestamp, set by the dispatcher's producer when it wrote
+//     the job to its topic, minus the run-at in its args: p50, p99, max.
+//     Then 1,000,000 jobs due in an hour are enqueued to another topic, and
+//     a child process (a server alone) reads them into its dispatcher's
+//     index; its peak RSS (VmHWM) once all are pending. Targets: p99 ≤ 200
+//     ms, RSS ≤ 256 MB; ratio = p99 / 200 ms. -quick: 5,000 jobs in 2 s,
+//     50,000 pending.
 //   - S10 enqueue latency and throughput: jobs.Client.Enqueue, synchronous
 //     (every in-sync replica acknowledges), one job per call, against a
 //     kafka-go Writer (RequiredAcks RequireAll, murmur2 like ordo) writing
