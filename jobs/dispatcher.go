@@ -23,9 +23,11 @@ import (
 // and moves with them. For each partition it owns it reads the records from
 // the group's committed offset into an index of pending jobs (due time,
 // offset, key hash), and once it has read up to the partition's end as of
-// the assignment it dispatches what is due: it reads each due record back,
-// writes the job to its topic (or a bad record to the dead-letter topic),
-// then tombstones the record. It commits the lowest offset still pending, so
+// the assignment it dispatches what is due: it writes each due job to its
+// topic (or a bad record to the dead-letter topic), then tombstones the
+// record. The index holds no payloads, so the records of jobs due soon are
+// read back ahead of their time, in one pass over the partition (see
+// readAheadHorizon), and kept until they are dispatched. It commits the lowest offset still pending, so
 // a new owner reads every pending job again.
 //
 // Dispatch is at least once: a job dispatched and not yet tombstoned (or
@@ -70,6 +72,19 @@ const DefaultScheduleGroupSuffix = ".schedule"
 
 // dispatchBatch bounds the jobs a partition dispatches in one produce call.
 const dispatchBatch = 1000
+
+// The read-ahead: once the jobs whose records are in memory run out within
+// readAheadLead, the records of the jobs due within readAheadHorizon from
+// now are read back, by a goroutine of the partition's, in one pass over the
+// partition: jobs due together lie at scattered offsets, so reading each
+// batch back when it is due would read most of the partition every time. At
+// most readAheadMax records per partition are kept; a due job whose record
+// is not kept is read back when it is due.
+const (
+	readAheadHorizon = 2 * time.Second
+	readAheadLead    = time.Second
+	readAheadMax     = 4 * dispatchBatch
+)
 
 // maxDispatchAttempts is how often writing a due job to its topic may fail
 // before it is dead-lettered: a target that refuses it for good must not
@@ -191,7 +206,7 @@ type partitionDispatch struct {
 	d      *dispatcher
 	sess   *kafka.Session
 	claim  *kafka.Claim
-	lookup *kafka.Claim // reads due records back
+	lookup *kafka.Claim // reads due records back that were not read ahead
 	target string
 	index  *scheduleIndex
 	// keyless are the offsets of records without a key: not schedules;
@@ -216,6 +231,20 @@ type partitionDispatch struct {
 	dirty               bool
 	// read is called once the partition was read up to live.
 	read func()
+	// ahead holds the records of pending jobs due by aheadUntil (Unix
+	// nanoseconds), by offset, but those beyond readAheadMax; a record
+	// read with a run-at by then is kept as it is applied. aheadRead is
+	// the read-ahead in flight (nil when none), which reads with
+	// aheadReader and brings the jobs due by aheadNext; after a failed
+	// one, the next waits until aheadRetry.
+	ahead       map[int64]kafka.Record
+	aheadUntil  int64
+	aheadNext   int64
+	aheadRead   chan aheadResult
+	aheadReader *kafka.Claim
+	aheadRetry  time.Time
+	aheadFails  int
+	aheadStop   context.CancelFunc
 	// periodic fires the periodic jobs; nil but on their partition.
 	periodic *periodicFirer
 }
@@ -224,6 +253,12 @@ func (p *partitionDispatch) run() {
 	defer p.claim.Close()
 	p.lookup = p.claim.Reader(0)
 	defer p.lookup.Close()
+	p.aheadReader = p.claim.Reader(0)
+	defer p.aheadReader.Close()
+	aheadCtx, aheadStop := context.WithCancel(context.Background())
+	p.aheadStop = aheadStop
+	defer p.stopReadAhead()
+	p.ahead, p.aheadUntil, p.aheadNext = map[int64]kafka.Record{}, math.MinInt64, math.MinInt64
 	key := kafka.Offset{Topic: p.claim.Topic, Partition: p.claim.Partition}
 	defer func() {
 		p.d.mu.Lock()
@@ -264,10 +299,12 @@ func (p *partitionDispatch) run() {
 		if !reading {
 			p.report(key, false) // before read: from Ready on, Schedules shows the partition read
 			p.read()
+			p.mergeReadAhead(false)
 			p.dispatchDue(time.Now())
 			if p.periodic != nil {
 				p.periodic.fire(time.Now())
 			}
+			p.readAhead(aheadCtx, time.Now())
 		}
 		p.flush()
 		if time.Since(lastCommit) >= p.d.commitInterval {
@@ -316,6 +353,9 @@ func (p *partitionDispatch) apply(r *kafka.Record) {
 		runAt = t.UnixNano()
 	}
 	p.index.add(p.hash(r.Key), r.Offset, runAt)
+	if runAt <= max(p.aheadUntil, p.aheadNext) && len(p.ahead) < readAheadMax {
+		p.ahead[r.Offset] = *r // the read-ahead has passed it, or will
+	}
 }
 
 // dispatchDue dispatches the jobs due at now, in batches: due time, then
@@ -351,11 +391,12 @@ func (p *partitionDispatch) dispatchDue(now time.Time) {
 // or its record to the dead-letter topic when it is not a valid schedule.
 // It returns false when the batch, or part of it, must be tried again.
 func (p *partitionDispatch) dispatch(batch []scheduleEntry, now time.Time) bool {
-	records, err := p.load(batch)
+	records, err := p.records(batch)
 	if err != nil {
 		p.failed(batch, err, false)
 		return false
 	}
+	now = time.Now() // after any read: the lateness the metric reports
 	// sent are the batch's jobs in the order of msgs.
 	type outgoing struct {
 		entry  scheduleEntry
@@ -409,6 +450,7 @@ func (p *partitionDispatch) dispatch(batch []scheduleEntry, now time.Time) bool 
 			p.d.log.Error("ordo: schedule record dead-lettered", "topic", p.claim.Topic, "partition", p.claim.Partition,
 				"offset", o.entry.offset, "dead_letter_topic", p.d.deadLetters, "reason", o.reason)
 		}
+		delete(p.ahead, o.entry.offset)
 		if len(o.record.Key) > 0 {
 			p.tombstones = append(p.tombstones, kafka.Message{Topic: p.claim.Topic, Key: o.record.Key,
 				Headers: []kafka.Header{{Key: headerDispatched, Value: []byte(where)}}})
@@ -436,21 +478,167 @@ func (p *partitionDispatch) failed(batch []scheduleEntry, err error, writing boo
 		"jobs", len(batch), "failures", p.tries, "err", err, "retry_in", wait)
 }
 
-// load reads the batch's records back, by offset. A record that is gone
-// (deleted by retention) is missing from the map.
-func (p *partitionDispatch) load(batch []scheduleEntry) (map[int64]kafka.Record, error) {
-	offsets := make([]int64, len(batch))
-	for i, e := range batch {
+// records returns the batch's records by offset: those read ahead, and the
+// others read back now. A record that is gone (deleted by retention) is
+// missing from the map.
+func (p *partitionDispatch) records(batch []scheduleEntry) (map[int64]kafka.Record, error) {
+	out := make(map[int64]kafka.Record, len(batch))
+	var missing []scheduleEntry
+	for _, e := range batch {
+		if r, ok := p.ahead[e.offset]; ok {
+			out[e.offset] = r
+		} else {
+			missing = append(missing, e)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	// A read-ahead in flight brings the jobs due by aheadNext: wait for it
+	// rather than read them twice.
+	if p.aheadRead != nil && slices.ContainsFunc(missing, func(e scheduleEntry) bool { return e.runAt <= p.aheadNext }) {
+		p.mergeReadAhead(true)
+		missing = slices.DeleteFunc(missing, func(e scheduleEntry) bool {
+			r, ok := p.ahead[e.offset]
+			if ok {
+				out[e.offset] = r
+			}
+			return ok
+		})
+		if len(missing) == 0 {
+			return out, nil
+		}
+	}
+	offsets := make([]int64, len(missing))
+	for i, e := range missing {
 		offsets[i] = e.offset
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	loaded, err := readBack(ctx, p.lookup, offsets)
+	if err != nil {
+		return nil, err
+	}
+	for off, r := range loaded {
+		out[off] = r
+	}
+	return out, nil
+}
+
+// aheadResult is what a read-ahead read: records by offset.
+type aheadResult struct {
+	records map[int64]kafka.Record
+	err     error
+}
+
+// readAhead starts reading back the records of the jobs due within
+// readAheadHorizon of now that are not in memory yet, once those in memory
+// run out within readAheadLead, unless a read-ahead is in flight.
+func (p *partitionDispatch) readAhead(ctx context.Context, now time.Time) {
+	t := now.UnixNano()
+	if p.aheadRead != nil || now.Before(p.aheadRetry) || t < p.aheadUntil-int64(readAheadLead) {
+		return
+	}
+	for off, r := range p.ahead { // cancelled or replaced since
+		if !p.index.pending(p.hash(r.Key), off) {
+			delete(p.ahead, off)
+		}
+	}
+	room := readAheadMax - len(p.ahead)
+	if room <= 0 {
+		return
+	}
+	until := t + int64(readAheadHorizon)
+	due := p.index.dueWithin(p.aheadUntil, until, nil)
+	if len(due) > room {
+		// Keep the earliest; the others are read with a later read-ahead.
+		slices.SortFunc(due, func(a, b scheduleEntry) int {
+			return cmp.Or(cmp.Compare(a.runAt, b.runAt), cmp.Compare(a.offset, b.offset))
+		})
+		cut := due[room].runAt
+		if n := slices.IndexFunc(due, func(e scheduleEntry) bool { return e.runAt == cut }); n > 0 {
+			room = n // every job due at cut, or none, is in memory
+		}
+		due, until = due[:room], cut-1
+	}
+	if len(due) == 0 {
+		p.aheadUntil = max(p.aheadUntil, until)
+		return
+	}
+	offsets := make([]int64, len(due))
+	for i, e := range due {
+		offsets[i] = e.offset
+	}
+	ch := make(chan aheadResult, 1)
+	p.aheadRead, p.aheadNext = ch, until
+	reader := p.aheadReader
+	go func() {
+		recs, err := readBack(ctx, reader, offsets)
+		ch <- aheadResult{recs, err}
+	}()
+}
+
+// mergeReadAhead keeps the records of the read-ahead in flight, if it is
+// done or wait is true.
+func (p *partitionDispatch) mergeReadAhead(wait bool) {
+	if p.aheadRead == nil {
+		return
+	}
+	var res aheadResult
+	if wait {
+		res = <-p.aheadRead
+	} else {
+		select {
+		case res = <-p.aheadRead:
+		default:
+			return
+		}
+	}
+	p.aheadRead = nil
+	if res.err != nil {
+		p.aheadFails++
+		wait := p.d.backoff.Delay(p.aheadFails)
+		p.aheadRetry = time.Now().Add(wait)
+		p.aheadNext = math.MinInt64
+		p.d.log.Warn("ordo: reading scheduled jobs ahead failed; retrying", "topic", p.claim.Topic,
+			"partition", p.claim.Partition, "err", res.err, "retry_in", wait)
+		return
+	}
+	p.aheadFails = 0
+	for off, r := range res.records {
+		if p.index.pending(p.hash(r.Key), off) { // not dispatched, cancelled or replaced since
+			p.ahead[off] = r
+		}
+	}
+	p.aheadUntil = max(p.aheadUntil, p.aheadNext)
+	p.aheadNext = math.MinInt64
+}
+
+// stopReadAhead ends the read-ahead in flight, if any, and waits for it.
+func (p *partitionDispatch) stopReadAhead() {
+	p.aheadStop()
+	if p.aheadRead != nil {
+		<-p.aheadRead
+		p.aheadRead = nil
+	}
+}
+
+// readBack reads the records at offsets with reader, in one pass. A record
+// that is gone (deleted by retention or compaction) is missing from the
+// map.
+func readBack(ctx context.Context, reader *kafka.Claim, offsets []int64) (map[int64]kafka.Record, error) {
+	offsets = slices.Clone(offsets)
 	slices.Sort(offsets)
 	offsets = slices.Compact(offsets)
 	out := make(map[int64]kafka.Record, len(offsets))
 	var buf []kafka.Record
 	for i, empty := 0, 0; i < len(offsets); {
-		p.lookup.SetOffset(offsets[i])
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		recs, next, err := p.lookup.Fetch(ctx, buf[:0], int(min(offsets[len(offsets)-1]-offsets[i]+1, dispatchBatch)))
+		// One record at a time: the reader skips the records before
+		// the next offset wanted within the response it holds without
+		// copying them, and fetches again only past its end.
+		reader.SetOffset(offsets[i])
+		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		recs, next, err := reader.Fetch(fctx, buf[:0], 1)
 		cancel()
 		if err != nil {
 			return nil, err
@@ -469,6 +657,8 @@ func (p *partitionDispatch) load(batch []scheduleEntry) (map[int64]kafka.Record,
 				i++ // not in the log (any more)
 				empty = 0
 			}
+		} else {
+			empty = 0
 		}
 		buf = recs[:0:0] // the records are kept in out
 	}

@@ -80,6 +80,32 @@ func (x *scheduleIndex) next() int64 {
 	return math.MaxInt64
 }
 
+// pending tells whether the record at offset is key's pending job.
+func (x *scheduleIndex) pending(key uint64, offset int64) bool {
+	off, ok := x.byKey[key]
+	return ok && off == offset
+}
+
+// dueWithin appends to dst the pending jobs due after after (any, when after
+// is math.MinInt64) and by until, in no order. It walks only the part of
+// the heap due by until.
+func (x *scheduleIndex) dueWithin(after, until int64, dst []scheduleEntry) []scheduleEntry {
+	stack := []int{0}
+	for len(stack) > 0 {
+		i := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if i >= len(x.due) || x.due[i].runAt > until {
+			continue // nor any of its children
+		}
+		e := x.due[i]
+		if (after == math.MinInt64 || e.runAt > after) && x.pending(e.key, e.offset) {
+			dst = append(dst, e)
+		}
+		stack = append(stack, 2*i+1, 2*i+2)
+	}
+	return dst
+}
+
 // lowest returns the lowest offset of a pending job, or math.MaxInt64 when
 // none is: the dispatcher commits no further, so that a new owner reads
 // every pending job again.

@@ -40,6 +40,41 @@ func TestScheduleIndexDispatchesByTimeThenOffsetAndHonoursReplacementAndCancel(t
 	}
 }
 
+// dueWithin finds exactly the pending jobs due in (after, until], whatever
+// the heap's shape: the read-ahead reads their records back.
+func TestScheduleIndexDueWithinFindsThePendingJobsOfAWindow(t *testing.T) {
+	x := newScheduleIndex()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 5000 {
+		x.add(uint64(i%3000), int64(i), rng.Int64N(10_000)) // keys below 2000 are replaced
+	}
+	for k := range uint64(100) {
+		x.remove(k)
+	}
+	for _, w := range [][2]int64{{math.MinInt64, 2500}, {2500, 2600}, {9990, 20_000}, {3000, 3000}} {
+		got := map[int64]bool{}
+		for _, e := range x.dueWithin(w[0], w[1], nil) {
+			if got[e.offset] {
+				t.Fatalf("window %v: offset %d twice", w, e.offset)
+			}
+			got[e.offset] = true
+		}
+		want := 0
+		for _, e := range x.due {
+			if !x.pending(e.key, e.offset) || e.runAt > w[1] || (w[0] != math.MinInt64 && e.runAt <= w[0]) {
+				continue
+			}
+			want++
+			if !got[e.offset] {
+				t.Fatalf("window %v: pending offset %d due at %d is missing", w, e.offset, e.runAt)
+			}
+		}
+		if len(got) != want {
+			t.Fatalf("window %v: %d jobs, want %d", w, len(got), want)
+		}
+	}
+}
+
 func equalInts(a, b []int64) bool {
 	if len(a) != len(b) {
 		return false
