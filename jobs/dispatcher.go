@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ordo-go/ordo/kafka"
@@ -55,6 +56,10 @@ type dispatcher struct {
 	failover      time.Duration
 	admin         *kafka.Admin
 
+	// aheadBytes is what the partitions' read-aheads keep, counted by
+	// recordSize, within readAheadBudget.
+	aheadBytes atomic.Int64
+
 	mu    sync.Mutex
 	stats map[kafka.Offset]ScheduleStats // by topic and partition (Offset and Metadata unused)
 
@@ -77,13 +82,18 @@ const dispatchBatch = 1000
 // readAheadLead, the records of the jobs due within readAheadHorizon from
 // now are read back, by a goroutine of the partition's, in one pass over the
 // partition: jobs due together lie at scattered offsets, so reading each
-// batch back when it is due would read most of the partition every time. At
-// most readAheadMax records per partition are kept; a due job whose record
-// is not kept is read back when it is due.
+// batch back when it is due would read most of the partition every time.
+// Each pass reads about the whole partition whatever it keeps, so the
+// horizon is long and what a pass keeps is bounded by memory rather than
+// time: the earliest due, at most readAheadMax records per partition and
+// about readAheadBudget bytes for all of a server's partitions (with a
+// million jobs pending the index's 150 MB and this stay under 256 MB). A
+// due job whose record is not in memory is read back when it is due.
 const (
-	readAheadHorizon = 2 * time.Second
-	readAheadLead    = time.Second
-	readAheadMax     = 4 * dispatchBatch
+	readAheadHorizon = 30 * time.Second
+	readAheadLead    = 5 * time.Second
+	readAheadMax     = 10 * dispatchBatch
+	readAheadBudget  = 64 << 20
 )
 
 // maxDispatchAttempts is how often writing a due job to its topic may fail
@@ -237,14 +247,21 @@ type partitionDispatch struct {
 	// the read-ahead in flight (nil when none), which reads with
 	// aheadReader and brings the jobs due by aheadNext; after a failed
 	// one, the next waits until aheadRetry.
-	ahead       map[int64]kafka.Record
-	aheadUntil  int64
-	aheadNext   int64
-	aheadRead   chan aheadResult
-	aheadReader *kafka.Claim
-	aheadRetry  time.Time
-	aheadFails  int
-	aheadStop   context.CancelFunc
+	ahead         map[int64]kafka.Record
+	aheadUntil    int64
+	aheadNext     int64
+	aheadRead     chan aheadResult
+	aheadReader   *kafka.Claim
+	aheadReserved int64 // bytes reserved for the read-ahead in flight
+	// aheadLimit bounds aheadNext: a job due by it was applied and not
+	// kept while the read-ahead was in flight.
+	aheadLimit int64
+	// sizeSum and sizeCount measure the partition's schedule records, to
+	// reserve the budget of a read-ahead before it reads.
+	sizeSum, sizeCount int64
+	aheadRetry         time.Time
+	aheadFails         int
+	aheadStop          context.CancelFunc
 	// periodic fires the periodic jobs; nil but on their partition.
 	periodic *periodicFirer
 }
@@ -353,8 +370,15 @@ func (p *partitionDispatch) apply(r *kafka.Record) {
 		runAt = t.UnixNano()
 	}
 	p.index.add(p.hash(r.Key), r.Offset, runAt)
-	if runAt <= max(p.aheadUntil, p.aheadNext) && len(p.ahead) < readAheadMax {
-		p.ahead[r.Offset] = *r // the read-ahead has passed it, or will
+	size := recordSize(r)
+	p.sizeSum, p.sizeCount = p.sizeSum+size, p.sizeCount+1
+	if runAt <= max(p.aheadUntil, p.aheadNext) { // the read-ahead has passed it, or will
+		if len(p.ahead) < readAheadMax && p.d.reserve(size) {
+			p.ahead[r.Offset] = *r
+		} else { // in memory only up to before it
+			p.aheadUntil = min(p.aheadUntil, runAt-1)
+			p.aheadLimit = min(p.aheadLimit, runAt-1)
+		}
 	}
 }
 
@@ -450,7 +474,7 @@ func (p *partitionDispatch) dispatch(batch []scheduleEntry, now time.Time) bool 
 			p.d.log.Error("ordo: schedule record dead-lettered", "topic", p.claim.Topic, "partition", p.claim.Partition,
 				"offset", o.entry.offset, "dead_letter_topic", p.d.deadLetters, "reason", o.reason)
 		}
-		delete(p.ahead, o.entry.offset)
+		p.drop(o.entry.offset)
 		if len(o.record.Key) > 0 {
 			p.tombstones = append(p.tombstones, kafka.Message{Topic: p.claim.Topic, Key: o.record.Key,
 				Headers: []kafka.Header{{Key: headerDispatched, Value: []byte(where)}}})
@@ -531,25 +555,56 @@ type aheadResult struct {
 	err     error
 }
 
+// recordSize is about what a record kept in memory costs.
+func recordSize(r *kafka.Record) int64 {
+	n := 200 + len(r.Key) + len(r.Value) // the Record, its map slot and the headers' slice
+	for _, h := range r.Headers {
+		n += 40 + len(h.Key) + len(h.Value)
+	}
+	return int64(n)
+}
+
+// reserve counts n bytes towards readAheadBudget, if they fit.
+func (d *dispatcher) reserve(n int64) bool {
+	if d.aheadBytes.Add(n) > readAheadBudget {
+		d.aheadBytes.Add(-n)
+		return false
+	}
+	return true
+}
+
+// drop forgets the record kept at off, if any.
+func (p *partitionDispatch) drop(off int64) {
+	if r, ok := p.ahead[off]; ok {
+		p.d.aheadBytes.Add(-recordSize(&r))
+		delete(p.ahead, off)
+	}
+}
+
 // readAhead starts reading back the records of the jobs due within
 // readAheadHorizon of now that are not in memory yet, once those in memory
 // run out within readAheadLead, unless a read-ahead is in flight.
 func (p *partitionDispatch) readAhead(ctx context.Context, now time.Time) {
 	t := now.UnixNano()
-	if p.aheadRead != nil || now.Before(p.aheadRetry) || t < p.aheadUntil-int64(readAheadLead) {
+	if p.aheadRead != nil || now.Before(p.aheadRetry) || (p.aheadUntil != math.MinInt64 && t < p.aheadUntil-int64(readAheadLead)) ||
+		p.d.aheadBytes.Load() >= readAheadBudget {
 		return
 	}
 	for off, r := range p.ahead { // cancelled or replaced since
 		if !p.index.pending(p.hash(r.Key), off) {
-			delete(p.ahead, off)
+			p.drop(off)
 		}
 	}
-	room := readAheadMax - len(p.ahead)
+	avg := max(p.sizeSum/max(p.sizeCount, 1), 1)
+	room := min(readAheadMax-len(p.ahead), int((readAheadBudget-p.d.aheadBytes.Load())/avg))
 	if room <= 0 {
 		return
 	}
 	until := t + int64(readAheadHorizon)
-	due := p.index.dueWithin(p.aheadUntil, until, nil)
+	due := slices.DeleteFunc(p.index.dueWithin(p.aheadUntil, until, nil), func(e scheduleEntry) bool {
+		_, kept := p.ahead[e.offset]
+		return kept
+	})
 	if len(due) > room {
 		// Keep the earliest; the others are read with a later read-ahead.
 		slices.SortFunc(due, func(a, b scheduleEntry) int {
@@ -570,7 +625,9 @@ func (p *partitionDispatch) readAhead(ctx context.Context, now time.Time) {
 		offsets[i] = e.offset
 	}
 	ch := make(chan aheadResult, 1)
-	p.aheadRead, p.aheadNext = ch, until
+	p.aheadReserved = int64(len(due)) * avg
+	p.d.aheadBytes.Add(p.aheadReserved) // trued up when read
+	p.aheadRead, p.aheadNext, p.aheadLimit = ch, until, math.MaxInt64
 	reader := p.aheadReader
 	go func() {
 		recs, err := readBack(ctx, reader, offsets)
@@ -595,6 +652,8 @@ func (p *partitionDispatch) mergeReadAhead(wait bool) {
 		}
 	}
 	p.aheadRead = nil
+	p.d.aheadBytes.Add(-p.aheadReserved)
+	p.aheadReserved = 0
 	if res.err != nil {
 		p.aheadFails++
 		wait := p.d.backoff.Delay(p.aheadFails)
@@ -606,11 +665,12 @@ func (p *partitionDispatch) mergeReadAhead(wait bool) {
 	}
 	p.aheadFails = 0
 	for off, r := range res.records {
-		if p.index.pending(p.hash(r.Key), off) { // not dispatched, cancelled or replaced since
+		if _, kept := p.ahead[off]; !kept && p.index.pending(p.hash(r.Key), off) { // not dispatched, cancelled or replaced since
 			p.ahead[off] = r
+			p.d.aheadBytes.Add(recordSize(&r))
 		}
 	}
-	p.aheadUntil = max(p.aheadUntil, p.aheadNext)
+	p.aheadUntil = max(p.aheadUntil, min(p.aheadNext, p.aheadLimit))
 	p.aheadNext = math.MinInt64
 }
 
@@ -620,6 +680,10 @@ func (p *partitionDispatch) stopReadAhead() {
 	if p.aheadRead != nil {
 		<-p.aheadRead
 		p.aheadRead = nil
+		p.d.aheadBytes.Add(-p.aheadReserved)
+	}
+	for off := range p.ahead {
+		p.drop(off)
 	}
 }
 
