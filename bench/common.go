@@ -217,6 +217,11 @@ func (a SleepArgs) Partitioning() jobs.Partitioning { return jobs.Partitioning{V
 // enqueue writes n jobs with jobs.Client.EnqueueMany in chunks, a few chunks
 // at a time.
 func (b *bench) enqueue(ctx context.Context, scenario, topic string, n int, job func(i int) jobs.JobArgs) error {
+	return b.enqueueParams(ctx, scenario, topic, n, func(i int) jobs.EnqueueParams { return jobs.EnqueueParams{Args: job(i)} })
+}
+
+// enqueueParams is enqueue for jobs with options (a run-at, a key).
+func (b *bench) enqueueParams(ctx context.Context, scenario, topic string, n int, job func(i int) jobs.EnqueueParams) error {
 	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: b.target.Brokers, Topic: topic, Logger: b.logger})
 	if err != nil {
 		return err
@@ -225,7 +230,7 @@ func (b *bench) enqueue(ctx context.Context, scenario, topic string, n int, job 
 	return b.produce(ctx, scenario, topic, n, 5_000, func(ctx context.Context, from, to int) error {
 		params := make([]jobs.EnqueueParams, 0, to-from)
 		for i := from; i < to; i++ {
-			params = append(params, jobs.EnqueueParams{Args: job(i)})
+			params = append(params, job(i))
 		}
 		_, err := client.EnqueueMany(ctx, params)
 		return err

@@ -88,17 +88,8 @@ func (b *bench) s1(ctx context.Context) error {
 			naive = m
 		}
 
-		m = newMeter(sz.s1Jobs)
-		w := jobs.NewWorkers()
-		if err := jobs.AddWorker(w, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[NoopArgs]) error {
-			m.start()
-			m.done()
-			return nil
-		})); err != nil {
-			return err
-		}
 		count = allocMeter()
-		if err := b.runServer(ctx, "S1 ordo", b.serverConfig(topic, 100, w), m, 3*time.Minute); err != nil {
+		if m, err = b.s1Ordo(ctx, "S1 ordo", topic, false); err != nil {
 			return err
 		}
 		a = count(sz.s1Jobs)
@@ -106,53 +97,22 @@ func (b *bench) s1(ctx context.Context) error {
 		if ordo == nil || m.rate() > ordo.rate() {
 			ordo, ordoAllocs = m, a
 		}
-
-		// The same with the status reports off: what they cost.
-		m = newMeter(sz.s1Jobs)
-		w = jobs.NewWorkers()
-		if err := jobs.AddWorker(w, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[NoopArgs]) error {
-			m.start()
-			m.done()
-			return nil
-		})); err != nil {
-			return err
-		}
-		cfg := b.serverConfig(topic, 100, w)
-		cfg.DisableStatus = true
-		if err := b.runServer(ctx, "S1 ordo status off", cfg, m, 3*time.Minute); err != nil {
-			return err
-		}
-		b.progressf("bench S1 trial %d: ordo, status reports off: %.0f jobs/s", t, m.rate())
-		if statusOff == nil || m.rate() > statusOff.rate() {
-			statusOff = m
-		}
 	}
 	// What the status reports cost is a few percent at most, well inside
 	// the spread of single runs here (a baseline moves by a quarter from
 	// one run to the next). So it is the median of pairs, each pair the
 	// two configurations run back to back, which shared noise moves alike.
 	for pair := 1; pair <= sz.s1StatusPairs; pair++ {
-		var on, off *meter
-		for _, disable := range []bool{false, true} {
-			m := newMeter(sz.s1Jobs)
-			w := jobs.NewWorkers()
-			if err := jobs.AddWorker(w, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[NoopArgs]) error {
-				m.start()
-				m.done()
-				return nil
-			})); err != nil {
-				return err
-			}
-			cfg := b.serverConfig(topic, 100, w)
-			cfg.DisableStatus = disable
-			if err := b.runServer(ctx, "S1 status pair", cfg, m, 3*time.Minute); err != nil {
-				return err
-			}
-			if disable {
-				off = m
-			} else {
-				on = m
-			}
+		on, err := b.s1Ordo(ctx, "S1 status pair", topic, false)
+		if err != nil {
+			return err
+		}
+		off, err := b.s1Ordo(ctx, "S1 status pair", topic, true)
+		if err != nil {
+			return err
+		}
+		if statusOff == nil || off.rate() > statusOff.rate() {
+			statusOff = off
 		}
 		statusRatios = append(statusRatios, off.rate()/on.rate())
 		b.progressf("bench S1 status pair %d: %.0f jobs/s with the reports, %.0f without", pair, on.rate(), off.rate())
@@ -204,7 +164,7 @@ func (b *bench) s1(ctx context.Context) error {
 		Measurement: fmt.Sprintf("no-op, %d jobs: cost of the status reports (default period), median of %d pairs run back to back",
 			sz.s1Jobs, len(statusRatios)),
 		Ordo:     fmt.Sprintf("%.0f jobs/s with the reports (best of %d)", ordo.rate(), sz.s1Trials),
-		Baseline: fmt.Sprintf("%.0f jobs/s with DisableStatus (best of %d)", statusOff.rate(), sz.s1Trials),
+		Baseline: fmt.Sprintf("%.0f jobs/s with DisableStatus (best of the pairs)", statusOff.rate()),
 		Ratio: fmt.Sprintf("%+.1f%% per job (pairs %+.1f%% to %+.1f%%)", cost,
 			(statusRatios[0]-1)*100, (statusRatios[len(statusRatios)-1]-1)*100),
 		Target: "< 2%",
@@ -397,4 +357,21 @@ func unmarshalAllocs(args NoopArgs) (float64, error) {
 	}
 	runtime.ReadMemStats(&after)
 	return float64(after.Mallocs-before.Mallocs) / runs, nil
+}
+
+// s1Ordo runs a server over S1's topic with a no-op worker, with or without
+// the status reports, and returns its meter.
+func (b *bench) s1Ordo(ctx context.Context, run, topic string, disableStatus bool) (*meter, error) {
+	m := newMeter(b.sizes.s1Jobs)
+	w := jobs.NewWorkers()
+	if err := jobs.AddWorker(w, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[NoopArgs]) error {
+		m.start()
+		m.done()
+		return nil
+	})); err != nil {
+		return nil, err
+	}
+	cfg := b.serverConfig(topic, 100, w)
+	cfg.DisableStatus = disableStatus
+	return m, b.runServer(ctx, run, cfg, m, 3*time.Minute)
 }

@@ -116,10 +116,9 @@ func (b *bench) s9Lateness(ctx context.Context) ([]time.Duration, error) {
 	}
 	start := time.Now().Add(sz.s9Lead)
 	step := sz.s9Window / time.Duration(sz.s9Jobs)
-	err = b.enqueueScheduled(ctx, "S9", topic, sz.s9Jobs, func(i int) (jobs.JobArgs, time.Time) {
+	err = b.enqueueParams(ctx, "S9", topic, sz.s9Jobs, func(i int) jobs.EnqueueParams {
 		// Spread over the window, keys interleaved.
-		at := start.Add(time.Duration((i*7919)%sz.s9Jobs) * step)
-		return ScheduledArgs{Key: "key-" + strconv.Itoa(i%sz.s9Keys), RunAt: at.UnixNano()}, at
+		return scheduledJob("key-"+strconv.Itoa(i%sz.s9Keys), start.Add(time.Duration((i*7919)%sz.s9Jobs)*step))
 	})
 	if err != nil {
 		return nil, err
@@ -139,24 +138,6 @@ func (b *bench) s9Lateness(ctx context.Context) ([]time.Duration, error) {
 		}
 	}
 	return b.s9ReadLateness(ctx, topic)
-}
-
-// enqueueScheduled enqueues n jobs, each at its time.
-func (b *bench) enqueueScheduled(ctx context.Context, scenario, topic string, n int, job func(i int) (jobs.JobArgs, time.Time)) error {
-	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: b.target.Brokers, Topic: topic, Logger: b.logger})
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	return b.produce(ctx, scenario, topic, n, 5_000, func(ctx context.Context, from, to int) error {
-		params := make([]jobs.EnqueueParams, 0, to-from)
-		for i := from; i < to; i++ {
-			args, at := job(i)
-			params = append(params, jobs.EnqueueParams{Args: args, Opts: []jobs.EnqueueOption{jobs.WithRunAt(at)}})
-		}
-		_, err := client.EnqueueMany(ctx, params)
-		return err
-	})
 }
 
 // s9ReadLateness reads the job topic: each record's timestamp, set when the
@@ -204,6 +185,12 @@ func (b *bench) s9ReadLateness(ctx context.Context, topic string) ([]time.Durati
 
 // s9Memory enqueues s9Pending jobs due in an hour and returns the peak RSS
 // of a child process whose server has indexed them all.
+// scheduledJob is an S9 job of key due at at, which it carries to measure
+// its lateness.
+func scheduledJob(key string, at time.Time) jobs.EnqueueParams {
+	return jobs.EnqueueParams{Args: ScheduledArgs{Key: key, RunAt: at.UnixNano()}, Opts: []jobs.EnqueueOption{jobs.WithRunAt(at)}}
+}
+
 func (b *bench) s9Memory(ctx context.Context) (uint64, error) {
 	sz := b.sizes
 	topic, err := b.s9Topic(ctx, "s9-pending")
@@ -211,9 +198,8 @@ func (b *bench) s9Memory(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	due := time.Now().Add(time.Hour)
-	err = b.enqueueScheduled(ctx, "S9 pending", topic, sz.s9Pending, func(i int) (jobs.JobArgs, time.Time) {
-		at := due.Add(time.Duration(i) * time.Millisecond)
-		return ScheduledArgs{Key: "key-" + strconv.Itoa(i%sz.s9Keys), RunAt: at.UnixNano()}, at
+	err = b.enqueueParams(ctx, "S9 pending", topic, sz.s9Pending, func(i int) jobs.EnqueueParams {
+		return scheduledJob("key-"+strconv.Itoa(i%sz.s9Keys), due.Add(time.Duration(i)*time.Millisecond))
 	})
 	if err != nil {
 		return 0, err

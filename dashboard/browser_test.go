@@ -310,13 +310,8 @@ func TestDashboardInABrowser(t *testing.T) {
 		t.Errorf("after the replay %s pending; want 3", got)
 	}
 	shoot("deadletters-after-replay")
-	deadline := time.Now().Add(30 * time.Second)
-	for l.succeeded(jobID) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the replayed job %s did not run (declined: %v)", jobID, declined)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	kafkatest.WaitFor(t, 30*time.Second, fmt.Sprintf("the replayed job %s to run (declined: %v)", jobID, declined),
+		func() bool { return l.succeeded(jobID) == 1 })
 	if !slices.Contains(declined, jobID) {
 		t.Errorf("the replayed job %s is not one of the declined %v", jobID, declined)
 	}

@@ -170,6 +170,17 @@ type enqueueOptions struct {
 	ordoHeaders []kafka.Header
 }
 
+// collectOptions applies opts, skipping nil ones, to fresh options.
+func collectOptions(opts []EnqueueOption) enqueueOptions {
+	var o enqueueOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return o
+}
+
 // withJobID gives the job this id rather than a new one.
 func withJobID(id string) EnqueueOption {
 	return func(o *enqueueOptions) { o.id = id }
@@ -395,12 +406,7 @@ func prepare(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.T
 	if kind == "" {
 		return none, JobInfo{}, fmt.Errorf("%T.Kind() returned an empty kind", args)
 	}
-	var o enqueueOptions
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&o)
-		}
-	}
+	o := collectOptions(opts)
 	topic := o.topic
 	if o.topicSet {
 		if err := kafka.CheckTopicName(topic); err != nil {

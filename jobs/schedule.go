@@ -273,12 +273,7 @@ func (c *Client) Cancel(ctx context.Context, jobID string, opts ...EnqueueOption
 		return CancelUnconfirmed, ErrClientClosed
 	}
 	defer c.calls.Done()
-	var o enqueueOptions
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&o)
-		}
-	}
+	o := collectOptions(opts)
 	topic := c.topic
 	if o.topicSet {
 		topic = o.topic

@@ -34,6 +34,13 @@ func faultCluster(t *testing.T, brokers int) (*kfake.Cluster, []string, string) 
 	return c, c.ListenAddrs(), topic
 }
 
+// runFaultMember runs a member of group on a fault cluster, heartbeating
+// every 100 ms, and returns its sessions as runMember does.
+func runFaultMember(ctx context.Context, t *testing.T, brokers []string, topic, group string, session time.Duration) <-chan *kafka.Session {
+	return runMember(ctx, t, kafka.ConsumerConfig{Brokers: brokers, Group: group, Topics: []string{topic},
+		HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: session, Logger: slog.New(slog.DiscardHandler)})
+}
+
 // failHeartbeat makes the next heartbeat of group fail with code.
 func failHeartbeat(c *kfake.Cluster, group string, code int16) {
 	c.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
@@ -70,8 +77,7 @@ func TestHeartbeatErrorsAreEachHandled(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			group := "g-" + c.name
-			sessions := runMember(ctx, t, kafka.ConsumerConfig{Brokers: brokers, Group: group, Topics: []string{topic},
-				HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+			sessions := runFaultMember(ctx, t, brokers, topic, group, 5*time.Second)
 			first := <-sessions
 			failHeartbeat(cluster, group, c.code)
 			// The broker did not really drop the member: after
@@ -113,8 +119,7 @@ func TestCoordinatorMoveKeepsTheGeneration(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	const group = "moving"
-	sessions := runMember(ctx, t, kafka.ConsumerConfig{Brokers: brokers, Group: group, Topics: []string{topic},
-		HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	sessions := runFaultMember(ctx, t, brokers, topic, group, 5*time.Second)
 	first := <-sessions
 	before := cluster.CoordinatorFor(group)
 	for i := 0; cluster.CoordinatorFor(group) == before; i++ {
@@ -143,8 +148,7 @@ func TestUnansweredHeartbeatsEndTheGenerationPromptly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	const group = "unanswered"
-	sessions := runMember(ctx, t, kafka.ConsumerConfig{Brokers: brokers, Group: group, Topics: []string{topic},
-		HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: 20 * time.Second, Logger: slog.New(slog.DiscardHandler)})
+	sessions := runFaultMember(ctx, t, brokers, topic, group, 20*time.Second)
 	first := <-sessions
 	silent := make(chan struct{})
 	defer close(silent)

@@ -277,7 +277,7 @@ type runner struct {
 	phase   string // for the progress lines
 
 	// For the progress lines only; the check reads the ledgers and events.
-	enqueued, kills, restarts atomic.Int64
+	enqueued, kills, brokerFaults atomic.Int64
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -553,7 +553,7 @@ func (r *runner) restartBroker(committed map[int]int64) (event, error) {
 	ev.died = time.Now().UnixNano()
 	ev.settled = ev.died + int64(settleTime)
 	ev.recovered = ev.died + int64(recoverTime)
-	r.restarts.Add(1)
+	r.brokerFaults.Add(1)
 	r.logf("broker back after %v", time.Duration(ev.died-ev.at).Round(time.Millisecond))
 	return ev, nil
 }
@@ -602,7 +602,7 @@ func (r *runner) killBroker(ctx context.Context, what string, committed map[int]
 	ev.died = time.Now().UnixNano()
 	ev.settled = ev.at + int64(brokerFenceTime+settleTime)
 	ev.recovered = ev.at + int64(brokerFenceTime+recoverTime)
-	r.restarts.Add(1)
+	r.brokerFaults.Add(1)
 	n := 0
 	for _, l := range leaders {
 		if l == int64(ev.node) {
@@ -790,7 +790,7 @@ func (r *runner) reportProgress(ctx context.Context, began time.Time, period tim
 			phase, workers := r.phase, len(r.workers)
 			r.mu.Unlock()
 			faults := fmt.Sprintf("kills %d", r.kills.Load())
-			if n := r.restarts.Load(); n > 0 {
+			if n := r.brokerFaults.Load(); n > 0 {
 				faults += fmt.Sprintf(", broker faults %d", n)
 			}
 			fmt.Fprintf(os.Stderr, "chaos: %v %s: enqueued %d/%d, committed %s, %s, workers %d\n",

@@ -39,18 +39,6 @@ func mustOrdo(t *testing.T, args ...string) string {
 	return out
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 type chargeArgs struct {
 	Account string `msgpack:"account"`
 	Cents   int64  `msgpack:"cents"`
@@ -208,11 +196,11 @@ func TestStatusShowsBothMembersAndEveryPartitionOnce(t *testing.T) {
 	<-a.Ready()
 	<-b.Ready()
 	c.enqueue(t, 60)
-	waitFor(t, 30*time.Second, "the jobs to run", func() bool { return l.succeeded() == 60 })
+	kafkatest.WaitFor(t, 30*time.Second, "the jobs to run", func() bool { return l.succeeded() == 60 })
 
 	var out string
 	var owners map[int][]string
-	waitFor(t, 30*time.Second, "ordo status to show two members sharing every partition once, all caught up", func() bool {
+	kafkatest.WaitFor(t, 30*time.Second, "ordo status to show two members sharing every partition once, all caught up", func() bool {
 		out = mustOrdo(t, "status", "--brokers", c.brokers(), "--status-topic", c.statusTopic)
 		owners = map[int][]string{}
 		for _, m := range partitionRow.FindAllStringSubmatch(out, -1) {
@@ -245,7 +233,7 @@ func TestStatusShowsBothMembersAndEveryPartitionOnce(t *testing.T) {
 func failAll(t *testing.T, c *cluster, l *ledger, n int) []string {
 	t.Helper()
 	ids := c.enqueue(t, n)
-	waitFor(t, 60*time.Second, fmt.Sprintf("%d dead letters", n), func() bool {
+	kafkatest.WaitFor(t, 60*time.Second, fmt.Sprintf("%d dead letters", n), func() bool {
 		out := mustOrdo(t, "dlq", "list", "--brokers", c.brokers(), "--topic", c.dlq)
 		return strings.Contains(out, fmt.Sprintf("; %d in %s, 0 of them replayed", n, c.dlq))
 	})
@@ -297,7 +285,7 @@ func TestDLQReplayOf100DeadLettersRerunsEachOnce(t *testing.T) {
 	if !strings.Contains(out, fmt.Sprintf("replayed %d of %d dead letters", n, n)) {
 		t.Fatalf("replay output:\n%s", out)
 	}
-	waitFor(t, 60*time.Second, "every replayed job to succeed", func() bool { return l.succeeded() == n })
+	kafkatest.WaitFor(t, 60*time.Second, "every replayed job to succeed", func() bool { return l.succeeded() == n })
 
 	l.mu.Lock()
 	for _, id := range ids {
@@ -347,7 +335,7 @@ func TestDLQReplayByPartitionRangeAndKind(t *testing.T) {
 	if !strings.Contains(out, "replayed 8 of 8 dead letters") {
 		t.Errorf("replay --kind charge after two were replayed:\n%s", out)
 	}
-	waitFor(t, 60*time.Second, "the replayed jobs to succeed", func() bool { return l.succeeded() == 10 })
+	kafkatest.WaitFor(t, 60*time.Second, "the replayed jobs to succeed", func() bool { return l.succeeded() == 10 })
 	code, _, errOut := ordo(t, "dlq", "replay", "--brokers", c.brokers(), "--topic", c.dlq)
 	if code != 2 || !strings.Contains(errOut, "nothing selected") {
 		t.Errorf("replay without a selection: exit %d, %s", code, errOut)
@@ -387,7 +375,7 @@ func TestEnqueue(t *testing.T) {
 	if !regexp.MustCompile(`^enqueued charge job \S+ to ` + regexp.QuoteMeta(c.topic) + `/\d+@0\n$`).MatchString(out) {
 		t.Errorf("enqueue printed %q", out)
 	}
-	waitFor(t, 30*time.Second, "the enqueued job to run", func() bool { return l.succeeded() == 1 })
+	kafkatest.WaitFor(t, 30*time.Second, "the enqueued job to run", func() bool { return l.succeeded() == 1 })
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, a := range l.args {

@@ -155,3 +155,16 @@ func (env *Env) ReadAll(t testing.TB, topic string) []kafka.Record {
 	})
 	return recs
 }
+
+// WaitFor polls cond until it holds, failing t with what it waited for once d
+// has passed: a wait on a condition with a deadline, never a bare sleep.
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
