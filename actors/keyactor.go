@@ -34,6 +34,15 @@ type keyActor struct {
 	blocked bool
 	queued  []*job
 	timer   *time.Timer
+	// batch is the batch running (see runBatch), items its records as
+	// the handler gets them; both are reused. collecting: the key waits
+	// for its batch to fill (blocked is set, current is nil, and the
+	// batch is the head of queued); collectSeq tells a stale batchDue.
+	batch      []*job
+	items      []BatchRecord
+	collecting bool
+	collectSeq uint64
+	mailbox    *keyMailbox
 	// running is the offset of the record whose handler runs, plus one;
 	// zero when none runs. Read by a shutdown that ran out of time.
 	running atomic.Int64
@@ -45,14 +54,22 @@ func (k *keyActor) Receive(ctx actor.Context) {
 	case *job:
 		if k.blocked || len(k.queued) > 0 {
 			k.queued = append(k.queued, m)
+			if k.collecting && k.batchFull() {
+				k.endCollect(ctx)
+			}
 			return
 		}
-		k.run(ctx, m)
+		k.run(ctx, m, true)
+		k.goOn(ctx)
 	case *retryDue:
 		if k.waitingFor(m.offset) {
 			k.blocked = false
-			k.run(ctx, k.current)
+			k.run(ctx, k.current, false)
 			k.goOn(ctx)
+		}
+	case *batchDue:
+		if k.collecting && m.seq == k.collectSeq {
+			k.endCollect(ctx)
 		}
 	case *released:
 		if k.waitingFor(m.offset) {
@@ -66,7 +83,7 @@ func (k *keyActor) Receive(ctx actor.Context) {
 			j := k.queued[0]
 			k.queued[0] = nil
 			k.queued = k.queued[1:]
-			k.run(ctx, j)
+			k.run(ctx, j, true)
 			k.goOn(ctx)
 		}
 	case *actor.Started:
@@ -79,6 +96,15 @@ func (k *keyActor) Receive(ctx actor.Context) {
 		// The handler panicked and the supervision strategy restarts the
 		// actor (the same instance, so the queue survives): the record
 		// runs again after a back-off, as a failed attempt would.
+		if len(k.batch) > 0 {
+			// A batch handler panicked: the batch's first record is
+			// charged, and the others queue behind it again.
+			b := k.batch
+			k.settle(ctx, b, BatchFailed(0, Retry(backoff.Delay(time.Second, 30*time.Second, b[0].attempt))))
+			clear(b)
+			k.batch = b[:0]
+			return
+		}
 		if j := k.current; j != nil && !k.blocked {
 			k.p.report(j, attemptEnded)
 			k.wait(ctx, j, backoff.Delay(time.Second, 30*time.Second, j.attempt))
@@ -89,7 +115,7 @@ func (k *keyActor) Receive(ctx actor.Context) {
 		if k.timer != nil {
 			k.timer.Stop()
 		}
-		k.current, k.queued, k.blocked = nil, nil, false
+		k.current, k.queued, k.blocked, k.collecting = nil, nil, false, false
 	}
 }
 
@@ -99,7 +125,16 @@ func (k *keyActor) waitingFor(offset int64) bool {
 
 // run runs one attempt of j, unless the partition was revoked (then j is
 // dropped: neither run nor committed), and acts on the handler's outcome.
-func (k *keyActor) run(ctx actor.Context, j *job) {
+// A record with a batch rule runs in a batch (mayWait: its key may wait for
+// the batch to fill).
+func (k *keyActor) run(ctx actor.Context, j *job, mayWait bool) {
+	if k.p.rt.cfg.Batch != nil {
+		if rule := k.ruleOf(j); rule != nil {
+			k.current = nil
+			k.runBatch(ctx, j, rule, mayWait)
+			return
+		}
+	}
 	if !k.p.begin(j) {
 		k.current = nil
 		return

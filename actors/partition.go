@@ -128,6 +128,23 @@ func (p *partition) begin(j *job) bool {
 	}
 }
 
+// beginBatch is begin for every record of a batch, in one atomic step.
+func (p *partition) beginBatch(batch []*job) bool {
+	delta := int64(0)
+	for _, j := range batch {
+		delta += inFlightDelta(j)
+	}
+	for {
+		s := p.state.Load()
+		if s&revokedBit != 0 {
+			return false
+		}
+		if p.state.CompareAndSwap(s, s+delta) {
+			return true
+		}
+	}
+}
+
 // end undoes begin once the supervisor has counted the record's outcome,
 // and tells whether that was the last record a revocation waited for.
 func (p *partition) end(j *job) (drained bool) {

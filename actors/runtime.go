@@ -24,6 +24,14 @@ type Config struct {
 	// Handler does the work of one record and says what follows (see
 	// Outcome). Required.
 	Handler Handler
+	// Batch, when set, lets consecutive records of a key run together in
+	// one call of BatchHandler: it is asked once per record, when the
+	// record is about to run, and records given the same non-nil
+	// *BatchRule share a batch (see BatchRule). nil: the record runs
+	// alone, through Handler. Default: no batches.
+	Batch func(r *kafka.Record) *BatchRule
+	// BatchHandler does the work of a batch. Required with Batch.
+	BatchHandler BatchHandler
 	// Concurrency is how many records may run at once in the process,
 	// across all partitions and keys: the size of the pool of goroutines
 	// that run handlers. Default DefaultConcurrency, which suits IO-bound
@@ -111,6 +119,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Handler == nil {
 		return c, errors.New("actors.Config.Handler is nil")
 	}
+	if c.Batch != nil && c.BatchHandler == nil {
+		return c, errors.New("actors.Config.BatchHandler is nil, but Batch is set")
+	}
 	for _, s := range []struct {
 		name string
 		v    int64
@@ -169,7 +180,6 @@ type Runtime struct {
 	reducer *reducer
 	pool    *workerPool
 
-	keyProps        []actor.PropsOption
 	supervisorProps []actor.PropsOption
 
 	// ctx is the parent of every handler's context; cancelling it is the
@@ -208,8 +218,6 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 		rt.reducer = &r
 	}
 	rt.pool = newWorkerPool(cfg.Concurrency)
-	pool := rt.pool
-	rt.keyProps = []actor.PropsOption{actor.WithMailbox(func() actor.Mailbox { return &keyMailbox{pool: pool} })}
 	strategy := cfg.KeyActorStrategy
 	if strategy == nil {
 		strategy = actor.NewRestartingStrategy()

@@ -21,6 +21,9 @@ type job struct {
 	ref     *keyRef
 	long    bool
 	attempt int
+	// rule is the record's batch rule, once ruled says it was asked for.
+	rule  *BatchRule
+	ruled bool
 }
 
 // Messages of the supervisor protocol.
@@ -235,7 +238,11 @@ func (s *partitionSupervisor) keyOf(ctx actor.Context, r *kafka.Record) *keyRef 
 func (s *partitionSupervisor) spawn(ctx actor.Context, key string) *keyRef {
 	ka := &keyActor{p: s.p, key: key}
 	ref := &keyRef{key: key, actor: ka}
-	ref.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return ka }, s.rt.keyProps...))
+	pool := s.rt.pool
+	ref.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return ka }, actor.WithMailbox(func() actor.Mailbox {
+		ka.mailbox = &keyMailbox{pool: pool}
+		return ka.mailbox
+	})))
 	s.p.liveKeys.Add(1)
 	return ref
 }

@@ -57,7 +57,7 @@ func (e *executor) handle(ctx context.Context, r *kafka.Record, attempt int) act
 	w, job, kind, reason := e.prepare(r, attempt)
 	if w == nil {
 		e.tally.failure(r, kind, string(header(r, HeaderJobID)), attempt, reason, true)
-		return e.deadLetter(ctx, r, attempt, kind, reason)
+		return e.deadLetter(ctx, r, attempt, kind, reason, single)
 	}
 	ctx, span := e.tracer.start(ctx, job.kind, job.id, r)
 	began := e.metrics.now()
@@ -68,7 +68,7 @@ func (e *executor) handle(ctx context.Context, r *kafka.Record, attempt int) act
 	if err == nil {
 		return actors.Done()
 	}
-	return e.failed(ctx, r, w, job, attempt, err)
+	return e.failed(ctx, r, w, job, attempt, err, single)
 }
 
 // prepare decodes the record and finds its worker; when there is none (or
@@ -123,8 +123,8 @@ func (e *executor) run(ctx context.Context, w registeredWorker, job jobInfo, r *
 }
 
 // failed decides what follows a failed run: another attempt after a
-// back-off, or the dead-letter topic.
-func (e *executor) failed(ctx context.Context, r *kafka.Record, w registeredWorker, job jobInfo, attempt int, err error) actors.Outcome {
+// back-off, or the dead-letter topic (held by hold).
+func (e *executor) failed(ctx context.Context, r *kafka.Record, w registeredWorker, job jobInfo, attempt int, err error, hold holdFunc) actors.Outcome {
 	if actors.Revoked(ctx) {
 		// The job stopped because its partition went away (a long job
 		// watching its context): it is dropped, not retried here, and
@@ -149,7 +149,7 @@ func (e *executor) failed(ctx context.Context, r *kafka.Record, w registeredWork
 	d := supervision.Decide(attempt, maxAttempts, err, backoff)
 	e.tally.failure(r, job.kind, job.id, job.attempt, err.Error(), d.DeadLetter)
 	if d.DeadLetter {
-		return e.deadLetter(ctx, r, attempt, job.kind, d.Reason)
+		return e.deadLetter(ctx, r, attempt, job.kind, d.Reason, hold)
 	}
 	e.metrics.jobRetried(job.kind)
 	e.tally.retried(job.kind)
@@ -162,11 +162,17 @@ func (e *executor) failed(ctx context.Context, r *kafka.Record, w registeredWork
 // deadLetter hands the record to the dead-letter writer and holds its key
 // until the broker has the dead letter; only then does it count as
 // finished.
-func (e *executor) deadLetter(ctx context.Context, r *kafka.Record, attempt int, kind, reason string) actors.Outcome {
-	out, release := actors.Hold(ctx)
+func (e *executor) deadLetter(ctx context.Context, r *kafka.Record, attempt int, kind, reason string, hold holdFunc) actors.Outcome {
+	out, release := hold(ctx)
 	e.deadLetters.write(r, attempt, kind, reason, release)
 	return out
 }
+
+// holdFunc holds the record being dead-lettered: actors.Hold for a job run
+// alone, actors.HoldBatch for one of a batch.
+type holdFunc func(ctx context.Context) (actors.Outcome, actors.Release)
+
+var single holdFunc = actors.Hold
 
 // jobInfo is a decoded job before its args are: what a typed worker needs to
 // build its Job.

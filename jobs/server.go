@@ -253,6 +253,10 @@ func NewServer(cfg Config) (*Server, error) {
 		tracer:      newJobTracer(cfg.Propagator, cfg.TracerProvider),
 		log:         cfg.Logger,
 	}
+	var batch func(*kafka.Record) *actors.BatchRule
+	if cfg.Workers.hasBatchWorkers() {
+		batch = exec.batchRule
+	}
 	s.records, err = newRecordServer(recordServerConfig{
 		Consumer: kafka.ConsumerConfig{
 			Brokers: cfg.Brokers, Security: cfg.Security, Group: cfg.Group, Topics: cfg.Topics, InstanceID: cfg.InstanceID,
@@ -263,6 +267,8 @@ func NewServer(cfg Config) (*Server, error) {
 		},
 		Runtime: actors.Config{
 			Handler:              exec.handle,
+			Batch:                batch,
+			BatchHandler:         exec.handleBatch,
 			Concurrency:          cfg.Concurrency,
 			MaxBuffered:          cfg.MaxBuffered,
 			MaxSpan:              cfg.MaxSpan,

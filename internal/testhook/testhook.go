@@ -17,6 +17,12 @@ import (
 // worker's error, or why the record could not reach a worker.
 var Work func(ctx context.Context, workers any, r *kafka.Record, attempt int) error
 
+// WorkBatch is Work for a batch worker: it decodes the job records recs (one
+// key's, in order) and runs the worker of their kind on them in one batch.
+// It returns the worker's error as returned (a jobs.BatchErrors included),
+// or why a record could not reach the worker.
+var WorkBatch func(ctx context.Context, workers any, recs []*kafka.Record) error
+
 // Prepare builds the record Client.Enqueue would send for args (a
 // jobs.JobArgs) and opts (a []jobs.EnqueueOption, or nil), with topic as
 // ClientConfig.Topic, without sending it. info is a jobs.JobInfo. Its errors

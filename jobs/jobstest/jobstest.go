@@ -68,9 +68,57 @@ func Work[T jobs.JobArgs](ctx context.Context, w jobs.Worker[T], args T) error {
 // The error is what Work returned: test it with errors.Is, or errors.As
 // with *jobs.PermanentError for jobs.Permanent.
 func WorkJob[T jobs.JobArgs](ctx context.Context, w jobs.Worker[T], job *jobs.Job[T]) error {
+	r, err := record(job)
+	if err != nil {
+		return err
+	}
+	workers := jobs.NewWorkers()
+	if err := jobs.AddWorker(workers, w); err != nil {
+		return fmt.Errorf("jobstest: %w", err)
+	}
+	if actors.KeyStateOf(ctx) == nil {
+		ctx = KeyContext(ctx, string(job.Key))
+	}
+	return testhook.Work(ctx, workers, r, 1)
+}
+
+// WorkBatch runs w on one batch of the jobs of args, in order, as a Server
+// would run consecutive jobs of one key: through the same executor, each
+// job through the envelope encoding, with the worker's Timeout bounding the
+// call and a panic coming back as a *jobs.PanicError. It returns what
+// WorkBatch returned: a jobs.BatchErrors comes back as is. Unless ctx comes
+// from KeyContext, the batch runs as the first of a key whose state is
+// empty.
+//
+//	err := jobstest.WorkBatch(ctx, &IndexWorker{}, []IndexArgs{{Doc: a}, {Doc: b}})
+func WorkBatch[T jobs.JobArgs](ctx context.Context, w jobs.BatchWorker[T], args []T) error {
+	if len(args) == 0 {
+		return fmt.Errorf("jobstest: WorkBatch: no jobs")
+	}
+	workers := jobs.NewWorkers()
+	if err := jobs.AddBatchWorker(workers, w); err != nil {
+		return fmt.Errorf("jobstest: %w", err)
+	}
+	recs := make([]*kafka.Record, len(args))
+	for i, a := range args {
+		r, err := record(NewJob(a))
+		if err != nil {
+			return err
+		}
+		r.Offset = int64(i)
+		recs[i] = r
+	}
+	if actors.KeyStateOf(ctx) == nil {
+		ctx = KeyContext(ctx, string(recs[0].Key))
+	}
+	return testhook.WorkBatch(ctx, workers, recs)
+}
+
+// record encodes job as the record a Server would read.
+func record[T jobs.JobArgs](job *jobs.Job[T]) (*kafka.Record, error) {
 	raw, err := msgpack.Marshal(job.Args)
 	if err != nil {
-		return fmt.Errorf("jobstest: args of kind %q do not encode: %w", job.Kind, err)
+		return nil, fmt.Errorf("jobstest: args of kind %q do not encode: %w", job.Kind, err)
 	}
 	kind, id := job.Kind, job.ID
 	if kind == "" {
@@ -84,18 +132,10 @@ func WorkJob[T jobs.JobArgs](ctx context.Context, w jobs.Worker[T], job *jobs.Jo
 		EnqueuedAt: job.EnqueuedAt, Attempt: max(job.Attempt-1, 0), Metadata: job.Metadata,
 	})
 	if err != nil {
-		return fmt.Errorf("jobstest: %w", err)
+		return nil, fmt.Errorf("jobstest: %w", err)
 	}
-	workers := jobs.NewWorkers()
-	if err := jobs.AddWorker(workers, w); err != nil {
-		return fmt.Errorf("jobstest: %w", err)
-	}
-	if actors.KeyStateOf(ctx) == nil {
-		ctx = KeyContext(ctx, string(job.Key))
-	}
-	r := &kafka.Record{Topic: job.Topic, Partition: job.Partition, Offset: job.Offset, Key: job.Key, Value: value,
-		Headers: []kafka.Header{{Key: jobs.HeaderKind, Value: []byte(kind)}}}
-	return testhook.Work(ctx, workers, r, 1)
+	return &kafka.Record{Topic: job.Topic, Partition: job.Partition, Offset: job.Offset, Key: job.Key, Value: value,
+		Headers: []kafka.Header{{Key: jobs.HeaderKind, Value: []byte(kind)}}}, nil
 }
 
 func newID() string {
