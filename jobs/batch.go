@@ -131,7 +131,9 @@ type workBatchFunc[T JobArgs] struct {
 	fn func(ctx context.Context, batch []*Job[T]) error
 }
 
-func (w *workBatchFunc[T]) WorkBatch(ctx context.Context, batch []*Job[T]) error { return w.fn(ctx, batch) }
+func (w *workBatchFunc[T]) WorkBatch(ctx context.Context, batch []*Job[T]) error {
+	return w.fn(ctx, batch)
+}
 
 // AddBatchWorker registers w for the kind of T, as AddWorker does; a kind
 // has one worker, batch or not.
