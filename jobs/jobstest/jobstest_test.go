@@ -159,3 +159,32 @@ func TestClientCapturesValidJobsOnly(t *testing.T) {
 		t.Errorf("%d jobs after Reset", n)
 	}
 }
+
+func TestWorkBatchBehavesLikeTheServer(t *testing.T) {
+	ctx := context.Background()
+	var got []int64
+	err := jobstest.WorkBatch(ctx, jobs.WorkBatchFunc(func(_ context.Context, batch []*jobs.Job[DebitArgs]) error {
+		for i, j := range batch {
+			if j.Attempt != 1 || j.Kind != "debit" || string(j.Key) != "acct-1" || j.Offset != int64(i) {
+				return fmt.Errorf("job %d: %+v", i, j)
+			}
+			got = append(got, j.Args.Cents)
+		}
+		return jobs.BatchErrors{1: errors.New("row refused")}
+	}), []DebitArgs{{Account: "acct-1", Cents: 1}, {Account: "acct-1", Cents: 2}, {Account: "acct-1", Cents: 3}})
+	var be jobs.BatchErrors
+	if !errors.As(err, &be) || len(be) != 1 || be[1] == nil {
+		t.Errorf("a batch naming job 1: err %v, want the BatchErrors as returned", err)
+	}
+	if fmt.Sprint(got) != "[1 2 3]" {
+		t.Errorf("the batch held %v, want [1 2 3] in order", got)
+	}
+	err = jobstest.WorkBatch(ctx, jobs.WorkBatchFunc(func(context.Context, []*jobs.Job[panicArgs]) error { panic("boom") }), []panicArgs{{}})
+	var pe *jobs.PanicError
+	if !errors.As(err, &pe) {
+		t.Errorf("a panicking batch worker: err %v, want a *jobs.PanicError", err)
+	}
+	if err := jobstest.WorkBatch(ctx, jobs.WorkBatchFunc(func(context.Context, []*jobs.Job[panicArgs]) error { return nil }), nil); err == nil {
+		t.Error("WorkBatch with no jobs returned no error")
+	}
+}
