@@ -65,6 +65,9 @@ func TestQuickRun(t *testing.T) {
 		`bench S10 sequential: ordo_p50=`+num+` ms ordo_p99=`+num+` ms writer_p50=`+num+` ms writer_p99=`+num+` ms broker=`+broker+` ratio=`+num,
 		`bench S10 concurrent: ordo=`+num+` jobs/s writer=`+num+` jobs/s broker=`+broker+` ratio=`+num,
 	)
+	for _, c := range []string{"10", "100"} {
+		want = append(want, `bench S11 c=`+c+`: batch=`+num+` jobs/s per_job=`+num+` jobs/s jobs_per_call=`+num+` order_violations=0 broker=`+broker+` ratio=`+num)
+	}
 	for _, w := range want {
 		if !regexp.MustCompile(`(?m)^` + w + `$`).MatchString(summary.String()) {
 			t.Errorf("no summary line matching\n\t%s\nin\n%s", w, summary.String())
@@ -77,7 +80,7 @@ func TestQuickRun(t *testing.T) {
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(out, env.Name+".md"))
-	for _, row := range []string{"| S1 |", "| S5 |", "| S6 |", "| S7 |", "| S8 |", "| S10 |"} {
+	for _, row := range []string{"| S1 |", "| S5 |", "| S6 |", "| S7 |", "| S8 |", "| S10 |", "| S11 |"} {
 		if !bytes.Contains(md, []byte(row)) {
 			t.Errorf("%s.md has no %s row:\n%s", env.Name, row, md)
 		}

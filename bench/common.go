@@ -58,6 +58,10 @@ type sizes struct {
 
 	s8Partitions, s8Keys, s8Rate, s8Concurrency int
 	s8Work, s8Warmup, s8Steady                  time.Duration
+
+	s11Jobs, s11Keys, s11Partitions, s11MaxBuffered int
+	s11Concurrency                                  []int // the first is the scenario's; its row holds the target
+	s11Call, s11PerJob                              time.Duration
 }
 
 // defaultSizes are issue 5's scenarios as stated.
@@ -88,6 +92,9 @@ func defaultSizes() sizes {
 		s10Sequential: 2_000, s10Concurrent: 50_000, s10Goroutines: 64, s10Partitions: 3,
 		s8Partitions: 24, s8Keys: 500, s8Rate: 4_000, s8Concurrency: 20,
 		s8Work: time.Millisecond, s8Warmup: 2 * time.Second, s8Steady: 3 * time.Second,
+
+		s11Jobs: 200_000, s11Keys: 1_000, s11Partitions: 12, s11Concurrency: []int{10, 100}, s11MaxBuffered: 10_000,
+		s11Call: time.Millisecond, s11PerJob: 10 * time.Microsecond,
 	}
 }
 
@@ -106,6 +113,7 @@ func quickSizes() sizes {
 	s.s9Jobs, s.s9Pending, s.s9Window, s.s9Lead = 5_000, 50_000, 2*time.Second, 5*time.Second
 	s.s10Sequential, s.s10Concurrent = 200, 5_000
 	s.s8Rate, s.s8Warmup, s.s8Steady = 1_000, 500*time.Millisecond, time.Second
+	s.s11Jobs = 10_000
 	return s
 }
 
