@@ -6,7 +6,9 @@
 // # What is public, and what is not
 //
 // Public, for services that embed the runtime: Runtime and its Config,
-// Handler and Outcome (Done, Retry, Hold and Release), Assignment with the
+// Handler and Outcome (Done, Retry, Hold and Release), batches (BatchRule,
+// BatchHandler, BatchRecord, BatchOutcome with BatchDone, BatchFailed and
+// HoldBatch), Assignment with the
 // RecordSource, HighWatermarkSource and Generation interfaces a source of
 // records implements, PartitionStats, VirtualKeyFunc and KeyOfRecord,
 // KeyState, and the context helpers a handler uses (Revoked, RevokedChan,
