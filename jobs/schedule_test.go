@@ -119,9 +119,15 @@ func (e *scheduleEnv) config(t *testing.T, ws *jobs.Workers) jobs.Config {
 	return cfg
 }
 
-func TestDelayedJobsRunNoEarlierThanDueAndWithinASecondUnderLoad(t *testing.T) {
+// TestDelayedJobsRunNoEarlierThanDueAndPromptlyUnderLoad: never early is the
+// guarantee; how late is speed, which bench S9 measures (p99 about 50 ms).
+// Here a job must start within a few seconds of its run-at, a bound that
+// catches a dispatcher that waits for something (a poll it missed, a
+// rebalance) without failing when the test shares two cores with others.
+func TestDelayedJobsRunNoEarlierThanDueAndPromptlyUnderLoad(t *testing.T) {
 	t.Parallel()
 	const keys, scheduled, immediate = 50, 2000, 2000
+	const promptly = 5 * time.Second
 	e := newScheduleEnv(t, 4, 4)
 	startJobServer(t, e.config(t, nil))
 	ctx := context.Background()
@@ -183,8 +189,8 @@ func TestDelayedJobsRunNoEarlierThanDueAndWithinASecondUnderLoad(t *testing.T) {
 			slow++
 		}
 		d := r.began.Sub(from)
-		if d > time.Second {
-			t.Errorf("job %d ran %v after its run-at (or its enqueue, if later), more than 1 s", r.args.Seq, d)
+		if d > promptly {
+			t.Errorf("job %d ran %v after its run-at (or its enqueue, if later), more than %v", r.args.Seq, d, promptly)
 		}
 		late = append(late, d)
 	}
