@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"context"
 	"time"
 
@@ -86,14 +87,15 @@ func (k *keyActor) ruleOf(j *job) *BatchRule {
 func (k *keyActor) runBatch(ctx actor.Context, head *job, rule *BatchRule, mayWait bool) {
 	limit := batchMax(rule)
 	batch := append(k.batch[:0], head)
+	joins := k.joiner(head, rule)
 	n := 0
-	for n < len(k.queued) && len(batch) < limit && k.ruleOf(k.queued[n]) == rule {
+	for n < len(k.queued) && len(batch) < limit && joins(k.queued[n]) {
 		batch = append(batch, k.queued[n])
 		n++
 	}
 	ended := n < len(k.queued)
 	if !ended && len(batch) < limit {
-		batch, ended = k.mailbox.takeJobs(batch, limit, func(j *job) bool { return k.ruleOf(j) == rule })
+		batch, ended = k.mailbox.takeJobs(batch, limit, joins)
 	}
 	clear(k.queued[:n])
 	k.queued = k.queued[n:]
@@ -186,13 +188,26 @@ func (k *keyActor) collect(ctx actor.Context, batch []*job, wait time.Duration) 
 	})
 }
 
+// joiner tells which records may join head's batch: those of its rule and,
+// when MaxVirtualPartitions folds several keys onto one key actor, of its
+// own key, so that a batch never mixes keys.
+func (k *keyActor) joiner(head *job, rule *BatchRule) func(*job) bool {
+	if k.p.rt.reducer == nil {
+		return func(j *job) bool { return k.ruleOf(j) == rule }
+	}
+	key := k.p.rt.virtualKey(&head.rec)
+	return func(j *job) bool { return k.ruleOf(j) == rule && bytes.Equal(k.p.rt.virtualKey(&j.rec), key) }
+}
+
 // batchFull tells a collecting key whether its batch can grow no more: it
 // is full, or a record that cannot join it queued behind.
 func (k *keyActor) batchFull() bool {
-	rule := k.ruleOf(k.queued[0])
+	head := k.queued[0]
+	rule := k.ruleOf(head)
 	limit := batchMax(rule)
+	joins := k.joiner(head, rule)
 	for i, j := range k.queued {
-		if i >= limit || k.ruleOf(j) != rule {
+		if i >= limit || !joins(j) {
 			return true
 		}
 	}

@@ -346,3 +346,39 @@ func TestAPanickingBatchHandlerRunsTheBatchAgain(t *testing.T) {
 		t.Errorf("the batch's first record ran as attempts %v; want its rerun as attempt 2", firstAttempts)
 	}
 }
+
+// TestABatchHoldsOneKeyWhenKeysShareAVirtualPartition: with
+// MaxVirtualPartitions, keys share key actors, and a batch still holds one
+// key's records.
+func TestABatchHoldsOneKeyWhenKeysShareAVirtualPartition(t *testing.T) {
+	t.Parallel()
+	const n = 3000
+	keys := randomKeys(n, 30, 7)
+	rule := &BatchRule{Max: 50}
+	var mixed, multi atomic.Int64
+	gen := newMemGeneration()
+	rt := newTestRuntime(t, Config{
+		MaxVirtualPartitions: 2,
+		Batch:                func(*kafka.Record) *BatchRule { return rule },
+		Handler:              func(context.Context, *kafka.Record, int) Outcome { return Done() },
+		BatchHandler: func(ctx context.Context, batch []BatchRecord) BatchOutcome {
+			for _, it := range batch[1:] {
+				if string(it.Record.Key) != string(batch[0].Record.Key) {
+					mixed.Add(1)
+				}
+			}
+			if len(batch) > 1 {
+				multi.Add(1)
+			}
+			return BatchDone()
+		},
+	})
+	assign(t, rt, gen, newMemSource("t", 0, keys))
+	waitFor(t, 30*time.Second, "every record to finish", func() bool { return gen.committed(0) == n })
+	if mixed.Load() > 0 {
+		t.Fatalf("%d records joined a batch of another key", mixed.Load())
+	}
+	if multi.Load() == 0 {
+		t.Fatal("no batch held more than one record: the test tested nothing")
+	}
+}

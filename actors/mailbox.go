@@ -166,7 +166,11 @@ func (m *keyMailbox) takeJobs(dst []*job, limit int, take func(*job) bool) (_ []
 	}
 	if m.userHead == len(m.user) {
 		m.userHead = 0
-		m.user = m.user[:0]
+		if cap(m.user) > 64 {
+			m.user = nil
+		} else {
+			m.user = m.user[:0]
+		}
 	}
 	return dst, false
 }
