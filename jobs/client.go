@@ -48,6 +48,10 @@ type ClientConfig struct {
 	// traceparent), for Config.Propagator to pick up in Work. Default:
 	// none.
 	Propagator propagation.TextMapPropagator
+	// Middleware wraps every enqueue call in the Enqueue phase of each, the
+	// first outermost (see Middleware). Register a middleware that also
+	// has a Work phase in Config.Middleware too. Default: none.
+	Middleware []Middleware
 }
 
 // Enqueuer is what code that enqueues jobs needs of a Client. Take it rather
@@ -79,6 +83,7 @@ type Client struct {
 	topic      string
 	producer   *kafka.Producer
 	propagator propagation.TextMapPropagator
+	middleware []Middleware
 	brokers    []string
 	security   *Security
 	logger     *slog.Logger
@@ -103,14 +108,15 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: jobs.ClientConfig: %w", ErrInvalidConfig, err)
 	}
-	return &Client{topic: cfg.Topic, producer: p, propagator: cfg.Propagator, brokers: cfg.Brokers, security: cfg.Security,
-		logger: cfg.Logger, schedules: newSchedulePartitions(kafka.NewSecureAdmin(cfg.Brokers, cfg.Security))}, nil
+	return &Client{topic: cfg.Topic, producer: p, propagator: cfg.Propagator, middleware: slices.Clone(cfg.Middleware),
+		brokers: cfg.Brokers, security: cfg.Security, logger: cfg.Logger, schedules: newSchedulePartitions(kafka.NewSecureAdmin(cfg.Brokers, cfg.Security))}, nil
 }
 
 func (c ClientConfig) validate() error {
 	checks := []check{
 		{"Brokers", brokersError(c.Brokers)},
 		{"Security", c.Security.Validate()},
+		{"Middleware", middlewareError(c.Middleware)},
 	}
 	if c.Topic != "" {
 		checks = append(checks, check{"Topic", kafka.CheckTopicName(c.Topic)})
@@ -262,12 +268,12 @@ func (c *Client) Enqueue(ctx context.Context, args JobArgs, opts ...EnqueueOptio
 		return JobInfo{}, ErrClientClosed
 	}
 	defer c.calls.Done()
-	msg, info, err := prepare(c.topic, args, opts, time.Now().UTC(), c.schedules.lookup(ctx))
+	d, err := draft(c.topic, args, opts, time.Now().UTC(), c.schedules.lookup(ctx))
 	if err != nil {
 		return JobInfo{}, enqueueError(err, "")
 	}
-	inject(ctx, c.propagator, &msg)
-	ds, err := c.producer.ProduceSync(ctx, msg)
+	info := d.info
+	ds, err := produceJobs(ctx, c.middleware, c.propagator, c.producer, []jobDraft{d})
 	if err != nil {
 		var perr *kafka.ProduceError
 		if errors.As(err, &perr) && len(perr.Errs) == 1 {
@@ -293,17 +299,16 @@ func (c *Client) EnqueueMany(ctx context.Context, params []EnqueueParams) ([]Job
 		return nil, nil
 	}
 	now := time.Now().UTC()
-	msgs := make([]kafka.Message, len(params))
+	drafts := make([]jobDraft, len(params))
 	infos := make([]JobInfo, len(params))
 	for i, p := range params {
 		var err error
-		msgs[i], infos[i], err = prepare(c.topic, p.Args, p.Opts, now, c.schedules.lookup(ctx))
-		if err != nil {
+		if drafts[i], err = draft(c.topic, p.Args, p.Opts, now, c.schedules.lookup(ctx)); err != nil {
 			return nil, enqueueError(err, fmt.Sprintf("params[%d]: ", i))
 		}
-		inject(ctx, c.propagator, &msgs[i])
+		infos[i] = drafts[i].info
 	}
-	ds, err := c.producer.ProduceSync(ctx, msgs...)
+	ds, err := produceJobs(ctx, c.middleware, c.propagator, c.producer, drafts)
 	for i := range ds {
 		infos[i].Partition, infos[i].Offset = ds[i].Partition, ds[i].Offset
 	}
@@ -333,24 +338,40 @@ func (c *Client) EnqueueAsync(ctx context.Context, args JobArgs, done func(JobIn
 		go done(JobInfo{}, ErrClientClosed)
 		return
 	}
+	if len(c.middleware) > 0 {
+		c.enqueueAsyncThrough(ctx, args, done, opts)
+		return
+	}
 	msg, info, err := prepare(c.topic, args, opts, time.Now().UTC(), c.schedules.lookup(ctx))
 	if err != nil {
-		go func() {
-			defer c.calls.Done()
-			done(JobInfo{}, enqueueError(err, ""))
-		}()
+		c.failAsync(done, JobInfo{}, enqueueError(err, ""))
 		return
 	}
 	defer c.calls.Done()
 	inject(ctx, c.propagator, &msg)
-	c.producer.ProduceAsync(ctx, msg, func(d kafka.Delivery, err error) {
+	c.producer.ProduceAsync(ctx, msg, deliver(info, done))
+}
+
+// deliver returns the producer's callback for an EnqueueAsync job: it
+// passes the job's outcome to done.
+func deliver(info JobInfo, done func(JobInfo, error)) func(kafka.Delivery, error) {
+	return func(d kafka.Delivery, err error) {
 		if err != nil {
 			done(info, fmt.Errorf("jobs: enqueue %s job %s: %w", info.Kind, info.ID, err))
 			return
 		}
 		info.Partition, info.Offset = d.Partition, d.Offset
 		done(info, nil)
-	})
+	}
+}
+
+// failAsync reports an EnqueueAsync call that failed before its job reached
+// the producer, on a goroutine of its own, and ends the call.
+func (c *Client) failAsync(done func(JobInfo, error), info JobInfo, err error) {
+	go func() {
+		defer c.calls.Done()
+		done(info, err)
+	}()
 }
 
 // Close stops accepting jobs, waits until every job already accepted was
@@ -398,42 +419,64 @@ func init() {
 // partition count of a schedules topic; nil (jobstest) takes one. Its errors
 // say what is wrong with the call; enqueueError wraps them.
 func prepare(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.Time, partitions func(topic string) (int, error)) (kafka.Message, JobInfo, error) {
-	var none kafka.Message
+	d, err := draft(defaultTopic, args, opts, now, partitions)
+	if err != nil {
+		return kafka.Message{}, JobInfo{}, err
+	}
+	msg, err := d.record()
+	if err != nil {
+		return kafka.Message{}, JobInfo{}, err
+	}
+	return msg, d.info, nil
+}
+
+// jobDraft is a job before its record is encoded: the envelope's args and
+// the record's headers are what Enqueue middleware may still change.
+type jobDraft struct {
+	env  envelope.Envelope
+	msg  kafka.Message // without its Value
+	info JobInfo
+}
+
+// draft checks the call and builds the job, as prepare does, up to its
+// record.
+func draft(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.Time, partitions func(topic string) (int, error)) (jobDraft, error) {
+	var none jobDraft
 	if isNil(args) {
-		return none, JobInfo{}, fmt.Errorf("args are nil (%T)", args)
+		return none, fmt.Errorf("args are nil (%T)", args)
 	}
 	kind := args.Kind()
 	if kind == "" {
-		return none, JobInfo{}, fmt.Errorf("%T.Kind() returned an empty kind", args)
+		return none, fmt.Errorf("%T.Kind() returned an empty kind", args)
 	}
 	o := collectOptions(opts)
 	topic := o.topic
 	if o.topicSet {
 		if err := kafka.CheckTopicName(topic); err != nil {
-			return none, JobInfo{}, fmt.Errorf("%s job: WithTopic: %w", kind, err)
+			return none, fmt.Errorf("%s job: WithTopic: %w", kind, err)
 		}
 	} else {
 		topic = defaultTopic
 	}
 	if topic == "" {
-		return none, JobInfo{}, fmt.Errorf("%s job has no topic: set ClientConfig.Topic or pass WithTopic", kind)
+		return none, fmt.Errorf("%s job has no topic: set ClientConfig.Topic or pass WithTopic", kind)
 	}
 	key, partitionKey, err := partitioning(args, &o)
 	if err != nil {
-		return none, JobInfo{}, fmt.Errorf("%s job: %w", kind, err)
+		return none, fmt.Errorf("%s job: %w", kind, err)
 	}
 	for name := range o.headers {
 		if reservedHeader(name) {
-			return none, JobInfo{}, fmt.Errorf("%s job: WithHeaders: header %q is set by ordo", kind, name)
+			return none, fmt.Errorf("%s job: WithHeaders: header %q is set by ordo", kind, name)
 		}
 	}
 	runAt, scheduled, err := o.when(now)
 	if err != nil {
-		return none, JobInfo{}, fmt.Errorf("%s job: %w", kind, err)
+		return none, fmt.Errorf("%s job: %w", kind, err)
 	}
 	rawArgs, err := msgpack.Marshal(args)
 	if err != nil {
-		return none, JobInfo{}, fmt.Errorf("encode args of %s job (%T): %w", kind, args, err)
+		return none, fmt.Errorf("encode args of %s job (%T): %w", kind, args, err)
 	}
 	id := o.id
 	if id == "" {
@@ -441,19 +484,14 @@ func prepare(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.T
 	}
 	if scheduled {
 		if id, err = scheduleID(now, topic, key, partitionKey, partitions); err != nil {
-			return none, JobInfo{}, &scheduleLookupError{err}
+			return none, &scheduleLookupError{err}
 		}
 	}
 	info := JobInfo{ID: id, Kind: kind, Topic: topic, Key: key, PartitionKey: partitionKey,
-		Partition: -1, Offset: -1, EnqueuedAt: now}
-	value, err := envelope.Encode(&envelope.Envelope{Version: envelope.Version, Kind: kind, ID: info.ID, Args: rawArgs,
-		EnqueuedAt: now, Metadata: o.metadata})
-	if err != nil {
-		return none, JobInfo{}, err
-	}
+		Partition: -1, Offset: -1, EnqueuedAt: now, RunAt: runAt}
 	headers := make([]kafka.Header, 0, 6+len(o.headers)+len(o.ordoHeaders))
 	headers = append(headers, kafka.Header{Key: HeaderKind, Value: []byte(kind)}, kafka.Header{Key: HeaderJobID, Value: []byte(info.ID)})
-	msg := kafka.Message{Topic: topic, Value: value}
+	msg := kafka.Message{Topic: topic}
 	if key != "" {
 		msg.Key = []byte(key)
 	}
@@ -465,11 +503,22 @@ func prepare(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.T
 		headers = append(headers, kafka.Header{Key: name, Value: []byte(o.headers[name])})
 	}
 	msg.Headers = append(headers, o.ordoHeaders...)
-	if scheduled {
-		info.RunAt = runAt
-		msg = scheduleRecord(msg, info.ID, runAt)
+	env := envelope.Envelope{Version: envelope.Version, Kind: kind, ID: info.ID, Args: rawArgs, EnqueuedAt: now, Metadata: o.metadata}
+	return jobDraft{env: env, msg: msg, info: info}, nil
+}
+
+// record encodes the job's record: the job itself, or its schedule record.
+func (d *jobDraft) record() (kafka.Message, error) {
+	value, err := envelope.Encode(&d.env)
+	if err != nil {
+		return kafka.Message{}, err
 	}
-	return msg, info, nil
+	msg := d.msg
+	msg.Value = value
+	if !d.info.RunAt.IsZero() {
+		msg = scheduleRecord(msg, d.info.ID, d.info.RunAt)
+	}
+	return msg, nil
 }
 
 // partitioning returns the job's key and partition key: from the options

@@ -128,12 +128,14 @@ func topicsError(topics []string) error {
 func (c Config) validate() (Config, error) {
 	const unlimited = 1<<63 - 1
 	c.Periodic = slices.Clone(c.Periodic) // validation fills in each job
+	c.Middleware = slices.Clone(c.Middleware)
 	checks := []check{
 		{"Brokers", brokersError(c.Brokers)},
 		{"Security", c.Security.Validate()},
 		{"Group", nonEmpty(c.Group, "give the consumer group id")},
 		{"Topics", topicsError(c.Topics)},
 		{"Workers", workersError(c.Workers)},
+		{"Middleware", middlewareError(c.Middleware)},
 		{"Concurrency", within(c.Concurrency, 1, maxConcurrency)},
 		{"MaxVirtualPartitions", within(c.MaxVirtualPartitions, 1, unlimited)},
 		{"MaxBuffered", within(c.MaxBuffered, 1, unlimited)},

@@ -25,6 +25,9 @@ func TestNewServerNamesTheBadSetting(t *testing.T) {
 		{"no group", func(c *jobs.Config) { c.Group = "" }, "jobs.Config.Group"},
 		{"no topics", func(c *jobs.Config) { c.Topics = nil }, "jobs.Config.Topics"},
 		{"no workers", func(c *jobs.Config) { c.Workers = jobs.NewWorkers() }, "jobs.Config.Workers"},
+		{"a nil middleware", func(c *jobs.Config) {
+			c.Middleware = []jobs.Middleware{jobs.MiddlewareDefaults{}, nil}
+		}, "jobs.Config.Middleware[1]"},
 		{"negative attempts", func(c *jobs.Config) { c.MaxAttempts = -1 }, "jobs.Config.MaxAttempts"},
 		{"backoff cap below start", func(c *jobs.Config) {
 			c.Backoff = jobs.Backoff{Initial: time.Second, Max: time.Millisecond}

@@ -53,6 +53,7 @@ type dispatcher struct {
 	// partition without an owner.
 	periodic      []PeriodicJob
 	periodicTopic string
+	middleware    []Middleware // Config.Middleware: the periodic jobs' Enqueue phase
 	failover      time.Duration
 	admin         *kafka.Admin
 
@@ -141,7 +142,7 @@ func newDispatcher(cfg Config, targets map[string]string, producer *kafka.Produc
 		group: cfg.Group + DefaultScheduleGroupSuffix, commitInterval: cfg.CommitInterval, backoff: cfg.Backoff,
 		metrics: cfg.Metrics, workers: cfg.Workers, log: cfg.Logger, seed: maphash.MakeSeed(),
 		stats: map[kafka.Offset]ScheduleStats{}, done: make(chan struct{}), ready: make(chan struct{}),
-		periodic: cfg.Periodic, periodicTopic: cfg.Topics[0] + DefaultScheduleSuffix,
+		periodic: cfg.Periodic, periodicTopic: cfg.Topics[0] + DefaultScheduleSuffix, middleware: cfg.Middleware,
 		failover: cfg.SessionTimeout + cmp.Or(cfg.RebalanceTimeout, DefaultRebalanceTimeout),
 		admin:    kafka.NewSecureAdmin(cfg.Brokers, cfg.Security),
 	}, nil
@@ -197,7 +198,7 @@ func (d *dispatcher) runGeneration(sess *kafka.Session) {
 				live: -1, committed: -1, read: sync.OnceFunc(reading.Done)}
 			if len(d.periodic) > 0 && cl.Topic == d.periodicTopic && cl.Partition == 0 {
 				p.periodic = &periodicFirer{jobs: d.periodic, topic: cl.Topic, window: d.failover, producer: d.producer,
-					admin: d.admin, backoff: d.backoff, metrics: d.metrics, log: d.log, state: map[string]*periodicState{}}
+					middleware: d.middleware, admin: d.admin, backoff: d.backoff, metrics: d.metrics, log: d.log, state: map[string]*periodicState{}}
 			}
 			defer p.read()
 			p.run()

@@ -30,6 +30,9 @@ type executor struct {
 	tally       *tally // nil when the status reports are off
 	tracer      *jobTracer
 	log         *slog.Logger
+	// middleware is the Work middleware by kind, nil when there is none
+	// (see workMiddleware).
+	middleware map[string][]Middleware
 }
 
 // PanicError is the error a worker's panic turns into: the job is retried
@@ -43,7 +46,8 @@ func (e *PanicError) Error() string { return fmt.Sprintf("job panicked: %v", e.V
 
 func init() {
 	testhook.Work = func(ctx context.Context, workers any, r *kafka.Record, attempt int) error {
-		e := &executor{workers: workers.(*Workers)}
+		ws := workers.(*Workers)
+		e := &executor{workers: ws, middleware: workMiddleware(nil, ws)}
 		w, job, kind, reason := e.prepare(r, attempt)
 		if w == nil {
 			return fmt.Errorf("job of kind %q would be dead-lettered: %s", kind, reason)
@@ -106,8 +110,8 @@ func (e *executor) prepare(r *kafka.Record, attempt int) (w registeredWorker, jo
 	return w, job, job.kind, ""
 }
 
-// run runs the worker on the job: its args decoded, its timeout applied, a
-// panic turned into a *PanicError.
+// run runs the worker on the job: its args decoded, its timeout applied,
+// inside its Work middleware, a panic turned into a *PanicError.
 func (e *executor) run(ctx context.Context, w registeredWorker, job jobInfo, r *kafka.Record) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -118,6 +122,11 @@ func (e *executor) run(ctx context.Context, w registeredWorker, job jobInfo, r *
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
+	}
+	if len(e.middleware) > 0 {
+		if mws := e.middleware[job.kind]; len(mws) > 0 {
+			return e.runThrough(ctx, mws, w, job, r)
+		}
 	}
 	return w.run(ctx, job, r)
 }

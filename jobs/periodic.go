@@ -219,6 +219,9 @@ type periodicFirer struct {
 	backoff  supervision.Backoff
 	metrics  *Metrics
 	log      *slog.Logger
+	// middleware is Config.Middleware: the jobs go through its Enqueue
+	// phase.
+	middleware []Middleware
 
 	state map[string]*periodicState
 	// partitionKey sends a record to partition 0 of topic; found when the
@@ -281,7 +284,7 @@ func (f *periodicFirer) fire(now time.Time) {
 			return
 		}
 	}
-	var msgs []kafka.Message
+	var drafts []jobDraft
 	var names []string
 	advanced := map[string]time.Time{}
 	for i := range f.jobs {
@@ -300,31 +303,31 @@ func (f *periodicFirer) fire(now time.Time) {
 			if start := now.Add(-f.window); tick.Before(start) {
 				// Missed while no server ran.
 				if j.missed == MissedRunOnce {
-					msg, err := j.job(tick, now)
+					d, err := j.job(tick, now)
 					if err != nil {
 						f.log.Error("ordo: a periodic job could not be built", "name", j.name, "err", err)
 						break
 					}
-					msgs, names = append(msgs, msg), append(names, j.name)
+					drafts, names = append(drafts, d), append(names, j.name)
 				}
 				through = start
 				continue
 			}
-			msg, err := j.job(tick, now)
+			d, err := j.job(tick, now)
 			if err != nil {
 				f.log.Error("ordo: a periodic job could not be built", "name", j.name, "err", err)
 				break
 			}
-			msgs, names = append(msgs, msg), append(names, j.name)
+			drafts, names = append(drafts, d), append(names, j.name)
 			through = tick
 		}
 		if through.After(st.through) {
 			advanced[j.name] = through
 		}
 	}
-	if len(msgs) > 0 {
+	if len(drafts) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := f.producer.ProduceSync(ctx, msgs...)
+		_, err := produceJobs(ctx, f.middleware, nil, f.producer, drafts)
 		cancel()
 		if err != nil {
 			// All are tried again; those written run twice, with the
@@ -405,12 +408,11 @@ func (f *periodicFirer) findPartitionKey() error {
 	}
 }
 
-// job builds the record of the job's run for tick: its id derives from the
-// name and the tick.
-func (p *PeriodicJob) job(tick, now time.Time) (kafka.Message, error) {
+// job builds the job's run for tick: its id derives from the name and the
+// tick.
+func (p *PeriodicJob) job(tick, now time.Time) (jobDraft, error) {
 	tickText := tick.UTC().Format(time.RFC3339Nano)
 	opts := append(p.opts[:len(p.opts):len(p.opts)], withJobID(envelope.DerivedID(tick, p.name+"\x00"+tickText)),
 		withHeader(HeaderPeriodicTick, tickText))
-	msg, _, err := prepare(p.topic, p.args, opts, now.UTC(), nil)
-	return msg, err
+	return draft(p.topic, p.args, opts, now.UTC(), nil)
 }

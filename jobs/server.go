@@ -37,6 +37,12 @@ type Config struct {
 	Topics []string
 	// Workers run the jobs by kind. Required.
 	Workers *Workers
+	// Middleware wraps every run of a job in the Work phase of each, the
+	// first outermost, around the worker's own middleware (see
+	// Middleware), and the periodic jobs the server enqueues in the
+	// Enqueue phase. Register a middleware that also has an Enqueue phase
+	// in ClientConfig.Middleware too. Default: none.
+	Middleware []Middleware
 
 	// Concurrency is how many jobs run at once in the process. Default
 	// DefaultConcurrency.
@@ -252,6 +258,7 @@ func NewServer(cfg Config) (*Server, error) {
 		metrics:     cfg.Metrics,
 		tracer:      newJobTracer(cfg.Propagator, cfg.TracerProvider),
 		log:         cfg.Logger,
+		middleware:  workMiddleware(cfg.Middleware, cfg.Workers),
 	}
 	var batch func(*kafka.Record) *actors.BatchRule
 	if cfg.Workers.hasBatchWorkers() {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -85,13 +86,19 @@ func (w *workFunc[T]) Work(ctx context.Context, job *Job[T]) error { return w.fn
 // Workers is the registry of workers by kind. Build it before the Server.
 type Workers struct {
 	byKind map[string]registeredWorker
+	// middleware holds the Work middleware of the kinds whose worker
+	// brings its own.
+	middleware map[string][]Middleware
 }
 
 // NewWorkers returns an empty registry.
 func NewWorkers() *Workers { return &Workers{byKind: map[string]registeredWorker{}} }
 
 // AddWorker registers w for the kind of T. A second worker for one kind is
-// refused: which of the two should run would be a guess.
+// refused: which of the two should run would be a guess. A worker with a
+// method Middleware() []Middleware runs its jobs inside that middleware's
+// Work phase, within Config.Middleware (see Middleware); it is read once,
+// here.
 //
 //	workers := jobs.NewWorkers()
 //	if err := jobs.AddWorker(workers, &SendEmailWorker{}); err != nil {
@@ -108,6 +115,18 @@ func AddWorker[T JobArgs](ws *Workers, w Worker[T]) error {
 	}
 	if prev, dup := ws.byKind[kind]; dup {
 		return fmt.Errorf("jobs: AddWorker: kind %q already has worker %s; refusing %T", kind, prev.name(), w)
+	}
+	if m, ok := w.(workerMiddleware); ok {
+		mws := slices.Clone(m.Middleware())
+		if err := middlewareError(mws); err != nil {
+			return fmt.Errorf("jobs: AddWorker: %T.Middleware()%w", w, err)
+		}
+		if len(mws) > 0 {
+			if ws.middleware == nil {
+				ws.middleware = map[string][]Middleware{}
+			}
+			ws.middleware[kind] = mws
+		}
 	}
 	ws.byKind[kind] = &typedWorker[T]{w: w, kindName: kind}
 	return nil
