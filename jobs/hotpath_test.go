@@ -27,11 +27,21 @@ func BenchmarkHotPath(b *testing.B) {
 	// status=on counts each job for the status reports, as a server does
 	// by default; status=off is Config.DisableStatus.
 	for _, status := range []bool{false, true} {
-		b.Run("status="+map[bool]string{false: "off", true: "on"}[status], func(b *testing.B) { benchmarkHotPath(b, status) })
+		b.Run("status="+map[bool]string{false: "off", true: "on"}[status], func(b *testing.B) { benchmarkHotPath(b, status, nil) })
 	}
 }
 
-func benchmarkHotPath(b *testing.B, status bool) {
+// BenchmarkHotPathMiddleware is BenchmarkHotPath/status=off with one
+// Config.Middleware that passes the run through: what the middleware path
+// costs a job (its RawJob, the copies of its headers and args, the chain),
+// which the built-in tracing and metrics would pay if they were middleware.
+//
+//	go test -run - -bench 'HotPath(/status=off|Middleware)' -benchmem ./jobs
+func BenchmarkHotPathMiddleware(b *testing.B) {
+	benchmarkHotPath(b, false, []Middleware{MiddlewareDefaults{}})
+}
+
+func benchmarkHotPath(b *testing.B, status bool, mws []Middleware) {
 	var done atomic.Int64
 	ws := NewWorkers()
 	if err := AddWorker(ws, WorkFunc(func(ctx context.Context, j *Job[hotArgs]) error {
@@ -40,7 +50,7 @@ func benchmarkHotPath(b *testing.B, status bool) {
 	})); err != nil {
 		b.Fatal(err)
 	}
-	exec := &executor{workers: ws, maxAttempts: 4, log: slog.New(slog.DiscardHandler)}
+	exec := &executor{workers: ws, maxAttempts: 4, log: slog.New(slog.DiscardHandler), middleware: workMiddleware(mws, ws)}
 	if status {
 		exec.tally = newTally(ws)
 	}
