@@ -10,5 +10,6 @@
 //	embedded     ordo in a service with its own ActorSystem and HTTP server, /stats, SIGTERM
 //	scheduled    jobs run later (WithDelay, WithRunAt) and cancelled (Cancel)
 //	stateful     a per-key running balance in KeyState that survives passivation
+//	middleware   AES-GCM payload encryption and a tenant id, each one Middleware for both phases
 //	orders       the demo (make demo)
 package examples
