@@ -110,6 +110,18 @@
 // (__ordo_status), which `ordo status` and package dashboard read; Stop
 // removes it. Config.DisableStatus turns the reports off.
 //
+// # Middleware
+//
+// A Middleware wraps the jobs of each enqueue call (its Enqueue phase) and
+// each run (its Work phase), one value for both: Config.Middleware and
+// ClientConfig.Middleware, first entry outermost, then a worker's own
+// Middleware() in the Work phase. It sees a job as a RawJob (kind, id,
+// headers, msgpack args) and may change the headers and args: what the last
+// Enqueue phase leaves is what the record carries, and what the last Work
+// phase leaves is what the worker decodes. An Enqueue-phase error fails the
+// enqueue; a Work-phase error is the run's, retried and dead-lettered like
+// Work's.
+//
 // # Per-key state
 //
 // KeyState gives a worker state that lives as long as its key's actor, seen
