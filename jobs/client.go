@@ -275,8 +275,10 @@ func (c *Client) Enqueue(ctx context.Context, args JobArgs, opts ...EnqueueOptio
 	info := d.info
 	ds, err := produceJobs(ctx, c.middleware, c.propagator, c.producer, []jobDraft{d})
 	if err != nil {
+		// ProduceSync's own error names the one job's failure; one that
+		// a middleware wrapped stays whole, for errors.Is.
 		var perr *kafka.ProduceError
-		if errors.As(err, &perr) && len(perr.Errs) == 1 {
+		if errors.As(err, &perr) && len(perr.Errs) == 1 && errors.Unwrap(err) == error(perr) {
 			err = perr.Errs[0]
 		}
 		return info, fmt.Errorf("jobs: enqueue %s job %s: %w", info.Kind, info.ID, err)
