@@ -14,6 +14,7 @@ import (
 
 	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/jobs"
+	"github.com/ordo-go/ordo/jobs/jobstest"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
 )
@@ -394,6 +395,23 @@ func TestAddWorkerRefusesANilMiddleware(t *testing.T) {
 	err := jobs.AddWorker(jobs.NewWorkers(), jobs.Worker[mwArgs](nilMiddlewareWorker{}))
 	if err == nil || !strings.Contains(err.Error(), "Middleware()[1]: is nil") {
 		t.Errorf("AddWorker returned %v, want an error naming Middleware()[1]", err)
+	}
+}
+
+// jobstest runs workers through the server's executor, so a worker's own
+// middleware runs there too.
+func TestJobstestRunsTheWorkersOwnMiddleware(t *testing.T) {
+	log := &callLog{}
+	var path string
+	w := &ownMiddlewareWorker{own: []jobs.Middleware{recorder{"E", log}}, log: log,
+		seen: func(ctx context.Context, job *jobs.Job[mwArgs]) {
+			path = pathOf(ctx) + " " + headerValues(job.Headers, "worked-via")
+		}}
+	if err := jobstest.Work(context.Background(), w, mwArgs{Key: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := log.take(), []string{"E work 1 >", "work", "E work <"}; !slices.Equal(got, want) || path != "E E" {
+		t.Errorf("jobstest.Work ran %q, and the worker saw path and headers %q; want %q and \"E E\"", got, path, want)
 	}
 }
 
