@@ -16,7 +16,8 @@ import (
 
 func init() {
 	testhook.WorkBatch = func(ctx context.Context, workers any, recs []*kafka.Record) error {
-		e := &executor{workers: workers.(*Workers)}
+		ws := workers.(*Workers)
+		e := &executor{workers: ws, middleware: workMiddleware(nil, ws)}
 		var w batchRunner
 		infos := make([]jobInfo, 0, len(recs))
 		for i, r := range recs {
@@ -135,36 +136,27 @@ func (w *workBatchFunc[T]) WorkBatch(ctx context.Context, batch []*Job[T]) error
 	return w.fn(ctx, batch)
 }
 
-// AddBatchWorker registers w for the kind of T, as AddWorker does; a kind
-// has one worker, batch or not.
+// AddBatchWorker registers w for the kind of T, as AddWorker does (an
+// optional Middleware() []Middleware included: its Work phase gets the
+// batch); a kind has one worker, batch or not.
 //
 //	if err := jobs.AddBatchWorker(workers, &IndexWorker{}); err != nil {
 //		return err
 //	}
 func AddBatchWorker[T JobArgs](ws *Workers, w BatchWorker[T]) error {
-	if ws == nil || w == nil {
-		return fmt.Errorf("jobs: AddBatchWorker: nil %s", map[bool]string{true: "Workers", false: "worker"}[ws == nil])
-	}
-	var zero T
-	kind := zero.Kind()
-	if kind == "" {
-		return fmt.Errorf("jobs: AddBatchWorker: %T.Kind() is empty", zero)
-	}
-	if prev, dup := ws.byKind[kind]; dup {
-		return fmt.Errorf("jobs: AddBatchWorker: kind %q already has worker %s; refusing %T", kind, prev.name(), w)
-	}
-	if n := w.MaxBatch(); n < 0 {
-		return fmt.Errorf("jobs: AddBatchWorker: %T.MaxBatch() must not be negative (got %d)", w, n)
-	}
-	if d := w.MaxBatchWait(); d < 0 {
-		return fmt.Errorf("jobs: AddBatchWorker: %T.MaxBatchWait() must not be negative (got %v)", w, d)
-	}
-	tw := &typedBatchWorker[T]{w: w, kindName: kind, rule: actors.BatchRule{Max: w.MaxBatch(), Wait: w.MaxBatchWait()}}
-	if tw.rule.Max == 0 {
-		tw.rule.Max = DefaultMaxBatch
-	}
-	ws.byKind[kind] = tw
-	return nil
+	return register[T](ws, "AddBatchWorker", w, w == nil, func(kind string) (registeredWorker, error) {
+		if n := w.MaxBatch(); n < 0 {
+			return nil, fmt.Errorf("%T.MaxBatch() must not be negative (got %d)", w, n)
+		}
+		if d := w.MaxBatchWait(); d < 0 {
+			return nil, fmt.Errorf("%T.MaxBatchWait() must not be negative (got %v)", w, d)
+		}
+		tw := &typedBatchWorker[T]{w: w, kindName: kind, rule: actors.BatchRule{Max: w.MaxBatch(), Wait: w.MaxBatchWait()}}
+		if tw.rule.Max == 0 {
+			tw.rule.Max = DefaultMaxBatch
+		}
+		return tw, nil
+	})
 }
 
 // BatchErrors is the error a BatchWorker returns to name the jobs of a batch
@@ -369,8 +361,9 @@ func (e *executor) handleBatch(ctx context.Context, items []actors.BatchRecord) 
 	return actors.BatchDone()
 }
 
-// runBatch is run for a batch: the worker's timeout bounds the call, and a
-// panic fails the batch as a whole.
+// runBatch is run for a batch: the worker's timeout bounds the call, the
+// kind's Work middleware wraps it (getting the batch's jobs, in order), and
+// a panic fails the batch as a whole.
 func (e *executor) runBatch(ctx context.Context, w batchRunner, infos []jobInfo, recs []*kafka.Record) (decoded int, decodeErr, err error) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -382,7 +375,35 @@ func (e *executor) runBatch(ctx context.Context, w batchRunner, infos []jobInfo,
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	return w.workBatch(ctx, infos, recs)
+	mws := e.middleware[w.kind()]
+	if len(mws) == 0 {
+		return w.workBatch(ctx, infos, recs)
+	}
+	// The middleware gets copies of the records' headers and the jobs'
+	// args, as for a job run alone; what it leaves is what the worker
+	// sees.
+	raws := make([]RawJob, len(infos))
+	ptrs := make([]*RawJob, len(infos))
+	for i, info := range infos {
+		raws[i] = RawJob{Kind: info.kind, ID: info.id, Headers: slices.Clone(recs[i].Headers), Args: slices.Clone(info.args)}
+		ptrs[i] = &raws[i]
+	}
+	decoded = len(infos)
+	err = runWork(ctx, mws, ptrs, func(ctx context.Context) error {
+		seen := make([]kafka.Record, len(recs))
+		seenPtrs := make([]*kafka.Record, len(recs))
+		changed := slices.Clone(infos)
+		for i := range recs {
+			seen[i] = *recs[i]
+			seen[i].Headers = raws[i].Headers
+			changed[i].args = raws[i].Args
+			seenPtrs[i] = &seen[i]
+		}
+		var werr error
+		decoded, decodeErr, werr = w.workBatch(ctx, changed, seenPtrs)
+		return werr
+	})
+	return decoded, decodeErr, err
 }
 
 // holdAt holds job i of the batch running.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmihailenco/msgpack/v5"
+
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/jobs"
@@ -434,3 +436,103 @@ type badBatchSize struct {
 
 func (*badBatchSize) MaxBatch() int                                            { return -1 }
 func (*badBatchSize) WorkBatch(context.Context, []*jobs.Job[waitedArgs]) error { return nil }
+
+// upcase is Work middleware that rewrites each job's args (as a decrypting
+// middleware would) and fails the first call it sees, to show a middleware
+// error fails a batch as a whole.
+type upcase struct {
+	jobs.MiddlewareDefaults
+	calls  atomic.Int64
+	sizes  chan int
+	failed atomic.Bool
+}
+
+func (m *upcase) Work(ctx context.Context, js []*jobs.RawJob, next func(context.Context) error) error {
+	m.calls.Add(1)
+	m.sizes <- len(js)
+	if m.failed.CompareAndSwap(false, true) {
+		return errors.New("the middleware refused the first batch")
+	}
+	for _, j := range js {
+		var a noteArgs
+		if err := msgpack.Unmarshal(j.Args, &a); err != nil {
+			return err
+		}
+		a.Text = strings.ToUpper(a.Text)
+		b, err := msgpack.Marshal(a)
+		if err != nil {
+			return err
+		}
+		j.Args = b
+	}
+	return next(ctx)
+}
+
+type noteArgs struct {
+	Key  string `msgpack:"key"`
+	Seq  int    `msgpack:"seq"`
+	Text string `msgpack:"text"`
+}
+
+func (noteArgs) Kind() string                      { return "note" }
+func (a noteArgs) Partitioning() jobs.Partitioning { return jobs.Partitioning{Value: a.Key} }
+
+// TestWorkMiddlewareWrapsABatchAsOneRun: a batch worker's Work middleware
+// gets the batch's jobs, in order, in one call; what it leaves is what
+// WorkBatch decodes; its error retries the batch, order kept.
+func TestWorkMiddlewareWrapsABatchAsOneRun(t *testing.T) {
+	t.Parallel()
+	env := kafkatest.New(t)
+	topic := env.Topic(t, 1)
+	mw := &upcase{sizes: make(chan int, 100)}
+	var mu sync.Mutex
+	var got []string
+	var attempts []int
+	ws := jobs.NewWorkers()
+	if err := jobs.AddBatchWorker(ws, jobs.WorkBatchFunc(func(ctx context.Context, batch []*jobs.Job[noteArgs]) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, j := range batch {
+			got = append(got, fmt.Sprintf("%d:%s", j.Args.Seq, j.Args.Text))
+		}
+		attempts = append(attempts, batch[0].Attempt)
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	var params []jobs.EnqueueParams
+	var want []string
+	for i := range 5 {
+		params = append(params, jobs.EnqueueParams{Args: noteArgs{Key: "a", Seq: i, Text: "note " + strconv.Itoa(i)}})
+		want = append(want, fmt.Sprintf("%d:NOTE %d", i, i))
+	}
+	ctx := context.Background()
+	if _, err := newClient(t, env, topic).EnqueueMany(ctx, params); err != nil {
+		t.Fatal(err)
+	}
+	cfg := serverConfig(t, env, topic, ws)
+	cfg.Middleware = []jobs.Middleware{mw}
+	cfg.Backoff = supervision.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond}
+	startJobServer(t, cfg)
+	waitFor(t, time.Minute, "the five notes to be worked", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) >= 5
+	})
+	waitCommittedToEnd(t, env, topic, cfg.Group)
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Fatalf("WorkBatch saw %v; want the middleware's args, in order: %v", got, want)
+	}
+	if len(attempts) == 0 || attempts[0] != 2 {
+		t.Errorf("the first batch that ran was attempt %v; want 2, after the middleware failed attempt 1", attempts)
+	}
+	biggest := 0
+	for len(mw.sizes) > 0 {
+		biggest = max(biggest, <-mw.sizes)
+	}
+	if biggest < 2 {
+		t.Errorf("the middleware's calls got at most %d jobs; want a batch's jobs in one call", biggest)
+	}
+}

@@ -66,9 +66,12 @@ type Middleware interface {
 	// called. A middleware that returns nil without calling next fails
 	// the enqueue too, since nothing was written.
 	Enqueue(ctx context.Context, jobs []*RawJob, next func(context.Context) error) error
-	// Work wraps one run: jobs holds the one job of a run. Changes to its
-	// Headers and Args are what the worker decodes and sees (Job.Args,
-	// Job.Headers), and the ctx passed to next is the worker's ctx. An
+	// Work wraps one run: jobs holds the one job of a run, or the jobs of
+	// a BatchWorker's batch, in order. Changes to their Headers and Args
+	// are what the worker decodes and sees (Job.Args, Job.Headers), and
+	// the ctx passed to next is the worker's ctx. For a batch, an error
+	// the middleware returns itself fails the batch as a whole (see
+	// BatchWorker). An
 	// error, the middleware's own or the worker's passed on, is the run's:
 	// retried with backoff and dead-lettered when attempts run out. A
 	// middleware that returns nil without calling next finishes the job

@@ -105,21 +105,33 @@ func NewWorkers() *Workers { return &Workers{byKind: map[string]registeredWorker
 //		return err
 //	}
 func AddWorker[T JobArgs](ws *Workers, w Worker[T]) error {
-	if ws == nil || w == nil {
-		return fmt.Errorf("jobs: AddWorker: nil %s", map[bool]string{true: "Workers", false: "worker"}[ws == nil])
+	return register[T](ws, "AddWorker", w, w == nil, func(kind string) (registeredWorker, error) {
+		return &typedWorker[T]{w: w, kindName: kind}, nil
+	})
+}
+
+// register adds the worker build makes for the kind of T, with its Work
+// middleware; fn names the call in errors, w is the user's worker.
+func register[T JobArgs](ws *Workers, fn string, w any, isNil bool, build func(kind string) (registeredWorker, error)) error {
+	if ws == nil || isNil {
+		return fmt.Errorf("jobs: %s: nil %s", fn, map[bool]string{true: "Workers", false: "worker"}[ws == nil])
 	}
 	var zero T
 	kind := zero.Kind()
 	if kind == "" {
-		return fmt.Errorf("jobs: AddWorker: %T.Kind() is empty", zero)
+		return fmt.Errorf("jobs: %s: %T.Kind() is empty", fn, zero)
 	}
 	if prev, dup := ws.byKind[kind]; dup {
-		return fmt.Errorf("jobs: AddWorker: kind %q already has worker %s; refusing %T", kind, prev.name(), w)
+		return fmt.Errorf("jobs: %s: kind %q already has worker %s; refusing %T", fn, kind, prev.name(), w)
+	}
+	rw, err := build(kind)
+	if err != nil {
+		return fmt.Errorf("jobs: %s: %w", fn, err)
 	}
 	if m, ok := w.(workerMiddleware); ok {
 		mws := slices.Clone(m.Middleware())
 		if err := middlewareError(mws); err != nil {
-			return fmt.Errorf("jobs: AddWorker: %T.Middleware()%w", w, err)
+			return fmt.Errorf("jobs: %s: %T.Middleware()%w", fn, w, err)
 		}
 		if len(mws) > 0 {
 			if ws.middleware == nil {
@@ -128,7 +140,7 @@ func AddWorker[T JobArgs](ws *Workers, w Worker[T]) error {
 			ws.middleware[kind] = mws
 		}
 	}
-	ws.byKind[kind] = &typedWorker[T]{w: w, kindName: kind}
+	ws.byKind[kind] = rw
 	return nil
 }
 
