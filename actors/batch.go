@@ -80,9 +80,8 @@ func (k *keyActor) ruleOf(j *job) *BatchRule {
 	return j.rule
 }
 
-// runBatch runs head with the records of its rule queued behind it, at the
-// key and then in the mailbox, up to the rule's Max; a record of another
-// rule ends the batch. When mayWait and the batch could still grow, the key
+// runBatch runs head with the records of its rule queued behind it, up to
+// the rule's Max; a record of another rule ends the batch. When mayWait and the batch could still grow, the key
 // instead waits for more, up to the rule's Wait, holding no slot.
 func (k *keyActor) runBatch(ctx actor.Context, head *job, rule *BatchRule, mayWait bool) {
 	limit := batchMax(rule)
@@ -94,9 +93,6 @@ func (k *keyActor) runBatch(ctx actor.Context, head *job, rule *BatchRule, mayWa
 		n++
 	}
 	ended := n < len(k.queued)
-	if !ended && len(batch) < limit {
-		batch, ended = k.mailbox.takeJobs(batch, limit, joins)
-	}
 	clear(k.queued[:n])
 	k.queued = k.queued[n:]
 	if mayWait && rule.Wait > 0 && !ended && len(batch) < limit {

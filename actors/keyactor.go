@@ -42,7 +42,6 @@ type keyActor struct {
 	items      []BatchRecord
 	collecting bool
 	collectSeq uint64
-	mailbox    *keyMailbox
 	// running is the offset of the record whose handler runs, plus one;
 	// zero when none runs. Read by a shutdown that ran out of time.
 	running atomic.Int64
@@ -57,6 +56,14 @@ func (k *keyActor) Receive(ctx actor.Context) {
 			if k.collecting && k.batchFull() {
 				k.endCollect(ctx)
 			}
+			return
+		}
+		if k.p.rt.cfg.Batch != nil && k.ruleOf(m) != nil {
+			// The records of this key already in the mailbox queue
+			// behind m before runQueued comes back, so they can
+			// join its batch.
+			k.queued = append(k.queued, m)
+			ctx.Send(k.self, &runQueued{})
 			return
 		}
 		k.run(ctx, m, true)

@@ -147,30 +147,3 @@ func (m *keyMailbox) invoke(msg any, to func(any)) {
 	}()
 	to(msg)
 }
-
-// takeJobs moves the records waiting at the head of the mailbox onto dst
-// while take accepts them, until dst holds limit: a key gathering a batch
-// takes what already arrived for it. ended tells whether a message it could
-// not take stopped it.
-func (m *keyMailbox) takeJobs(dst []*job, limit int, take func(*job) bool) (_ []*job, ended bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for len(dst) < limit && m.userHead < len(m.user) {
-		j, ok := m.user[m.userHead].(*job)
-		if !ok || !take(j) {
-			return dst, true
-		}
-		dst = append(dst, j)
-		m.user[m.userHead] = nil
-		m.userHead++
-	}
-	if m.userHead == len(m.user) {
-		m.userHead = 0
-		if cap(m.user) > 64 {
-			m.user = nil
-		} else {
-			m.user = m.user[:0]
-		}
-	}
-	return dst, false
-}

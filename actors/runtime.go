@@ -180,6 +180,7 @@ type Runtime struct {
 	reducer *reducer
 	pool    *workerPool
 
+	keyProps        []actor.PropsOption
 	supervisorProps []actor.PropsOption
 
 	// ctx is the parent of every handler's context; cancelling it is the
@@ -218,6 +219,8 @@ func NewRuntime(cfg Config) (*Runtime, error) {
 		rt.reducer = &r
 	}
 	rt.pool = newWorkerPool(cfg.Concurrency)
+	pool := rt.pool
+	rt.keyProps = []actor.PropsOption{actor.WithMailbox(func() actor.Mailbox { return &keyMailbox{pool: pool} })}
 	strategy := cfg.KeyActorStrategy
 	if strategy == nil {
 		strategy = actor.NewRestartingStrategy()

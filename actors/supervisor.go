@@ -238,11 +238,7 @@ func (s *partitionSupervisor) keyOf(ctx actor.Context, r *kafka.Record) *keyRef 
 func (s *partitionSupervisor) spawn(ctx actor.Context, key string) *keyRef {
 	ka := &keyActor{p: s.p, key: key}
 	ref := &keyRef{key: key, actor: ka}
-	pool := s.rt.pool
-	ref.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return ka }, actor.WithMailbox(func() actor.Mailbox {
-		ka.mailbox = &keyMailbox{pool: pool}
-		return ka.mailbox
-	})))
+	ref.pid = ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return ka }, s.rt.keyProps...))
 	s.p.liveKeys.Add(1)
 	return ref
 }
