@@ -335,6 +335,7 @@ func (e *executor) handleBatch(ctx context.Context, items []actors.BatchRecord) 
 	began := e.metrics.now()
 	decoded, decodeErr, err := e.runBatch(sctx, w, infos, recs)
 	span.end(err)
+	e.metrics.batchRan(kind, decoded)
 	first, firstErr := firstFailure(err, decoded)
 	ran := decoded
 	if first >= 0 {

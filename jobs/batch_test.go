@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/ordo-go/ordo/actors"
@@ -42,14 +43,17 @@ type bulkWorker struct {
 	charged  sync.Map // seq key → whole-batch failures charged to it
 	batches  atomic.Int64
 	biggest  atomic.Int64
-	partial  atomic.Int64
-	whole    atomic.Int64
+	// jobsHanded sums the batches' sizes.
+	jobsHanded atomic.Int64
+	partial    atomic.Int64
+	whole      atomic.Int64
 }
 
 func (w *bulkWorker) MaxBatch() int { return w.max }
 
 func (w *bulkWorker) WorkBatch(ctx context.Context, batch []*jobs.Job[bulkArgs]) error {
 	w.batches.Add(1)
+	w.jobsHanded.Add(int64(len(batch)))
 	if n := int64(len(batch)); n > w.biggest.Load() {
 		w.biggest.Store(n)
 	}
@@ -140,6 +144,12 @@ func TestBatchWorkerKeepsKeyOrderAcrossRetriesAndPartialFailures(t *testing.T) {
 	}
 	cfg := serverConfig(t, env, topic, ws)
 	cfg.Backoff = supervision.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond}
+	reg := prometheus.NewRegistry()
+	metrics, err := jobs.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Metrics = metrics
 	s := startJobServer(t, cfg)
 	waitFor(t, 2*time.Minute, "every job to finish", func() bool { return log.runs.Load() >= total })
 	waitCommittedToEnd(t, env, topic, cfg.Group)
@@ -173,6 +183,25 @@ func TestBatchWorkerKeepsKeyOrderAcrossRetriesAndPartialFailures(t *testing.T) {
 		if got := slices.Max(seen); got != want {
 			t.Errorf("job %s ran as attempts %v; want %d at most", id, seen, want)
 		}
+	}
+	// The batch-size histogram saw every call, with the jobs it held.
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls uint64
+	var jobsInCalls float64
+	for _, f := range fams {
+		if f.GetName() == "ordo_job_batch_size" {
+			for _, m := range f.GetMetric() {
+				calls += m.GetHistogram().GetSampleCount()
+				jobsInCalls += m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	if calls != uint64(w.batches.Load()) || jobsInCalls != float64(w.jobsHanded.Load()) {
+		t.Errorf("ordo_job_batch_size counted %d calls of %v jobs; WorkBatch got %d calls of %d jobs",
+			calls, jobsInCalls, w.batches.Load(), w.jobsHanded.Load())
 	}
 	t.Logf("%d batches, the biggest of %d jobs; %d partial and %d whole failures",
 		w.batches.Load(), w.biggest.Load(), w.partial.Load(), w.whole.Load())

@@ -26,7 +26,10 @@ import (
 //	ordo_jobs_failed_total           runs that returned an error or panicked
 //	ordo_jobs_retried_total          failed runs scheduled to run again
 //	ordo_jobs_dead_lettered_total    jobs written to the dead-letter topic
-//	ordo_job_duration_seconds        histogram of one run's duration
+//	ordo_job_duration_seconds        histogram of one run's duration (for a
+//	                                 BatchWorker's jobs, their batch's call)
+//	ordo_job_batch_size              histogram of the jobs in one WorkBatch
+//	                                 call
 //
 // Without a kind:
 //
@@ -60,7 +63,7 @@ import (
 //	                                 server dispatches
 type Metrics struct {
 	processed, failed, retried, deadLettered *prometheus.CounterVec
-	duration                                 *prometheus.HistogramVec
+	duration, batchSize                      *prometheus.HistogramVec
 	deadLetterFailures                       prometheus.Counter
 	dispatched                               *prometheus.CounterVec
 	lateness                                 *prometheus.HistogramVec
@@ -115,6 +118,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Duration of one run of a job's Work.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}, []string{"kind"}),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "ordo_job_batch_size",
+			Help:    "Jobs handed to one WorkBatch call of a BatchWorker.",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000},
+		}, []string{"kind"}),
 		deadLetterFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ordo_dead_letter_write_failures_total",
 			Help: "Dead-letter writes that failed; each is tried again after a back-off while its key waits.",
@@ -129,7 +137,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		periodicFires: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ordo_periodic_fires_total",
 			Help: "Jobs enqueued for the ticks of a periodic job; a tick fired again after a failover counts again."}, []string{"name"}),
 	}
-	for _, c := range []prometheus.Collector{m.processed, m.failed, m.retried, m.deadLettered, m.duration,
+	for _, c := range []prometheus.Collector{m.processed, m.failed, m.retried, m.deadLettered, m.duration, m.batchSize,
 		m.deadLetterFailures, m.dispatched, m.lateness, m.periodicFires, (*serverCollector)(m)} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("jobs: NewMetrics: %w", err)
@@ -175,6 +183,12 @@ func (m *Metrics) jobRan(kind string, began time.Time, err error) {
 		m.processed.WithLabelValues(kind).Inc()
 	} else {
 		m.failed.WithLabelValues(kind).Inc()
+	}
+}
+
+func (m *Metrics) batchRan(kind string, size int) {
+	if m != nil {
+		m.batchSize.WithLabelValues(kind).Observe(float64(size))
 	}
 }
 
