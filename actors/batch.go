@@ -151,9 +151,7 @@ func (k *keyActor) settle(ctx actor.Context, batch []*job, out BatchOutcome) {
 	for _, r := range rest {
 		k.p.report(r, attemptEnded)
 	}
-	if len(rest) > 0 {
-		k.queued = append(append(make([]*job, 0, len(rest)+len(k.queued)), rest...), k.queued...)
-	}
+	k.requeue(rest)
 	switch out.next.action {
 	case actionDone:
 		k.p.report(j, finishedRun)
@@ -171,7 +169,7 @@ func (k *keyActor) settle(ctx actor.Context, batch []*job, out BatchOutcome) {
 // collect makes the key wait for its batch to fill: the records go back to
 // the front of the queue, and a timer ends the wait.
 func (k *keyActor) collect(ctx actor.Context, batch []*job, wait time.Duration) {
-	k.queued = append(append(make([]*job, 0, len(batch)+len(k.queued)), batch...), k.queued...)
+	k.requeue(batch)
 	clear(batch)
 	k.batch = batch[:0]
 	k.blocked, k.collecting = true, true
@@ -221,6 +219,13 @@ func (k *keyActor) endCollect(ctx actor.Context) {
 	k.queued = k.queued[1:]
 	k.runBatch(ctx, j, k.ruleOf(j), false)
 	k.goOn(ctx)
+}
+
+// requeue puts records back at the front of the key's queue, in order.
+func (k *keyActor) requeue(front []*job) {
+	if len(front) > 0 {
+		k.queued = append(append(make([]*job, 0, len(front)+len(k.queued)), front...), k.queued...)
+	}
 }
 
 func batchMax(r *BatchRule) int { return max(r.Max, 1) }

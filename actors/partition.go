@@ -116,17 +116,7 @@ func inFlightDelta(j *job) int64 {
 // begin marks a record as started unless the partition was revoked. Together
 // with revoke it makes "no buffered record starts after revocation began"
 // hold by construction.
-func (p *partition) begin(j *job) bool {
-	for {
-		s := p.state.Load()
-		if s&revokedBit != 0 {
-			return false
-		}
-		if p.state.CompareAndSwap(s, s+inFlightDelta(j)) {
-			return true
-		}
-	}
-}
+func (p *partition) begin(j *job) bool { return p.beginDelta(inFlightDelta(j)) }
 
 // beginBatch is begin for every record of a batch, in one atomic step.
 func (p *partition) beginBatch(batch []*job) bool {
@@ -134,6 +124,10 @@ func (p *partition) beginBatch(batch []*job) bool {
 	for _, j := range batch {
 		delta += inFlightDelta(j)
 	}
+	return p.beginDelta(delta)
+}
+
+func (p *partition) beginDelta(delta int64) bool {
 	for {
 		s := p.state.Load()
 		if s&revokedBit != 0 {

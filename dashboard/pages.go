@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/ordo-go/ordo/internal/ops"
-	"github.com/ordo-go/ordo/internal/status"
 )
 
 type whoKey struct{}
@@ -33,15 +32,17 @@ func (d *Dashboard) refresh(ctx context.Context) ([]ops.Member, error) {
 	d.refreshMu.Lock()
 	defer d.refreshMu.Unlock()
 	now := time.Now()
-	if now.Sub(d.refreshedAt) >= time.Second {
-		d.refreshErr = d.status.Refresh(ctx)
-		d.refreshedAt = now
-		if d.refreshErr == nil {
-			o := ops.Summarize(d.status.Members(now))
-			d.history.add(sample{At: now, Processed: o.ProcessedRate, Failed: o.FailedRate, Lag: float64(o.Lag)})
-		}
+	if now.Sub(d.refreshedAt) < time.Second {
+		return d.status.Members(now), d.refreshErr
 	}
-	return d.status.Members(now), d.refreshErr
+	d.refreshErr = d.status.Refresh(ctx)
+	d.refreshedAt = now
+	members := d.status.Members(now)
+	if d.refreshErr == nil {
+		o := ops.Summarize(members)
+		d.history.add(sample{At: now, Processed: o.ProcessedRate, Failed: o.FailedRate, Lag: float64(o.Lag)})
+	}
+	return members, d.refreshErr
 }
 
 // page is what every template gets.
@@ -111,36 +112,14 @@ func cmpErr(a, b error) error {
 	return b
 }
 
-type partitionRow struct {
-	Group, Member string
-	status.Partition
-}
-
 type membersView struct {
 	Members    []ops.Member
-	Partitions []partitionRow
+	Partitions []ops.PartitionRow
 }
 
 func (d *Dashboard) membersPage(w http.ResponseWriter, r *http.Request) {
 	members, err := d.refresh(r.Context())
-	v := membersView{Members: members}
-	for _, m := range members {
-		if m.Gone {
-			continue
-		}
-		for _, p := range m.Partitions {
-			v.Partitions = append(v.Partitions, partitionRow{Group: m.Group, Member: m.Member, Partition: p})
-		}
-	}
-	slices.SortStableFunc(v.Partitions, func(a, b partitionRow) int {
-		if c := strings.Compare(a.Group, b.Group); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
-			return c
-		}
-		return a.Partition.Partition - b.Partition.Partition
-	})
+	v := membersView{Members: members, Partitions: ops.PartitionRows(members)}
 	d.render(w, r, "members", "Members and partitions", v, err)
 }
 

@@ -18,19 +18,9 @@ func init() {
 	testhook.WorkBatch = func(ctx context.Context, workers any, recs []*kafka.Record) error {
 		ws := workers.(*Workers)
 		e := &executor{workers: ws, middleware: workMiddleware(nil, ws)}
-		var w batchRunner
-		infos := make([]jobInfo, 0, len(recs))
-		for i, r := range recs {
-			rw, job, kind, reason := e.prepare(r, 1)
-			if rw == nil {
-				return fmt.Errorf("job %d of kind %q would be dead-lettered: %s", i, kind, reason)
-			}
-			bw, ok := rw.(batchRunner)
-			if !ok || (w != nil && bw != w) {
-				return fmt.Errorf("job %d of kind %q has no batch worker", i, kind)
-			}
-			w = bw
-			infos = append(infos, job)
+		w, infos, badKind, badReason := e.prepareBatch(recs, func(int) int { return 1 })
+		if len(infos) < len(recs) {
+			return fmt.Errorf("job %d of kind %q would be dead-lettered: %s", len(infos), badKind, badReason)
 		}
 		decoded, decodeErr, err := e.runBatch(ctx, w, infos, recs)
 		if decoded < len(recs) {
@@ -260,18 +250,10 @@ func (t *typedBatchWorker[T]) workBatch(ctx context.Context, infos []jobInfo, re
 	all := make([]Job[T], len(infos))
 	var decodeErr error
 	for i, info := range infos {
-		r := recs[i]
-		job := &all[i]
-		*job = Job[T]{
-			ID: info.id, Kind: info.kind, EnqueuedAt: info.enqueuedAt, Attempt: info.attempt,
-			Metadata: info.metadata, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key,
-			Headers: r.Headers,
-		}
-		if err := decodeArgs(info.args, &job.Args); err != nil {
-			decodeErr = Permanent(fmt.Errorf("args of kind %q do not decode into %T: %w", info.kind, job.Args, err))
+		if decodeErr = fillJob(&all[i], info, recs[i]); decodeErr != nil {
 			break
 		}
-		batch = append(batch, job)
+		batch = append(batch, &all[i])
 	}
 	if len(batch) == 0 {
 		return 0, decodeErr, nil
@@ -306,24 +288,11 @@ func (e *executor) batchRule(r *kafka.Record) *actors.BatchRule {
 // (they do not decode) end the batch before them and are dead-lettered
 // alone once the jobs before them finished.
 func (e *executor) handleBatch(ctx context.Context, items []actors.BatchRecord) actors.BatchOutcome {
-	infos := make([]jobInfo, 0, len(items))
-	recs := make([]*kafka.Record, 0, len(items))
-	var w batchRunner
-	var badKind, badReason string
-	for _, it := range items {
-		rw, job, kind, reason := e.prepare(it.Record, it.Attempt)
-		bw, ok := rw.(batchRunner)
-		if rw != nil && !ok {
-			rw, reason = nil, fmt.Sprintf("kind %q reached a batch without a batch worker", kind)
-		}
-		if rw == nil || (w != nil && bw != w) {
-			badKind, badReason = kind, reason
-			break
-		}
-		w = bw
-		infos = append(infos, job)
-		recs = append(recs, it.Record)
+	recs := make([]*kafka.Record, len(items))
+	for i, it := range items {
+		recs[i] = it.Record
 	}
+	w, infos, badKind, badReason := e.prepareBatch(recs, func(i int) int { return items[i].Attempt })
 	n := len(infos)
 	if n == 0 {
 		r := items[0].Record
@@ -360,6 +329,27 @@ func (e *executor) handleBatch(ctx context.Context, items []actors.BatchRecord) 
 		return actors.BatchFailed(n, e.deadLetter(ctx, r, items[n].Attempt, badKind, badReason, holdAt(n)))
 	}
 	return actors.BatchDone()
+}
+
+// prepareBatch decodes the records of a batch and finds their worker, up to
+// the first that cannot reach it (it does not decode, or its kind has no
+// batch worker, or another one): infos are the jobs before it, and badKind
+// and badReason say why it cannot.
+func (e *executor) prepareBatch(recs []*kafka.Record, attempt func(i int) int) (w batchRunner, infos []jobInfo, badKind, badReason string) {
+	infos = make([]jobInfo, 0, len(recs))
+	for i, r := range recs {
+		rw, job, kind, reason := e.prepare(r, attempt(i))
+		bw, ok := rw.(batchRunner)
+		if rw != nil && !ok {
+			rw, reason = nil, fmt.Sprintf("kind %q reached a batch without a batch worker", kind)
+		}
+		if rw == nil || (w != nil && bw != w) {
+			return w, infos, kind, reason
+		}
+		w = bw
+		infos = append(infos, job)
+	}
+	return w, infos, "", ""
 }
 
 // runBatch is run for a batch: the worker's timeout bounds the call, the

@@ -200,7 +200,7 @@ func (w *deadLetterWriter) send(batch []*deadLetter) {
 			derr = failed[i]
 		}
 		if derr == nil {
-			w.metrics.jobDeadLettered(w.metricKind(d.kind))
+			w.metrics.jobDeadLettered(w.workers.metricKind(d.kind))
 			w.tally.deadLettered(d.kind)
 			w.log.Error("ordo: job dead-lettered", d.attrs...)
 			d.release.Finish()
@@ -223,8 +223,8 @@ func (w *deadLetterWriter) send(batch []*deadLetter) {
 
 // metricKind is kind when it has a worker, else "unknown", so that bad
 // input cannot grow the series without bound.
-func (w *deadLetterWriter) metricKind(kind string) string {
-	if w.workers.lookup(kind) == nil {
+func (ws *Workers) metricKind(kind string) string {
+	if ws.lookup(kind) == nil {
 		return "unknown"
 	}
 	return kind

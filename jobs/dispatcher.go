@@ -88,7 +88,7 @@ const dispatchBatch = 1000
 // horizon is long and what a pass keeps is bounded by memory rather than
 // time: the earliest due, at most readAheadMax records per partition and
 // about readAheadBudget bytes for all of a server's partitions (with a
-// million jobs pending the index's 150 MB and this stay under 256 MB). A
+// million jobs pending the index's 65 MB and this stay under 256 MB). A
 // due job whose record is not in memory is read back when it is due.
 const (
 	readAheadHorizon = 30 * time.Second
@@ -471,7 +471,7 @@ func (p *partitionDispatch) dispatch(batch []scheduleEntry, now time.Time) bool 
 			where = ds[i].Topic + "/" + strconv.Itoa(ds[i].Partition) + "@" + strconv.FormatInt(ds[i].Offset, 10)
 			p.d.metrics.jobDispatched(p.target, o.late)
 		} else {
-			p.d.metrics.jobDeadLettered(p.d.metricKind(string(header(&o.record, HeaderKind))))
+			p.d.metrics.jobDeadLettered(p.d.workers.metricKind(string(header(&o.record, HeaderKind))))
 			p.d.log.Error("ordo: schedule record dead-lettered", "topic", p.claim.Topic, "partition", p.claim.Partition,
 				"offset", o.entry.offset, "dead_letter_topic", p.d.deadLetters, "reason", o.reason)
 		}
@@ -741,22 +741,17 @@ func (p *partitionDispatch) flush() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	_, err := p.d.producer.ProduceSync(ctx, msgs...)
 	cancel()
+	answered := len(p.answers)
 	p.answers, p.tombstones = nil, nil
-	var perr *kafka.ProduceError
-	switch {
-	case err == nil:
+	if err == nil {
 		return
-	case errors.As(err, &perr):
-		for i, m := range msgs {
-			if perr.Errs[i] != nil && header(&kafka.Record{Headers: m.Headers}, headerDispatched) != nil {
-				p.tombstones = append(p.tombstones, m)
-			}
-		}
-	default:
-		for _, m := range msgs {
-			if header(&kafka.Record{Headers: m.Headers}, headerDispatched) != nil {
-				p.tombstones = append(p.tombstones, m)
-			}
+	}
+	// The tombstones that failed are written again; answers are not.
+	var perr *kafka.ProduceError
+	partial := errors.As(err, &perr)
+	for i, m := range msgs[answered:] {
+		if !partial || perr.Errs[answered+i] != nil {
+			p.tombstones = append(p.tombstones, m)
 		}
 	}
 	p.d.log.Warn("ordo: writing schedule tombstones failed; retrying", "topic", p.claim.Topic,
@@ -804,12 +799,4 @@ func (p *partitionDispatch) report(key kafka.Offset, reading bool) {
 	p.d.mu.Lock()
 	p.d.stats[key] = s
 	p.d.mu.Unlock()
-}
-
-// metricKind is kind when it has a worker, else "unknown".
-func (d *dispatcher) metricKind(kind string) string {
-	if d.workers.lookup(kind) == nil {
-		return "unknown"
-	}
-	return kind
 }

@@ -176,13 +176,7 @@ func validatePeriodic(ps []PeriodicJob, defaultTopic string) error {
 		if p.sched, err = parsePeriodicSpec(p.spec); err != nil {
 			return &elementError{i, err}
 		}
-		var o enqueueOptions
-		for _, opt := range p.opts {
-			if opt != nil {
-				opt(&o)
-			}
-		}
-		if o.runAtSet || o.delaySet {
+		if o := collectOptions(p.opts); o.runAtSet || o.delaySet {
 			return &elementError{i, errors.New("WithRunAt and WithDelay do not apply: the spec says when it runs")}
 		}
 		msg, _, err := prepare(defaultTopic, p.args, p.opts, time.Now(), nil)

@@ -169,6 +169,16 @@ func stop(t *testing.T, s *jobs.RecordServer) {
 	}
 }
 
+// waitForSignal waits up to a minute for ch to yield or close.
+func waitForSignal[T any](t testing.TB, ch <-chan T, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(time.Minute):
+		t.Fatalf("timed out after 1m waiting for %s", what)
+	}
+}
+
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)

@@ -59,7 +59,7 @@ func (x *scheduleIndex) popDue(now int64, max int) []scheduleEntry {
 	var out []scheduleEntry
 	for len(out) < max && len(x.due) > 0 && x.due[0].runAt <= now {
 		e := x.due.pop()
-		if off, ok := x.byKey[e.key]; ok && off == e.offset {
+		if x.pending(e.key, e.offset) {
 			delete(x.byKey, e.key)
 			out = append(out, e)
 		}
@@ -72,7 +72,7 @@ func (x *scheduleIndex) popDue(now int64, max int) []scheduleEntry {
 func (x *scheduleIndex) next() int64 {
 	for len(x.due) > 0 {
 		e := x.due[0]
-		if off, ok := x.byKey[e.key]; ok && off == e.offset {
+		if x.pending(e.key, e.offset) {
 			return e.runAt
 		}
 		x.due.pop()
@@ -125,7 +125,7 @@ func (x *scheduleIndex) compact() {
 	}
 	live := x.due[:0]
 	for _, e := range x.due {
-		if off, ok := x.byKey[e.key]; ok && off == e.offset {
+		if x.pending(e.key, e.offset) {
 			live = append(live, e)
 		}
 	}

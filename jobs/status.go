@@ -111,12 +111,9 @@ func (t *tally) failure(r *kafka.Record, kind, jobID string, attempt int, msg st
 		return
 	}
 	e := status.JobError{
-		At: time.Now().UTC(), Kind: kind, JobID: jobID, Key: string(r.Key),
+		At: time.Now().UTC(), Kind: kind, JobID: jobID, Key: string(r.Key[:min(len(r.Key), 200)]),
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Attempt: attempt,
 		Message: status.TruncateMessage(msg), DeadLettered: deadLettered,
-	}
-	if len(e.Key) > 200 {
-		e.Key = e.Key[:200]
 	}
 	t.mu.Lock()
 	t.errors[t.next] = e
@@ -164,9 +161,12 @@ type statusReporter struct {
 
 	// mu orders start against stop, which Server.Stop may call while
 	// Start runs.
-	mu      sync.Mutex
-	ended   bool          // stop was called
-	quit    chan struct{} // nil until start
+	mu    sync.Mutex
+	ended bool // stop was called
+	// ctx ends the reports (and a publish under way) when stop cancels
+	// it; nil until start.
+	ctx     context.Context
+	cancel  context.CancelFunc
 	stopped chan struct{}
 }
 
@@ -219,13 +219,14 @@ func (r *statusReporter) start() {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.ended || r.quit != nil {
+	if r.ended || r.ctx != nil {
 		return
 	}
 	r.base.Started = time.Now().UTC()
 	r.prevAt = r.base.Started
-	r.quit, r.stopped = make(chan struct{}), make(chan struct{})
-	go r.run(r.quit)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.stopped = make(chan struct{})
+	go r.run()
 }
 
 // stop ends the reports and deletes the member's report from the topic (a
@@ -240,10 +241,10 @@ func (r *statusReporter) stop() {
 		return
 	}
 	r.ended = true
-	if r.quit == nil {
+	if r.ctx == nil {
 		return // never started
 	}
-	close(r.quit)
+	r.cancel()
 	<-r.stopped
 	if !r.topicOK {
 		return
@@ -255,30 +256,23 @@ func (r *statusReporter) stop() {
 	}
 }
 
-func (r *statusReporter) run(quit <-chan struct{}) {
+func (r *statusReporter) run() {
 	defer close(r.stopped)
 	tick := time.NewTicker(r.interval)
 	defer tick.Stop()
 	for {
-		r.publish(quit)
+		r.publish()
 		select {
-		case <-quit:
+		case <-r.ctx.Done():
 			return
 		case <-tick.C:
 		}
 	}
 }
 
-func (r *statusReporter) publish(quit <-chan struct{}) {
-	ctx, cancel := context.WithTimeout(context.Background(), max(r.interval, 5*time.Second))
+func (r *statusReporter) publish() {
+	ctx, cancel := context.WithTimeout(r.ctx, max(r.interval, 5*time.Second))
 	defer cancel()
-	go func() {
-		select {
-		case <-quit:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	err := r.ensureTopic(ctx)
 	if err == nil {
 		var value []byte
@@ -313,10 +307,10 @@ func (r *statusReporter) ensureTopic(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := have[r.topic]; !ok && !r.create {
-		return fmt.Errorf("%q: %w", r.topic, errStatusTopicMissing)
-	}
 	if _, ok := have[r.topic]; !ok {
+		if !r.create {
+			return fmt.Errorf("%q: %w", r.topic, errStatusTopicMissing)
+		}
 		err := r.admin.CreateTopics(ctx, kafka.Topic{Name: r.topic, Partitions: 1, ReplicationFactor: r.replicationFactor,
 			Configs: map[string]string{
 				"cleanup.policy":      "compact,delete",

@@ -128,8 +128,8 @@ func TestDisableStatusPublishesNothing(t *testing.T) {
 	if _, err := newClient(t, env, topic).Enqueue(context.Background(), statusOKArgs{}); err != nil {
 		t.Fatal(err)
 	}
-	<-ran
-	<-server.Ready()
+	waitForSignal(t, ran, "the job to run")
+	waitForSignal(t, server.Ready(), "the server to be ready")
 	if err := server.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestStatusTopicIsNotCreatedWithoutCreateTopics(t *testing.T) {
 	if _, err := newClient(t, env, topic).Enqueue(context.Background(), statusOKArgs{}); err != nil {
 		t.Fatal(err)
 	}
-	<-ran
+	waitForSignal(t, ran, "the job to run")
 	waitFor(t, 10*time.Second, "the log to say the status topic is missing", func() bool {
 		return logs.count("status topic does not exist", "jobs.Config.CreateTopics") == 1
 	})

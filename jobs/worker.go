@@ -177,7 +177,17 @@ func (t *typedWorker[T]) timeout() time.Duration { return t.w.Timeout() }
 func (t *typedWorker[T]) longRunning() bool      { return t.w.LongRunning() }
 
 func (t *typedWorker[T]) run(ctx context.Context, info jobInfo, r *kafka.Record) error {
-	job := &Job[T]{
+	job := new(Job[T])
+	if err := fillJob(job, info, r); err != nil {
+		return err
+	}
+	return t.w.Work(ctx, job)
+}
+
+// fillJob makes job the Job a worker gets for info, read from r: its args
+// decoded, or a Permanent error saying why they do not decode.
+func fillJob[T JobArgs](job *Job[T], info jobInfo, r *kafka.Record) error {
+	*job = Job[T]{
 		ID: info.id, Kind: info.kind, EnqueuedAt: info.enqueuedAt, Attempt: info.attempt,
 		Metadata: info.metadata, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key,
 		Headers: r.Headers,
@@ -185,7 +195,7 @@ func (t *typedWorker[T]) run(ctx context.Context, info jobInfo, r *kafka.Record)
 	if err := decodeArgs(info.args, &job.Args); err != nil {
 		return Permanent(fmt.Errorf("args of kind %q do not decode into %T: %w", info.kind, job.Args, err))
 	}
-	return t.w.Work(ctx, job)
+	return nil
 }
 
 // argsDecoder decodes job args: msgpack.Unmarshal allocates a reader per

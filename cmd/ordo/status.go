@@ -1,11 +1,9 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -67,24 +65,8 @@ func printStatus(w io.Writer, members []ops.Member, now time.Time, errorsN int) 
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "GROUP\tTOPIC\tPARTITION\tMEMBER\tCOMMITTED\tHIGH WATERMARK\tLAG\tBUFFERED\tIN FLIGHT\tKEY ACTORS\tGENERATION")
-	type row struct {
-		m ops.Member
-		p status.Partition
-	}
-	var rows []row
-	for _, m := range members {
-		if !m.Gone {
-			for _, p := range m.Partitions {
-				rows = append(rows, row{m, p})
-			}
-		}
-	}
-	slices.SortStableFunc(rows, func(a, b row) int {
-		return cmp.Or(cmp.Compare(a.m.Group, b.m.Group), cmp.Compare(a.p.Topic, b.p.Topic), cmp.Compare(a.p.Partition, b.p.Partition))
-	})
-	for _, r := range rows {
-		m, p := r.m, r.p
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", m.Group, p.Topic, p.Partition, m.Member,
+	for _, p := range ops.PartitionRows(members) {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", p.Group, p.Topic, p.Partition.Partition, p.Member,
 			offset(p.Committed), offset(p.HighWatermark), offset(p.Lag), p.Buffered, p.InFlight, p.KeyActors, p.Generation)
 	}
 	tw.Flush()

@@ -79,8 +79,6 @@ type StatusReader struct {
 	mu      sync.Mutex
 	next    map[int]int64
 	reports map[string]*status.Report // by status.Key
-	// readAt is when the last Refresh finished.
-	readAt time.Time
 }
 
 // NewStatusReader reads the status topic topic (status.DefaultTopic when
@@ -91,7 +89,6 @@ func NewStatusReader(admin *kafka.Admin, topic string) *StatusReader {
 }
 
 // Topic is the status topic read.
-func (s *StatusReader) Topic() string { return s.topic }
 
 // Refresh reads the reports published since the last call.
 func (s *StatusReader) Refresh(ctx context.Context) error {
@@ -132,7 +129,6 @@ func (s *StatusReader) Refresh(ctx context.Context) error {
 			return fmt.Errorf("ops: status topic: %w", err)
 		}
 	}
-	s.readAt = time.Now()
 	return nil
 }
 
@@ -213,4 +209,29 @@ func RecentErrors(members []Member, n int) []MemberError {
 type MemberError struct {
 	Group, Member string
 	status.JobError
+}
+
+// PartitionRow is one partition a live member holds, as the status page and
+// the dashboard list them.
+type PartitionRow struct {
+	Group, Member string
+	status.Partition
+}
+
+// PartitionRows lists the partitions of the members not gone, by group,
+// topic and partition.
+func PartitionRows(members []Member) []PartitionRow {
+	var rows []PartitionRow
+	for _, m := range members {
+		if m.Gone {
+			continue
+		}
+		for _, p := range m.Partitions {
+			rows = append(rows, PartitionRow{Group: m.Group, Member: m.Member, Partition: p})
+		}
+	}
+	slices.SortStableFunc(rows, func(a, b PartitionRow) int {
+		return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition.Partition, b.Partition.Partition))
+	})
+	return rows
 }
