@@ -79,31 +79,3 @@ func TestMurmur2PartitionPanicsWithoutPartitions(t *testing.T) {
 	}()
 	Murmur2Partition([]byte("k"), 0)
 }
-
-// TestAPartialMetadataAnswerDoesNotMoveAKey: a broker that has just
-// restarted can list part of a topic's partitions; a key must keep its
-// partition (chaos saw a job of one key written to two partitions and run
-// at once on two members), so the balancer hashes over the most partitions
-// it has seen for the topic.
-func TestAPartialMetadataAnswerDoesNotMoveAKey(t *testing.T) {
-	all := make([]int, 12)
-	for i := range all {
-		all[i] = i
-	}
-	b := &balancer{}
-	moved := 0
-	for i := range 1000 {
-		msg := kafkago.Message{Topic: "jobs", Key: []byte("key-" + string(rune('a'+i%26)) + string(rune('a'+i/26)))}
-		want := b.Balance(msg, all...)
-		if got := b.Balance(msg, all[:10]...); got != want {
-			moved++
-		}
-	}
-	if moved > 0 {
-		t.Fatalf("%d of 1000 keys went to another partition when the metadata listed 10 of the topic's 12", moved)
-	}
-	// Another topic's count is its own.
-	if got, want := b.Balance(kafkago.Message{Topic: "other", Key: []byte("foobar")}, all[:3]...), 0; got != want {
-		t.Errorf("foobar on a 3-partition topic went to %d, want %d (the Java client's)", got, want)
-	}
-}

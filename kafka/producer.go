@@ -277,14 +277,6 @@ func complete(msgs []kafkago.Message, err error) {
 // client's murmur2, and spreads messages that have neither.
 type balancer struct {
 	next atomic.Uint32
-	// counts holds the most partitions seen per topic (a *atomic.Int64
-	// by topic name). Kafka never takes partitions away, but a broker
-	// that has just restarted can answer Metadata with part of a topic's
-	// partitions: hashing over that shorter list would send a key to
-	// another partition, out of its order. Hashing over the most seen
-	// keeps the key's partition; a write to a partition the metadata
-	// does not list yet fails and is retried, never misrouted.
-	counts sync.Map
 }
 
 func (b *balancer) Balance(msg kafkago.Message, partitions ...int) int {
@@ -298,28 +290,9 @@ func (b *balancer) Balance(msg kafkago.Message, partitions ...int) int {
 	if key == nil {
 		return partitions[(b.next.Add(1)-1)%uint32(len(partitions))]
 	}
-	// kafka-go passes every partition of the topic the metadata lists, as
-	// the Java client hashes over all partitions, not only the available
-	// ones; a short list is a partial answer (see counts).
-	return Murmur2Partition(key, b.partitionCount(msg.Topic, len(partitions)))
-}
-
-// partitionCount is the most partitions seen for topic, n among them.
-func (b *balancer) partitionCount(topic string, n int) int {
-	v, ok := b.counts.Load(topic)
-	if !ok {
-		v, _ = b.counts.LoadOrStore(topic, new(atomic.Int64))
-	}
-	most := v.(*atomic.Int64)
-	for {
-		seen := most.Load()
-		if int64(n) <= seen {
-			return int(seen)
-		}
-		if most.CompareAndSwap(seen, int64(n)) {
-			return n
-		}
-	}
+	// kafka-go passes every partition of the topic, as the Java client
+	// hashes over all partitions, not only the available ones.
+	return partitions[Murmur2Partition(key, len(partitions))]
 }
 
 func (p *Producer) enter() bool {
