@@ -22,6 +22,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=detach.sh
+source "$here/detach.sh"
 pom=$here/kafka/pom.xml
 log4j_conf=$here/kafka/log4j2.properties
 version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")
@@ -102,10 +104,9 @@ controller() {
 
 launch() {
   local n=$1 dir=$data/node$1 pid
-  nohup "$java" -Xms192m -Xmx384m -Djava.awt.headless=true \
+  detach "$dir/kafka.log" "$java" -Xms192m -Xmx384m -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$log4j_conf" \
-    -cp "$classpath" kafka.Kafka "$dir/server.properties" \
-    >>"$dir/kafka.log" 2>&1 </dev/null &
+    -cp "$classpath" kafka.Kafka "$dir/server.properties"
   pid=$!
   echo "$pid" >"$dir/kafka.pid"
   say "node $n: pid $pid (log: $dir/kafka.log)"

@@ -26,6 +26,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=detach.sh
+source "$here/detach.sh"
 pom=$here/kafka/pom.xml
 log4j_conf=$here/kafka/log4j2.properties
 # The pom is the single place that names the Kafka version.
@@ -225,13 +227,12 @@ up() {
 # answers.
 launch() {
   local pid started
-  # nohup and a closed stdin so the broker outlives this script and the
-  # shell or CI step that ran it. Appending keeps the log of an earlier run
-  # (see restart).
-  nohup "$java" -Xms256m -Xmx512m -Djava.awt.headless=true \
+  # Detached (scripts/detach.sh) so the broker outlives this script and the
+  # shell or CI step that ran it, and holds none of their descriptors.
+  # Appending keeps the log of an earlier run (see restart).
+  detach "$log" "$java" -Xms256m -Xmx512m -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$log4j_conf" \
-    -cp "$classpath" kafka.Kafka "$data/server.properties" \
-    >>"$log" 2>&1 </dev/null &
+    -cp "$classpath" kafka.Kafka "$data/server.properties"
   pid=$!
   echo "$pid" >"$pidfile"
   started=$SECONDS
