@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -344,7 +343,7 @@ func (m *meter) rate() float64 { return float64(m.target) / m.elapsed().Seconds(
 // wait waits until the meter is full, printing progress every second. When
 // nothing finishes for stallAfter it prints the server's partitions and
 // writes a goroutine dump, once, so a stall can be diagnosed afterwards.
-func (b *bench) wait(ctx context.Context, what string, m *meter, limit time.Duration, stats func() []actors.PartitionStats) error {
+func (b *bench) wait(ctx context.Context, what string, m *meter, limit time.Duration, stats func() []jobs.PartitionStats) error {
 	const stallAfter = 15 * time.Second
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -372,7 +371,7 @@ func (b *bench) wait(ctx context.Context, what string, m *meter, limit time.Dura
 	}
 }
 
-func (b *bench) stalled(what string, st []actors.PartitionStats) {
+func (b *bench) stalled(what string, st []jobs.PartitionStats) {
 	for _, p := range st {
 		b.progressf("bench %s: STALLED: %s/%d generation %d buffered %d in flight %d keys %d committed %d high watermark %d revoked %v",
 			what, p.Topic, p.Partition, p.Generation, p.Buffered, p.InFlight, p.Keys, p.Committed, p.HighWatermark, p.Revoked)

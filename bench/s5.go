@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -260,7 +259,7 @@ func (b *bench) revokeOnce(ctx context.Context, topic string) (revocation, error
 	return rv, errors.Join(stop(second), stop(first))
 }
 
-func inflight(st []actors.PartitionStats) int {
+func inflight(st []jobs.PartitionStats) int {
 	n := 0
 	for _, p := range st {
 		n += p.InFlight

@@ -7,9 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/kafka"
-	"github.com/ordo-go/ordo/supervision"
 )
 
 // ErrInvalidConfig is wrapped by every error NewServer and NewClient return
@@ -17,24 +15,26 @@ import (
 // such as jobs.Config.IdleTimeout.
 var ErrInvalidConfig = errors.New("invalid configuration")
 
-// The defaults of Config: a zero value takes these.
+// The defaults of Config: a zero value takes these. They are spelled out
+// here (go doc shows the numbers); TestDefaultsAreTheLayersDefaults keeps
+// them equal to the defaults of the layers that apply them.
 const (
-	DefaultConcurrency            = actors.DefaultConcurrency
-	DefaultMaxBuffered            = actors.DefaultMaxBuffered
-	DefaultMaxSpanFactor          = actors.DefaultMaxSpanFactor // MaxSpan is this × MaxBuffered
-	DefaultIdleTimeout            = actors.DefaultIdleTimeout
-	DefaultMaxIdleKeys            = actors.DefaultMaxIdleKeys
-	DefaultMaxAttempts            = supervision.DefaultMaxAttempts
-	DefaultBackoffInitial         = supervision.DefaultBackoffInitial
-	DefaultBackoffMax             = supervision.DefaultBackoffMax
+	DefaultConcurrency            = 100
+	DefaultMaxBuffered            = 1000
+	DefaultMaxSpanFactor          = 100 // MaxSpan is this × MaxBuffered
+	DefaultIdleTimeout            = 30 * time.Second
+	DefaultMaxIdleKeys            = 10_000
+	DefaultMaxAttempts            = 4
+	DefaultBackoffInitial         = time.Second
+	DefaultBackoffMax             = 30 * time.Second
 	DefaultDeadLetterSuffix       = ".dlq" // DeadLetterTopic is the first topic + this
-	DefaultLongRunningGrace       = actors.DefaultLongRunningGrace
-	DefaultCommitInterval         = actors.DefaultCommitInterval
-	DefaultShutdownTimeout        = actors.DefaultShutdownTimeout
-	DefaultSessionTimeout         = kafka.DefaultSessionTimeout
-	DefaultRebalanceTimeout       = kafka.DefaultRebalanceTimeout
-	DefaultHeartbeatInterval      = kafka.DefaultHeartbeatInterval
-	DefaultPartitionWatchInterval = kafka.DefaultPartitionWatchInterval
+	DefaultLongRunningGrace       = 5 * time.Second
+	DefaultCommitInterval         = time.Second
+	DefaultShutdownTimeout        = 30 * time.Second
+	DefaultSessionTimeout         = 10 * time.Second
+	DefaultRebalanceTimeout       = 30 * time.Second
+	DefaultHeartbeatInterval      = time.Second
+	DefaultPartitionWatchInterval = 5 * time.Second
 )
 
 // Limits that Config's settings are checked against. Kafka's brokers refuse

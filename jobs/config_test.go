@@ -3,11 +3,16 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/internal/status"
 	"github.com/ordo-go/ordo/jobs"
+	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/supervision"
 )
 
 func TestNewServerNamesTheBadSetting(t *testing.T) {
@@ -131,6 +136,40 @@ func TestNewServerNamesTheFirstMistakeEveryTime(t *testing.T) {
 	for range 50 {
 		if _, err := jobs.NewServer(bad); err == nil || err.Error() != first.Error() {
 			t.Fatalf("NewServer error %v, then %v", first, err)
+		}
+	}
+}
+
+// jobs spells its defaults out so that go doc shows them; the layers that
+// apply a zero setting have their own. They must agree, or the documented
+// default would not be the one a zero value gets.
+func TestDefaultsAreTheLayersDefaults(t *testing.T) {
+	cases := []struct {
+		name      string
+		jobs, got any
+	}{
+		{"DefaultConcurrency", jobs.DefaultConcurrency, actors.DefaultConcurrency},
+		{"DefaultMaxBuffered", jobs.DefaultMaxBuffered, actors.DefaultMaxBuffered},
+		{"DefaultMaxSpanFactor", jobs.DefaultMaxSpanFactor, actors.DefaultMaxSpanFactor},
+		{"DefaultIdleTimeout", jobs.DefaultIdleTimeout, actors.DefaultIdleTimeout},
+		{"DefaultMaxIdleKeys", jobs.DefaultMaxIdleKeys, actors.DefaultMaxIdleKeys},
+		{"DefaultMaxAttempts", jobs.DefaultMaxAttempts, supervision.DefaultMaxAttempts},
+		{"DefaultBackoffInitial", jobs.DefaultBackoffInitial, supervision.DefaultBackoffInitial},
+		{"DefaultBackoffMax", jobs.DefaultBackoffMax, supervision.DefaultBackoffMax},
+		{"DefaultLongRunningGrace", jobs.DefaultLongRunningGrace, actors.DefaultLongRunningGrace},
+		{"DefaultCommitInterval", jobs.DefaultCommitInterval, actors.DefaultCommitInterval},
+		{"DefaultShutdownTimeout", jobs.DefaultShutdownTimeout, actors.DefaultShutdownTimeout},
+		{"DefaultSessionTimeout", jobs.DefaultSessionTimeout, kafka.DefaultSessionTimeout},
+		{"DefaultRebalanceTimeout", jobs.DefaultRebalanceTimeout, kafka.DefaultRebalanceTimeout},
+		{"DefaultHeartbeatInterval", jobs.DefaultHeartbeatInterval, kafka.DefaultHeartbeatInterval},
+		{"DefaultPartitionWatchInterval", jobs.DefaultPartitionWatchInterval, kafka.DefaultPartitionWatchInterval},
+		{"DefaultStatusTopic", jobs.DefaultStatusTopic, status.DefaultTopic},
+		{"DefaultStatusInterval", jobs.DefaultStatusInterval, status.DefaultInterval},
+	}
+	for _, c := range cases {
+		// Untyped constants: compare as the layer's type would hold them.
+		if fmt.Sprint(c.jobs) != fmt.Sprint(c.got) {
+			t.Errorf("jobs.%s = %v, but the layer applies %v", c.name, c.jobs, c.got)
 		}
 	}
 }

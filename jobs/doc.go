@@ -91,6 +91,33 @@
 // back-off, logged and counted, never dropped, and holds up only the keys
 // whose jobs wait for it.
 //
+// # Reading dead letters
+//
+// A dead letter is the job's record as it was read (same key, same value,
+// same headers) plus headers saying where it came from and why it died:
+// HeaderSourceTopic, HeaderSourcePartition, HeaderSourceOffset,
+// HeaderSourceGroup, HeaderSourceAttempts, HeaderSourceKind and HeaderError
+// (the reason). Three ways to read them:
+//
+//   - The ordo command: `ordo dlq list --topic jobs.dlq` lists them,
+//     `ordo dlq show` shows one with its headers, and `ordo dlq replay`
+//     enqueues them again to their source topic; package dashboard does the
+//     same in a browser.
+//   - A Server on the dead-letter topic, with workers for the kinds to
+//     handle, as below: Job.Headers carries the dead-letter headers, and a
+//     job that fails there too goes on to the server's own dead-letter
+//     topic (by default "jobs.dlq.dlq"), never back.
+//   - Any Kafka consumer: the value is the job's msgpack envelope. Skip
+//     records with an empty value: they are the markers `ordo dlq replay`
+//     appends (HeaderReplayOf names the dead letter replayed), not jobs.
+//
+// A Server that audits dead letters (examples/deadletters does this end to
+// end):
+//
+//	audit, err := jobs.NewServer(jobs.Config{
+//		Brokers: brokers, Group: "dlq-audit", Topics: []string{"jobs.dlq"}, Workers: auditors,
+//	})
+//
 // # Rebalances, shutdown, long jobs
 //
 // When partitions are revoked, each key finishes only the job it is running;

@@ -512,7 +512,14 @@ func (s *Server) Stop(ctx context.Context) error {
 }
 
 // Stats returns a snapshot of the partitions the server holds.
-func (s *Server) Stats() []PartitionStats { return s.records.Runtime().Stats() }
+func (s *Server) Stats() []PartitionStats {
+	stats := s.records.Runtime().Stats()
+	out := make([]PartitionStats, len(stats))
+	for i, st := range stats {
+		out[i] = PartitionStats(st)
+	}
+	return out
+}
 
 // Schedules returns a snapshot of the schedules partitions the server
 // dispatches: how many jobs wait in each and when the next is due. Empty

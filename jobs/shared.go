@@ -21,8 +21,8 @@ type Header = kafka.Header
 //	}
 type Security = kafka.Security
 
-// SASL is a mechanism and the credentials it authenticates with; it never
-// prints or logs its password.
+// SASL is a Mechanism and the credentials it authenticates with, Username
+// and Password; it never prints or logs its password.
 type SASL = kafka.SASL
 
 // SASLMechanism names a SASL mechanism, as Kafka's sasl.mechanism does.
@@ -41,6 +41,7 @@ const (
 type Backoff = supervision.Backoff
 
 // PermanentError is what Permanent returns: a failure retrying cannot fix.
+// Err is the error Permanent wrapped.
 // Test for it with errors.As:
 //
 //	var perm *jobs.PermanentError
@@ -48,11 +49,44 @@ type Backoff = supervision.Backoff
 type PermanentError = supervision.PermanentError
 
 // RetryAfterError is what RetryAfter returns: run the job again after Delay
-// rather than after the backoff's wait.
+// rather than after the backoff's wait. Err is the error RetryAfter wrapped.
 type RetryAfterError = supervision.RetryAfterError
 
-// PartitionStats is what Server.Stats reports per assigned partition.
-type PartitionStats = actors.PartitionStats
+// PartitionStats is what Server.Stats reports per assigned partition. It
+// has the fields of actors.PartitionStats, which fills it (a conversion
+// keeps the two alike), spelled out here so that go doc shows them.
+type PartitionStats struct {
+	Topic     string
+	Partition int
+	// Buffered counts records held: fetched and not finished, waiting at
+	// their key or running. It never exceeds Config.MaxBuffered.
+	Buffered int
+	// PeakBuffered is the highest Buffered seen since the assignment.
+	PeakBuffered int
+	// Span is how far reading has gone past the committable offset:
+	// finished records above a slower one count here, not in Buffered. It
+	// stays within Config.MaxSpan.
+	Span int64
+	// InFlight counts jobs whose worker is running.
+	InFlight int
+	// Keys counts the partition's live key actors (idle ones are
+	// passivated).
+	Keys int
+	// Committed is the last offset committed since the assignment.
+	Committed int64
+	// HighWatermark is the partition's end offset as last fetched, or -1
+	// when not known yet. Lag is HighWatermark - Committed.
+	HighWatermark int64
+	// Generation is the group generation the partition is held in.
+	Generation int32
+	// Revoked tells whether the partition's revocation (or shutdown
+	// drain) has begun.
+	Revoked bool
+	// MetadataFallbacks counts the commits, since the assignment, whose
+	// jobs finished above the committed offset did not fit Kafka's
+	// commit metadata and were left out: a crash then re-runs them.
+	MetadataFallbacks int64
+}
 
 // VirtualKeyFunc computes a record's virtual-partition key from its Kafka key
 // and headers (never its value): jobs with equal virtual keys run one at a

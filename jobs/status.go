@@ -22,8 +22,8 @@ import (
 // The defaults of the status reports (Config.StatusTopic,
 // Config.StatusInterval).
 const (
-	DefaultStatusTopic    = status.DefaultTopic
-	DefaultStatusInterval = status.DefaultInterval
+	DefaultStatusTopic    = "__ordo_status"
+	DefaultStatusInterval = 5 * time.Second
 )
 
 // tally counts what a server's jobs did, by kind, and keeps its most recent
