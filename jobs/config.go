@@ -31,6 +31,7 @@ const (
 	DefaultLongRunningGrace       = 5 * time.Second
 	DefaultCommitInterval         = time.Second
 	DefaultShutdownTimeout        = 30 * time.Second
+	DefaultStartTimeout           = time.Minute
 	DefaultSessionTimeout         = 10 * time.Second
 	DefaultRebalanceTimeout       = 30 * time.Second
 	DefaultHeartbeatInterval      = time.Second
@@ -151,6 +152,7 @@ func (c Config) validate() (Config, error) {
 		{"PartitionWatchInterval", within(c.PartitionWatchInterval, 100*time.Millisecond, unlimited)},
 		{"LongRunningGrace", within(c.LongRunningGrace, 0, unlimited)},
 		{"CommitInterval", within(c.CommitInterval, time.Millisecond, unlimited)},
+		{"StartTimeout", within(c.StartTimeout, time.Millisecond, unlimited)},
 		{"ShutdownTimeout", within(c.ShutdownTimeout, 0, unlimited)},
 		{"Rebalance", rebalanceError(c.Rebalance)},
 		{"InstanceID", optionalInstanceID(c.InstanceID)},
@@ -190,6 +192,9 @@ func (c Config) validate() (Config, error) {
 	}
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = DefaultStartTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

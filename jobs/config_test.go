@@ -88,6 +88,7 @@ func TestNewServerNamesTheBadSetting(t *testing.T) {
 		{"negative idle keys", func(c *jobs.Config) { c.MaxIdleKeys = -1 }, "jobs.Config.MaxIdleKeys"},
 		{"negative commit interval", func(c *jobs.Config) { c.CommitInterval = -time.Second }, "jobs.Config.CommitInterval"},
 		{"negative shutdown timeout", func(c *jobs.Config) { c.ShutdownTimeout = -time.Second }, "jobs.Config.ShutdownTimeout"},
+		{"negative start timeout", func(c *jobs.Config) { c.StartTimeout = -time.Second }, "jobs.Config.StartTimeout"},
 		{"negative grace", func(c *jobs.Config) { c.LongRunningGrace = -time.Second }, "jobs.Config.LongRunningGrace"},
 		{"negative rebalance timeout", func(c *jobs.Config) { c.RebalanceTimeout = -time.Second }, "jobs.Config.RebalanceTimeout"},
 		{"session timeout beyond Kafka's cap", func(c *jobs.Config) { c.SessionTimeout = time.Hour }, "jobs.Config.SessionTimeout"},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"os"
 
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka/kafkaembed"
@@ -45,11 +46,14 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
-	// Start creates the jobs' topic and the dead-letter topic (mail.dlq),
-	// where jobs go that cannot succeed.
+	// Start creates the jobs' topic, the dead-letter topic (mail.dlq),
+	// where jobs go that cannot succeed, and the schedules topic
+	// (mail.schedule), where jobs enqueued WithDelay wait. A broker it
+	// cannot reach is logged at WARN on each retry, and Start fails after
+	// a minute (Config.StartTimeout) with an error naming it.
 	server, err := jobs.NewServer(jobs.Config{Brokers: brokers, Group: "mailer", Topics: []string{"mail"},
 		Workers: workers, CreateTopics: &jobs.TopicSpec{Partitions: 3, ReplicationFactor: 1},
-		Logger: slog.New(slog.DiscardHandler)})
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
 		return err
 	}

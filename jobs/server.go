@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/internal/backoff"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
 )
@@ -85,7 +86,8 @@ type Config struct {
 	// topic + DefaultDeadLetterSuffix (".dlq").
 	DeadLetterTopic string
 	// CreateTopics, when set, makes Start create the topics that do not
-	// exist yet (Topics and DeadLetterTopic) with these settings. Default
+	// exist yet (Topics, DeadLetterTopic and, unless SchedulesOff, each
+	// topic's schedules topic, compacted) with these settings. Default
 	// nil: Start fails with an error naming each missing topic, as a
 	// production cluster should not grow topics by accident.
 	CreateTopics *TopicSpec
@@ -93,11 +95,13 @@ type Config struct {
 	// its topics (WithRunAt, WithDelay), which wait in each topic's
 	// schedules topic (the topic + DefaultScheduleSuffix, compacted) until
 	// due. Default SchedulesAuto: it dispatches for each topic whose
-	// schedules topic exists when Start runs. SchedulesOn requires them
-	// (Start creates the missing ones, compacted, when CreateTopics is set,
-	// and fails with ErrTopicsMissing otherwise); SchedulesOff dispatches
-	// none. The servers of a group share the dispatching through a group
-	// of their own, Group + DefaultScheduleGroupSuffix.
+	// schedules topic exists when Start runs, and, when CreateTopics is
+	// set, for every topic, Start creating the missing schedules topics
+	// (compacted) with the others. SchedulesOn requires them (Start
+	// creates the missing ones when CreateTopics is set, and fails with
+	// ErrTopicsMissing otherwise); SchedulesOff dispatches none. The
+	// servers of a group share the dispatching through a group of their
+	// own, Group + DefaultScheduleGroupSuffix.
 	Schedules ScheduleMode
 	// Periodic are jobs enqueued on a schedule (see Periodic), each tick
 	// once by the group's servers, by the one that dispatches partition 0
@@ -121,6 +125,12 @@ type Config struct {
 	// CommitInterval is the longest a finished job waits to be committed.
 	// Default DefaultCommitInterval.
 	CommitInterval time.Duration
+	// StartTimeout bounds Start when the context given to it has no
+	// deadline: how long Start waits for the brokers to answer, asking
+	// again with Backoff and logging each failure, before it fails with an
+	// error naming them (like the Java client's max.block.ms). Default
+	// DefaultStartTimeout.
+	StartTimeout time.Duration
 	// ShutdownTimeout bounds how long Stop waits for running jobs before
 	// cancelling their contexts. Default DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -196,7 +206,10 @@ type ScheduleMode int
 
 const (
 	// SchedulesAuto dispatches for each topic whose schedules topic exists
-	// when Start runs.
+	// when Start runs. With Config.CreateTopics set, Start creates the
+	// missing schedules topics as it creates the other topics, so it
+	// dispatches for every topic: a server that creates its topics runs
+	// the jobs its clients enqueue WithDelay or WithRunAt.
 	SchedulesAuto ScheduleMode = iota
 	// SchedulesOn dispatches for every topic; Start fails when a schedules
 	// topic is missing and Config.CreateTopics is not set.
@@ -226,6 +239,9 @@ type Server struct {
 	mu       sync.Mutex
 	starting bool // a Start is under way or succeeded
 	stopped  bool // Stop was called
+	// abortStart ends the context of a Start under way, with
+	// ErrServerStopped as its cause; nil when no Start is.
+	abortStart context.CancelCauseFunc
 }
 
 // NewServer validates cfg; it does not contact Kafka.
@@ -305,7 +321,13 @@ var ErrTopicsMissing = errors.New("jobs: topics missing")
 
 // Start checks that the topics exist on the broker (creating the missing ones
 // when Config.CreateTopics says how), then joins the group and processes jobs
-// in the background. ctx bounds that check only: once Start has returned, the
+// in the background. A broker that cannot be reached or does not answer is
+// asked again with Config.Backoff, each failure logged at WARN with the
+// brokers and the cause, until ctx ends, or, when ctx has no deadline, until
+// Config.StartTimeout has passed; Start then fails with an error naming the
+// brokers that wraps the last failure and ctx's error (errors.Is matches
+// context.DeadlineExceeded). A Stop meanwhile makes Start fail at once with
+// ErrServerStopped. ctx bounds Start only: once Start has returned, the
 // server runs until Stop, or until it stops by itself (see Done). A server
 // starts once; Start after Stop fails with ErrServerStopped.
 func (s *Server) Start(ctx context.Context) error {
@@ -319,13 +341,23 @@ func (s *Server) Start(ctx context.Context) error {
 		return ErrServerStarted
 	}
 	s.starting = true
+	ctx, abort := context.WithCancelCause(ctx)
+	defer abort(nil)
+	s.abortStart = abort
 	s.mu.Unlock()
-	err := s.start(ctx)
-	if err != nil {
-		s.mu.Lock()
-		s.starting = false // a failed Start may be tried again
-		s.mu.Unlock()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, s.cfg.StartTimeout,
+			fmt.Errorf("jobs.Config.StartTimeout (%v) passed: %w", s.cfg.StartTimeout, context.DeadlineExceeded))
+		defer cancel()
 	}
+	err := s.start(ctx)
+	s.mu.Lock()
+	s.abortStart = nil
+	if err != nil {
+		s.starting = false // a failed Start may be tried again
+	}
+	s.mu.Unlock()
 	return err
 }
 
@@ -393,7 +425,9 @@ func (s *Server) ensureTopics(ctx context.Context) (map[string]string, error) {
 		for _, t := range s.cfg.Topics {
 			schedules[t+DefaultScheduleSuffix] = t
 			ask = append(ask, t+DefaultScheduleSuffix)
-			if s.cfg.Schedules == SchedulesOn || (len(s.cfg.Periodic) > 0 && t == s.cfg.Topics[0]) {
+			// A server that creates its topics creates their schedules
+			// topics too: a client's WithDelay writes there.
+			if s.cfg.Schedules == SchedulesOn || s.cfg.CreateTopics != nil || (len(s.cfg.Periodic) > 0 && t == s.cfg.Topics[0]) {
 				need = append(need, t+DefaultScheduleSuffix)
 			}
 		}
@@ -401,22 +435,22 @@ func (s *Server) ensureTopics(ctx context.Context) (map[string]string, error) {
 	var have map[string]int
 	for attempt := 1; ; attempt++ {
 		var err error
-		if have, err = admin.Partitions(ctx, ask...); err == nil {
+		if have, err = s.askPartitions(ctx, admin, attempt, ask); err == nil {
 			break
 		}
 		// A broker that cannot be reached yet (a service starting beside
-		// it) is asked again until ctx ends; a broker that answers with a
-		// refusal (a failed login) is not.
+		// it) or does not answer is asked again until ctx ends; a broker
+		// that answers with a refusal (a failed login) is not.
 		var netErr *net.OpError
-		if !errors.As(err, &netErr) {
-			return nil, fmt.Errorf("jobs: Start: %w", err)
+		if ctx.Err() != nil || !errors.As(err, &netErr) && !errors.Is(err, context.DeadlineExceeded) {
+			return nil, s.startError(ctx, err)
 		}
 		wait := s.cfg.Backoff.Delay(attempt)
 		s.cfg.Logger.Warn("ordo: checking the topics failed; retrying", "brokers", s.cfg.Brokers, "err", err, "retry_in", wait)
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return nil, fmt.Errorf("jobs: Start: %w (last: %w)", ctx.Err(), err)
+			return nil, s.startError(ctx, err)
 		}
 	}
 	if s.cfg.Schedules == SchedulesAuto {
@@ -456,12 +490,44 @@ func (s *Server) ensureTopics(ctx context.Context) (map[string]string, error) {
 		// One at a time: a topic that another process created meanwhile
 		// (servers of one group starting together) is no error.
 		if err := admin.CreateTopics(ctx, t); err != nil && !errors.Is(err, kafka.ErrTopicExists) {
-			return nil, fmt.Errorf("jobs: Start: %w", err)
+			return nil, s.startError(ctx, err)
 		}
 	}
 	s.cfg.Logger.Info("ordo: created topics", "topics", missing, "partitions", spec.Partitions,
 		"replication_factor", spec.ReplicationFactor)
 	return schedules, nil
+}
+
+// Each try at the topics' metadata waits longer than the one before, from
+// firstTryTimeout to lastTryTimeout (the admin client's own bound): a broker
+// that says nothing is reported within about a second, and a slow first
+// connection (TLS and SASL to a distant cluster) still gets through on a
+// later try.
+const (
+	firstTryTimeout = time.Second
+	lastTryTimeout  = 10 * time.Second
+)
+
+// askPartitions is one try at the partition counts of topics.
+func (s *Server) askPartitions(ctx context.Context, admin *kafka.Admin, attempt int, topics []string) (map[string]int, error) {
+	timeout := backoff.Delay(firstTryTimeout, lastTryTimeout, attempt)
+	tryCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	have, err := admin.Partitions(tryCtx, topics...)
+	if err != nil && ctx.Err() == nil && tryCtx.Err() != nil {
+		err = fmt.Errorf("no answer within %v: %w", timeout, err)
+	}
+	return have, err
+}
+
+// startError is Start's error for a failure talking to the brokers: it names
+// them, and wraps both why Start stopped trying (ErrServerStopped, ctx's
+// error, or StartTimeout's DeadlineExceeded), if it did, and the last failure.
+func (s *Server) startError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("jobs: Start: asking brokers %s for the topics: %w (last try: %w)", strings.Join(s.cfg.Brokers, ","), context.Cause(ctx), err)
+	}
+	return fmt.Errorf("jobs: Start: asking brokers %s for the topics: %w", strings.Join(s.cfg.Brokers, ","), err)
 }
 
 // Ready is closed once the server has received its first assignment from
@@ -497,6 +563,9 @@ func (s *Server) StopAndLeave(ctx context.Context) error {
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	s.stopped = true
+	if s.abortStart != nil {
+		s.abortStart(ErrServerStopped)
+	}
 	s.mu.Unlock()
 	err := s.records.Stop(ctx)
 	s.mu.Lock()

@@ -98,6 +98,10 @@ func newClient(t *testing.T, env *kafkatest.Env, topic string) *jobs.Client {
 	return c
 }
 
+// serverConfig is a test server's configuration. It dispatches no
+// scheduled jobs (with CreateTopics set, the default SchedulesAuto would
+// create a schedules topic and run a dispatcher group beside every test
+// server); the tests of scheduling turn it on.
 func serverConfig(t *testing.T, env *kafkatest.Env, topic string, workers *jobs.Workers) jobs.Config {
 	return jobs.Config{
 		Brokers:           env.Brokers,
@@ -106,6 +110,7 @@ func serverConfig(t *testing.T, env *kafkatest.Env, topic string, workers *jobs.
 		Workers:           workers,
 		DeadLetterTopic:   topic + ".dlq",
 		CreateTopics:      &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1},
+		Schedules:         jobs.SchedulesOff,
 		HeartbeatInterval: 200 * time.Millisecond,
 		SessionTimeout:    6 * time.Second,
 		RebalanceTimeout:  20 * time.Second,

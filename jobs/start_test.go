@@ -300,3 +300,37 @@ func TestServerRunsJobsOnPartitionsAddedToItsTopic(t *testing.T) {
 	waitFor(t, 30*time.Second, "the job on the added partition to run", func() bool { return len(ran()) == 1 })
 	t.Logf("the job on an added partition ran %v after the partitions were asked for (watch interval 300ms)", time.Since(began).Round(time.Millisecond))
 }
+
+// A server configured as the quickstart is (CreateTopics set, Schedules
+// left at its default) creates its topic's schedules topic too, compacted,
+// so a job enqueued WithDelay is accepted and runs, no earlier than due.
+func TestCreateTopicsCreatesTheSchedulesTopicUnderSchedulesAuto(t *testing.T) {
+	t.Parallel()
+	env := kafkatest.New(t)
+	topic := kafkatest.UniqueName(t, "topic")
+	schedules := topic + jobs.DefaultScheduleSuffix
+	ws, ran := keyedWorkers(t)
+	cfg := serverConfig(t, env, topic, ws)
+	cfg.Schedules = jobs.SchedulesAuto
+	if !env.Embedded {
+		t.Cleanup(func() { _ = env.Admin.DeleteTopics(context.Background(), topic, topic+".dlq", schedules) })
+	}
+	s := startJobServer(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	waitForSignal(t, s.Ready(), "the server to be ready")
+
+	client := newClient(t, env, topic)
+	enqueued := time.Now()
+	info, err := client.Enqueue(ctx, keyedArgs{"k", 1}, jobs.WithDelay(time.Second))
+	if err != nil {
+		t.Fatalf("Enqueue WithDelay(1s) on a server that creates its topics: %v", err)
+	}
+	waitFor(t, 30*time.Second, "the delayed job to run", func() bool { return len(ran()) == 1 })
+	if took := time.Since(enqueued); took < time.Second {
+		t.Errorf("the job due in 1s ran after %v", took)
+	}
+	if outcome, err := client.Cancel(ctx, info.ID); err != nil || outcome != jobs.CancelTooLate {
+		t.Errorf("Cancel of the job that ran returned %v, %v; want CancelTooLate", outcome, err)
+	}
+}
