@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,7 +20,7 @@ import (
 func webCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, c := newFlags("web", stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve the dashboard on; loopback unless you mean otherwise")
-	auth := fs.String("auth", os.Getenv("ORDO_WEB_AUTH"), "require credentials: bearer:TOKEN or basic:USER:PASS (env ORDO_WEB_AUTH keeps them out of ps)")
+	auth := fs.String("auth", "", "require credentials: bearer:TOKEN or basic:USER:PASS (default: env ORDO_WEB_AUTH, which keeps them out of ps)")
 	readOnly := fs.Bool("read-only", false, "hide and refuse replays")
 	showPayloads := fs.Bool("show-payloads", false, "show dead letters' args (by default only their size and kind)")
 	statusTopic := fs.String("status-topic", status.DefaultTopic, "the servers' status topic (jobs.Config.StatusTopic)")
@@ -28,6 +29,7 @@ func webCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	*auth = cmp.Or(*auth, os.Getenv("ORDO_WEB_AUTH")) // after parsing: usage never prints it
 	k, err := c.open()
 	if err != nil {
 		return err
