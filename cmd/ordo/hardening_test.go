@@ -260,3 +260,20 @@ func linesWith(s, sub string) []string {
 	}
 	return out
 }
+
+func TestWebAllowedHostsFlag(t *testing.T) {
+	cases := []struct {
+		flag, listen string
+		want         []string
+	}{
+		{"", "127.0.0.1:8080", nil},
+		{"", ":8080", nil},
+		{"ops.example.com, ops:8080,", "0.0.0.0:8080", []string{"ops.example.com", "ops:8080"}},
+		{"", "ops.internal:8080", []string{"ops.internal"}},
+	}
+	for _, tc := range cases {
+		if got := hostList(tc.flag, tc.listen); fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("--allowed-hosts %q --listen %s: %q; want %q", tc.flag, tc.listen, got, tc.want)
+		}
+	}
+}

@@ -26,6 +26,8 @@ func webCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	statusTopic := fs.String("status-topic", status.DefaultTopic, "the servers' status topic (jobs.Config.StatusTopic)")
 	var dlqs stringList
 	fs.Var(&dlqs, "dlq-topic", "a dead-letter topic to browse besides those the servers report (repeatable)")
+	allowedHosts := fs.String("allowed-hosts", "", "host names the dashboard answers to, comma-separated (host or host:port); "+
+		"IP addresses, localhost and the host of --listen always work, any other name is refused (DNS rebinding)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -36,7 +38,7 @@ func webCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg := dashboard.Config{Brokers: k.brokers, Security: k.security, StatusTopic: *statusTopic, DeadLetterTopics: dlqs,
-		ReadOnly: *readOnly, ShowPayloads: *showPayloads, Logger: log}
+		AllowedHosts: hostList(*allowedHosts, *listen), ReadOnly: *readOnly, ShowPayloads: *showPayloads, Logger: log}
 	if err := parseAuth(*auth, &cfg); err != nil {
 		return err
 	}
@@ -65,6 +67,21 @@ func webCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		defer cancel()
 		return srv.Shutdown(shut)
 	}
+}
+
+// hostList is --allowed-hosts split, with the host --listen names when it
+// is a name.
+func hostList(flag, listen string) []string {
+	var out []string
+	for _, h := range strings.Split(flag, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	if host, _, err := net.SplitHostPort(listen); err == nil && host != "" && net.ParseIP(host) == nil {
+		out = append(out, host)
+	}
+	return out
 }
 
 // parseAuth reads --auth into cfg.
