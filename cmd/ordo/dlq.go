@@ -55,8 +55,8 @@ func dlqListCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			continue
 		}
 		shown++
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s/%d@%d\t%d\t%d\t%d\t%s\n", d.ID(), d.Time.Local().Format(time.DateTime), cell(d.Kind, 40),
-			cell(string(d.Key), 40), cell(d.SourceTopic, 60), d.SourcePartition, d.SourceOffset, d.Attempts, len(d.ReplayedAt),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s/%d@%d\t%d\t%d\t%d\t%s\n", d.ID(), d.Time.Local().Format(time.DateTime), cell(d.Kind, nameWidth),
+			cell(string(d.Key), 40), cell(d.SourceTopic, nameWidth), d.SourcePartition, d.SourceOffset, d.Attempts, len(d.ReplayedAt),
 			len(d.Value), cell(d.Reason, 80))
 	}
 	tw.Flush()
@@ -140,8 +140,8 @@ func dlqReplayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 				fmt.Fprintf(stdout, "would skip %s: %s\n", d.ID(), cell(err.Error(), 200))
 				continue
 			}
-			fmt.Fprintf(stdout, "would replay %s (kind %s, key %s) to %s\n", d.ID(), cell(d.Kind, 40), cell(strconv.Quote(string(d.Key)), 60),
-				cell(d.SourceTopic, 60))
+			fmt.Fprintf(stdout, "would replay %s (kind %s, key %s) to %s\n", d.ID(), cell(d.Kind, nameWidth), cell(strconv.Quote(string(d.Key)), 60),
+				cell(d.SourceTopic, nameWidth))
 		}
 		fmt.Fprintf(stdout, "dry run: %d dead letters would be replayed; nothing was written\n", len(picked))
 		return nil
@@ -157,8 +157,8 @@ func dlqReplayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	defer p.Close()
 	done, err := ops.Replay(ctx, p, picked, who())
 	for _, r := range done {
-		fmt.Fprintf(stdout, "replayed %s (kind %s, key %s) to %s/%d@%d\n", r.DeadLetter.ID(), cell(r.DeadLetter.Kind, 40),
-			cell(strconv.Quote(string(r.DeadLetter.Key)), 60), cell(r.To.Topic, 60), r.To.Partition, r.To.Offset)
+		fmt.Fprintf(stdout, "replayed %s (kind %s, key %s) to %s/%d@%d\n", r.DeadLetter.ID(), cell(r.DeadLetter.Kind, nameWidth),
+			cell(strconv.Quote(string(r.DeadLetter.Key)), 60), cell(r.To.Topic, nameWidth), r.To.Partition, r.To.Offset)
 	}
 	fmt.Fprintf(stdout, "replayed %d of %d dead letters\n", len(done), len(picked))
 	return err

@@ -14,6 +14,11 @@ import (
 // reorder it). They are shown escaped, as Go would quote them, but without
 // the quotes: ESC as \x1b, U+202E as \u202e, an invalid byte as \xff.
 
+// nameWidth is where a table cuts a name (topic, group, member, kind): past
+// the longest topic name Kafka allows (249), so that real names stay whole
+// and a name an attacker made 1 MB long does not widen every row.
+const nameWidth = 255
+
 // printable is s with every control character (C0, DEL, C1), bidi override
 // or isolate, line or paragraph separator and invalid UTF-8 byte escaped.
 func printable(s string) string { return escape(s, -1) }

@@ -57,7 +57,7 @@ func printStatus(w io.Writer, members []ops.Member, now time.Time, errorsN int) 
 		if m.Gone {
 			state = "GONE"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s ago\t%s\t%d\t%d\n", cell(m.Group, 60), cell(m.Member, 60), cell(m.Host, 40), cell(m.OrdoVersion, 20),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s ago\t%s\t%d\t%d\n", cell(m.Group, nameWidth), cell(m.Member, nameWidth), cell(m.Host, nameWidth), cell(m.OrdoVersion, nameWidth),
 			m.Uptime(), m.Age(now), state, len(m.Partitions), m.Rebalances)
 	}
 	tw.Flush()
@@ -66,7 +66,7 @@ func printStatus(w io.Writer, members []ops.Member, now time.Time, errorsN int) 
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "GROUP\tTOPIC\tPARTITION\tMEMBER\tCOMMITTED\tHIGH WATERMARK\tLAG\tBUFFERED\tIN FLIGHT\tKEY ACTORS\tGENERATION")
 	for _, p := range ops.PartitionRows(members) {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", cell(p.Group, 60), cell(p.Topic, 60), p.Partition.Partition, cell(p.Member, 60),
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", cell(p.Group, nameWidth), cell(p.Topic, nameWidth), p.Partition.Partition, cell(p.Member, nameWidth),
 			offset(p.Committed), offset(p.HighWatermark), offset(p.Lag), p.Buffered, p.InFlight, p.KeyActors, p.Generation)
 	}
 	tw.Flush()
@@ -79,7 +79,7 @@ func printStatus(w io.Writer, members []ops.Member, now time.Time, errorsN int) 
 			continue
 		}
 		for _, k := range m.Kinds {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.1f\t%.1f\n", cell(m.Group, 60), cell(m.Member, 60), cell(k.Kind, 40),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.1f\t%.1f\n", cell(m.Group, nameWidth), cell(m.Member, nameWidth), cell(k.Kind, nameWidth),
 				k.Processed, k.Failed, k.Retried, k.DeadLettered, k.ProcessedRate, k.FailedRate)
 		}
 	}
@@ -93,8 +93,8 @@ func printStatus(w io.Writer, members []ops.Member, now time.Time, errorsN int) 
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tGROUP\tKIND\tJOB ID\tKEY\tAT\tATTEMPT\tDEAD-LETTERED\tERROR")
 	for _, e := range errs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s/%d@%d\t%d\t%t\t%s\n", e.At.Local().Format(time.TimeOnly), cell(e.Group, 60), cell(e.Kind, 40),
-			cell(e.JobID, 30), cell(e.Key, 40), cell(e.Topic, 60), e.Partition, e.Offset, e.Attempt, e.DeadLettered, cell(e.Message, 100))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s/%d@%d\t%d\t%t\t%s\n", e.At.Local().Format(time.TimeOnly), cell(e.Group, nameWidth), cell(e.Kind, nameWidth),
+			cell(e.JobID, nameWidth), cell(e.Key, 40), cell(e.Topic, nameWidth), e.Partition, e.Offset, e.Attempt, e.DeadLettered, cell(e.Message, 100))
 	}
 	tw.Flush()
 }
