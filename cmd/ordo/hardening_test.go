@@ -277,3 +277,16 @@ func TestWebAllowedHostsFlag(t *testing.T) {
 		}
 	}
 }
+
+func TestTerminalWriterEscapesARuneCutBetweenWritesOnce(t *testing.T) {
+	var out strings.Builder
+	w := &terminalWriter{w: &out}
+	rlo := []byte("a\u202eb") // U+202E is three bytes
+	_, _ = w.Write(rlo[:2])
+	_, _ = w.Write(rlo[2:])
+	_, _ = w.Write([]byte("\tc\n\xe2"))
+	w.Flush()
+	if got, want := out.String(), `a\u202eb`+"\tc\n"+`\xe2`; got != want {
+		t.Errorf("wrote %q; want %q", got, want)
+	}
+}
