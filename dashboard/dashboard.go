@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -61,6 +62,14 @@ type Config struct {
 	// BasicUser and BasicPassword, when set, require HTTP basic auth.
 	// Use one of BearerToken and basic auth.
 	BasicUser, BasicPassword string
+	// AllowedHosts are the host names the dashboard answers to, besides IP
+	// addresses and "localhost", which it always answers to: "ops.example.com"
+	// (any port) or "ops.example.com:8080". A request whose Host header
+	// names another host is refused with 421 and logged: it is how a DNS
+	// rebinding attack, a page whose name comes to resolve to the
+	// dashboard's address, would reach it. Mounted in a service reached by
+	// name, list the names here.
+	AllowedHosts []string
 	// ReadOnly hides and refuses replays.
 	ReadOnly bool
 	// ShowPayloads shows dead letters' args; by default only their size
@@ -110,6 +119,7 @@ func New(cfg Config) (*Dashboard, error) {
 		history: newHistory(360), pages: pages, csrfKey: make([]byte, 32), protect: http.NewCrossOriginProtection(),
 	}
 	_, _ = rand.Read(d.csrfKey)
+	d.protect.SetDenyHandler(http.HandlerFunc(d.crossOrigin))
 	var once sync.Once
 	var producer *kafka.Producer
 	var perr error
@@ -141,6 +151,11 @@ func (c Config) validate() error {
 	for i, t := range c.DeadLetterTopics {
 		if err := kafka.CheckTopicName(t); err != nil {
 			return fail(fmt.Sprintf("DeadLetterTopics[%d]", i), err)
+		}
+	}
+	for i, h := range c.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, "/ \t@") {
+			return fail(fmt.Sprintf("AllowedHosts[%d]", i), fmt.Errorf("%q is not a host or host:port", h))
 		}
 	}
 	if c.BearerToken != "" && (c.BasicUser != "" || c.BasicPassword != "") {
@@ -180,12 +195,51 @@ func (d *Dashboard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
+	if !d.hostAllowed(r.Host) {
+		d.cfg.Logger.Warn("ordo dashboard: request refused: host not allowed (a DNS rebinding?); allow it with AllowedHosts (--allowed-hosts)",
+			"who", r.RemoteAddr, "host", r.Host, "method", r.Method, "path", r.URL.Path)
+		http.Error(w, "421 misdirected request: this dashboard does not answer to that host name", http.StatusMisdirectedRequest)
+		return
+	}
 	who, ok := d.authenticate(w, r)
 	if !ok {
 		return
 	}
 	r = r.WithContext(withWho(r.Context(), who))
 	d.mux.ServeHTTP(w, r)
+}
+
+// hostAllowed tells whether the dashboard answers to the Host header host:
+// an IP address (which DNS rebinding cannot produce: the attacker's page
+// has a name), localhost, or one of Config.AllowedHosts.
+func (d *Dashboard) hostAllowed(host string) bool {
+	if host == "" {
+		return true // HTTP/1.0 without Host: not a browser
+	}
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	name := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		name = h
+	}
+	name = strings.TrimSuffix(strings.Trim(name, "[]"), ".")
+	if net.ParseIP(name) != nil || name == "localhost" {
+		return true
+	}
+	for _, a := range d.cfg.AllowedHosts {
+		a = strings.ToLower(a)
+		if a == host || a == name {
+			return true
+		}
+	}
+	return false
+}
+
+// crossOrigin answers a POST that http.CrossOriginProtection refused, and
+// puts it in the audit log as the CSRF refusals are.
+func (d *Dashboard) crossOrigin(w http.ResponseWriter, r *http.Request) {
+	d.cfg.Logger.Warn("ordo dashboard: replay refused: cross-origin request", "who", whoOf(r.Context()),
+		"origin", r.Header.Get("Origin"), "sec_fetch_site", r.Header.Get("Sec-Fetch-Site"), "host", r.Host)
+	http.Error(w, "403 forbidden: cross-origin request", http.StatusForbidden)
 }
 
 const (

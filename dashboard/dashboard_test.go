@@ -22,6 +22,7 @@ func TestNewNamesTheBadSetting(t *testing.T) {
 		{"a bad dead-letter topic", dashboard.Config{Brokers: []string{"b:9092"}, DeadLetterTopics: []string{"ok", "x/y"}}, "dashboard.Config.DeadLetterTopics[1]"},
 		{"bearer and basic", dashboard.Config{Brokers: []string{"b:9092"}, BearerToken: "t", BasicUser: "u", BasicPassword: "p"}, "dashboard.Config.BearerToken"},
 		{"a user without a password", dashboard.Config{Brokers: []string{"b:9092"}, BasicUser: "u"}, "dashboard.Config.BasicUser"},
+		{"a URL for a host", dashboard.Config{Brokers: []string{"b:9092"}, AllowedHosts: []string{"ops", "https://ops/"}}, "dashboard.Config.AllowedHosts[1]"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -34,16 +35,18 @@ func TestNewNamesTheBadSetting(t *testing.T) {
 }
 
 // Refusals need no broker: they come before the dashboard reads anything.
+// The requests are to example.com, as httptest makes them.
 func TestRefusals(t *testing.T) {
-	basic, err := dashboard.New(dashboard.Config{Brokers: []string{"127.0.0.1:1"}, BasicUser: "ops", BasicPassword: "pw"})
+	hosts := []string{"example.com"}
+	basic, err := dashboard.New(dashboard.Config{Brokers: []string{"127.0.0.1:1"}, AllowedHosts: hosts, BasicUser: "ops", BasicPassword: "pw"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	readOnly, err := dashboard.New(dashboard.Config{Brokers: []string{"127.0.0.1:1"}, ReadOnly: true})
+	readOnly, err := dashboard.New(dashboard.Config{Brokers: []string{"127.0.0.1:1"}, AllowedHosts: hosts, ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	open, err := dashboard.New(dashboard.Config{Brokers: []string{"127.0.0.1:1"}})
+	open, err := dashboard.New(dashboard.Config{Brokers: []string{"127.0.0.1:1"}, AllowedHosts: hosts})
 	if err != nil {
 		t.Fatal(err)
 	}

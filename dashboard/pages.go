@@ -59,7 +59,7 @@ type page struct {
 
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, name, title string, data any, err error) {
 	p := page{Title: title, Nav: name, ReadOnly: d.cfg.ReadOnly, ShowPayloads: d.cfg.ShowPayloads,
-		CSRF: d.csrfToken(w, r), Now: time.Now(), Data: data, Notice: r.URL.Query().Get("notice")}
+		CSRF: d.csrfToken(w, r), Now: time.Now(), Data: data, Notice: notice(r.URL.Query())}
 	if err != nil {
 		p.Error = err.Error()
 		d.cfg.Logger.Warn("ordo dashboard: "+name, "err", err)
@@ -73,6 +73,23 @@ func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, name, title s
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(buf.Bytes())
+}
+
+// notices are the messages ?notice= may show, by code: a page shows only
+// text of its own, never text from the address, which anyone can link to.
+var notices = map[string]func(q url.Values) string{
+	"replayed": func(q url.Values) string {
+		n, _ := strconv.Atoi(q.Get("n"))
+		of, _ := strconv.Atoi(q.Get("of"))
+		return fmt.Sprintf("replayed %d of %d dead letters", n, of)
+	},
+}
+
+func notice(q url.Values) string {
+	if f := notices[q.Get("notice")]; f != nil {
+		return f(q)
+	}
+	return ""
 }
 
 type overview struct {
@@ -140,6 +157,21 @@ func (d *Dashboard) deadLetterTopics(members []ops.Member) []string {
 	return ts
 }
 
+// topicAllowed tells whether ?topic= names a topic the dashboard reads: a
+// dead-letter topic it was given or the servers report, or one whose name
+// ends in ".dlq". Any other (a topic of jobs, with ShowPayloads their args)
+// is refused with 403 and logged.
+func (d *Dashboard) topicAllowed(w http.ResponseWriter, r *http.Request, topic string, members []ops.Member) bool {
+	if strings.HasSuffix(topic, ".dlq") || slices.Contains(d.deadLetterTopics(members), topic) {
+		return true
+	}
+	d.cfg.Logger.Warn("ordo dashboard: request refused: not a dead-letter topic", "who", whoOf(r.Context()),
+		"topic", topic, "path", r.URL.Path)
+	http.Error(w, "403 forbidden: the dashboard shows only dead-letter topics: those the servers report, those it was given "+
+		"(--dlq-topic), and those whose name ends in \".dlq\"", http.StatusForbidden)
+	return false
+}
+
 type deadLettersView struct {
 	Topics          []string
 	Topic           string
@@ -154,6 +186,9 @@ func (d *Dashboard) deadLettersPage(w http.ResponseWriter, r *http.Request) {
 	v := deadLettersView{Topics: d.deadLetterTopics(members), Topic: r.URL.Query().Get("topic"), All: r.URL.Query().Get("all") == "1"}
 	if v.Topic == "" && len(v.Topics) > 0 {
 		v.Topic = v.Topics[0]
+	}
+	if v.Topic != "" && !d.topicAllowed(w, r, v.Topic, members) {
+		return
 	}
 	var err error
 	if v.Topic != "" {
@@ -182,6 +217,9 @@ type deadLetterView struct {
 
 func (d *Dashboard) deadLetterPage(w http.ResponseWriter, r *http.Request) {
 	topic, id := r.URL.Query().Get("topic"), r.URL.Query().Get("id")
+	if members, _ := d.refresh(r.Context()); !d.topicAllowed(w, r, topic, members) {
+		return
+	}
 	dl, err := d.findDeadLetter(r.Context(), topic, id)
 	if err != nil {
 		d.render(w, r, "deadletter", "Dead letter", deadLetterView{Topic: topic}, err)
@@ -229,6 +267,9 @@ func (d *Dashboard) replay(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "400 bad request: no dead letter selected", http.StatusBadRequest)
 		return
 	}
+	if members, _ := d.refresh(r.Context()); !d.topicAllowed(w, r, topic, members) {
+		return
+	}
 	dls, err := ops.ReadDeadLetters(r.Context(), d.admin, topic)
 	var picked []ops.DeadLetter
 	if err == nil {
@@ -251,8 +292,8 @@ func (d *Dashboard) replay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.cfg.Logger.Info("ordo dashboard: replayed dead letters", "who", who, "topic", topic, "asked", ids, "replayed", replayed)
-	notice := fmt.Sprintf("replayed %d of %d dead letters: %s", len(done), len(ids), strings.Join(replayed, ", "))
-	http.Redirect(w, r, "deadletters?"+url.Values{"topic": {topic}, "notice": {notice}}.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, "deadletters?"+url.Values{"topic": {topic}, "notice": {"replayed"},
+		"n": {strconv.Itoa(len(done))}, "of": {strconv.Itoa(len(ids))}}.Encode(), http.StatusSeeOther)
 }
 
 var funcs = template.FuncMap{

@@ -59,6 +59,9 @@ func init() {
 // handle is the runtime's handler: one attempt of the job in r.
 func (e *executor) handle(ctx context.Context, r *kafka.Record, attempt int) actors.Outcome {
 	w, job, kind, reason := e.prepare(r, attempt)
+	if w == nil && replayMarker(r) {
+		return actors.Done()
+	}
 	if w == nil {
 		e.tally.failure(r, kind, string(header(r, HeaderJobID)), attempt, reason, true)
 		return e.deadLetter(ctx, r, attempt, kind, reason, single)

@@ -100,7 +100,8 @@ const (
 	// replayed job carries HeaderReplays: how many times it was replayed.
 	// The replay also appends a marker to the dead-letter topic, a record
 	// with an empty value whose HeaderReplayOf names the dead letter as
-	// "<partition>/<offset>", so that tools count it as replayed.
+	// "<partition>/<offset>", so that tools count it as replayed. A Server
+	// reading a dead-letter topic commits a marker without running it.
 	HeaderReplays  = "ordo-replays"
 	HeaderReplayOf = "ordo-replay-of"
 )

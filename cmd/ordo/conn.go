@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -39,7 +40,9 @@ func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *conn) {
 	fs.BoolVar(&c.tlsInsecure, "tls-insecure", false, "do not verify the brokers' certificates (testing only)")
 	fs.StringVar(&c.saslMechanism, "sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 	fs.StringVar(&c.saslUsername, "sasl-username", "", "SASL user name")
-	fs.StringVar(&c.saslPassword, "sasl-password", os.Getenv("ORDO_SASL_PASSWORD"), "SASL password (env ORDO_SASL_PASSWORD keeps it out of the process list)")
+	// A secret's flag has no default: the flag package prints a default in
+	// every usage message, so the environment is read after parsing.
+	fs.StringVar(&c.saslPassword, "sasl-password", "", "SASL password (default: env ORDO_SASL_PASSWORD, which keeps it out of the process list)")
 	return fs, c
 }
 
@@ -109,7 +112,7 @@ func (c *conn) security() (*kafka.Security, error) {
 	}
 	if c.saslMechanism != "" || c.saslUsername != "" {
 		sec.SASL = &kafka.SASL{Mechanism: kafka.SASLMechanism(strings.ToUpper(c.saslMechanism)),
-			Username: c.saslUsername, Password: c.saslPassword}
+			Username: c.saslUsername, Password: cmp.Or(c.saslPassword, os.Getenv("ORDO_SASL_PASSWORD"))}
 	}
 	if sec.TLS == nil && sec.SASL == nil {
 		return nil, nil

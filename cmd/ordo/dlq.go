@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -54,12 +55,12 @@ func dlqListCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			continue
 		}
 		shown++
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s/%d@%d\t%d\t%d\t%d\t%s\n", d.ID(), d.Time.Local().Format(time.DateTime), d.Kind,
-			oneLine(string(d.Key), 40), d.SourceTopic, d.SourcePartition, d.SourceOffset, d.Attempts, len(d.ReplayedAt),
-			len(d.Value), oneLine(d.Reason, 80))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s/%d@%d\t%d\t%d\t%d\t%s\n", d.ID(), d.Time.Local().Format(time.DateTime), cell(d.Kind, nameWidth),
+			cell(string(d.Key), 40), cell(d.SourceTopic, nameWidth), d.SourcePartition, d.SourceOffset, d.Attempts, len(d.ReplayedAt),
+			len(d.Value), cell(d.Reason, 80))
 	}
 	tw.Flush()
-	fmt.Fprintf(stdout, "%d dead letters shown; %d in %s, %d of them replayed\n", shown, len(dls), *topic, replayed)
+	fmt.Fprintf(stdout, "%d dead letters shown; %d in %s, %d of them replayed\n", shown, len(dls), printable(*topic), replayed)
 	return nil
 }
 
@@ -85,28 +86,28 @@ func dlqShowCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			continue
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "id\t%s/%s\n", *topic, d.ID())
+		fmt.Fprintf(tw, "id\t%s/%s\n", cell(*topic, -1), d.ID())
 		fmt.Fprintf(tw, "time\t%s\n", d.Time.Local().Format(time.RFC3339))
-		fmt.Fprintf(tw, "kind\t%s\n", d.Kind)
-		fmt.Fprintf(tw, "job id\t%s\n", d.JobID)
+		fmt.Fprintf(tw, "kind\t%s\n", cell(d.Kind, -1))
+		fmt.Fprintf(tw, "job id\t%s\n", cell(d.JobID, -1))
 		fmt.Fprintf(tw, "key\t%q\n", d.Key)
-		fmt.Fprintf(tw, "source\t%s/%d@%d (group %s)\n", d.SourceTopic, d.SourcePartition, d.SourceOffset, d.SourceGroup)
+		fmt.Fprintf(tw, "source\t%s/%d@%d (group %s)\n", cell(d.SourceTopic, -1), d.SourcePartition, d.SourceOffset, cell(d.SourceGroup, -1))
 		fmt.Fprintf(tw, "attempts\t%d\n", d.Attempts)
 		fmt.Fprintf(tw, "replays before\t%d\n", d.Replays)
 		fmt.Fprintf(tw, "replayed\t%d times\n", len(d.ReplayedAt))
-		fmt.Fprintf(tw, "reason\t%s\n", d.Reason)
+		fmt.Fprintf(tw, "reason\t%s\n", cell(d.Reason, -1))
 		fmt.Fprintf(tw, "payload\t%d bytes\n", len(d.Value))
 		tw.Flush()
 		fmt.Fprintln(stdout, "headers:")
 		for _, h := range d.Headers {
-			fmt.Fprintf(stdout, "  %s: %q\n", h.Key, h.Value)
+			fmt.Fprintf(stdout, "  %s: %q\n", cell(h.Key, -1), h.Value)
 		}
 		if *showPayload {
-			fmt.Fprintf(stdout, "args:\n%s\n", ops.Payload(d.Value))
+			fmt.Fprintf(stdout, "args:\n%s\n", printable(ops.Payload(d.Value)))
 		}
 		return nil
 	}
-	return fmt.Errorf("no dead letter %d/%d in %s", partition, offset, *topic)
+	return fmt.Errorf("no dead letter %d/%d in %q", partition, offset, *topic)
 }
 
 func dlqReplayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -136,10 +137,11 @@ func dlqReplayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *dryRun {
 		for _, d := range picked {
 			if _, err := ops.ReplayMessage(&d); err != nil {
-				fmt.Fprintf(stdout, "would skip %s: %v\n", d.ID(), err)
+				fmt.Fprintf(stdout, "would skip %s: %s\n", d.ID(), cell(err.Error(), 200))
 				continue
 			}
-			fmt.Fprintf(stdout, "would replay %s (kind %s, key %q) to %s\n", d.ID(), d.Kind, d.Key, d.SourceTopic)
+			fmt.Fprintf(stdout, "would replay %s (kind %s, key %s) to %s\n", d.ID(), cell(d.Kind, nameWidth), cell(strconv.Quote(string(d.Key)), 60),
+				cell(d.SourceTopic, nameWidth))
 		}
 		fmt.Fprintf(stdout, "dry run: %d dead letters would be replayed; nothing was written\n", len(picked))
 		return nil
@@ -155,8 +157,8 @@ func dlqReplayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	defer p.Close()
 	done, err := ops.Replay(ctx, p, picked, who())
 	for _, r := range done {
-		fmt.Fprintf(stdout, "replayed %s (kind %s, key %q) to %s/%d@%d\n", r.DeadLetter.ID(), r.DeadLetter.Kind,
-			r.DeadLetter.Key, r.To.Topic, r.To.Partition, r.To.Offset)
+		fmt.Fprintf(stdout, "replayed %s (kind %s, key %s) to %s/%d@%d\n", r.DeadLetter.ID(), cell(r.DeadLetter.Kind, nameWidth),
+			cell(strconv.Quote(string(r.DeadLetter.Key)), 60), cell(r.To.Topic, nameWidth), r.To.Partition, r.To.Offset)
 	}
 	fmt.Fprintf(stdout, "replayed %d of %d dead letters\n", len(done), len(picked))
 	return err

@@ -55,6 +55,6 @@ func enqueueCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "enqueued %s job %s to %s/%d@%d\n", info.Kind, info.ID, info.Topic, info.Partition, info.Offset)
+	fmt.Fprintf(stdout, "enqueued %s job %s to %s/%d@%d\n", printable(info.Kind), info.ID, printable(info.Topic), info.Partition, info.Offset)
 	return nil
 }

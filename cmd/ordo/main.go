@@ -56,6 +56,10 @@ of its flags:
 // run is the command: args without the program name. It returns the exit
 // status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	out, errOut := &terminalWriter{w: stdout}, &terminalWriter{w: stderr}
+	defer out.Flush()
+	defer errOut.Flush()
+	stdout, stderr = out, errOut
 	err := dispatch(ctx, args, stdout, stderr)
 	switch {
 	case err == nil, errors.Is(err, errHelp):

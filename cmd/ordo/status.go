@@ -57,7 +57,7 @@ func printStatus(w io.Writer, members []ops.Member, now time.Time, errorsN int) 
 		if m.Gone {
 			state = "GONE"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s ago\t%s\t%d\t%d\n", m.Group, m.Member, m.Host, m.OrdoVersion,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s ago\t%s\t%d\t%d\n", cell(m.Group, nameWidth), cell(m.Member, nameWidth), cell(m.Host, nameWidth), cell(m.OrdoVersion, nameWidth),
 			m.Uptime(), m.Age(now), state, len(m.Partitions), m.Rebalances)
 	}
 	tw.Flush()
@@ -66,7 +66,7 @@ func printStatus(w io.Writer, members []ops.Member, now time.Time, errorsN int) 
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "GROUP\tTOPIC\tPARTITION\tMEMBER\tCOMMITTED\tHIGH WATERMARK\tLAG\tBUFFERED\tIN FLIGHT\tKEY ACTORS\tGENERATION")
 	for _, p := range ops.PartitionRows(members) {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", p.Group, p.Topic, p.Partition.Partition, p.Member,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", cell(p.Group, nameWidth), cell(p.Topic, nameWidth), p.Partition.Partition, cell(p.Member, nameWidth),
 			offset(p.Committed), offset(p.HighWatermark), offset(p.Lag), p.Buffered, p.InFlight, p.KeyActors, p.Generation)
 	}
 	tw.Flush()
@@ -79,7 +79,7 @@ func printStatus(w io.Writer, members []ops.Member, now time.Time, errorsN int) 
 			continue
 		}
 		for _, k := range m.Kinds {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.1f\t%.1f\n", m.Group, m.Member, k.Kind,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.1f\t%.1f\n", cell(m.Group, nameWidth), cell(m.Member, nameWidth), cell(k.Kind, nameWidth),
 				k.Processed, k.Failed, k.Retried, k.DeadLettered, k.ProcessedRate, k.FailedRate)
 		}
 	}
@@ -93,8 +93,8 @@ func printStatus(w io.Writer, members []ops.Member, now time.Time, errorsN int) 
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tGROUP\tKIND\tJOB ID\tKEY\tAT\tATTEMPT\tDEAD-LETTERED\tERROR")
 	for _, e := range errs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s/%d@%d\t%d\t%t\t%s\n", e.At.Local().Format(time.TimeOnly), e.Group, e.Kind, e.JobID,
-			e.Key, e.Topic, e.Partition, e.Offset, e.Attempt, e.DeadLettered, oneLine(e.Message, 100))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s/%d@%d\t%d\t%t\t%s\n", e.At.Local().Format(time.TimeOnly), cell(e.Group, nameWidth), cell(e.Kind, nameWidth),
+			cell(e.JobID, nameWidth), cell(e.Key, 40), cell(e.Topic, nameWidth), e.Partition, e.Offset, e.Attempt, e.DeadLettered, cell(e.Message, 100))
 	}
 	tw.Flush()
 }
@@ -105,19 +105,4 @@ func offset(v int64) string {
 		return "-"
 	}
 	return strconv.FormatInt(v, 10)
-}
-
-// oneLine keeps a message on one table row.
-func oneLine(s string, n int) string {
-	out := make([]rune, 0, len(s))
-	for _, r := range s {
-		if r == '\n' || r == '\t' || r == '\r' {
-			r = ' '
-		}
-		out = append(out, r)
-		if len(out) == n {
-			return string(out) + "…"
-		}
-	}
-	return string(out)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,22 +20,25 @@ import (
 func webCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, c := newFlags("web", stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "address to serve the dashboard on; loopback unless you mean otherwise")
-	auth := fs.String("auth", os.Getenv("ORDO_WEB_AUTH"), "require credentials: bearer:TOKEN or basic:USER:PASS (env ORDO_WEB_AUTH keeps them out of ps)")
+	auth := fs.String("auth", "", "require credentials: bearer:TOKEN or basic:USER:PASS (default: env ORDO_WEB_AUTH, which keeps them out of ps)")
 	readOnly := fs.Bool("read-only", false, "hide and refuse replays")
 	showPayloads := fs.Bool("show-payloads", false, "show dead letters' args (by default only their size and kind)")
 	statusTopic := fs.String("status-topic", status.DefaultTopic, "the servers' status topic (jobs.Config.StatusTopic)")
 	var dlqs stringList
 	fs.Var(&dlqs, "dlq-topic", "a dead-letter topic to browse besides those the servers report (repeatable)")
+	allowedHosts := fs.String("allowed-hosts", "", "host names the dashboard answers to, comma-separated (host or host:port); "+
+		"IP addresses, localhost and the host of --listen always work, any other name is refused (DNS rebinding)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	*auth = cmp.Or(*auth, os.Getenv("ORDO_WEB_AUTH")) // after parsing: usage never prints it
 	k, err := c.open()
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	cfg := dashboard.Config{Brokers: k.brokers, Security: k.security, StatusTopic: *statusTopic, DeadLetterTopics: dlqs,
-		ReadOnly: *readOnly, ShowPayloads: *showPayloads, Logger: log}
+		AllowedHosts: hostList(*allowedHosts, *listen), ReadOnly: *readOnly, ShowPayloads: *showPayloads, Logger: log}
 	if err := parseAuth(*auth, &cfg); err != nil {
 		return err
 	}
@@ -63,6 +67,21 @@ func webCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		defer cancel()
 		return srv.Shutdown(shut)
 	}
+}
+
+// hostList is --allowed-hosts split, with the host --listen names when it
+// is a name.
+func hostList(flag, listen string) []string {
+	var out []string
+	for _, h := range strings.Split(flag, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	if host, _, err := net.SplitHostPort(listen); err == nil && host != "" && net.ParseIP(host) == nil {
+		out = append(out, host)
+	}
+	return out
 }
 
 // parseAuth reads --auth into cfg.

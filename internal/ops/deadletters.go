@@ -83,8 +83,21 @@ func ParseID(s string) (partition int, offset int64, err error) {
 	return partition, offset, nil
 }
 
+// ErrNotDeadLetterTopic is returned by ReadDeadLetters for a topic whose
+// records are not dead letters (none carries the dead-letter headers), such
+// as a topic of jobs given by mistake: listed, its jobs would look like dead
+// letters without a reason.
+var ErrNotDeadLetterTopic = errors.New("holds no dead letters (is it a dead-letter topic? they end in \".dlq\")")
+
+// notDeadLettersAfter is how many records without the dead-letter headers,
+// and none with them, make a topic not a dead-letter topic: reading stops
+// there rather than read a whole topic of jobs.
+const notDeadLettersAfter = 100
+
 // ReadDeadLetters reads every dead letter of topic, in partition and offset
-// order, with the replays the topic's markers record.
+// order, with the replays the topic's markers record. Markers are not dead
+// letters. A topic with records of which none is a dead letter is
+// ErrNotDeadLetterTopic.
 func ReadDeadLetters(ctx context.Context, admin *kafka.Admin, topic string) ([]DeadLetter, error) {
 	start, err := admin.StartOffsets(ctx, topic)
 	if err != nil {
@@ -95,23 +108,40 @@ func ReadDeadLetters(ctx context.Context, admin *kafka.Admin, topic string) ([]D
 		return nil, fmt.Errorf("ops: dead-letter topic %q: %w", topic, err)
 	}
 	var out []DeadLetter
+	anyDeadLetter := false
 	replays := map[string][]time.Time{}
 	for _, p := range sortedPartitions(end) {
-		_, err := scan(ctx, admin, topic, p, start[p], end[p], func(r *kafka.Record) {
+		_, err := scan(ctx, admin, topic, p, start[p], end[p], func(r *kafka.Record) bool {
 			if of, ok := headerValue(r.Headers, jobs.HeaderReplayOf); ok && len(r.Value) == 0 {
 				replays[of] = append(replays[of], r.Time)
-				return
+				return true
 			}
 			out = append(out, newDeadLetter(r))
+			anyDeadLetter = anyDeadLetter || isDeadLetter(r)
+			return anyDeadLetter || len(out) < notDeadLettersAfter
 		})
 		if err != nil {
 			return nil, fmt.Errorf("ops: dead-letter topic %q: %w", topic, err)
 		}
+		if !anyDeadLetter && len(out) >= notDeadLettersAfter {
+			break
+		}
+	}
+	if !anyDeadLetter && len(out) > 0 {
+		return nil, fmt.Errorf("ops: topic %q %w", topic, ErrNotDeadLetterTopic)
 	}
 	for i := range out {
 		out[i].ReplayedAt = replays[out[i].ID()]
 	}
 	return out, nil
+}
+
+// isDeadLetter tells whether a dead-letter writer wrote r: it names its
+// source or its reason.
+func isDeadLetter(r *kafka.Record) bool {
+	_, source := headerValue(r.Headers, jobs.HeaderSourceTopic)
+	_, reason := headerValue(r.Headers, jobs.HeaderError)
+	return source || reason
 }
 
 func sortedPartitions(m map[int]int64) []int {

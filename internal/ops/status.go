@@ -30,7 +30,7 @@ var ErrNoStatusTopic = errors.New("ops: the status topic does not exist; no serv
 const readMaxBytes = 4 << 20
 
 // scan calls fn for every record of topic/partition in [from, to).
-func scan(ctx context.Context, admin *kafka.Admin, topic string, partition int, from, to int64, fn func(*kafka.Record)) (next int64, err error) {
+func scan(ctx context.Context, admin *kafka.Admin, topic string, partition int, from, to int64, fn func(*kafka.Record) (more bool)) (next int64, err error) {
 	next = from
 	for next < to {
 		recs, err := admin.Read(ctx, topic, partition, next, readMaxBytes)
@@ -46,8 +46,10 @@ func scan(ctx context.Context, admin *kafka.Admin, topic string, partition int, 
 			if recs[i].Offset >= to {
 				return to, nil
 			}
-			fn(&recs[i])
 			next = recs[i].Offset + 1
+			if !fn(&recs[i]) {
+				return next, nil
+			}
 		}
 	}
 	return next, nil
@@ -114,15 +116,16 @@ func (s *StatusReader) Refresh(ctx context.Context) error {
 			}
 			from = start[p]
 		}
-		next, err := scan(ctx, s.admin, s.topic, p, from, to, func(r *kafka.Record) {
+		next, err := scan(ctx, s.admin, s.topic, p, from, to, func(r *kafka.Record) bool {
 			key := string(r.Key)
 			if len(r.Value) == 0 {
 				delete(s.reports, key) // the member stopped
-				return
+				return true
 			}
 			if rep, err := status.Decode(r.Value); err == nil {
 				s.reports[key] = rep
 			}
+			return true
 		})
 		s.next[p] = next
 		if err != nil {
