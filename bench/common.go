@@ -394,6 +394,7 @@ func (b *bench) serverConfig(topic string, concurrency int, workers *jobs.Worker
 		Topics:       []string{topic},
 		Workers:      workers,
 		CreateTopics: &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1}, // the dead-letter topic
+		Schedules:    jobs.SchedulesOff,                                    // no delayed jobs here: no dispatcher beside the server measured
 		Concurrency:  concurrency,
 		Logger:       b.logger,
 	}

@@ -207,6 +207,7 @@ func runWorker(o options) error {
 	srv, err := jobs.NewServer(jobs.Config{
 		Brokers: strings.Split(o.brokers, ","), Group: o.group, Topics: []string{o.topic}, Workers: ws,
 		CreateTopics: &jobs.TopicSpec{Partitions: 1, ReplicationFactor: o.replication}, // the dead-letter topic
+		Schedules:    jobs.SchedulesOff,                                                // it enqueues no delayed jobs
 		Concurrency:  o.concurrency,
 		Rebalance:    rebalance,
 		// A killed member is noticed after SessionTimeout. The short
