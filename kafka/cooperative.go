@@ -14,9 +14,13 @@ import (
 // PartitionHandler receives a cooperative member's partitions as they come
 // and go (RunCooperative).
 type PartitionHandler interface {
-	// Assigned hands over partitions newly assigned to this member. sess
-	// commits for them, in whatever generation is current. It must return
-	// soon: the claims are to be fetched elsewhere.
+	// Assigned is called once for every assignment the member receives
+	// (each round of each rebalance, the first join included), after the
+	// partitions the round takes away were revoked, and hands over the
+	// partitions newly assigned: none when the round changed nothing for
+	// this member, or gave it nothing. sess commits for them, in whatever
+	// generation is current. It must return soon: the claims are to be
+	// fetched elsewhere.
 	Assigned(sess *Session, claims []*Claim)
 	// Revoked takes partitions back: it returns once their work is drained
 	// and their final offsets committed. stopping says the member is
@@ -124,8 +128,10 @@ func (c *cooperativeMember) round(ctx context.Context) error {
 			c.sess.owned[topicPartition{cl.Topic, cl.Partition}] = true
 		}
 		c.sess.mu.Unlock()
-		c.h.Assigned(c.sess, added)
 	}
+	// Even with nothing added: the handler learns that an assignment
+	// arrived, which a member given no partition waits for to be ready.
+	c.h.Assigned(c.sess, added)
 	if len(revoked) > 0 {
 		c.rejoinNow = true
 	}
