@@ -83,15 +83,15 @@ func (c *cooperativeMember) owned() map[string][]int32 {
 // through beat), so the partitions reach their new owner.
 func (c *cooperativeMember) round(ctx context.Context) error {
 	cfg := c.c.cfg
+	c.sess.beginRound()
 	gen, err := c.joinWith(ctx, c.owned(), c.gen)
 	if err != nil {
+		c.sess.endRound(nil)
 		return err
 	}
 	c.generations++
 	c.gen = gen.id
-	c.sess.mu.Lock()
-	c.sess.id, c.sess.memberID, c.sess.leader = gen.id, gen.memberID, gen.leader
-	c.sess.mu.Unlock()
+	c.sess.endRound(&gen)
 
 	assigned := map[topicPartition]bool{}
 	for t, ps := range gen.assigned {
