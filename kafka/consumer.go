@@ -97,7 +97,9 @@ type ConsumerConfig struct {
 	// Default DefaultRebalanceTimeout.
 	RebalanceTimeout time.Duration
 	// HeartbeatInterval: default DefaultHeartbeatInterval. Rebalances are noticed at the next
-	// heartbeat, so this bounds how late a member learns of one.
+	// heartbeat, so this bounds how late a member learns of one. (The
+	// second round of a cooperative rebalance, which an ordo leader
+	// announces, is watched for every 50 ms.)
 	HeartbeatInterval time.Duration
 	// FetchMaxBytes bounds one fetch response per partition. Default
 	// DefaultFetchMaxBytes (1 MiB).

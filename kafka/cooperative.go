@@ -65,6 +65,9 @@ type cooperativeMember struct {
 	sess   *Session
 	claims map[topicPartition]*Claim
 	gen    int32 // the generation the claims are from
+	// secondRound says the last round announced another (see
+	// secondRoundUserData).
+	secondRound bool
 	// rejoinNow asks for the next round at once: this one took
 	// partitions back, which their new owners wait for.
 	rejoinNow bool
@@ -90,7 +93,7 @@ func (c *cooperativeMember) round(ctx context.Context) error {
 		return err
 	}
 	c.generations++
-	c.gen = gen.id
+	c.gen, c.secondRound = gen.id, gen.secondRound
 	c.sess.endRound(&gen)
 
 	assigned := map[topicPartition]bool{}
@@ -197,7 +200,7 @@ func (c *cooperativeMember) beat(ctx context.Context) error {
 		c.rejoinNow = false
 		return errRejoin
 	}
-	err := c.heartbeats(ctx, generation{id: c.gen, memberID: c.memberID})
+	err := c.heartbeats(ctx, generation{id: c.gen, memberID: c.memberID, secondRound: c.secondRound})
 	if errors.Is(err, errUnreachable) {
 		c.revokeAll(false, true)
 	}
