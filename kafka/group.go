@@ -411,6 +411,12 @@ func (m *groupMemberState) heartbeats(ctx context.Context, gen generation) error
 					return fmt.Errorf("%w: %d heartbeats in a row failed: %w", errUnreachable, failed, err)
 				}
 				m.coord = nil // the coordinator may have moved: find it again at the next beat
+				if slowDown != nil {
+					// Two quick failures must not give up the
+					// partitions sooner than two beats would.
+					beat.Reset(cfg.HeartbeatInterval)
+					slowDown = nil
+				}
 			}
 		}
 	}
