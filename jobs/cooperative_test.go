@@ -186,3 +186,84 @@ func TestLongRunningJobOnAPartitionThatStaysIsNotRevoked(t *testing.T) {
 		t.Errorf("the long job ran %d times, want once", n)
 	}
 }
+
+// With one partition and two cooperative servers, the one given nothing is
+// Ready too: Ready's promise (closed once the first assignment was
+// received, possibly with no partitions) does not depend on the protocol.
+func TestCooperativeServerGivenNoPartitionIsReady(t *testing.T) {
+	t.Parallel()
+	env := kafkatest.New(t)
+	topic := env.Topic(t, 1)
+	ws := jobs.NewWorkers()
+	mustAdd(t, ws, jobs.WorkFunc(func(ctx context.Context, j *jobs.Job[kindA]) error { return nil }))
+	cfg := serverConfig(t, env, topic, ws)
+	cfg.Rebalance = jobs.RebalanceCooperative
+	a := startJobServer(t, cfg)
+	waitForSignal(t, a.Ready(), "the first server to be Ready")
+	b := startJobServer(t, cfg)
+	select {
+	case <-b.Ready():
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the second server (partitions %v; the first holds %v) was not Ready 20s after it started",
+			partitionsOfServer(b), partitionsOfServer(a))
+	}
+	if n := len(a.Stats()) + len(b.Stats()); n != 1 {
+		t.Errorf("the two servers hold %d partitions, want the one", n)
+	}
+}
+
+// Rebalances counts the assignments a cooperative server received, as its
+// doc says: one per round it took part in, the ones that changed nothing
+// for it too. A join that moves a partition is two rounds for each server
+// (the old owner gives it up in the first, the newcomer gets it in the
+// second); a leave is one. Each assignment received is logged as
+// "ordo: partitions assigned", so the count must equal those lines.
+func TestCooperativeRebalancesCountsEveryAssignmentReceived(t *testing.T) {
+	t.Parallel()
+	env := kafkatest.New(t)
+	topic := env.Topic(t, 2)
+	ws := jobs.NewWorkers()
+	mustAdd(t, ws, jobs.WorkFunc(func(ctx context.Context, j *jobs.Job[kindA]) error { return nil }))
+	cfg := serverConfig(t, env, topic, ws)
+	cfg.Rebalance = jobs.RebalanceCooperative
+	loggerA, logsA := captureLogs(t, slog.LevelInfo)
+	loggerB, logsB := captureLogs(t, slog.LevelInfo)
+	withLogger := func(l *slog.Logger) jobs.Config { c := cfg; c.Logger = l; return c }
+	agree := func(name string, s *jobs.Server, logs *logCapture) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for s.Rebalances() != int64(logs.count("ordo: partitions assigned")) {
+			if time.Now().After(deadline) {
+				t.Fatalf("server %s: Rebalances() = %d, but it received %d assignments (logged \"ordo: partitions assigned\")",
+					name, s.Rebalances(), logs.count("ordo: partitions assigned"))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	a := startJobServer(t, withLogger(loggerA))
+	waitFor(t, 30*time.Second, "a to hold both partitions", func() bool { return len(a.Stats()) == 2 })
+	agree("a", a, logsA)
+	joinedA := a.Rebalances()
+
+	b := startJobServer(t, withLogger(loggerB))
+	waitFor(t, 30*time.Second, "a and b to hold one partition each", func() bool { return len(a.Stats()) == 1 && len(b.Stats()) == 1 })
+	agree("a", a, logsA)
+	agree("b", b, logsB)
+	if n := a.Rebalances() - joinedA; n < 2 {
+		t.Errorf("a counted %d rebalances when b joined, want the two rounds it took part in", n)
+	}
+	if n := b.Rebalances(); n < 2 {
+		t.Errorf("b counted %d assignments on joining, want the two rounds (nothing, then its partition)", n)
+	}
+
+	beforeLeave := a.Rebalances()
+	if err := b.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "a to hold both partitions again", func() bool { return len(a.Stats()) == 2 })
+	agree("a", a, logsA)
+	if a.Rebalances() == beforeLeave {
+		t.Error("a counted no rebalance when b left")
+	}
+}

@@ -58,7 +58,7 @@ import (
 //	ordo_partition_committed_offset  last committed offset
 //	ordo_partition_high_watermark    end offset as last fetched
 //	ordo_partition_lag               high watermark minus committed offset
-//	ordo_rebalances_total            assignments received (join + rebalances)
+//	ordo_rebalances_total            assignments received (join + rebalance rounds)
 //	ordo_schedules_pending           jobs waiting in a schedules partition this
 //	                                 server dispatches
 type Metrics struct {
@@ -76,7 +76,7 @@ type Metrics struct {
 var (
 	descInFlight   = prometheus.NewDesc("ordo_jobs_in_flight", "Jobs whose Work is running.", []string{"group"}, nil)
 	descRebalances = prometheus.NewDesc("ordo_rebalances_total",
-		"Partition assignments the server received from its group: one for joining, then one per rebalance.", []string{"group"}, nil)
+		"Partition assignments the server received from its group: one for joining, then one per rebalance round (a cooperative rebalance that moves partitions has two).", []string{"group"}, nil)
 	partitionLabels = []string{"group", "topic", "partition"}
 	descBuffered    = prometheus.NewDesc("ordo_partition_buffered",
 		"Jobs fetched from the partition and not yet finished (running, queued at their key, or done behind an unfinished one).", partitionLabels, nil)

@@ -28,7 +28,9 @@ type recordServer struct {
 	runtime     *actors.Runtime
 	cooperative bool
 	// generations counts the assignments received: the first join, then
-	// one per rebalance this member took part in.
+	// one per rebalance round this member took part in (a cooperative
+	// rebalance that moves partitions has two), whether or not the round
+	// changed its partitions.
 	generations atomic.Int64
 
 	ready     chan struct{} // closed at the first assignment
@@ -66,7 +68,7 @@ func newRecordServer(cfg recordServerConfig) (*recordServer, error) {
 }
 
 // Generations returns how many group generations (assignments) this server
-// has received: one for joining, then one per rebalance.
+// has received: one for joining, then one per rebalance round.
 func (s *recordServer) Generations() int64 { return s.generations.Load() }
 
 // Runtime gives access to the actor runtime, for its Stats.
@@ -132,6 +134,9 @@ func (s *recordServer) runEager(runCtx context.Context) error {
 // one by one: the partitions that stay are never touched by a rebalance.
 type cooperativeRuntime struct{ s *recordServer }
 
+// Assigned is called for every assignment received, with no claims when
+// the round added none: it counts each one and closes Ready at the first,
+// so that a server the group gives nothing is ready too.
 func (h cooperativeRuntime) Assigned(sess *kafka.Session, claims []*kafka.Claim) {
 	h.s.generations.Add(1)
 	var errs []error
@@ -148,7 +153,6 @@ func (h cooperativeRuntime) Revoked(claims []*kafka.Claim, stopping, lost bool) 
 		h.s.noteErr(h.s.runtime.Shutdown())
 		return
 	}
-	h.s.generations.Add(1)
 	parts := make([]actors.TopicPartition, len(claims))
 	for i, c := range claims {
 		parts[i] = actors.TopicPartition{Topic: c.Topic, Partition: c.Partition}

@@ -604,7 +604,12 @@ func (s *Server) Schedules() []ScheduleStats {
 }
 
 // Rebalances returns how many assignments the server received from its
-// group: one for joining, then one per rebalance it took part in.
+// group: one for joining, then one per rebalance round it took part in,
+// whether or not the round changed its partitions. Under
+// RebalanceCooperative a rebalance that moves partitions takes two rounds
+// (the old owners give them up, then the new owners get them), so a join
+// that takes partitions from running servers counts two on each of them,
+// and a leave, whose partitions have no owner left to give them up, one.
 func (s *Server) Rebalances() int64 { return s.records.Generations() }
 
 // longRunningFunc returns nil when no topic or worker is long-running, so

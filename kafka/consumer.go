@@ -97,7 +97,9 @@ type ConsumerConfig struct {
 	// Default DefaultRebalanceTimeout.
 	RebalanceTimeout time.Duration
 	// HeartbeatInterval: default DefaultHeartbeatInterval. Rebalances are noticed at the next
-	// heartbeat, so this bounds how late a member learns of one.
+	// heartbeat, so this bounds how late a member learns of one. (The
+	// second round of a cooperative rebalance, which an ordo leader
+	// announces, is watched for every 50 ms.)
 	HeartbeatInterval time.Duration
 	// FetchMaxBytes bounds one fetch response per partition. Default
 	// DefaultFetchMaxBytes (1 MiB).
@@ -297,6 +299,37 @@ type Session struct {
 	// owned, for a cooperative member's session, which outlives
 	// generations, are the partitions it may commit for.
 	owned map[topicPartition]bool
+	// rejoining, for a cooperative member's session, is open from the
+	// moment the member sends JoinGroup until it knows the round's
+	// outcome; commits wait for it to close (see beginRound).
+	rejoining chan struct{}
+}
+
+// beginRound holds the session's commits while a cooperative member joins
+// again: once every member has joined, the coordinator refuses the old
+// generation (ILLEGAL_GENERATION) and, until SyncGroup is answered, the new
+// one (REBALANCE_IN_PROGRESS), and the member cannot tell when that moment
+// comes. It waits for a commit in flight, which went while the member had
+// not yet joined and so before the generation could end. Java's consumer
+// likewise sends no commit while it rejoins.
+func (s *Session) beginRound() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rejoining = make(chan struct{})
+}
+
+// endRound lets commits go again, with gen when the round gave the member
+// a new generation (nil when it failed).
+func (s *Session) endRound(gen *generation) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gen != nil {
+		s.id, s.memberID, s.leader = gen.id, gen.memberID, gen.leader
+	}
+	if s.rejoining != nil {
+		close(s.rejoining)
+		s.rejoining = nil
+	}
 }
 
 // GenerationID is the group generation this session belongs to.
@@ -347,10 +380,23 @@ func describeClaims(claims []*Claim) map[string][]int {
 // Commit commits the offsets in one request, bound to this generation. It
 // fails with ErrStaleGeneration once the session is over or the coordinator
 // has moved to a newer generation, and it never sends an offset lower than
-// one this session already committed for the same partition.
+// one this session already committed for the same partition. A cooperative
+// member's commit made while the member rejoins the group waits, up to
+// ctx, for the new generation and goes with it.
 func (s *Session) Commit(ctx context.Context, offsets ...Offset) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for s.rejoining != nil {
+		rejoined := s.rejoining
+		s.mu.Unlock()
+		select {
+		case <-rejoined:
+			s.mu.Lock()
+		case <-ctx.Done():
+			s.mu.Lock()
+			return fmt.Errorf("commit for generation %d: waiting for the group's rebalance: %w", s.id, ctx.Err())
+		}
+	}
 	if s.closed {
 		return fmt.Errorf("commit for generation %d: %w", s.id, ErrStaleGeneration)
 	}

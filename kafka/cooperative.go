@@ -14,9 +14,13 @@ import (
 // PartitionHandler receives a cooperative member's partitions as they come
 // and go (RunCooperative).
 type PartitionHandler interface {
-	// Assigned hands over partitions newly assigned to this member. sess
-	// commits for them, in whatever generation is current. It must return
-	// soon: the claims are to be fetched elsewhere.
+	// Assigned is called once for every assignment the member receives
+	// (each round of each rebalance, the first join included), after the
+	// partitions the round takes away were revoked, and hands over the
+	// partitions newly assigned: none when the round changed nothing for
+	// this member, or gave it nothing. sess commits for them, in whatever
+	// generation is current. It must return soon: the claims are to be
+	// fetched elsewhere.
 	Assigned(sess *Session, claims []*Claim)
 	// Revoked takes partitions back: it returns once their work is drained
 	// and their final offsets committed. stopping says the member is
@@ -61,6 +65,9 @@ type cooperativeMember struct {
 	sess   *Session
 	claims map[topicPartition]*Claim
 	gen    int32 // the generation the claims are from
+	// secondRound says the last round announced another (see
+	// secondRoundUserData).
+	secondRound bool
 	// rejoinNow asks for the next round at once: this one took
 	// partitions back, which their new owners wait for.
 	rejoinNow bool
@@ -79,15 +86,15 @@ func (c *cooperativeMember) owned() map[string][]int32 {
 // through beat), so the partitions reach their new owner.
 func (c *cooperativeMember) round(ctx context.Context) error {
 	cfg := c.c.cfg
+	c.sess.beginRound()
 	gen, err := c.joinWith(ctx, c.owned(), c.gen)
 	if err != nil {
+		c.sess.endRound(nil)
 		return err
 	}
 	c.generations++
-	c.gen = gen.id
-	c.sess.mu.Lock()
-	c.sess.id, c.sess.memberID, c.sess.leader = gen.id, gen.memberID, gen.leader
-	c.sess.mu.Unlock()
+	c.gen, c.secondRound = gen.id, gen.secondRound
+	c.sess.endRound(&gen)
 
 	assigned := map[topicPartition]bool{}
 	for t, ps := range gen.assigned {
@@ -124,8 +131,10 @@ func (c *cooperativeMember) round(ctx context.Context) error {
 			c.sess.owned[topicPartition{cl.Topic, cl.Partition}] = true
 		}
 		c.sess.mu.Unlock()
-		c.h.Assigned(c.sess, added)
 	}
+	// Even with nothing added: the handler learns that an assignment
+	// arrived, which a member given no partition waits for to be ready.
+	c.h.Assigned(c.sess, added)
 	if len(revoked) > 0 {
 		c.rejoinNow = true
 	}
@@ -191,7 +200,7 @@ func (c *cooperativeMember) beat(ctx context.Context) error {
 		c.rejoinNow = false
 		return errRejoin
 	}
-	err := c.heartbeats(ctx, generation{id: c.gen, memberID: c.memberID})
+	err := c.heartbeats(ctx, generation{id: c.gen, memberID: c.memberID, secondRound: c.secondRound})
 	if errors.Is(err, errUnreachable) {
 		c.revokeAll(false, true)
 	}

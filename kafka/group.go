@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,9 @@ type generation struct {
 	memberID string
 	leader   bool
 	assigned map[string][]int32
+	// secondRound says the leader told this cooperative round's members
+	// that another round follows (secondRoundUserData).
+	secondRound bool
 }
 
 // errRejoin ends a generation that must be joined again: a rebalance, or
@@ -260,12 +264,16 @@ func (m *groupMemberState) joinWith(ctx context.Context, owned map[string][]int3
 				return generation{}, err
 			}
 		}
-		assign := assignRange
+		assigned := assignRange(members, counts)
+		var userData []byte
 		if protocol == protocolCooperativeSticky {
-			assign = assignCooperativeSticky
+			assigned = assignCooperativeSticky(members, counts)
+			if takesOwned(members, assigned) {
+				userData = secondRoundUserData
+			}
 		}
-		for id, parts := range assign(members, counts) {
-			assignments = append(assignments, syncgroup.RequestAssignment{MemberID: id, Assignment: encodeAssignment(parts)})
+		for id, parts := range assigned {
+			assignments = append(assignments, syncgroup.RequestAssignment{MemberID: id, Assignment: encodeAssignment(parts, userData)})
 		}
 	}
 	syncCtx, cancel := context.WithTimeout(ctx, cfg.RebalanceTimeout+cfg.SessionTimeout)
@@ -286,9 +294,11 @@ func (m *groupMemberState) joinWith(ctx context.Context, owned map[string][]int3
 	if sr.ErrorCode != 0 {
 		return generation{}, fmt.Errorf("sync group %q: %w", cfg.Group, kafkago.Error(sr.ErrorCode))
 	}
-	if gen.assigned, err = decodeAssignment(sr.Assignments); err != nil {
+	var userData []byte
+	if gen.assigned, userData, err = decodeAssignment(sr.Assignments); err != nil {
 		return generation{}, fmt.Errorf("sync group %q: %w", cfg.Group, err)
 	}
+	gen.secondRound = protocol == protocolCooperativeSticky && bytes.Equal(userData, secondRoundUserData)
 	return gen, nil
 }
 
@@ -341,6 +351,11 @@ func beatTimeout(cfg ConsumerConfig) time.Duration {
 	return min(cfg.SessionTimeout, max(cfg.HeartbeatInterval, time.Second))
 }
 
+// followUpBeat is how often a member heartbeats while it waits for the
+// second round of a cooperative rebalance: it bounds how long a partition
+// that moves sits idle between its release and its new owner's start.
+const followUpBeat = 50 * time.Millisecond
+
 // errUnreachable ends a generation whose coordinator did not answer two
 // heartbeats in a row.
 var errUnreachable = errors.New("kafka: the group coordinator does not answer")
@@ -357,6 +372,14 @@ func (m *groupMemberState) heartbeats(ctx context.Context, gen generation) error
 	cfg := m.c.cfg
 	beat := time.NewTicker(cfg.HeartbeatInterval)
 	defer beat.Stop()
+	var slowDown <-chan time.Time
+	if gen.secondRound {
+		// Watch closely for the round the leader announced; should it not
+		// come within a rebalance timeout (its owner died while draining,
+		// say), the session timeout brings it, and the beats slow down.
+		beat.Reset(min(cfg.HeartbeatInterval, followUpBeat))
+		slowDown = time.After(cfg.RebalanceTimeout)
+	}
 	watch := time.NewTicker(cfg.PartitionWatchInterval)
 	defer watch.Stop()
 	failed := 0
@@ -364,6 +387,9 @@ func (m *groupMemberState) heartbeats(ctx context.Context, gen generation) error
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-slowDown:
+			beat.Reset(cfg.HeartbeatInterval)
+			slowDown = nil
 		case <-watch.C:
 			counts, err := m.c.partitionCounts(ctx)
 			if err == nil && !countsEqual(counts, m.partitions) {
@@ -385,6 +411,12 @@ func (m *groupMemberState) heartbeats(ctx context.Context, gen generation) error
 					return fmt.Errorf("%w: %d heartbeats in a row failed: %w", errUnreachable, failed, err)
 				}
 				m.coord = nil // the coordinator may have moved: find it again at the next beat
+				if slowDown != nil {
+					// Two quick failures must not give up the
+					// partitions sooner than two beats would.
+					beat.Reset(cfg.HeartbeatInterval)
+					slowDown = nil
+				}
 			}
 		}
 	}

@@ -63,27 +63,28 @@ func decodeSubscription(b []byte) (subscription, error) {
 	return s, nil
 }
 
-// encodeAssignment writes a member's assigned partitions at version 1.
-func encodeAssignment(parts map[string][]int32) []byte {
+// encodeAssignment writes a member's assigned partitions at version 1, with
+// the assignor's user data (nil for none).
+func encodeAssignment(parts map[string][]int32, userData []byte) []byte {
 	var w protoWriter
 	w.int16(1)
 	w.partitions(parts)
-	w.bytes(nil)
+	w.bytes(userData)
 	return w.b
 }
 
-func decodeAssignment(b []byte) (map[string][]int32, error) {
+func decodeAssignment(b []byte) (parts map[string][]int32, userData []byte, err error) {
 	if len(b) == 0 {
-		return nil, nil // a member given nothing may get no bytes at all
+		return nil, nil, nil // a member given nothing may get no bytes at all
 	}
 	r := protoReader{b: b}
 	version := r.int16()
-	parts := r.partitions()
-	_ = r.bytes() // user data
+	parts = r.partitions()
+	userData = r.bytes()
 	if r.err != nil {
-		return nil, fmt.Errorf("consumer protocol assignment (version %d): %w", version, r.err)
+		return nil, nil, fmt.Errorf("consumer protocol assignment (version %d): %w", version, r.err)
 	}
-	return parts, nil
+	return parts, userData, nil
 }
 
 type protoWriter struct{ b []byte }

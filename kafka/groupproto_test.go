@@ -55,14 +55,17 @@ func TestSubscriptionRefusesTruncatedBytes(t *testing.T) {
 
 func TestAssignmentRoundTrips(t *testing.T) {
 	parts := map[string][]int32{"a": {3, 1}, "b": {0}}
-	got, err := decodeAssignment(encodeAssignment(parts))
+	got, userData, err := decodeAssignment(encodeAssignment(parts, secondRoundUserData))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := map[string][]int32{"a": {1, 3}, "b": {0}}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("round trip gave %v, want %v", got, want)
 	}
-	if got, err := decodeAssignment(nil); err != nil || len(got) != 0 {
+	if !reflect.DeepEqual(userData, secondRoundUserData) {
+		t.Fatalf("round trip gave user data %q, want %q", userData, secondRoundUserData)
+	}
+	if got, _, err := decodeAssignment(nil); err != nil || len(got) != 0 {
 		t.Fatalf("an empty assignment decoded to %v, %v", got, err)
 	}
 }

@@ -29,6 +29,33 @@ func ownedGeneration(s subscription) int32 {
 	return -1
 }
 
+// secondRoundUserData is the user data an ordo leader puts in every
+// member's assignment when the round takes partitions from their owners.
+// Each such owner joins again as soon as it has drained them, and the
+// partitions reach their new owners only when every member has joined that
+// second round; a member learns of it from a heartbeat, so without word of
+// it each member would leave the partitions idle for up to a heartbeat
+// interval. Told, members heartbeat every followUpBeat until it comes.
+// Java's assignor ignores an assignment's user data; a group led by a Java
+// member sends none, and its ordo members learn of the second round at
+// their next heartbeat, as Java's do.
+var secondRoundUserData = []byte("ordo:second-round")
+
+// takesOwned tells whether assigned leaves out a partition its member
+// owns: that owner revokes it and rejoins, so a second round follows.
+func takesOwned(members []groupMember, assigned map[string]map[string][]int32) bool {
+	for _, m := range members {
+		for t, ps := range m.sub.owned {
+			for _, p := range ps {
+				if !slices.Contains(assigned[m.id][t], p) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 type topicPart struct {
 	topic     string
 	partition int32

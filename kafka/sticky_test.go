@@ -34,25 +34,35 @@ func TestCooperativeStickySpreadsAFreshGroupEvenly(t *testing.T) {
 // A third member joins: the two owners keep two partitions each and give up
 // one, which nobody gets in this round; the next round hands them to the
 // newcomer. No partition ever has two owners, and none that stays moves.
+// The leader announces the second round after the first (it takes
+// partitions from their owners), and not after the second.
 func TestCooperativeStickyMovesOnlyWhatMustMoveInTwoRounds(t *testing.T) {
 	parts := map[string]int{"t": 6}
-	round1 := assignCooperativeSticky([]groupMember{
+	members1 := []groupMember{
 		member("a", 5, map[string][]int32{"t": {0, 1, 2}}),
 		member("b", 5, map[string][]int32{"t": {3, 4, 5}}),
 		member("c", -1, nil),
-	}, parts)
+	}
+	round1 := assignCooperativeSticky(members1, parts)
 	want1 := assignment{"a": {"t": {0, 1}}, "b": {"t": {3, 4}}, "c": {}}
 	if !reflect.DeepEqual(round1, want1) {
 		t.Fatalf("first round %v, want %v", round1, want1)
 	}
-	round2 := assignCooperativeSticky([]groupMember{
+	if !takesOwned(members1, round1) {
+		t.Error("the first round takes partitions from their owners, but would not announce a second")
+	}
+	members2 := []groupMember{
 		member("a", 6, round1["a"]),
 		member("b", 6, round1["b"]),
 		member("c", 6, nil),
-	}, parts)
+	}
+	round2 := assignCooperativeSticky(members2, parts)
 	want2 := assignment{"a": {"t": {0, 1}}, "b": {"t": {3, 4}}, "c": {"t": {2, 5}}}
 	if !reflect.DeepEqual(round2, want2) {
 		t.Fatalf("second round %v, want %v", round2, want2)
+	}
+	if takesOwned(members2, round2) {
+		t.Error("the second round takes nothing from anyone, but would announce a third")
 	}
 }
 
