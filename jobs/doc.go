@@ -106,7 +106,8 @@
 //   - A Server on the dead-letter topic, with workers for the kinds to
 //     handle, as below: Job.Headers carries the dead-letter headers, and a
 //     job that fails there too goes on to the server's own dead-letter
-//     topic (by default "jobs.dlq.dlq"), never back.
+//     topic (by default "jobs.dlq.dlq"), never back. The server commits
+//     the markers a replay appends (below) without running them.
 //   - Any Kafka consumer: the value is the job's msgpack envelope. Skip
 //     records with an empty value: they are the markers `ordo dlq replay`
 //     appends (HeaderReplayOf names the dead letter replayed), not jobs.
