@@ -146,8 +146,8 @@ type Producer struct {
 
 // NewProducer validates cfg; it does not contact the broker.
 func NewProducer(cfg ProducerConfig) (*Producer, error) {
-	if len(cfg.Brokers) == 0 {
-		return nil, errors.New("kafka.ProducerConfig.Brokers is empty")
+	if err := checkBrokers("kafka.ProducerConfig", cfg.Brokers); err != nil {
+		return nil, err
 	}
 	if cfg.BatchSize < 0 || cfg.BatchTimeout < 0 {
 		return nil, fmt.Errorf("kafka.ProducerConfig.BatchSize (%d) and BatchTimeout (%v) must not be negative",
