@@ -134,7 +134,14 @@ func (w *workBatchFunc[T]) WorkBatch(ctx context.Context, batch []*Job[T]) error
 //		return err
 //	}
 func AddBatchWorker[T JobArgs](ws *Workers, w BatchWorker[T]) error {
-	return register[T](ws, "AddBatchWorker", w, w == nil, func(kind string) (registeredWorker, error) {
+	missing := ""
+	if f, ok := w.(*workBatchFunc[T]); w == nil || ok && f.fn == nil {
+		missing = "worker is nil"
+		if ok {
+			missing = "worker is WorkBatchFunc(nil); give WorkBatchFunc the func that works the batch"
+		}
+	}
+	return register[T](ws, "AddBatchWorker", w, missing, func(kind string) (registeredWorker, error) {
 		if n := w.MaxBatch(); n < 0 {
 			return nil, fmt.Errorf("%T.MaxBatch() must not be negative (got %d)", w, n)
 		}

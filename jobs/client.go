@@ -31,7 +31,8 @@ var (
 // ClientConfig configures a Client. Mistakes fail NewClient with an error
 // naming the setting.
 type ClientConfig struct {
-	// Brokers are the Kafka bootstrap addresses. Required.
+	// Brokers are the Kafka bootstrap addresses, each host:port ("[::1]:9092"
+	// for IPv6); a port is required. Required.
 	Brokers []string
 	// Security secures the connections to Kafka (TLS, SASL). Default nil:
 	// plaintext.

@@ -471,6 +471,8 @@ func TestNewClientNamesTheBadSetting(t *testing.T) {
 	}{
 		{jobs.ClientConfig{Topic: "jobs"}, "jobs.ClientConfig.Brokers"},
 		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092", ""}}, "jobs.ClientConfig.Brokers[1]"},
+		{jobs.ClientConfig{Brokers: []string{"localhost"}, Topic: "jobs"}, "jobs.ClientConfig.Brokers[0]"},
+		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092", "::1"}, Topic: "jobs"}, "jobs.ClientConfig.Brokers[1]"},
 		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092"}, Topic: "my jobs"}, "jobs.ClientConfig.Topic"},
 		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092"}, Topic: "."}, "jobs.ClientConfig.Topic"},
 		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092"}, Security: &jobs.Security{SASL: &jobs.SASL{Mechanism: jobs.SASLPlain}}},

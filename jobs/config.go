@@ -104,6 +104,9 @@ func brokersError(brokers []string) error {
 		if b == "" {
 			return &elementError{i, errors.New("is empty")}
 		}
+		if err := kafka.CheckBrokerAddress(b); err != nil {
+			return &elementError{i, err}
+		}
 	}
 	return nil
 }
@@ -148,7 +151,7 @@ func (c Config) validate() (Config, error) {
 		{"DeadLetterTopic", optionalTopic(c.DeadLetterTopic)},
 		{"CreateTopics", c.CreateTopics.validate()},
 		{"Schedules", scheduleModeError(c.Schedules)},
-		{"Periodic", periodicError(c.Periodic, c.Topics)},
+		{"Periodic", periodicError(c.Periodic, c.Topics, c.Workers)},
 		{"PartitionWatchInterval", within(c.PartitionWatchInterval, 100*time.Millisecond, unlimited)},
 		{"LongRunningGrace", within(c.LongRunningGrace, 0, unlimited)},
 		{"CommitInterval", within(c.CommitInterval, time.Millisecond, unlimited)},
@@ -262,12 +265,22 @@ func scheduleModeError(m ScheduleMode) error {
 }
 
 // periodicError checks the periodic jobs; they go to the first topic
-// unless WithTopic says otherwise.
-func periodicError(ps []PeriodicJob, topics []string) error {
-	if len(ps) == 0 || len(topics) == 0 { // no topics: Topics says so
+// unless WithTopic says otherwise. A job sent to a topic this server
+// consumes needs a worker here: it would be dead-lettered on every tick.
+// One sent elsewhere is worked by the servers of that topic.
+func periodicError(ps []PeriodicJob, topics []string, ws *Workers) error {
+	if len(ps) == 0 || len(topics) == 0 || workersError(ws) != nil { // Topics or Workers says so
 		return nil
 	}
-	return validatePeriodic(ps, topics[0])
+	if err := validatePeriodic(ps, topics[0]); err != nil {
+		return err
+	}
+	for i, p := range ps {
+		if kind := p.args.Kind(); slices.Contains(topics, p.topic) && ws.lookup(kind) == nil {
+			return &elementError{i, fmt.Errorf("kind %q has no worker in Config.Workers, and its jobs go to %q, which this server consumes; register one with AddWorker", kind, p.topic)}
+		}
+	}
+	return nil
 }
 
 func optionalInstanceID(id string) error {

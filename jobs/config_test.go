@@ -95,6 +95,12 @@ func TestNewServerNamesTheBadSetting(t *testing.T) {
 		{"concurrency beyond its cap", func(c *jobs.Config) { c.Concurrency = 1 << 30 }, "jobs.Config.Concurrency"},
 		{"a topic named twice", func(c *jobs.Config) { c.Topics = []string{"t", "u", "t"} }, "jobs.Config.Topics[2]"},
 		{"an empty broker", func(c *jobs.Config) { c.Brokers = []string{"127.0.0.1:9092", ""} }, "jobs.Config.Brokers[1]"},
+		{"a broker without a port", func(c *jobs.Config) { c.Brokers = []string{"localhost"} }, "jobs.Config.Brokers[0]"},
+		{"an IPv6 broker without a port", func(c *jobs.Config) { c.Brokers = []string{"127.0.0.1:9092", "[::1]"} }, "jobs.Config.Brokers[1]"},
+		{"a broker with an empty port", func(c *jobs.Config) { c.Brokers = []string{"kafka-1:"} }, "jobs.Config.Brokers[0]"},
+		{"a periodic job whose kind has no worker", func(c *jobs.Config) {
+			c.Periodic = []jobs.PeriodicJob{jobs.Periodic("@hourly", GreetArgs{User: "n"}), jobs.Periodic("@hourly", unworkedArgs{})}
+		}, "jobs.Config.Periodic[1]"},
 		{"an instance id Kafka refuses", func(c *jobs.Config) { c.InstanceID = "pod 0" }, "jobs.Config.InstanceID"},
 		{"an unknown SASL mechanism", func(c *jobs.Config) {
 			c.Security = &jobs.Security{SASL: &jobs.SASL{Mechanism: "GSSAPI", Username: "u"}}
@@ -117,6 +123,41 @@ func TestNewServerNamesTheBadSetting(t *testing.T) {
 	}
 	if _, err := jobs.NewServer(good); err != nil {
 		t.Errorf("good config refused: %v", err)
+	}
+	for _, brokers := range [][]string{{"kafka-1.internal:9092"}, {"[::1]:9092"}, {"[fe80::1%eth0]:9093", "10.0.0.1:9094"}} {
+		cfg := good
+		cfg.Brokers = brokers
+		if _, err := jobs.NewServer(cfg); err != nil {
+			t.Errorf("brokers %q refused: %v", brokers, err)
+		}
+	}
+	// A periodic job sent to a topic this server does not consume is
+	// worked elsewhere: it needs no worker here.
+	cfg := good
+	cfg.Periodic = []jobs.PeriodicJob{jobs.Periodic("@hourly", unworkedArgs{}, jobs.WithTopic("reports"))}
+	if _, err := jobs.NewServer(cfg); err != nil {
+		t.Errorf("a periodic job for another topic refused: %v", err)
+	}
+}
+
+// unworkedArgs is a kind no test registers a worker for.
+type unworkedArgs struct{}
+
+func (unworkedArgs) Kind() string { return "unworked" }
+
+func TestANilWorkFuncIsRefusedWhenAdded(t *testing.T) {
+	ws := jobs.NewWorkers()
+	err := jobs.AddWorker(ws, jobs.WorkFunc[GreetArgs](nil))
+	if err == nil || !strings.Contains(err.Error(), "WorkFunc") || !strings.Contains(err.Error(), "nil") {
+		t.Errorf("AddWorker(WorkFunc(nil)) returned %v, want an error saying the WorkFunc is nil", err)
+	}
+	err = jobs.AddBatchWorker(ws, jobs.WorkBatchFunc[GreetArgs](nil))
+	if err == nil || !strings.Contains(err.Error(), "WorkBatchFunc") || !strings.Contains(err.Error(), "nil") {
+		t.Errorf("AddBatchWorker(WorkBatchFunc(nil)) returned %v, want an error saying the WorkBatchFunc is nil", err)
+	}
+	// Neither took the kind: a real worker can still be added.
+	if err := jobs.AddWorker(ws, jobs.WorkFunc(func(context.Context, *jobs.Job[GreetArgs]) error { return nil })); err != nil {
+		t.Errorf("a worker after the refused nil one: %v", err)
 	}
 }
 

@@ -3,11 +3,13 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/kafka"
@@ -50,7 +52,47 @@ type deadLetter struct {
 	// failures counts failed writes; the next is not tried before due.
 	failures int
 	due      time.Time
+	// refusals counts the writes refused for good (kafka.IsRefused);
+	// argsDropped is set once msg was rebuilt without the job's value.
+	refusals    int
+	argsDropped bool
 }
+
+// MaxReasonBytes is the most bytes of a job's error that a dead letter's
+// HeaderError and a log line carry. A longer one keeps its start and ends in
+// "… [cut: N bytes]", N its full length, the whole within MaxReasonBytes.
+// 4 KiB holds any error a person reads whole, while headers count toward
+// Kafka's message size (1 MB by default) and every log line carries it:
+// uncut, a 1 MB error made its dead letter too large to write and logged
+// 1 MB on every try.
+const MaxReasonBytes = 4 << 10
+
+// cutReason is s, or its start, cut on a rune boundary, and a marker
+// naming its length when s is longer than MaxReasonBytes. The result does
+// not share s's memory.
+func cutReason(s string) string {
+	if len(s) <= MaxReasonBytes {
+		return s
+	}
+	marker := "… [cut: " + strconv.Itoa(len(s)) + " bytes]"
+	n := MaxReasonBytes - len(marker)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + marker
+}
+
+// errText logs an error's text cut by cutReason, and formats it only when
+// the line is written.
+type errText struct{ err error }
+
+func (e errText) LogValue() slog.Value { return slog.StringValue(cutReason(e.err.Error())) }
+
+// maxRefusals is how many times a dead letter the broker refuses for good
+// (not authorized, invalid, too large even without the job's value) is
+// written before it is given up: a refusal is not a blip, and a key must not
+// wait forever behind one.
+const maxRefusals = 3
 
 func newDeadLetterWriter(p *kafka.Producer, ws *Workers, topic, group string, b supervision.Backoff, m *Metrics, log *slog.Logger) *deadLetterWriter {
 	return &deadLetterWriter{
@@ -68,6 +110,8 @@ func (w *deadLetterWriter) start() {
 // write queues the record's dead letter, with headers naming where it came
 // from and why it is here.
 func (w *deadLetterWriter) write(r *kafka.Record, attempt int, kind, reason string, release actors.Release) {
+	// A kind read from a header is input too, as long as its record allows.
+	kind, reason = cutReason(kind), cutReason(reason)
 	d := &deadLetter{
 		msg:     deadLetterMessage(w.topic, w.group, r, attempt, kind, reason),
 		kind:    kind,
@@ -193,32 +237,70 @@ func (w *deadLetterWriter) send(batch []*deadLetter) {
 	if pe := (*kafka.ProduceError)(nil); errors.As(err, &pe) {
 		failed = pe.Errs
 	}
+	if err != nil && failed == nil && len(batch) > 1 && kafka.IsTooLarge(err) {
+		// The producer refused the whole call for one message too large:
+		// each is sent alone, so that only that one loses its args.
+		for _, d := range batch {
+			w.send([]*deadLetter{d})
+		}
+		return
+	}
 	var retry []*deadLetter
 	for i, d := range batch {
 		derr := err
 		if failed != nil {
 			derr = failed[i]
 		}
-		if derr == nil {
+		switch {
+		case derr == nil:
 			w.metrics.jobDeadLettered(w.workers.metricKind(d.kind))
 			w.tally.deadLettered(d.kind)
 			w.log.Error("ordo: job dead-lettered", d.attrs...)
 			d.release.Finish()
-			continue
+		case kafka.IsTooLarge(derr) && !d.argsDropped:
+			w.metrics.deadLetterWriteFailed()
+			d.dropArgs(derr)
+			w.log.Warn("ordo: dead letter too large; writing it without the job's args, which stay at the source offset",
+				append(d.attrs[:len(d.attrs):len(d.attrs)], "err", errText{derr})...)
+			retry = append(retry, d) // due at once
+		default:
+			w.metrics.deadLetterWriteFailed()
+			d.failures++
+			if kafka.IsRefused(derr) {
+				d.refusals++
+			}
+			attrs := append(d.attrs[:len(d.attrs):len(d.attrs)], "err", errText{derr}, "failures", d.failures)
+			if d.refusals >= maxRefusals {
+				// Holding the key would stop its partition for good, and
+				// no retry will pass. The job stays readable at its
+				// source offset until the topic's retention.
+				w.metrics.deadLetterDropped()
+				w.log.Error("ordo: dead letter refused by the broker; the job is committed without one, read it at its source offset", attrs...)
+				d.release.Finish()
+				continue
+			}
+			wait := w.backoff.Delay(d.failures)
+			d.due = time.Now().Add(wait)
+			w.log.Error("ordo: dead-letter write failed; retrying while its key waits", append(attrs, "retry_in", wait)...)
+			retry = append(retry, d)
 		}
-		d.failures++
-		wait := w.backoff.Delay(d.failures)
-		d.due = time.Now().Add(wait)
-		w.metrics.deadLetterWriteFailed()
-		w.log.Error("ordo: dead-letter write failed; retrying while its key waits",
-			append(d.attrs[:len(d.attrs):len(d.attrs)], "err", derr, "failures", d.failures, "retry_in", wait)...)
-		retry = append(retry, d)
 	}
 	if len(retry) > 0 {
 		w.mu.Lock()
 		w.queue = append(w.queue, retry...)
 		w.mu.Unlock()
 	}
+}
+
+// dropArgs rebuilds the dead letter without the job's value, saying why
+// in HeaderArgsDropped; the source headers say where the job is.
+func (d *deadLetter) dropArgs(refusal error) {
+	why := cutReason(fmt.Sprintf("refused as too large with the job's %d-byte value: %v", len(d.msg.Value), refusal))
+	d.msg.Value = nil
+	d.msg.Headers = append(d.msg.Headers[:len(d.msg.Headers):len(d.msg.Headers)],
+		kafka.Header{Key: HeaderArgsDropped, Value: []byte(why)})
+	d.argsDropped = true
+	d.attrs = append(d.attrs[:len(d.attrs):len(d.attrs)], "args_dropped", true)
 }
 
 // metricKind is kind when it has a worker, else "unknown", so that bad

@@ -142,13 +142,13 @@ func (e *executor) failed(ctx context.Context, r *kafka.Record, w registeredWork
 		// watching its context): it is dropped, not retried here, and
 		// its partition's next owner runs it again.
 		e.log.Info("ordo: job stopped by revocation; the partition's next owner runs it again",
-			"kind", job.kind, "job_id", job.id, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+			"kind", job.kind, "job_id", job.id, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", errText{err})
 		return actors.Retry(0)
 	}
 	var pe *PanicError
 	if errors.As(err, &pe) {
 		e.log.Error("ordo: job panicked", "kind", job.kind, "job_id", job.id, "attempt", attempt,
-			"panic", fmt.Sprint(pe.Value), "stack", string(pe.Stack))
+			"panic", cutReason(fmt.Sprint(pe.Value)), "stack", string(pe.Stack))
 	}
 	maxAttempts := e.maxAttempts
 	if n := w.maxAttempts(); n > 0 {
@@ -167,7 +167,7 @@ func (e *executor) failed(ctx context.Context, r *kafka.Record, w registeredWork
 	e.tally.retried(job.kind)
 	e.log.Warn("ordo: job failed; will retry", "kind", job.kind, "job_id", job.id,
 		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
-		"attempt", attempt, "max_attempts", maxAttempts, "retry_in", d.Delay, "err", err)
+		"attempt", attempt, "max_attempts", maxAttempts, "retry_in", d.Delay, "err", errText{err})
 	return actors.Retry(d.Delay)
 }
 

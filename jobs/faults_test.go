@@ -141,22 +141,18 @@ type seqArgs0 struct{ seqArgs }
 
 func (seqArgs0) Kind() string { return "fault_seq" }
 
-// When the dead-letter topic refuses the write, the record is not committed
-// (the committed offset stays below it), the write is retried and logged,
-// and other keys go on.
+// When the dead-letter write fails (here: the dead-letter topic was
+// deleted after the start, a failure that may pass when tried again), the
+// record is not committed (the committed offset stays below it), the write
+// is retried and logged, and other keys go on. A refusal that cannot pass
+// is not retried forever: see
+// TestADeadLetterRefusedEvenWithoutItsArgsIsLoggedAndTheKeyMovesOn.
 func TestFailingDeadLetterWriteIsRetriedAndNeverCommitted(t *testing.T) {
 	t.Parallel()
 	env := kafkatest.New(t)
-	topic := env.Topic(t, 1)
-	// A dead-letter topic that takes nothing larger than 100 bytes: every
-	// dead letter (value plus source headers) is refused by the broker.
-	dlqTopic := kafkatest.UniqueName(t, "dlq")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	topic, dlqTopic := env.Topic(t, 1), env.Topic(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := env.Admin.CreateTopics(ctx, kafka.Topic{Name: dlqTopic, Partitions: 1,
-		Configs: map[string]string{"max.message.bytes": "100"}}); err != nil {
-		t.Fatal(err)
-	}
 
 	var ran sync.Map
 	var runs atomic.Int64
@@ -175,14 +171,6 @@ func TestFailingDeadLetterWriteIsRetriedAndNeverCommitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	// Offset 1: 0xc1 is never valid msgpack, so this goes to the dead letters.
-	poison := bytes.Repeat([]byte{0xc1}, 500)
-	if err := p.Produce(ctx, kafka.Message{Topic: topic, Key: []byte("poison"), Value: poison}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Enqueue(ctx, seqArgs0{seqArgs{Key: "after"}}); err != nil { // offset 2
-		t.Fatal(err)
-	}
 
 	logger, logs := captureLogs(t, slog.LevelWarn)
 	cfg := serverConfig(t, env, topic, ws)
@@ -196,6 +184,16 @@ func TestFailingDeadLetterWriteIsRetriedAndNeverCommitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the first job to run", func() bool { return runs.Load() == 1 })
+	deleteTopic(ctx, t, env, dlqTopic)
+	// Offset 1: 0xc1 is never valid msgpack, so this goes to the dead letters.
+	poison := bytes.Repeat([]byte{0xc1}, 500)
+	if err := p.Produce(ctx, kafka.Message{Topic: topic, Key: []byte("poison"), Value: poison}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Enqueue(ctx, seqArgs0{seqArgs{Key: "after"}}); err != nil { // offset 2
 		t.Fatal(err)
 	}
 	waitFor(t, time.Minute, "both good jobs, around the poison record, to run", func() bool { return runs.Load() == 2 })
@@ -228,4 +226,16 @@ func TestFailingDeadLetterWriteIsRetriedAndNeverCommitted(t *testing.T) {
 	if strings.Contains(logs.String(), "job dead-lettered") {
 		t.Error("a dead letter was reported written to a topic that refuses it")
 	}
+}
+
+// deleteTopic deletes topic and waits until the broker no longer lists it.
+func deleteTopic(ctx context.Context, t *testing.T, env *kafkatest.Env, topic string) {
+	t.Helper()
+	if err := env.Admin.DeleteTopics(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "topic "+topic+" to be gone", func() bool {
+		have, err := env.Admin.Partitions(ctx, topic)
+		return err == nil && have[topic] == 0
+	})
 }

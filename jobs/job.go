@@ -95,6 +95,11 @@ const (
 	HeaderSourceAttempts  = "source_attempts"
 	HeaderSourceKind      = "source_kind"
 	HeaderError           = "error"
+	// HeaderArgsDropped is on a dead letter written without the job's
+	// value (its args) because the broker refused it as too large with
+	// them; it says why. The job is at its source_topic, source_partition
+	// and source_offset until the topic's retention removes it.
+	HeaderArgsDropped = "ordo-args-dropped"
 
 	// Replay headers, written by `ordo dlq replay` and the dashboard. A
 	// replayed job carries HeaderReplays: how many times it was replayed.

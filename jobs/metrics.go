@@ -35,6 +35,10 @@ import (
 //
 //	ordo_dead_letter_write_failures_total  dead-letter writes that failed (each
 //	                                       is tried again; its key waits)
+//	ordo_dead_letters_dropped_total        jobs committed without a dead letter:
+//	                                       the broker refused it for good, also
+//	                                       without the job's args (logged with
+//	                                       the job's source offset)
 //
 // Scheduled jobs, by the topic they are dispatched to:
 //
@@ -64,7 +68,7 @@ import (
 type Metrics struct {
 	processed, failed, retried, deadLettered *prometheus.CounterVec
 	duration, batchSize                      *prometheus.HistogramVec
-	deadLetterFailures                       prometheus.Counter
+	deadLetterFailures, deadLettersDropped   prometheus.Counter
 	dispatched                               *prometheus.CounterVec
 	lateness                                 *prometheus.HistogramVec
 	periodicFires                            *prometheus.CounterVec
@@ -127,6 +131,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "ordo_dead_letter_write_failures_total",
 			Help: "Dead-letter writes that failed; each is tried again after a back-off while its key waits.",
 		}),
+		deadLettersDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ordo_dead_letters_dropped_total",
+			Help: "Jobs committed without a dead letter: the broker refused it for good, also without the job's args; each is logged with its source offset.",
+		}),
 		dispatched: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ordo_scheduled_jobs_dispatched_total",
 			Help: "Scheduled jobs sent to their topic when due."}, []string{"topic"}),
 		lateness: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -138,7 +146,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Jobs enqueued for the ticks of a periodic job; a tick fired again after a failover counts again."}, []string{"name"}),
 	}
 	for _, c := range []prometheus.Collector{m.processed, m.failed, m.retried, m.deadLettered, m.duration, m.batchSize,
-		m.deadLetterFailures, m.dispatched, m.lateness, m.periodicFires, (*serverCollector)(m)} {
+		m.deadLetterFailures, m.deadLettersDropped, m.dispatched, m.lateness, m.periodicFires, (*serverCollector)(m)} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("jobs: NewMetrics: %w", err)
 		}
@@ -220,6 +228,12 @@ func (m *Metrics) periodicFired(name string) {
 func (m *Metrics) deadLetterWriteFailed() {
 	if m != nil {
 		m.deadLetterFailures.Inc()
+	}
+}
+
+func (m *Metrics) deadLetterDropped() {
+	if m != nil {
+		m.deadLettersDropped.Inc()
 	}
 }
 

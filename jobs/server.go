@@ -26,7 +26,8 @@ import (
 // Default constants); mistakes fail NewServer with an error that wraps
 // ErrInvalidConfig and names the setting.
 type Config struct {
-	// Brokers are the Kafka bootstrap addresses. Required.
+	// Brokers are the Kafka bootstrap addresses, each host:port ("[::1]:9092"
+	// for IPv6); a port is required. Required.
 	Brokers []string
 	// Security secures the connections to Kafka (TLS, SASL) of the
 	// consumer and the dead-letter producer. Default nil: plaintext.

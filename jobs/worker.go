@@ -105,16 +105,28 @@ func NewWorkers() *Workers { return &Workers{byKind: map[string]registeredWorker
 //		return err
 //	}
 func AddWorker[T JobArgs](ws *Workers, w Worker[T]) error {
-	return register[T](ws, "AddWorker", w, w == nil, func(kind string) (registeredWorker, error) {
+	missing := ""
+	if f, ok := w.(*workFunc[T]); w == nil || ok && f.fn == nil {
+		missing = "worker is nil"
+		if ok {
+			missing = "worker is WorkFunc(nil); give WorkFunc the func that works the job"
+		}
+	}
+	return register[T](ws, "AddWorker", w, missing, func(kind string) (registeredWorker, error) {
 		return &typedWorker[T]{w: w, kindName: kind}, nil
 	})
 }
 
 // register adds the worker build makes for the kind of T, with its Work
-// middleware; fn names the call in errors, w is the user's worker.
-func register[T JobArgs](ws *Workers, fn string, w any, isNil bool, build func(kind string) (registeredWorker, error)) error {
-	if ws == nil || isNil {
-		return fmt.Errorf("jobs: %s: nil %s", fn, map[bool]string{true: "Workers", false: "worker"}[ws == nil])
+// middleware; fn names the call in errors, w is the user's worker, missing
+// says what of it is nil (empty when nothing is): a worker that would panic
+// on its first job is refused here, not dead-lettered later.
+func register[T JobArgs](ws *Workers, fn string, w any, missing string, build func(kind string) (registeredWorker, error)) error {
+	if ws == nil {
+		return fmt.Errorf("jobs: %s: nil Workers", fn)
+	}
+	if missing != "" {
+		return fmt.Errorf("jobs: %s: %s", fn, missing)
 	}
 	var zero T
 	kind := zero.Kind()

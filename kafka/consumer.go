@@ -132,9 +132,10 @@ type ConsumerConfig struct {
 }
 
 func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
+	if err := checkBrokers("kafka.ConsumerConfig", c.Brokers); err != nil {
+		return c, err
+	}
 	switch {
-	case len(c.Brokers) == 0:
-		return c, errors.New("kafka.ConsumerConfig.Brokers is empty")
 	case c.Group == "":
 		return c, errors.New("kafka.ConsumerConfig.Group is empty")
 	case len(c.Topics) == 0:
@@ -696,8 +697,8 @@ type ReaderConfig struct {
 // outside any group: a Claim that is never revoked and cannot commit. Use
 // Fetch and Seek on it, and Close it when done.
 func NewPartitionReader(cfg ReaderConfig, topic string, partition int, start int64) (*Claim, error) {
-	if len(cfg.Brokers) == 0 {
-		return nil, errors.New("kafka.ReaderConfig.Brokers is empty")
+	if err := checkBrokers("kafka.ReaderConfig", cfg.Brokers); err != nil {
+		return nil, err
 	}
 	if err := cfg.Security.Validate(); err != nil {
 		return nil, fmt.Errorf("kafka.ReaderConfig.Security: %w", err)

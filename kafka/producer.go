@@ -85,6 +85,34 @@ func (e *ProduceError) failed() int {
 	return n
 }
 
+// IsTooLarge reports whether err says a message was refused as too large:
+// by the producer before sending (more than 1 MiB with its key and
+// headers), or by the broker (MESSAGE_TOO_LARGE: more than the topic's
+// max.message.bytes; RECORD_LIST_TOO_LARGE).
+func IsTooLarge(err error) bool {
+	return errors.Is(err, kafkago.MessageSizeTooLarge) || errors.Is(err, kafkago.RecordListTooLarge)
+}
+
+// IsRefused reports whether err is a refusal that sending the same message
+// again cannot overcome: too large (IsTooLarge), an invalid record,
+// timestamp or topic, a policy violation, or a topic or cluster the client
+// is not authorized for. Other produce errors (a leader moving, a timeout,
+// a topic not created yet) may pass when tried again.
+func IsRefused(err error) bool {
+	for _, code := range refusals {
+		if errors.Is(err, code) {
+			return true
+		}
+	}
+	return false
+}
+
+var refusals = []kafkago.Error{
+	kafkago.MessageSizeTooLarge, kafkago.RecordListTooLarge, kafkago.InvalidRecord, kafkago.InvalidTimestamp,
+	kafkago.InvalidTopic, kafkago.InvalidRequiredAcks, kafkago.UnsupportedForMessageFormat, kafkago.PolicyViolation,
+	kafkago.TopicAuthorizationFailed, kafkago.ClusterAuthorizationFailed,
+}
+
 // ProducerConfig configures a Producer. Zero values take the defaults noted.
 type ProducerConfig struct {
 	// Brokers are the bootstrap addresses. Required.
@@ -146,8 +174,8 @@ type Producer struct {
 
 // NewProducer validates cfg; it does not contact the broker.
 func NewProducer(cfg ProducerConfig) (*Producer, error) {
-	if len(cfg.Brokers) == 0 {
-		return nil, errors.New("kafka.ProducerConfig.Brokers is empty")
+	if err := checkBrokers("kafka.ProducerConfig", cfg.Brokers); err != nil {
+		return nil, err
 	}
 	if cfg.BatchSize < 0 || cfg.BatchTimeout < 0 {
 		return nil, fmt.Errorf("kafka.ProducerConfig.BatchSize (%d) and BatchTimeout (%v) must not be negative",

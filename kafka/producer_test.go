@@ -180,6 +180,14 @@ func TestProduceFailuresAreReported(t *testing.T) {
 		if perr.Errs[0] != nil || perr.Errs[1] == nil {
 			t.Fatalf("per-message errors %v; want only the oversized message (index 1) to fail", perr.Errs)
 		}
+		if !kafka.IsTooLarge(perr.Errs[1]) || !kafka.IsRefused(perr.Errs[1]) {
+			t.Errorf("IsTooLarge and IsRefused of %v: %v, %v; want both true", perr.Errs[1], kafka.IsTooLarge(perr.Errs[1]), kafka.IsRefused(perr.Errs[1]))
+		}
+		// More than kafka-go's 1 MiB: refused before it is sent.
+		_, err = p.ProduceSync(ctx, kafka.Message{Topic: tight, Value: bytes.Repeat([]byte("x"), 1<<20+1)})
+		if !kafka.IsTooLarge(err) || !kafka.IsRefused(err) {
+			t.Errorf("IsTooLarge and IsRefused of %v: %v, %v; want both true", err, kafka.IsTooLarge(err), kafka.IsRefused(err))
+		}
 		if d := deliveries[0]; d.Partition != 0 || d.Offset != 0 {
 			t.Errorf("the message that fits: delivery %+v, want partition 0 offset 0", d)
 		}
@@ -210,6 +218,9 @@ func TestProduceFailuresAreReported(t *testing.T) {
 		case err := <-done:
 			if err == nil {
 				t.Fatal("done got nil for a message to an unreachable broker")
+			}
+			if kafka.IsRefused(err) {
+				t.Errorf("IsRefused(%v) is true; an unreachable broker may be reached when tried again", err)
 			}
 			t.Logf("unreachable: %v", err)
 		case <-time.After(10 * time.Second):

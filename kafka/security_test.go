@@ -47,11 +47,11 @@ func TestSecurityValidateNamesTheProblem(t *testing.T) {
 			t.Errorf("%v: error %v, want one saying %q", c.sec, err, c.want)
 		}
 	}
-	if _, err := kafka.NewConsumer(kafka.ConsumerConfig{Brokers: []string{"b"}, Group: "g", Topics: []string{"t"},
+	if _, err := kafka.NewConsumer(kafka.ConsumerConfig{Brokers: []string{"b:9092"}, Group: "g", Topics: []string{"t"},
 		Security: &kafka.Security{SASL: &kafka.SASL{Mechanism: "X", Username: "u"}}}); err == nil {
 		t.Error("NewConsumer accepted an unknown SASL mechanism")
 	}
-	if _, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: []string{"b"},
+	if _, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: []string{"b:9092"},
 		Security: &kafka.Security{SASL: &kafka.SASL{Mechanism: "X", Username: "u"}}}); err == nil {
 		t.Error("NewProducer accepted an unknown SASL mechanism")
 	}

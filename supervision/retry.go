@@ -3,6 +3,7 @@ package supervision
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ordo-go/ordo/internal/backoff"
@@ -106,7 +107,10 @@ type Decision struct {
 func Decide(attempt, maxAttempts int, err error, b Backoff) Decision {
 	var perm *PermanentError
 	if errors.As(err, &perm) {
-		return Decision{DeadLetter: true, Reason: "permanent error: " + err.Error()}
+		// The reason says "permanent" once: err's text with perm's own
+		// "permanent: " taken out, wherever err's wrapping put it.
+		msg := strings.Replace(err.Error(), perm.Error(), perm.Err.Error(), 1)
+		return Decision{DeadLetter: true, Reason: "permanent error: " + msg}
 	}
 	if attempt >= maxAttempts {
 		return Decision{DeadLetter: true, Reason: fmt.Sprintf("attempts exhausted (%d of %d): %v", attempt, maxAttempts, err)}

@@ -37,6 +37,10 @@ type DeadLetter struct {
 	// ReplayedAt holds one entry per replay of this dead letter, as the
 	// markers in the topic say.
 	ReplayedAt []time.Time
+	// ArgsDropped says why the dead letter has no value (its
+	// HeaderArgsDropped): the job is at its source offset. Empty when the
+	// value is the job's.
+	ArgsDropped string
 }
 
 // ID names the dead letter in its topic: "<partition>/<offset>".
@@ -63,6 +67,7 @@ func newDeadLetter(r *kafka.Record) DeadLetter {
 		Kind: cmp.Or(h(jobs.HeaderSourceKind), h(jobs.HeaderKind)), JobID: h(jobs.HeaderJobID), Reason: h(jobs.HeaderError),
 		SourceTopic: h(jobs.HeaderSourceTopic), SourcePartition: atoi(jobs.HeaderSourcePartition),
 		SourceGroup: h(jobs.HeaderSourceGroup), Attempts: atoi(jobs.HeaderSourceAttempts), Replays: atoi(jobs.HeaderReplays),
+		ArgsDropped: h(jobs.HeaderArgsDropped),
 	}
 	d.SourceOffset, _ = strconv.ParseInt(h(jobs.HeaderSourceOffset), 10, 64)
 	return d
@@ -207,6 +212,10 @@ var deadLetterHeaders = []string{
 func ReplayMessage(d *DeadLetter) (kafka.Message, error) {
 	if d.SourceTopic == "" {
 		return kafka.Message{}, fmt.Errorf("ops: dead letter %s has no %s header; it cannot be replayed", d.ID(), jobs.HeaderSourceTopic)
+	}
+	if d.ArgsDropped != "" {
+		return kafka.Message{}, fmt.Errorf("ops: dead letter %s was written without the job's args (%s); the job is at %s partition %d offset %d",
+			d.ID(), d.ArgsDropped, d.SourceTopic, d.SourcePartition, d.SourceOffset)
 	}
 	msg := kafka.Message{Topic: d.SourceTopic, Key: d.Key, Value: d.Value}
 	if pk, ok := headerValue(d.Headers, jobs.HeaderPartitionKey); ok && pk != "" {
