@@ -28,7 +28,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -137,8 +136,13 @@ func (c Config) validate() error {
 	fail := func(field string, err error) error {
 		return fmt.Errorf("%w: dashboard.Config.%s: %w", ErrInvalidConfig, field, err)
 	}
-	if len(c.Brokers) == 0 || slices.Contains(c.Brokers, "") {
-		return fail("Brokers", errors.New("give at least one host:port, none empty"))
+	if len(c.Brokers) == 0 {
+		return fail("Brokers", errors.New("give at least one host:port"))
+	}
+	for i, b := range c.Brokers {
+		if err := kafka.CheckBrokerAddress(b); err != nil {
+			return fail(fmt.Sprintf("Brokers[%d]", i), err)
+		}
 	}
 	if err := c.Security.Validate(); err != nil {
 		return fail("Security", err)

@@ -18,6 +18,7 @@ func TestNewNamesTheBadSetting(t *testing.T) {
 		mention string
 	}{
 		{"no brokers", dashboard.Config{}, "dashboard.Config.Brokers"},
+		{"a broker without a port", dashboard.Config{Brokers: []string{"b:9092", "localhost"}}, "dashboard.Config.Brokers[1]"},
 		{"a bad status topic", dashboard.Config{Brokers: []string{"b:9092"}, StatusTopic: "a b"}, "dashboard.Config.StatusTopic"},
 		{"a bad dead-letter topic", dashboard.Config{Brokers: []string{"b:9092"}, DeadLetterTopics: []string{"ok", "x/y"}}, "dashboard.Config.DeadLetterTopics[1]"},
 		{"bearer and basic", dashboard.Config{Brokers: []string{"b:9092"}, BearerToken: "t", BasicUser: "u", BasicPassword: "p"}, "dashboard.Config.BearerToken"},

@@ -73,6 +73,9 @@ func (c *conn) brokerList() ([]string, error) {
 	var out []string
 	for _, b := range strings.Split(c.brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
+			if err := kafka.CheckBrokerAddress(b); err != nil {
+				return nil, fmt.Errorf("%w: --brokers: %w", errUsage, err)
+			}
 			out = append(out, b)
 		}
 	}

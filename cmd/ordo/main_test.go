@@ -416,3 +416,14 @@ func TestWebAuthFlag(t *testing.T) {
 		}
 	}
 }
+
+// "localhost" alone would mean port 9092 to kafka-go and reach whatever
+// broker listens there: the command refuses it before connecting.
+func TestBrokersWithoutAPortAreRefused(t *testing.T) {
+	for _, cmd := range [][]string{{"status"}, {"dlq", "list", "--topic", "t.dlq"}, {"enqueue", "--topic", "t", "--kind", "k", "--args-json", "{}"}} {
+		code, _, errOut := ordo(t, append(cmd, "--brokers", "127.0.0.1:9092,localhost")...)
+		if code != 2 || !strings.Contains(errOut, "--brokers") || !strings.Contains(errOut, `"localhost" is not host:port`) {
+			t.Errorf("ordo %s --brokers 127.0.0.1:9092,localhost: exit %d, stderr %q; want exit 2 naming --brokers and the address", strings.Join(cmd, " "), code, errOut)
+		}
+	}
+}
