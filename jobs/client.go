@@ -52,6 +52,18 @@ type ClientConfig struct {
 	// first outermost (see Middleware). Register a middleware that also
 	// has a Work phase in Config.Middleware too. Default: none.
 	Middleware []Middleware
+	// UnknownTopicWait bounds how long an enqueue (or Cancel) waits for a
+	// topic the brokers do not list, when its ctx has no earlier deadline:
+	// a topic created a moment ago takes a moment to be seen. It then
+	// fails with ErrUnknownTopic, naming the topic. Default 60 s, as the
+	// Java producer's max.block.ms.
+	UnknownTopicWait time.Duration
+	// MaxMessageBytes is the largest job record the client sends (its
+	// envelope, key and headers); a larger job fails alone with
+	// ErrMessageTooLarge, and the other jobs of an EnqueueMany are written.
+	// Keep it within the brokers' message.max.bytes and the topics'
+	// max.message.bytes (about 1 MB by default). Default 1048576.
+	MaxMessageBytes int
 }
 
 // Enqueuer is what code that enqueues jobs needs of a Client. Take it rather
@@ -104,7 +116,8 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: cfg.Brokers, Logger: cfg.Logger, Security: cfg.Security})
+	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: cfg.Brokers, Logger: cfg.Logger, Security: cfg.Security,
+		UnknownTopicWait: cfg.UnknownTopicWait, MaxMessageBytes: cfg.MaxMessageBytes})
 	if err != nil {
 		return nil, fmt.Errorf("%w: jobs.ClientConfig: %w", ErrInvalidConfig, err)
 	}
@@ -117,6 +130,8 @@ func (c ClientConfig) validate() error {
 		{"Brokers", brokersError(c.Brokers)},
 		{"Security", c.Security.Validate()},
 		{"Middleware", middlewareError(c.Middleware)},
+		{"UnknownTopicWait", within(c.UnknownTopicWait, time.Millisecond, time.Hour)},
+		{"MaxMessageBytes", within(c.MaxMessageBytes, 1, 1<<30)},
 	}
 	if c.Topic != "" {
 		checks = append(checks, check{"Topic", kafka.CheckTopicName(c.Topic)})
@@ -278,7 +293,7 @@ func (c *Client) Enqueue(ctx context.Context, args JobArgs, opts ...EnqueueOptio
 		// ProduceSync's own error names the one job's failure; one that
 		// a middleware wrapped stays whole, for errors.Is.
 		var perr *kafka.ProduceError
-		if errors.As(err, &perr) && len(perr.Errs) == 1 && errors.Unwrap(err) == error(perr) {
+		if errors.As(err, &perr) && len(perr.Errs) == 1 && err == error(perr) {
 			err = perr.Errs[0]
 		}
 		return info, fmt.Errorf("jobs: enqueue %s job %s: %w", info.Kind, info.ID, err)
@@ -315,9 +330,24 @@ func (c *Client) EnqueueMany(ctx context.Context, params []EnqueueParams) ([]Job
 		infos[i].Partition, infos[i].Offset = ds[i].Partition, ds[i].Offset
 	}
 	if err != nil {
+		nameOversized(err, infos)
 		return infos, fmt.Errorf("jobs: enqueue %d jobs: %w", len(params), err)
 	}
 	return infos, nil
+}
+
+// nameOversized makes the errors of jobs too large to send name the job: the
+// size is the job's own, unlike a cause that failed many jobs alike.
+func nameOversized(err error, infos []JobInfo) {
+	var perr *EnqueueManyError
+	if !errors.As(err, &perr) || len(perr.Errs) != len(infos) {
+		return
+	}
+	for i, e := range perr.Errs {
+		if errors.Is(e, ErrMessageTooLarge) {
+			perr.Errs[i] = fmt.Errorf("job %d (kind %q): %w", i, infos[i].Kind, e)
+		}
+	}
 }
 
 // EnqueueAsync sends one job without waiting; done gets the outcome exactly

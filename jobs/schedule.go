@@ -214,8 +214,8 @@ func (s *schedulePartitions) partitions(ctx context.Context, topic string) (int,
 	}
 	n := counts[topic]
 	if n == 0 {
-		return 0, fmt.Errorf("%w on the broker: %s (a Server with Config.Schedules set to SchedulesOn and CreateTopics creates it)",
-			ErrTopicsMissing, topic)
+		return 0, fmt.Errorf("%w: schedules topic %q: %w (a Server with Config.Schedules set to SchedulesOn and CreateTopics creates it)",
+			ErrTopicsMissing, topic, ErrUnknownTopic)
 	}
 	s.mu.Lock()
 	s.known[topic] = partitionCount{n: n, read: time.Now()}

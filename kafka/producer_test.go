@@ -349,9 +349,13 @@ func TestConcurrentProduceSyncCallsGetTheirOwnOutcomes(t *testing.T) {
 			for i := range perGoroutine {
 				value := strconv.Itoa(g) + "-" + strconv.Itoa(i)
 				if (g+i)%5 == 0 {
-					_, err := p.ProduceSync(ctx, kafka.Message{Topic: missing, Value: []byte(value)})
-					if err == nil {
-						t.Errorf("a message to the missing topic %q was reported written", missing)
+					// A call to a missing topic waits for it until its
+					// own deadline, without holding up the others.
+					short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+					_, err := p.ProduceSync(short, kafka.Message{Topic: missing, Value: []byte(value)})
+					cancel()
+					if !errors.Is(err, kafka.ErrUnknownTopic) || !strings.Contains(err.Error(), strconv.Quote(missing)) {
+						t.Errorf("a message to the missing topic %q: got %v, want ErrUnknownTopic naming the topic", missing, err)
 					}
 					continue
 				}
