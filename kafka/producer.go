@@ -226,7 +226,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	}
 	p := &Producer{transport: cfg.Security.transport(), addr: kafkago.TCP(cfg.Brokers...), security: cfg.Security,
 		unknownTopicWait: cfg.UnknownTopicWait, maxMessageBytes: cfg.MaxMessageBytes,
-		probes: topicProbes{sem: make(chan struct{}, 1), last: map[string]topicProbe{}},
+		probes:  topicProbes{sem: make(chan struct{}, 1), last: map[string]topicProbe{}},
 		waitMax: maxAttempts*cfg.WriteTimeout + 10*time.Second}
 	bal := &balancer{}
 	logger := cfg.Logger
@@ -324,7 +324,14 @@ func complete(msgs []kafkago.Message, err error) {
 	case err == nil || len(msgs) == 0:
 	case errors.Is(err, kafkago.UnknownTopicOrPartition):
 		err = fmt.Errorf("produce to %q: %w: %w", msgs[0].Topic, ErrUnknownTopic, err)
+	case errors.Is(err, kafkago.MessageSizeTooLarge) && len(msgs) == 1:
+		m := Message{Key: msgs[0].Key, Value: msgs[0].Value, Headers: msgs[0].Headers}
+		err = fmt.Errorf("produce to %q: %d bytes, refused by the broker as over the topic's max.message.bytes: %w: %w",
+			msgs[0].Topic, messageBytes(&m), ErrMessageTooLarge, err)
 	case errors.Is(err, kafkago.MessageSizeTooLarge):
+		// The broker refused the batch whole. Writing its messages again
+		// one by one could put them after later messages of their
+		// partition, which kafka-go wrote meanwhile: a key's order.
 		err = fmt.Errorf("produce to %q: a batch of %d messages refused by the broker as over the topic's max.message.bytes: %w: %w",
 			msgs[0].Topic, len(msgs), ErrMessageTooLarge, err)
 	default:
@@ -726,10 +733,13 @@ func (c *syncCall) result() ([]Delivery, error) {
 
 // ProduceAsync queues msg and returns without waiting for the broker; done
 // gets the outcome exactly once, nil or the error, never dropped: a message
-// the producer could not queue (closed producer, unknown topic, unreachable
-// broker) fails through done as well. ctx bounds only the metadata lookup
-// that picks the partition, the first time a topic is seen; delivery is
-// bounded by WriteTimeout and five attempts. done runs on a producer
+// the producer could not queue (closed producer, unknown topic, a message
+// over MaxMessageBytes, unreachable broker) fails through done as well. ctx
+// bounds only the metadata lookup that picks the partition, the first time a
+// topic is seen; for a topic the producer's metadata does not list, that is
+// a wait, on the caller's goroutine, until the brokers list it, ctx ends or
+// UnknownTopicWait passes (as the Java producer's send blocks up to
+// max.block.ms). Delivery is bounded by WriteTimeout and five attempts. done runs on a producer
 // goroutine, never on the caller's, so it may take locks the caller holds;
 // it should return quickly, since it holds up the batches behind its own.
 // Close waits for every done of a message accepted before it. done must not

@@ -243,6 +243,8 @@ func TestNewProducerNamesTheBadSetting(t *testing.T) {
 		{kafka.ProducerConfig{}, "ProducerConfig.Brokers"},
 		{kafka.ProducerConfig{Brokers: []string{"b:9092"}, BatchSize: -1}, "ProducerConfig.BatchSize"},
 		{kafka.ProducerConfig{Brokers: []string{"b:9092"}, WriteTimeout: -time.Second}, "ProducerConfig.WriteTimeout"},
+		{kafka.ProducerConfig{Brokers: []string{"b:9092"}, UnknownTopicWait: -time.Second}, "ProducerConfig.UnknownTopicWait"},
+		{kafka.ProducerConfig{Brokers: []string{"b:9092"}, MaxMessageBytes: -1}, "ProducerConfig.MaxMessageBytes"},
 	} {
 		if _, err := kafka.NewProducer(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("NewProducer(%+v) returned %v, want an error naming %s", c.cfg, err, c.want)
