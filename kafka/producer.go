@@ -177,6 +177,9 @@ type Producer struct {
 
 	mu     sync.RWMutex
 	closed bool
+	// closing is closed when Close begins: calls waiting for an unknown
+	// topic stop waiting, rather than hold Close up.
+	closing chan struct{}
 	// calls counts produce calls inside a writer's WriteMessages, plus
 	// async failures not yet reported: Close waits for them before it
 	// closes the writers, because a kafka-go Writer closed while a
@@ -227,6 +230,7 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	p := &Producer{transport: cfg.Security.transport(), addr: kafkago.TCP(cfg.Brokers...), security: cfg.Security,
 		unknownTopicWait: cfg.UnknownTopicWait, maxMessageBytes: cfg.MaxMessageBytes,
 		probes:  topicProbes{sem: make(chan struct{}, 1), last: map[string]topicProbe{}},
+		closing: make(chan struct{}),
 		waitMax: maxAttempts*cfg.WriteTimeout + 10*time.Second}
 	bal := &balancer{}
 	logger := cfg.Logger
@@ -794,6 +798,7 @@ func (p *Producer) Close() error {
 		return nil
 	}
 	p.closed = true
+	close(p.closing)
 	p.mu.Unlock()
 	p.calls.Wait()
 	err := errors.Join(p.small.Close(), p.bulk.Close(), p.async.Close())

@@ -69,6 +69,9 @@ func (p *Producer) awaitTopic(ctx context.Context, ut *unknownTopicError, start 
 			case <-ctx.Done():
 				t.Stop()
 				return ut.gaveUp(start, ctx.Err().Error())
+			case <-p.closing:
+				t.Stop()
+				return ut.gaveUp(start, "the producer was closed")
 			case <-t.C:
 			}
 		}
