@@ -122,7 +122,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		return nil, fmt.Errorf("%w: jobs.ClientConfig: %w", ErrInvalidConfig, err)
 	}
 	return &Client{topic: cfg.Topic, producer: p, propagator: cfg.Propagator, middleware: slices.Clone(cfg.Middleware),
-		brokers: cfg.Brokers, security: cfg.Security, logger: cfg.Logger, schedules: newSchedulePartitions(kafka.NewSecureAdmin(cfg.Brokers, cfg.Security))}, nil
+		brokers: cfg.Brokers, security: cfg.Security, logger: cfg.Logger, schedules: newSchedulePartitions(p)}, nil
 }
 
 func (c ClientConfig) validate() error {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/jobs"
+	"github.com/ordo-go/ordo/kafka"
 )
 
 // TestEnqueueToATopicCreatedAMomentAgoSucceeds: a client that has already
@@ -204,4 +205,40 @@ func TestEnqueueManyFailsOnlyTheOversizedJob(t *testing.T) {
 	if fmt.Sprint(seqs) != "[0 1 3]" {
 		t.Errorf("the topic holds jobs %v, want [0 1 3]", seqs)
 	}
+}
+
+// TestWithDelayToASchedulesTopicCreatedAMomentAgoSucceeds: a scheduled job
+// with a key draws its id against the schedules topic's partitions; a client
+// that looked the topic up before it existed finds it once it is created,
+// rather than refusing the job from what it read before.
+func TestWithDelayToASchedulesTopicCreatedAMomentAgoSucceeds(t *testing.T) {
+	t.Parallel()
+	env := kafkatest.New(t)
+	topic := env.Topic(t, 1)
+	client := enqueueClient(t, env, topic)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	before, cancelBefore := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancelBefore()
+	if _, err := client.Enqueue(before, plainArgs{}, jobs.WithDelay(time.Hour), jobs.WithKey("k")); !errors.Is(err, jobs.ErrTopicsMissing) {
+		t.Fatalf("a scheduled enqueue before the schedules topic exists returned %v, want ErrTopicsMissing", err)
+	}
+	// Created through connections of their own, as another process would.
+	admin := kafka.NewSecureAdmin(env.Brokers, &kafka.Security{})
+	schedules := topic + jobs.DefaultScheduleSuffix
+	if err := admin.CreateTopics(ctx, kafka.Topic{Name: schedules, Partitions: 3, Configs: map[string]string{"cleanup.policy": "compact"}}); err != nil {
+		t.Fatal(err)
+	}
+	if !env.Embedded {
+		t.Cleanup(func() { _ = env.Admin.DeleteTopics(context.Background(), schedules) })
+	}
+	start := time.Now()
+	info, err := client.Enqueue(ctx, plainArgs{}, jobs.WithDelay(time.Hour), jobs.WithKey("k"))
+	if err != nil {
+		t.Fatalf("a scheduled enqueue right after the schedules topic was created failed after %v: %v", time.Since(start), err)
+	}
+	if want := kafka.Murmur2Partition([]byte("k"), 3); info.Partition != want {
+		t.Errorf("the schedule record went to partition %d, want %d (the key's)", info.Partition, want)
+	}
+	t.Logf("written after %v to %s/%d", time.Since(start), schedules, info.Partition)
 }

@@ -158,14 +158,48 @@ func (t *topicProbes) exists(ctx context.Context, p *Producer, topic string) boo
 // listed tells whether the metadata rt holds (a kafka-go Transport answers
 // from its cache) lists topic with partitions.
 func listed(ctx context.Context, rt kafkago.RoundTripper, addr net.Addr, topic string) bool {
+	n, _ := partitionCount(ctx, rt, addr, topic)
+	return n > 0
+}
+
+// partitionCount is how many partitions the metadata rt holds lists for
+// topic: 0 and no error for a topic it does not list, an error when the
+// metadata could not be read.
+func partitionCount(ctx context.Context, rt kafkago.RoundTripper, addr net.Addr, topic string) (int, error) {
 	r, err := rt.RoundTrip(ctx, addr, &metadataAPI.Request{TopicNames: []string{topic}})
 	if err != nil {
-		return false
+		return 0, err
 	}
 	for _, t := range r.(*metadataAPI.Response).Topics {
-		if t.Name == topic {
-			return t.ErrorCode == 0 && len(t.Partitions) > 0
+		if t.Name == topic && t.ErrorCode == 0 {
+			return len(t.Partitions), nil
 		}
 	}
-	return false
+	return 0, nil
+}
+
+// Partitions returns how many partitions topic has in the producer's
+// metadata: the count its partitioner hashes a key over, so a caller that
+// must know where a key's message goes asks it here. For a topic the
+// metadata does not list, it waits as a produce call does (until ctx ends
+// or UnknownTopicWait passes), then fails with ErrUnknownTopic.
+func (p *Producer) Partitions(ctx context.Context, topic string) (int, error) {
+	if !p.enter() {
+		return 0, fmt.Errorf("look up %q: %w", topic, ErrProducerClosed)
+	}
+	defer p.calls.Done()
+	start := time.Now()
+	for tries := 0; ; tries++ {
+		n, err := partitionCount(ctx, p.transport, p.addr, topic)
+		if n > 0 {
+			return n, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("look up %q: %w", topic, err)
+		}
+		ut := &unknownTopicError{topic: topic, err: kafkago.UnknownTopicOrPartition}
+		if err := p.awaitTopic(ctx, ut, start, tries); err != nil {
+			return 0, err
+		}
+	}
 }
