@@ -275,7 +275,10 @@ type EnqueueParams struct {
 // PartitionedArgs), else any partition. An error does not prove the job was
 // not written: when ctx ends first, or an acknowledgement is lost, it may
 // have been, so a retried Enqueue may run a job twice. Once the job was
-// built, the JobInfo names it even on error, with Partition -1.
+// built, the JobInfo names it even on error, with Partition -1. A topic the
+// brokers do not list yet is waited for, up to ctx's deadline or
+// ClientConfig.UnknownTopicWait; then the error wraps ErrUnknownTopic and
+// names the topic, and nothing was written.
 //
 //	info, err := client.Enqueue(ctx, ChargeArgs{Account: "acct-1", Cents: 500})
 func (c *Client) Enqueue(ctx context.Context, args JobArgs, opts ...EnqueueOption) (JobInfo, error) {
@@ -306,7 +309,9 @@ func (c *Client) Enqueue(ctx context.Context, args JobArgs, opts ...EnqueueOptio
 // returns once every one was acknowledged or failed; jobs of one key keep
 // their order in params. If any params are invalid, nothing is sent. If some
 // jobs fail, the error wraps an *EnqueueManyError whose Errs say which (by
-// index, as in params), and the infos of those have Partition -1.
+// index, as in params), and the infos of those have Partition -1. A job
+// larger than ClientConfig.MaxMessageBytes fails alone (ErrMessageTooLarge,
+// its entry naming its index, kind and size); the others are written.
 func (c *Client) EnqueueMany(ctx context.Context, params []EnqueueParams) ([]JobInfo, error) {
 	if !c.enter() {
 		return nil, ErrClientClosed
@@ -354,8 +359,11 @@ func nameOversized(err error, infos []JobInfo) {
 // once, also when the job is invalid or the client is closed: no failure is
 // dropped. done runs on a goroutine of the client, never the caller's, and
 // should return quickly, since jobs behind it wait for it. ctx bounds only
-// looking up a topic's partitions, the first time the topic is used. Close
-// waits for every done. done must not be nil.
+// looking up a topic's partitions, the first time the topic is used: for a
+// topic the brokers do not list yet, EnqueueAsync waits for it before it
+// returns, up to ctx's deadline or ClientConfig.UnknownTopicWait, as the
+// Java producer's send does. Close waits for every done. done must not be
+// nil.
 //
 //	client.EnqueueAsync(ctx, args, func(info jobs.JobInfo, err error) {
 //		if err != nil {

@@ -739,15 +739,15 @@ func (c *syncCall) result() ([]Delivery, error) {
 // gets the outcome exactly once, nil or the error, never dropped: a message
 // the producer could not queue (closed producer, unknown topic, a message
 // over MaxMessageBytes, unreachable broker) fails through done as well. ctx
-// bounds only the metadata lookup that picks the partition, the first time a
-// topic is seen; for a topic the producer's metadata does not list, that is
-// a wait, on the caller's goroutine, until the brokers list it, ctx ends or
-// UnknownTopicWait passes (as the Java producer's send blocks up to
-// max.block.ms). Delivery is bounded by WriteTimeout and five attempts. done runs on a producer
-// goroutine, never on the caller's, so it may take locks the caller holds;
-// it should return quickly, since it holds up the batches behind its own.
-// Close waits for every done of a message accepted before it. done must not
-// be nil.
+// bounds only the metadata lookup that picks the partition, the first time
+// a topic is seen; for a topic the producer's metadata does not list, that
+// is a wait, on the caller's goroutine, until the brokers list it, ctx ends
+// or UnknownTopicWait passes (as the Java producer's send blocks up to
+// max.block.ms). Delivery is bounded by WriteTimeout and five attempts.
+// done runs on a producer goroutine, never on the caller's, so it may take
+// locks the caller holds; it should return quickly, since it holds up the
+// batches behind its own. Close waits for every done of a message accepted
+// before it. done must not be nil.
 func (p *Producer) ProduceAsync(ctx context.Context, msg Message, done func(Delivery, error)) {
 	if done == nil {
 		panic("kafka: ProduceAsync with a nil done func")
