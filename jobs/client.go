@@ -53,6 +53,18 @@ type ClientConfig struct {
 	// first outermost (see Middleware). Register a middleware that also
 	// has a Work phase in Config.Middleware too. Default: none.
 	Middleware []Middleware
+	// UnknownTopicWait bounds how long an enqueue (or Cancel) waits for a
+	// topic the brokers do not list, when its ctx has no earlier deadline:
+	// a topic created a moment ago takes a moment to be seen. It then
+	// fails with ErrUnknownTopic, naming the topic. Default 60 s, as the
+	// Java producer's max.block.ms.
+	UnknownTopicWait time.Duration
+	// MaxMessageBytes is the largest job record the client sends (its
+	// envelope, key and headers); a larger job fails alone with
+	// ErrMessageTooLarge, and the other jobs of an EnqueueMany are written.
+	// Keep it within the brokers' message.max.bytes and the topics'
+	// max.message.bytes (about 1 MB by default). Default 1048576.
+	MaxMessageBytes int
 }
 
 // Enqueuer is what code that enqueues jobs needs of a Client. Take it rather
@@ -105,12 +117,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: cfg.Brokers, Logger: cfg.Logger, Security: cfg.Security})
+	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: cfg.Brokers, Logger: cfg.Logger, Security: cfg.Security,
+		UnknownTopicWait: cfg.UnknownTopicWait, MaxMessageBytes: cfg.MaxMessageBytes})
 	if err != nil {
 		return nil, fmt.Errorf("%w: jobs.ClientConfig: %w", ErrInvalidConfig, err)
 	}
 	return &Client{topic: cfg.Topic, producer: p, propagator: cfg.Propagator, middleware: slices.Clone(cfg.Middleware),
-		brokers: cfg.Brokers, security: cfg.Security, logger: cfg.Logger, schedules: newSchedulePartitions(kafka.NewSecureAdmin(cfg.Brokers, cfg.Security))}, nil
+		brokers: cfg.Brokers, security: cfg.Security, logger: cfg.Logger, schedules: newSchedulePartitions(p)}, nil
 }
 
 func (c ClientConfig) validate() error {
@@ -118,6 +131,8 @@ func (c ClientConfig) validate() error {
 		{"Brokers", brokersError(c.Brokers)},
 		{"Security", c.Security.Validate()},
 		{"Middleware", middlewareError(c.Middleware)},
+		{"UnknownTopicWait", within(c.UnknownTopicWait, time.Millisecond, time.Hour)},
+		{"MaxMessageBytes", within(c.MaxMessageBytes, 1, 1<<30)},
 	}
 	if c.Topic != "" {
 		checks = append(checks, check{"Topic", kafka.CheckTopicName(c.Topic)})
@@ -261,7 +276,10 @@ type EnqueueParams struct {
 // PartitionedArgs), else any partition. An error does not prove the job was
 // not written: when ctx ends first, or an acknowledgement is lost, it may
 // have been, so a retried Enqueue may run a job twice. Once the job was
-// built, the JobInfo names it even on error, with Partition -1.
+// built, the JobInfo names it even on error, with Partition -1. A topic the
+// brokers do not list yet is waited for, up to ctx's deadline or
+// ClientConfig.UnknownTopicWait; then the error wraps ErrUnknownTopic and
+// names the topic, and nothing was written.
 //
 //	info, err := client.Enqueue(ctx, ChargeArgs{Account: "acct-1", Cents: 500})
 func (c *Client) Enqueue(ctx context.Context, args JobArgs, opts ...EnqueueOption) (JobInfo, error) {
@@ -279,7 +297,7 @@ func (c *Client) Enqueue(ctx context.Context, args JobArgs, opts ...EnqueueOptio
 		// ProduceSync's own error names the one job's failure; one that
 		// a middleware wrapped stays whole, for errors.Is.
 		var perr *kafka.ProduceError
-		if errors.As(err, &perr) && len(perr.Errs) == 1 && errors.Unwrap(err) == error(perr) {
+		if errors.As(err, &perr) && len(perr.Errs) == 1 && err == error(perr) {
 			err = perr.Errs[0]
 		}
 		return info, fmt.Errorf("jobs: enqueue %s job %s: %w", info.Kind, info.ID, err)
@@ -292,7 +310,9 @@ func (c *Client) Enqueue(ctx context.Context, args JobArgs, opts ...EnqueueOptio
 // returns once every one was acknowledged or failed; jobs of one key keep
 // their order in params. If any params are invalid, nothing is sent. If some
 // jobs fail, the error wraps an *EnqueueManyError whose Errs say which (by
-// index, as in params), and the infos of those have Partition -1.
+// index, as in params), and the infos of those have Partition -1. A job
+// larger than ClientConfig.MaxMessageBytes fails alone (ErrMessageTooLarge,
+// its entry naming its index, kind and size); the others are written.
 func (c *Client) EnqueueMany(ctx context.Context, params []EnqueueParams) ([]JobInfo, error) {
 	if !c.enter() {
 		return nil, ErrClientClosed
@@ -316,17 +336,35 @@ func (c *Client) EnqueueMany(ctx context.Context, params []EnqueueParams) ([]Job
 		infos[i].Partition, infos[i].Offset = ds[i].Partition, ds[i].Offset
 	}
 	if err != nil {
+		nameOversized(err, infos)
 		return infos, fmt.Errorf("jobs: enqueue %d jobs: %w", len(params), err)
 	}
 	return infos, nil
+}
+
+// nameOversized makes the errors of jobs too large to send name the job: the
+// size is the job's own, unlike a cause that failed many jobs alike.
+func nameOversized(err error, infos []JobInfo) {
+	var perr *EnqueueManyError
+	if !errors.As(err, &perr) || len(perr.Errs) != len(infos) {
+		return
+	}
+	for i, e := range perr.Errs {
+		if errors.Is(e, ErrMessageTooLarge) {
+			perr.Errs[i] = fmt.Errorf("job %d (kind %q): %w", i, infos[i].Kind, e)
+		}
+	}
 }
 
 // EnqueueAsync sends one job without waiting; done gets the outcome exactly
 // once, also when the job is invalid or the client is closed: no failure is
 // dropped. done runs on a goroutine of the client, never the caller's, and
 // should return quickly, since jobs behind it wait for it. ctx bounds only
-// looking up a topic's partitions, the first time the topic is used. Close
-// waits for every done. done must not be nil.
+// looking up a topic's partitions, the first time the topic is used: for a
+// topic the brokers do not list yet, EnqueueAsync waits for it before it
+// returns, up to ctx's deadline or ClientConfig.UnknownTopicWait, as the
+// Java producer's send does. Close waits for every done. done must not be
+// nil.
 //
 //	client.EnqueueAsync(ctx, args, func(info jobs.JobInfo, err error) {
 //		if err != nil {

@@ -478,6 +478,9 @@ func TestNewClientNamesTheBadSetting(t *testing.T) {
 		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092"}, Security: &jobs.Security{SASL: &jobs.SASL{Mechanism: jobs.SASLPlain}}},
 			"jobs.ClientConfig.Security"},
 		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092"}, Middleware: []jobs.Middleware{nil}}, "jobs.ClientConfig.Middleware[0]"},
+		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092"}, UnknownTopicWait: -time.Second}, "jobs.ClientConfig.UnknownTopicWait"},
+		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092"}, UnknownTopicWait: 2 * time.Hour}, "jobs.ClientConfig.UnknownTopicWait"},
+		{jobs.ClientConfig{Brokers: []string{"127.0.0.1:9092"}, MaxMessageBytes: -1}, "jobs.ClientConfig.MaxMessageBytes"},
 	} {
 		_, err := jobs.NewClient(c.cfg)
 		if err == nil || !strings.HasPrefix(err.Error(), "invalid configuration: "+c.want+":") || !errors.Is(err, jobs.ErrInvalidConfig) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/ordo-go/ordo/internal/envelope"
@@ -176,23 +175,16 @@ func enqueueError(err error, where string) error {
 	return fmt.Errorf("%w: %s%w", ErrInvalidEnqueue, where, err)
 }
 
-// schedulePartitions caches the partition counts of schedules topics for a
-// minute: the ids of scheduled jobs are drawn against them.
+// schedulePartitions reads the partition counts of schedules topics, which
+// the ids of scheduled jobs are drawn against, from the client's producer:
+// the counts its partitioner hashes over, kept fresh by its metadata, and a
+// topic created a moment ago is waited for as a write to it would be.
 type schedulePartitions struct {
-	admin *kafka.Admin
-	mu    sync.Mutex
-	known map[string]partitionCount
+	producer *kafka.Producer
 }
 
-type partitionCount struct {
-	n    int
-	read time.Time
-}
-
-const schedulePartitionsTTL = time.Minute
-
-func newSchedulePartitions(admin *kafka.Admin) *schedulePartitions {
-	return &schedulePartitions{admin: admin, known: map[string]partitionCount{}}
+func newSchedulePartitions(producer *kafka.Producer) *schedulePartitions {
+	return &schedulePartitions{producer: producer}
 }
 
 // lookup returns a function for prepare that reads a schedules topic's
@@ -202,25 +194,12 @@ func (s *schedulePartitions) lookup(ctx context.Context) func(topic string) (int
 }
 
 func (s *schedulePartitions) partitions(ctx context.Context, topic string) (int, error) {
-	s.mu.Lock()
-	pc, ok := s.known[topic]
-	s.mu.Unlock()
-	if ok && time.Since(pc.read) < schedulePartitionsTTL {
-		return pc.n, nil
+	n, err := s.producer.Partitions(ctx, topic)
+	if errors.Is(err, ErrUnknownTopic) {
+		return 0, fmt.Errorf("%w (a Server with Config.Schedules set to SchedulesOn and CreateTopics creates the schedules topic): %w",
+			ErrTopicsMissing, err)
 	}
-	counts, err := s.admin.Partitions(ctx, topic)
-	if err != nil {
-		return 0, err
-	}
-	n := counts[topic]
-	if n == 0 {
-		return 0, fmt.Errorf("%w on the broker: %s (a Server with Config.Schedules set to SchedulesOn and CreateTopics creates it)",
-			ErrTopicsMissing, topic)
-	}
-	s.mu.Lock()
-	s.known[topic] = partitionCount{n: n, read: time.Now()}
-	s.mu.Unlock()
-	return n, nil
+	return n, err
 }
 
 // CancelOutcome says what Cancel achieved.

@@ -117,6 +117,17 @@ func HeaderVirtualKey(name string) VirtualKeyFunc {
 //	if errors.As(err, &partial) { ... partial.Errs[i] ... }
 type EnqueueManyError = kafka.ProduceError
 
+// ErrUnknownTopic is wrapped by the error of an enqueue or Cancel whose
+// topic (a job topic, or its schedules topic for a job to run later) the
+// brokers do not list, once the client has waited for it (see
+// ClientConfig.UnknownTopicWait). The error names the topic.
+var ErrUnknownTopic = kafka.ErrUnknownTopic
+
+// ErrMessageTooLarge is wrapped by the error of a job larger than
+// ClientConfig.MaxMessageBytes, or than the topic's max.message.bytes; the
+// error gives its size and the limit. It fails that job only.
+var ErrMessageTooLarge = kafka.ErrMessageTooLarge
+
 // RebalanceProtocol is how a group moves partitions between servers
 // (Config.Rebalance).
 type RebalanceProtocol = kafka.RebalanceProtocol

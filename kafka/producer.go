@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,18 @@ type Delivery struct {
 // ErrProducerClosed is what produce calls get once Close has begun: no
 // message is accepted that Close would not wait for.
 var ErrProducerClosed = errors.New("kafka: producer is closed")
+
+// ErrUnknownTopic is wrapped by the error of a message to a topic the
+// brokers do not know: one that was never created, or not yet, after the
+// producer waited for it (see ProducerConfig.UnknownTopicWait). The error
+// names the topic.
+var ErrUnknownTopic = errors.New("topic does not exist")
+
+// ErrMessageTooLarge is wrapped by the error of a message larger than
+// ProducerConfig.MaxMessageBytes, which is not sent, or one the broker
+// refused as larger than the topic's max.message.bytes. The error gives the
+// message's size and the limit. It fails that message only.
+var ErrMessageTooLarge = errors.New("message too large")
 
 // ProduceError reports a produce call in which some messages failed, so that
 // a caller can retry exactly those. errors.Is and errors.As see each distinct
@@ -137,7 +150,26 @@ type ProducerConfig struct {
 	// Security secures every connection (TLS, SASL). Default nil:
 	// plaintext.
 	Security *Security
+	// UnknownTopicWait bounds how long a produce call waits for a topic
+	// the brokers do not know, when its ctx has no earlier end: a topic
+	// created a moment ago becomes writable once the producer's metadata
+	// shows it, which it re-reads while waiting. The call then fails with
+	// ErrUnknownTopic. Default 60 s, as the Java producer's max.block.ms.
+	UnknownTopicWait time.Duration
+	// MaxMessageBytes is the largest message the producer sends, counted
+	// as kafka-go counts it (key, value, headers and a few bytes of
+	// framing); a larger one fails alone with ErrMessageTooLarge, and the
+	// others of its call are written. Keep it at or below the brokers'
+	// message.max.bytes and the topics' max.message.bytes. Default
+	// 1048576, as kafka-go's and about Kafka's default.
+	MaxMessageBytes int
 }
+
+// The defaults of ProducerConfig.UnknownTopicWait and MaxMessageBytes.
+const (
+	DefaultUnknownTopicWait = 60 * time.Second
+	DefaultMaxMessageBytes  = 1 << 20
+)
 
 // Producer writes messages, partitioned by key the way the Java client does
 // (murmur2), and waits for every in-sync replica to acknowledge them. It
@@ -151,6 +183,15 @@ type Producer struct {
 	bulk      *kafkago.Writer
 	async     *kafkago.Writer
 	transport *kafkago.Transport
+	// addr and security are the writers', for the fresh metadata reads of
+	// a topic the writers do not know.
+	addr     net.Addr
+	security *Security
+	// unknownTopicWait and maxMessageBytes are the config's, defaulted.
+	unknownTopicWait time.Duration
+	maxMessageBytes  int
+	// probes coalesces fresh metadata reads of unknown topics.
+	probes topicProbes
 	// waitMax bounds one combined write of synchronous calls: longer
 	// than kafka-go's attempts at it take, so that it ends only when a
 	// broker stops answering altogether.
@@ -164,6 +205,9 @@ type Producer struct {
 
 	mu     sync.RWMutex
 	closed bool
+	// closing is closed when Close begins: calls waiting for an unknown
+	// topic stop waiting, rather than hold Close up.
+	closing chan struct{}
 	// calls counts produce calls inside a writer's WriteMessages, plus
 	// async failures not yet reported: Close waits for them before it
 	// closes the writers, because a kafka-go Writer closed while a
@@ -187,6 +231,18 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if cfg.WriteTimeout < 0 {
 		return nil, fmt.Errorf("kafka.ProducerConfig.WriteTimeout (%v) must not be negative", cfg.WriteTimeout)
 	}
+	if cfg.UnknownTopicWait < 0 {
+		return nil, fmt.Errorf("kafka.ProducerConfig.UnknownTopicWait (%v) must not be negative", cfg.UnknownTopicWait)
+	}
+	if cfg.MaxMessageBytes < 0 {
+		return nil, fmt.Errorf("kafka.ProducerConfig.MaxMessageBytes (%d) must not be negative", cfg.MaxMessageBytes)
+	}
+	if cfg.UnknownTopicWait == 0 {
+		cfg.UnknownTopicWait = DefaultUnknownTopicWait
+	}
+	if cfg.MaxMessageBytes == 0 {
+		cfg.MaxMessageBytes = DefaultMaxMessageBytes
+	}
 	if cfg.BatchSize == 0 {
 		cfg.BatchSize = 1000
 	}
@@ -199,7 +255,11 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &Producer{transport: cfg.Security.transport(), waitMax: maxAttempts*cfg.WriteTimeout + 10*time.Second}
+	p := &Producer{transport: cfg.Security.transport(), addr: kafkago.TCP(cfg.Brokers...), security: cfg.Security,
+		unknownTopicWait: cfg.UnknownTopicWait, maxMessageBytes: cfg.MaxMessageBytes,
+		probes:  topicProbes{sem: make(chan struct{}, 1), last: map[string]topicProbe{}},
+		closing: make(chan struct{}),
+		waitMax: maxAttempts*cfg.WriteTimeout + 10*time.Second}
 	bal := &balancer{}
 	logger := cfg.Logger
 	logf := kafkago.LoggerFunc(func(msg string, args ...any) {
@@ -209,9 +269,10 @@ func NewProducer(cfg ProducerConfig) (*Producer, error) {
 	})
 	writer := func(async bool, batchTimeout time.Duration) *kafkago.Writer {
 		return &kafkago.Writer{
-			Addr:         kafkago.TCP(cfg.Brokers...),
+			Addr:         p.addr,
 			Balancer:     bal,
 			BatchSize:    cfg.BatchSize,
+			BatchBytes:   int64(cfg.MaxMessageBytes),
 			BatchTimeout: batchTimeout,
 			WriteTimeout: cfg.WriteTimeout,
 			RequiredAcks: kafkago.RequireAll,
@@ -291,7 +352,21 @@ func (p *pending) report(d Delivery, err error) {
 // complete is the writers' Completion: kafka-go calls it once per batch, sent
 // or failed, before WriteMessages returns (sync) or Close returns (async).
 func complete(msgs []kafkago.Message, err error) {
-	if err != nil && len(msgs) > 0 {
+	switch {
+	case err == nil || len(msgs) == 0:
+	case errors.Is(err, kafkago.UnknownTopicOrPartition):
+		err = fmt.Errorf("produce to %q: %w: %w", msgs[0].Topic, ErrUnknownTopic, err)
+	case errors.Is(err, kafkago.MessageSizeTooLarge) && len(msgs) == 1:
+		m := Message{Key: msgs[0].Key, Value: msgs[0].Value, Headers: msgs[0].Headers}
+		err = fmt.Errorf("produce to %q: %d bytes, refused by the broker as over the topic's max.message.bytes: %w: %w",
+			msgs[0].Topic, messageBytes(&m), ErrMessageTooLarge, err)
+	case errors.Is(err, kafkago.MessageSizeTooLarge):
+		// The broker refused the batch whole. Writing its messages again
+		// one by one could put them after later messages of their
+		// partition, which kafka-go wrote meanwhile: a key's order.
+		err = fmt.Errorf("produce to %q: a batch of %d messages refused by the broker as over the topic's max.message.bytes: %w: %w",
+			msgs[0].Topic, len(msgs), ErrMessageTooLarge, err)
+	default:
 		err = fmt.Errorf("produce to %q: %w", msgs[0].Topic, err)
 	}
 	for i := range msgs {
@@ -358,6 +433,12 @@ func (p *Producer) Produce(ctx context.Context, msgs ...Message) error {
 // made while one is being written wait for it and then go out together,
 // one request per partition: concurrent callers share round trips the way
 // a batch timeout would make them, without the timeout.
+//
+// A message larger than MaxMessageBytes fails alone, with
+// ErrMessageTooLarge, and is not sent. A call to a topic the brokers do not
+// know (yet) is tried again, with the producer's metadata re-read, until
+// the topic appears or ctx ends or UnknownTopicWait passes; it then fails
+// with ErrUnknownTopic, naming the topic.
 func (p *Producer) ProduceSync(ctx context.Context, msgs ...Message) ([]Delivery, error) {
 	if !p.enter() {
 		return nil, fmt.Errorf("produce %d messages: %w", len(msgs), ErrProducerClosed)
@@ -366,6 +447,116 @@ func (p *Producer) ProduceSync(ctx context.Context, msgs ...Message) ([]Delivery
 	if len(msgs) == 0 {
 		return nil, nil
 	}
+	if tooLarge := p.oversized(msgs); tooLarge != nil {
+		return p.produceFitting(ctx, msgs, tooLarge)
+	}
+	return p.produceWaiting(ctx, msgs)
+}
+
+// produceFitting writes the messages that are not too large, and fails
+// those that are, each alone.
+func (p *Producer) produceFitting(ctx context.Context, msgs []Message, tooLarge []error) ([]Delivery, error) {
+	fit := make([]Message, 0, len(msgs))
+	for i := range msgs {
+		if tooLarge[i] == nil {
+			fit = append(fit, msgs[i])
+		}
+	}
+	var fitDs []Delivery
+	var fitErr error
+	if len(fit) > 0 {
+		fitDs, fitErr = p.produceWaiting(ctx, fit)
+	}
+	var fitPerr *ProduceError
+	errors.As(fitErr, &fitPerr)
+	perr := &ProduceError{Errs: tooLarge}
+	deliveries := make([]Delivery, len(msgs))
+	j := 0
+	for i := range msgs {
+		if tooLarge[i] != nil {
+			deliveries[i] = Delivery{Topic: msgs[i].Topic, Partition: -1, Offset: -1}
+			continue
+		}
+		switch {
+		case fitErr == nil:
+			deliveries[i] = fitDs[j]
+		case fitPerr != nil:
+			deliveries[i], perr.Errs[i] = fitDs[j], fitPerr.Errs[j]
+		default:
+			// The whole write failed (or ctx ended before its outcome).
+			deliveries[i], perr.Errs[i] = Delivery{Topic: msgs[i].Topic, Partition: -1, Offset: -1}, fitErr
+		}
+		j++
+	}
+	return deliveries, perr
+}
+
+// oversized returns, for the messages larger than MaxMessageBytes, their
+// errors by index; nil when all fit.
+func (p *Producer) oversized(msgs []Message) []error {
+	var errs []error
+	for i := range msgs {
+		if err := p.checkSize(&msgs[i]); err != nil {
+			if errs == nil {
+				errs = make([]error, len(msgs))
+			}
+			errs[i] = err
+		}
+	}
+	return errs
+}
+
+// checkSize refuses a message larger than MaxMessageBytes. kafka-go would
+// refuse the whole call it is in, before sending any of it.
+func (p *Producer) checkSize(m *Message) error {
+	if n := messageBytes(m); n > p.maxMessageBytes {
+		return fmt.Errorf("%d bytes, over the limit of %d (MaxMessageBytes / the broker's message.max.bytes): %w",
+			n, p.maxMessageBytes, ErrMessageTooLarge)
+	}
+	return nil
+}
+
+// messageBytes is a message's size as kafka-go counts it against the
+// writer's BatchBytes (its Message.totalSize).
+func messageBytes(m *Message) int {
+	n := 22 + len(m.Key) + len(m.Value) + varintLen(len(m.Headers))
+	for _, h := range m.Headers {
+		n += varintLen(len(h.Key)) + len(h.Key) + varintLen(len(h.Value)) + len(h.Value)
+	}
+	return n
+}
+
+// varintLen is the length of n as a zig-zag varint.
+func varintLen(n int) int {
+	u := uint64(n) << 1
+	l := 1
+	for u >= 0x80 {
+		u >>= 7
+		l++
+	}
+	return l
+}
+
+// produceWaiting is produceOnce, tried again while kafka-go refuses the
+// call for a topic its metadata does not list: such a call was not sent,
+// so trying again cannot write a message twice.
+func (p *Producer) produceWaiting(ctx context.Context, msgs []Message) ([]Delivery, error) {
+	start := time.Now()
+	for tries := 0; ; tries++ {
+		ds, err := p.produceOnce(ctx, msgs)
+		var ut *unknownTopicError
+		var perr *ProduceError
+		if !errors.As(err, &ut) || errors.As(err, &perr) {
+			return ds, err
+		}
+		if err := p.awaitTopic(ctx, ut, start, tries); err != nil {
+			return nil, err // it names the topic
+		}
+	}
+}
+
+// produceOnce is one try of ProduceSync.
+func (p *Producer) produceOnce(ctx context.Context, msgs []Message) ([]Delivery, error) {
 	c := &syncCall{ctx: ctx, msgs: msgs, pend: make([]pending, len(msgs)), done: make(chan struct{})}
 	p.syncMu.Lock()
 	if p.writing {
@@ -452,6 +643,11 @@ func (p *Producer) write(ctx context.Context, calls []*syncCall) (left <-chan st
 	for _, c := range calls {
 		for i := range c.pend {
 			if !c.pend[i].balanced {
+				// kafka-go balances the messages in order and stops at
+				// the first whose topic it cannot look up.
+				if errors.Is(err, kafkago.UnknownTopicOrPartition) {
+					err = &unknownTopicError{topic: c.msgs[i].Topic, err: err}
+				}
 				return nil, err
 			}
 		}
@@ -537,7 +733,11 @@ func (p *Producer) writeTogether(calls []*syncCall) {
 
 // result turns the call's outcome into ProduceSync's.
 func (c *syncCall) result() ([]Delivery, error) {
-	if c.err != nil {
+	var ut *unknownTopicError
+	switch {
+	case errors.As(c.err, &ut):
+		return nil, c.err // it names the topic
+	case c.err != nil:
 		return nil, fmt.Errorf("produce %d messages: %w", len(c.msgs), c.err)
 	}
 	deliveries := make([]Delivery, len(c.msgs))
@@ -556,21 +756,26 @@ func (c *syncCall) result() ([]Delivery, error) {
 		}
 	}
 	if perr != nil {
-		return deliveries, fmt.Errorf("produce %d messages: %w", len(c.msgs), perr)
+		// Not wrapped: its message is read when printed, so a caller
+		// may still make its entries more precise.
+		return deliveries, perr
 	}
 	return deliveries, nil
 }
 
 // ProduceAsync queues msg and returns without waiting for the broker; done
 // gets the outcome exactly once, nil or the error, never dropped: a message
-// the producer could not queue (closed producer, unknown topic, unreachable
-// broker) fails through done as well. ctx bounds only the metadata lookup
-// that picks the partition, the first time a topic is seen; delivery is
-// bounded by WriteTimeout and five attempts. done runs on a producer
-// goroutine, never on the caller's, so it may take locks the caller holds;
-// it should return quickly, since it holds up the batches behind its own.
-// Close waits for every done of a message accepted before it. done must not
-// be nil.
+// the producer could not queue (closed producer, unknown topic, a message
+// over MaxMessageBytes, unreachable broker) fails through done as well. ctx
+// bounds only the metadata lookup that picks the partition, the first time
+// a topic is seen; for a topic the producer's metadata does not list, that
+// is a wait, on the caller's goroutine, until the brokers list it, ctx ends
+// or UnknownTopicWait passes (as the Java producer's send blocks up to
+// max.block.ms). Delivery is bounded by WriteTimeout and five attempts.
+// done runs on a producer goroutine, never on the caller's, so it may take
+// locks the caller holds; it should return quickly, since it holds up the
+// batches behind its own. Close waits for every done of a message accepted
+// before it. done must not be nil.
 func (p *Producer) ProduceAsync(ctx context.Context, msg Message, done func(Delivery, error)) {
 	if done == nil {
 		panic("kafka: ProduceAsync with a nil done func")
@@ -580,16 +785,35 @@ func (p *Producer) ProduceAsync(ctx context.Context, msg Message, done func(Deli
 		go pend.report(Delivery{Topic: msg.Topic}, fmt.Errorf("produce to %q: %w", msg.Topic, ErrProducerClosed))
 		return
 	}
-	if err := p.async.WriteMessages(ctx, toKafkaGo(&msg, pend)); err != nil {
-		// In async mode kafka-go fails a call only before queuing any of
-		// it, and then never calls Completion for it.
+	fail := func(err error) {
 		go func() {
 			defer p.calls.Done()
-			pend.report(Delivery{Topic: msg.Topic}, fmt.Errorf("produce to %q: %w", msg.Topic, err))
+			pend.report(Delivery{Topic: msg.Topic}, err)
 		}()
+	}
+	if err := p.checkSize(&msg); err != nil {
+		fail(fmt.Errorf("produce to %q: %w", msg.Topic, err))
 		return
 	}
-	p.calls.Done()
+	start := time.Now()
+	for tries := 0; ; tries++ {
+		err := p.async.WriteMessages(ctx, toKafkaGo(&msg, pend))
+		if err == nil {
+			p.calls.Done()
+			return
+		}
+		// In async mode kafka-go fails a call only before queuing any of
+		// it, and then never calls Completion for it: it may be tried
+		// again.
+		if !errors.Is(err, kafkago.UnknownTopicOrPartition) {
+			fail(fmt.Errorf("produce to %q: %w", msg.Topic, err))
+			return
+		}
+		if err := p.awaitTopic(ctx, &unknownTopicError{topic: msg.Topic, err: err}, start, tries); err != nil {
+			fail(err)
+			return
+		}
+	}
 }
 
 // Close stops accepting messages, flushes both writers and returns once
@@ -602,6 +826,7 @@ func (p *Producer) Close() error {
 		return nil
 	}
 	p.closed = true
+	close(p.closing)
 	p.mu.Unlock()
 	p.calls.Wait()
 	err := errors.Join(p.small.Close(), p.bulk.Close(), p.async.Close())

@@ -254,6 +254,8 @@ func TestNewProducerNamesTheBadSetting(t *testing.T) {
 		{kafka.ProducerConfig{}, "ProducerConfig.Brokers"},
 		{kafka.ProducerConfig{Brokers: []string{"b:9092"}, BatchSize: -1}, "ProducerConfig.BatchSize"},
 		{kafka.ProducerConfig{Brokers: []string{"b:9092"}, WriteTimeout: -time.Second}, "ProducerConfig.WriteTimeout"},
+		{kafka.ProducerConfig{Brokers: []string{"b:9092"}, UnknownTopicWait: -time.Second}, "ProducerConfig.UnknownTopicWait"},
+		{kafka.ProducerConfig{Brokers: []string{"b:9092"}, MaxMessageBytes: -1}, "ProducerConfig.MaxMessageBytes"},
 	} {
 		if _, err := kafka.NewProducer(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("NewProducer(%+v) returned %v, want an error naming %s", c.cfg, err, c.want)
@@ -360,9 +362,13 @@ func TestConcurrentProduceSyncCallsGetTheirOwnOutcomes(t *testing.T) {
 			for i := range perGoroutine {
 				value := strconv.Itoa(g) + "-" + strconv.Itoa(i)
 				if (g+i)%5 == 0 {
-					_, err := p.ProduceSync(ctx, kafka.Message{Topic: missing, Value: []byte(value)})
-					if err == nil {
-						t.Errorf("a message to the missing topic %q was reported written", missing)
+					// A call to a missing topic waits for it until its
+					// own deadline, without holding up the others.
+					short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+					_, err := p.ProduceSync(short, kafka.Message{Topic: missing, Value: []byte(value)})
+					cancel()
+					if !errors.Is(err, kafka.ErrUnknownTopic) || !strings.Contains(err.Error(), strconv.Quote(missing)) {
+						t.Errorf("a message to the missing topic %q: got %v, want ErrUnknownTopic naming the topic", missing, err)
 					}
 					continue
 				}
@@ -470,5 +476,70 @@ func TestProduceSyncKeepsOrderWhenCallersStopWaiting(t *testing.T) {
 	t.Logf("%d of %d calls stopped waiting; the messages of %d of them were written all the same", len(abandoned), calls, len(landed))
 	if len(written) > 0 {
 		t.Fatalf("%d calls were reported written but are not in the topic", len(written))
+	}
+}
+
+// TestAMessageOverMaxMessageBytesFailsAlone: kafka-go would refuse the whole
+// call for one message over its limit; the producer fails that message
+// only, saying its size and the limit, and writes the others.
+func TestAMessageOverMaxMessageBytesFailsAlone(t *testing.T) {
+	t.Parallel()
+	env := kafkatest.New(t)
+	topic := env.Topic(t, 1)
+	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: env.Brokers, MaxMessageBytes: 4096, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ds, err := p.ProduceSync(ctx,
+		kafka.Message{Topic: topic, Value: []byte("a")},
+		kafka.Message{Topic: topic, Value: bytes.Repeat([]byte("x"), 5000)},
+		kafka.Message{Topic: topic, Value: []byte("b")})
+	var perr *kafka.ProduceError
+	if !errors.As(err, &perr) || perr.Errs[0] != nil || perr.Errs[2] != nil || !errors.Is(perr.Errs[1], kafka.ErrMessageTooLarge) ||
+		!strings.Contains(perr.Errs[1].Error(), "5023 bytes, over the limit of 4096") {
+		t.Fatalf("ProduceSync returned %v; want a *ProduceError failing message 1 alone with its size (5023 bytes) and the limit", err)
+	}
+	if ds[0].Offset != 0 || ds[1].Partition != -1 || ds[2].Offset != 1 {
+		t.Errorf("deliveries %+v; want offsets 0 and 1 for the small messages, partition -1 for the large one", ds)
+	}
+	err = produceAsyncAndWait(t, p, kafka.Message{Topic: topic, Value: bytes.Repeat([]byte("x"), 5000)})
+	if !errors.Is(err, kafka.ErrMessageTooLarge) || !strings.Contains(err.Error(), strconv.Quote(topic)) {
+		t.Errorf("ProduceAsync of a message over the limit: done got %v, want ErrMessageTooLarge naming the topic", err)
+	}
+	if recs := env.ReadAll(t, topic); len(recs) != 2 {
+		t.Errorf("the topic holds %d records, want the 2 small ones", len(recs))
+	}
+}
+
+// TestCloseEndsAWaitForAnUnknownTopic: a call waiting for a topic that does
+// not exist does not hold Close up for UnknownTopicWait.
+func TestCloseEndsAWaitForAnUnknownTopic(t *testing.T) {
+	t.Parallel()
+	env := kafkatest.New(t)
+	p := newProducer(t, env.Brokers)
+	missing := kafkatest.UniqueName(t, "missing")
+	failed := make(chan error, 1)
+	go func() { failed <- p.Produce(context.Background(), kafka.Message{Topic: missing, Value: []byte("v")}) }()
+	// The call has begun waiting once a second one to the topic, under a
+	// short deadline, has given up: the producer looks at most once per
+	// backoff step, so the first is past its first look by then.
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := p.Produce(short, kafka.Message{Topic: missing, Value: []byte("v")}); !errors.Is(err, kafka.ErrUnknownTopic) {
+		t.Fatalf("Produce to a missing topic under a deadline returned %v, want ErrUnknownTopic", err)
+	}
+	start := time.Now()
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err := <-failed
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Close took %v with a call waiting for a missing topic", took)
+	}
+	if !errors.Is(err, kafka.ErrUnknownTopic) || !strings.Contains(err.Error(), "the producer was closed") {
+		t.Errorf("the waiting call returned %v; want ErrUnknownTopic saying the producer was closed", err)
 	}
 }
