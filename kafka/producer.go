@@ -99,11 +99,12 @@ func (e *ProduceError) failed() int {
 }
 
 // IsTooLarge reports whether err says a message was refused as too large:
-// by the producer before sending (more than 1 MiB with its key and
-// headers), or by the broker (MESSAGE_TOO_LARGE: more than the topic's
-// max.message.bytes; RECORD_LIST_TOO_LARGE).
+// by the producer before sending (ErrMessageTooLarge: more than
+// ProducerConfig.MaxMessageBytes with its key and headers), or by the
+// broker (MESSAGE_TOO_LARGE: more than the topic's max.message.bytes;
+// RECORD_LIST_TOO_LARGE).
 func IsTooLarge(err error) bool {
-	return errors.Is(err, kafkago.MessageSizeTooLarge) || errors.Is(err, kafkago.RecordListTooLarge)
+	return errors.Is(err, ErrMessageTooLarge) || errors.Is(err, kafkago.MessageSizeTooLarge) || errors.Is(err, kafkago.RecordListTooLarge)
 }
 
 // IsRefused reports whether err is a refusal that sending the same message
@@ -112,6 +113,9 @@ func IsTooLarge(err error) bool {
 // is not authorized for. Other produce errors (a leader moving, a timeout,
 // a topic not created yet) may pass when tried again.
 func IsRefused(err error) bool {
+	if IsTooLarge(err) {
+		return true
+	}
 	for _, code := range refusals {
 		if errors.Is(err, code) {
 			return true
@@ -121,7 +125,7 @@ func IsRefused(err error) bool {
 }
 
 var refusals = []kafkago.Error{
-	kafkago.MessageSizeTooLarge, kafkago.RecordListTooLarge, kafkago.InvalidRecord, kafkago.InvalidTimestamp,
+	kafkago.InvalidRecord, kafkago.InvalidTimestamp,
 	kafkago.InvalidTopic, kafkago.InvalidRequiredAcks, kafkago.UnsupportedForMessageFormat, kafkago.PolicyViolation,
 	kafkago.TopicAuthorizationFailed, kafkago.ClusterAuthorizationFailed,
 }
