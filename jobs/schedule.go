@@ -196,7 +196,7 @@ func (s *schedulePartitions) lookup(ctx context.Context) func(topic string) (int
 func (s *schedulePartitions) partitions(ctx context.Context, topic string) (int, error) {
 	n, err := s.producer.Partitions(ctx, topic)
 	if errors.Is(err, ErrUnknownTopic) {
-		return 0, fmt.Errorf("%w (a Server with Config.Schedules set to SchedulesOn and CreateTopics creates the schedules topic): %w",
+		return 0, fmt.Errorf("%w (a Server with Config.CreateTopics set and Schedules not SchedulesOff creates the schedules topic): %w",
 			ErrTopicsMissing, err)
 	}
 	return n, err
