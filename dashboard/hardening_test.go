@@ -1,7 +1,6 @@
 package dashboard_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ordo-go/ordo/dashboard"
@@ -19,30 +17,12 @@ import (
 	"github.com/ordo-go/ordo/kafka"
 )
 
-// auditLog is a dashboard's log, read by the tests.
-type auditLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (a *auditLog) Write(p []byte) (int, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.buf.Write(p)
-}
-
-func (a *auditLog) String() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.buf.String()
-}
-
 // site is a dashboard on an HTTP server, over a topic of jobs and a
 // dead-letter topic holding one dead letter of it.
 type site struct {
 	env          *kafkatest.Env
 	jobs, dlq    string
-	audit        *auditLog
+	audit        *kafkatest.Log
 	url          string
 	client       *http.Client
 	secretInArgs string
@@ -54,7 +34,7 @@ type site struct {
 func newSite(t *testing.T, cfg dashboard.Config) *site {
 	t.Helper()
 	env := kafkatest.New(t)
-	s := &site{env: env, jobs: env.Topic(t, 1), dlq: env.Topic(t, 1), audit: &auditLog{}, secretInArgs: "4111-1111-1111-1111"}
+	s := &site{env: env, jobs: env.Topic(t, 1), dlq: env.Topic(t, 1), audit: &kafkatest.Log{}, secretInArgs: "4111-1111-1111-1111"}
 	ctx := context.Background()
 	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: env.Brokers, Topic: s.jobs, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -142,19 +122,6 @@ func (s *site) csrf(t *testing.T, host string) string {
 	return m[1]
 }
 
-func (s *site) records(t *testing.T, topic string) int64 {
-	t.Helper()
-	end, err := s.env.Admin.EndOffsets(context.Background(), topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, o := range end {
-		n += o
-	}
-	return n
-}
-
 // A page served to a name the dashboard does not answer to is a DNS
 // rebinding: an attacker's page whose name now resolves to the dashboard.
 func TestDashboardRefusesAForeignHost(t *testing.T) {
@@ -178,7 +145,7 @@ func TestDashboardRefusesAForeignHost(t *testing.T) {
 	if code != http.StatusMisdirectedRequest {
 		t.Errorf("a replay POST with Host %s: %d; want 421", rebind, code)
 	}
-	if n := s.records(t, s.jobs); n != 1 {
+	if n := s.env.Records(t, s.jobs); n != 1 {
 		t.Errorf("the replay from Host %s went through: the jobs topic holds %d records; want 1", rebind, n)
 	}
 	if log := s.audit.String(); !strings.Contains(log, "host not allowed") || !strings.Contains(log, `host=`+rebind) {
@@ -197,7 +164,7 @@ func TestDashboardRefusesAForeignHost(t *testing.T) {
 	if code != http.StatusSeeOther {
 		t.Fatalf("a replay POST from the dashboard's own address: %d; want 303", code)
 	}
-	if n := s.records(t, s.jobs); n != 2 {
+	if n := s.env.Records(t, s.jobs); n != 2 {
 		t.Errorf("after the replay from the dashboard's own address the jobs topic holds %d records; want 2", n)
 	}
 	if loc := h.Get("Location"); strings.Contains(loc, "dead+letters") || strings.Contains(loc, "dead%20letters") {
@@ -223,7 +190,7 @@ func TestDashboardShowsOnlyDeadLetterTopics(t *testing.T) {
 	if code != http.StatusForbidden {
 		t.Errorf("a replay POST of the jobs topic: %d; want 403", code)
 	}
-	if n := s.records(t, s.jobs); n != 1 {
+	if n := s.env.Records(t, s.jobs); n != 1 {
 		t.Errorf("the jobs topic holds %d records; want 1", n)
 	}
 	// The dead-letter topic itself shows its dead letter and its payload.
@@ -257,7 +224,7 @@ func TestDashboardAuditsCrossOriginRefusals(t *testing.T) {
 	if code != http.StatusForbidden {
 		t.Errorf("a cross-origin replay POST: %d; want 403", code)
 	}
-	if n := s.records(t, s.jobs); n != 1 {
+	if n := s.env.Records(t, s.jobs); n != 1 {
 		t.Errorf("the cross-origin replay went through: the jobs topic holds %d records", n)
 	}
 	if log := s.audit.String(); !strings.Contains(log, "replay refused: cross-origin request") || !strings.Contains(log, "evil.example") {

@@ -32,34 +32,10 @@ type limitArgs struct {
 func (limitArgs) Kind() string                      { return "limit" }
 func (a limitArgs) Partitioning() jobs.Partitioning { return jobs.Partitioning{Value: a.Key} }
 
-// logBuffer is a slog handler's output, safe to read while servers log.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // limitServer runs a server of limitArgs jobs whose worker fails each job
 // that carries a Reason with that reason, permanently, and counts the runs
 // of the others. It logs at Info into the returned buffer.
-func limitServer(t *testing.T, env *kafkatest.Env, topic, dlq string) (*logBuffer, jobs.Config, func() int) {
+func limitServer(t *testing.T, env *kafkatest.Env, topic, dlq string) (*kafkatest.Log, jobs.Config, func() int) {
 	t.Helper()
 	var mu sync.Mutex
 	ok := 0
@@ -73,7 +49,7 @@ func limitServer(t *testing.T, env *kafkatest.Env, topic, dlq string) (*logBuffe
 		mu.Unlock()
 		return nil
 	}))
-	logs := &logBuffer{}
+	logs := &kafkatest.Log{}
 	cfg := serverConfig(t, env, topic, ws)
 	cfg.DeadLetterTopic = dlq
 	cfg.Backoff = supervision.Backoff{Initial: 10 * time.Millisecond, Max: 100 * time.Millisecond}
@@ -84,7 +60,7 @@ func limitServer(t *testing.T, env *kafkatest.Env, topic, dlq string) (*logBuffe
 
 // waitDeadLetters waits up to d for n dead letters, failing the test with
 // how much was logged meanwhile when they do not come.
-func waitDeadLetters(t *testing.T, dead func() []kafka.Record, n int, d time.Duration, logs *logBuffer) []kafka.Record {
+func waitDeadLetters(t *testing.T, dead func() []kafka.Record, n int, d time.Duration, logs *kafkatest.Log) []kafka.Record {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for len(dead()) < n {

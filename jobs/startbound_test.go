@@ -1,7 +1,6 @@
 package jobs_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -11,45 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/jobs"
 )
 
-// logLines collects what a slog text handler writes, one line per record,
-// for a test to look for. It does not write to the test's log, which a
-// Start still running after the test would race with.
-type logLines struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, string(bytes.TrimSpace(p)))
-	return len(p), nil
-}
-
-// matching returns the lines that contain every one of parts.
-func (l *logLines) matching(parts ...string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, line := range l.lines {
-		all := true
-		for _, p := range parts {
-			all = all && strings.Contains(line, p)
-		}
-		if all {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-func recordingLogger(t testing.TB) (*slog.Logger, *logLines) {
-	l := &logLines{}
+// recordingLogger logs at WARN into the returned log, and into the test's
+// output once the test ends.
+func recordingLogger(t testing.TB) (*slog.Logger, *kafkatest.Log) {
+	l := &kafkatest.Log{}
 	t.Cleanup(func() {
-		for _, line := range l.matching() {
+		for _, line := range l.Matching() {
 			t.Log(line)
 		}
 	})
@@ -145,7 +115,7 @@ func TestStartWithAWrongBrokerWarnsAndFailsWithinStartTimeout(t *testing.T) {
 	began := time.Now()
 	result := startAsync(s, context.Background())
 	waitFor(t, 2*time.Second, "a warning naming the broker and the refused connection", func() bool {
-		return len(logs.matching("level=WARN", broker, "connection refused")) > 0
+		return len(logs.Matching("level=WARN", broker, "connection refused")) > 0
 	})
 	t.Logf("first warning %v after Start", time.Since(began).Round(time.Millisecond))
 	select {
@@ -181,11 +151,11 @@ func TestStartRetriesABrokerThatNeverAnswers(t *testing.T) {
 	began := time.Now()
 	result := startAsync(s, ctx)
 	waitFor(t, 2*time.Second, "a warning naming the silent broker", func() bool {
-		return len(logs.matching("level=WARN", broker)) > 0
+		return len(logs.Matching("level=WARN", broker)) > 0
 	})
 	t.Logf("first warning %v after Start", time.Since(began).Round(time.Millisecond))
 	waitFor(t, 5*time.Second, "a second warning: Start tried again", func() bool {
-		return len(logs.matching("level=WARN", broker)) > 1
+		return len(logs.Matching("level=WARN", broker)) > 1
 	})
 	select {
 	case err = <-result:
@@ -209,15 +179,15 @@ func TestStopDuringStartEndsStart(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name   string
-		broker func(t *testing.T) (addr string, blocked func(*logLines) bool)
+		broker func(t *testing.T) (addr string, blocked func(*kafkatest.Log) bool)
 	}{
-		{"refused", func(t *testing.T) (string, func(*logLines) bool) {
+		{"refused", func(t *testing.T) (string, func(*kafkatest.Log) bool) {
 			addr := closedPort(t)
-			return addr, func(l *logLines) bool { return len(l.matching("level=WARN", addr)) > 0 }
+			return addr, func(l *kafkatest.Log) bool { return len(l.Matching("level=WARN", addr)) > 0 }
 		}},
-		{"silent", func(t *testing.T) (string, func(*logLines) bool) {
+		{"silent", func(t *testing.T) (string, func(*kafkatest.Log) bool) {
 			addr, accepted := silentBroker(t)
-			return addr, func(*logLines) bool {
+			return addr, func(*kafkatest.Log) bool {
 				select {
 				case <-accepted:
 					return true

@@ -28,7 +28,7 @@ func TestAServerOnADeadLetterTopicSkipsReplayMarkers(t *testing.T) {
 	if !strings.Contains(out, fmt.Sprintf("replayed %d of %d dead letters", n, n)) {
 		t.Fatalf("replay output:\n%s", out)
 	}
-	records := c.records(t, c.dlq) // n dead letters and n markers
+	records := c.env.Records(t, c.dlq) // n dead letters and n markers
 
 	rerun := newLedger(false)
 	group, dlqOfDLQ := c.env.Group(t), c.dlq+".dlq"
@@ -64,7 +64,7 @@ func TestAServerOnADeadLetterTopicSkipsReplayMarkers(t *testing.T) {
 	if got := rerun.succeeded(); got != n {
 		t.Errorf("the server on the dead-letter topic ran %d dead letters; want %d", got, n)
 	}
-	if got := c.records(t, dlqOfDLQ); got != 0 {
+	if got := c.env.Records(t, dlqOfDLQ); got != 0 {
 		for _, r := range c.env.ReadAll(t, dlqOfDLQ) {
 			t.Logf("in %s: %d/%d error=%q", dlqOfDLQ, r.Partition, r.Offset, headerOf(r.Headers, jobs.HeaderError))
 		}

@@ -169,20 +169,6 @@ func (c *cluster) enqueue(t *testing.T, n int) []string {
 	return ids
 }
 
-// endOffsets sums a topic's end offsets: how many records it ever got.
-func (c *cluster) records(t *testing.T, topic string) int64 {
-	t.Helper()
-	end, err := c.env.Admin.EndOffsets(context.Background(), topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, o := range end {
-		n += o
-	}
-	return n
-}
-
 // partitionRow matches a row of the partition table of `ordo status`:
 // group, topic, partition, member, lag.
 var partitionRow = regexp.MustCompile(`(?m)^(\S+)\s+(\S+)\s+(\d+)\s+(\S+)\s+(?:\d+|-)\s+(?:\d+|-)\s+(\d+|-)\s+\d+\s+\d+\s+\d+\s+\d+$`)
@@ -246,7 +232,7 @@ func TestDLQReplayDryRunChangesNothing(t *testing.T) {
 	l := newLedger(true)
 	c.startServer(t, l)
 	failAll(t, c, l, 10)
-	jobsBefore, dlqBefore, runsBefore := c.records(t, c.topic), c.records(t, c.dlq), l.totalRuns()
+	jobsBefore, dlqBefore, runsBefore := c.env.Records(t, c.topic), c.env.Records(t, c.dlq), l.totalRuns()
 
 	out := mustOrdo(t, "dlq", "replay", "--brokers", c.brokers(), "--topic", c.dlq, "--all", "--dry-run")
 	t.Logf("ordo dlq replay --all --dry-run:\n%s", out)
@@ -254,7 +240,7 @@ func TestDLQReplayDryRunChangesNothing(t *testing.T) {
 		strings.Count(out, "would replay ") != 10 {
 		t.Errorf("dry run output:\n%s", out)
 	}
-	if j, d := c.records(t, c.topic), c.records(t, c.dlq); j != jobsBefore || d != dlqBefore {
+	if j, d := c.env.Records(t, c.topic), c.env.Records(t, c.dlq); j != jobsBefore || d != dlqBefore {
 		t.Errorf("the dry run wrote records: job topic %d → %d, dead-letter topic %d → %d", jobsBefore, j, dlqBefore, d)
 	}
 	list := mustOrdo(t, "dlq", "list", "--brokers", c.brokers(), "--topic", c.dlq, "--pending")
@@ -364,7 +350,7 @@ func TestEnqueue(t *testing.T) {
 			}
 		})
 	}
-	if n := c.records(t, c.topic); n != 0 {
+	if n := c.env.Records(t, c.topic); n != 0 {
 		t.Fatalf("bad args wrote %d records", n)
 	}
 

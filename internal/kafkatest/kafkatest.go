@@ -5,6 +5,7 @@
 package kafkatest
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -17,6 +18,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -156,6 +158,20 @@ func (env *Env) ReadAll(t testing.TB, topic string) []kafka.Record {
 	return recs
 }
 
+// Records sums topic's end offsets: how many records it ever got.
+func (e *Env) Records(t testing.TB, topic string) int64 {
+	t.Helper()
+	end, err := e.Admin.EndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, o := range end {
+		n += o
+	}
+	return n
+}
+
 // WaitFor polls cond until it holds, failing t with what it waited for once d
 // has passed: a wait on a condition with a deadline, never a bare sleep.
 func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
@@ -167,4 +183,47 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Log is where a test points a logger (slog.NewTextHandler(log, ...)) to
+// read back what servers logged while they run.
+type Log struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *Log) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// String is everything logged so far.
+func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Len is how many bytes were logged so far.
+func (l *Log) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Len()
+}
+
+// Matching returns the lines logged so far that contain every one of parts.
+func (l *Log) Matching(parts ...string) []string {
+	var out []string
+	for line := range strings.Lines(l.String()) {
+		line = strings.TrimSuffix(line, "\n")
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			out = append(out, line)
+		}
+	}
+	return out
 }
