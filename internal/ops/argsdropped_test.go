@@ -25,3 +25,15 @@ func TestADeadLetterWithoutItsArgsIsNotReplayed(t *testing.T) {
 		t.Errorf("ReplayMessage returned %v, want an error naming the job's source offset", err)
 	}
 }
+
+// A source_topic header that is no topic name (a hostile or corrupt dead
+// letter) fails the replay at once, rather than after the producer has
+// waited for the topic to appear.
+func TestADeadLetterNamingAnImpossibleSourceTopicIsNotReplayed(t *testing.T) {
+	d := newDeadLetter(&kafka.Record{Topic: "jobs.dlq", Partition: 0, Offset: 8, Value: []byte{1}, Headers: []kafka.Header{
+		{Key: jobs.HeaderSourceTopic, Value: []byte("jobs\x1b]0;pwned\x07")},
+	}})
+	if _, err := ReplayMessage(&d); err == nil || !strings.Contains(err.Error(), "cannot exist") {
+		t.Errorf("ReplayMessage returned %v, want an error saying the source topic cannot exist", err)
+	}
+}

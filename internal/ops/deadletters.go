@@ -213,6 +213,9 @@ func ReplayMessage(d *DeadLetter) (kafka.Message, error) {
 	if d.SourceTopic == "" {
 		return kafka.Message{}, fmt.Errorf("ops: dead letter %s has no %s header; it cannot be replayed", d.ID(), jobs.HeaderSourceTopic)
 	}
+	if err := kafka.CheckTopicName(d.SourceTopic); err != nil {
+		return kafka.Message{}, fmt.Errorf("ops: dead letter %s names a source topic that cannot exist; it cannot be replayed: %w", d.ID(), err)
+	}
 	if d.ArgsDropped != "" {
 		return kafka.Message{}, fmt.Errorf("ops: dead letter %s was written without the job's args (%s); the job is at %s partition %d offset %d",
 			d.ID(), d.ArgsDropped, d.SourceTopic, d.SourcePartition, d.SourceOffset)
