@@ -254,8 +254,11 @@ func NewServer(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, ready: make(chan struct{})}
 	// The dead-letter writer batches on its own, and every dead letter
 	// holds its key until acknowledged: a batch need not wait for more.
+	// Its users (dead letters, the dispatcher, status reports) retry with
+	// a back-off and log each failure, so a missing topic is waited for
+	// only briefly (a topic created a moment ago) and then reported.
 	s.dlq, err = kafka.NewProducer(kafka.ProducerConfig{Brokers: cfg.Brokers, Security: cfg.Security, Logger: cfg.Logger,
-		BatchTimeout: 100 * time.Microsecond})
+		BatchTimeout: 100 * time.Microsecond, UnknownTopicWait: time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: dead-letter producer: %w", err)
 	}
