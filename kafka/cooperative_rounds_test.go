@@ -94,17 +94,6 @@ func startCooperative(t *testing.T, cfg kafka.ConsumerConfig, h kafka.PartitionH
 	return stop
 }
 
-func settleCounts(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // Members of a cooperative group commit their partitions all the time while
 // others join and leave. Every commit goes with a generation the coordinator
 // accepts: a member that rejoins holds its commits from the moment it sends
@@ -159,14 +148,14 @@ func TestCooperativeCommitsOfKeptPartitionsAreNeverRefused(t *testing.T) {
 	a := newHolder()
 	startCooperative(t, cfg, a)
 	commitAll(a)
-	settleCounts(t, "a to hold the four partitions", func() bool { return a.count() == 4 })
+	kafkatest.WaitFor(t, time.Minute, "a to hold the four partitions", func() bool { return a.count() == 4 })
 	for round := range 3 {
 		b := newHolder()
 		stopB := startCooperative(t, cfg, b)
 		commitAll(b)
-		settleCounts(t, "a and b to share the partitions", func() bool { return a.count() == 2 && b.count() == 2 })
+		kafkatest.WaitFor(t, time.Minute, "a and b to share the partitions", func() bool { return a.count() == 2 && b.count() == 2 })
 		stopB()
-		settleCounts(t, "a to hold the four partitions again", func() bool { return a.count() == 4 })
+		kafkatest.WaitFor(t, time.Minute, "a to hold the four partitions again", func() bool { return a.count() == 4 })
 		t.Logf("round %d done", round)
 	}
 	cancel()
@@ -199,9 +188,9 @@ func TestCooperativeMovedPartitionReachesItsNewOwnerRightAfterItsRelease(t *test
 	a, b := newHolder(), newHolder()
 	a.drain = drain
 	startCooperative(t, cfg, a)
-	settleCounts(t, "a to hold both partitions", func() bool { return a.count() == 2 })
+	kafkatest.WaitFor(t, time.Minute, "a to hold both partitions", func() bool { return a.count() == 2 })
 	startCooperative(t, cfg, b)
-	settleCounts(t, "a and b to hold one partition each", func() bool { return a.count() == 1 && b.count() == 1 })
+	kafkatest.WaitFor(t, time.Minute, "a and b to hold one partition each", func() bool { return a.count() == 1 && b.count() == 1 })
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
