@@ -12,6 +12,7 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
+	kafkaprotocol "github.com/segmentio/kafka-go/protocol"
 
 	"github.com/ordo-go/ordo/internal/backoff"
 )
@@ -26,6 +27,16 @@ type Record struct {
 	Value     []byte
 	Headers   []Header
 	Time      time.Time
+}
+
+// size is about how many bytes the record's key, value and headers take,
+// as the protocol carries them.
+func (r *Record) size() int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // Header is a record header: a {Key, Value} pair. It is kafka-go's own header
@@ -487,10 +498,14 @@ type Claim struct {
 	// unread is what is left of the last response when the caller took
 	// fewer records than it held: handing them out later, rather than
 	// fetching them again, keeps a caller that takes few records at a time
-	// from reading each response many times over, and records are copied
-	// out of the response only when they are handed out. At most one
+	// from reading each response many times over. Its records were copied
+	// out of the response as soon as it came (see drain): kafka-go decodes
+	// each record batch into a 64 KiB page, so a response of one-record
+	// batches kept whole would hold 64 KiB per record. At most one
 	// response per partition.
-	unread kafkago.RecordReader
+	unread []Record
+	// maxBytes bounds the next fetch (see nextMaxBytes).
+	maxBytes int
 	// highWatermark is the partition's end offset as of the last fetch,
 	// plus one, so that its zero value means "not fetched yet"; read
 	// concurrently for lag.
@@ -520,9 +535,9 @@ func (c *Claim) Fetch(ctx context.Context, dst []Record, max int) (records []Rec
 	if max < 1 {
 		max = 1
 	}
-	if c.unread != nil {
-		if dst, err = c.read(dst, max); err != nil || len(dst) > 0 || c.unread != nil {
-			return dst, c.next, err
+	if len(c.unread) > 0 {
+		if dst = c.read(dst, max); len(dst) > 0 || len(c.unread) > 0 {
+			return dst, c.next, nil
 		}
 	}
 	cfg := c.session.consumer.cfg
@@ -531,7 +546,7 @@ func (c *Claim) Fetch(ctx context.Context, dst []Record, max int) (records []Rec
 		Partition: c.Partition,
 		Offset:    c.next,
 		MinBytes:  1,
-		MaxBytes:  int64(cfg.FetchMaxBytes),
+		MaxBytes:  int64(c.maxBytes),
 		MaxWait:   cfg.FetchMaxWait,
 	})
 	if err == nil {
@@ -551,8 +566,9 @@ func (c *Claim) Fetch(ctx context.Context, dst []Record, max int) (records []Rec
 		c.next = resp.LogStartOffset
 	}
 	c.highWatermark.Store(resp.HighWatermark + 1)
-	c.unread = resp.Records
-	if dst, err = c.read(dst, max); err != nil {
+	err = c.drain(resp.Records)
+	dst = c.read(dst, max)
+	if err != nil && len(dst) == 0 {
 		return dst, c.next, err
 	}
 	if c.ended() {
@@ -574,29 +590,95 @@ func (c *Claim) ended() bool {
 	}
 }
 
-// read appends up to max records of the unread response to dst; it drops
-// the response once it is read to its end.
-func (c *Claim) read(dst []Record, max int) ([]Record, error) {
-	for n := 0; n < max; {
-		r, err := c.unread.ReadRecord()
+// drain copies every record of a fetch response at or past next into
+// unread, each into an allocation of its own, and gives kafka-go's pages
+// back, so that what waits to be handed out costs its records' bytes.
+// It sets the bound of the next fetch from what the response held. A record
+// that cannot be read ends the response there: the records before it are
+// handed out, and the next fetch starts at it.
+func (c *Claim) drain(rr kafkago.RecordReader) error {
+	batches := 0
+	if s, ok := rr.(*kafkaprotocol.RecordStream); ok {
+		batches = len(s.Records)
+	}
+	bytes := 0
+	from := c.next
+	for {
+		r, err := rr.ReadRecord()
 		if err != nil {
-			c.unread = nil // io.EOF, or a batch cut short by MaxBytes: fetch again from next
-			return dst, nil
+			break // io.EOF, or a batch cut short by MaxBytes: fetch again from next
 		}
-		if r.Offset < c.next {
+		if r.Offset < from {
 			closeBytes(r.Key, r.Value)
 			continue // a compressed batch may start before the requested offset
 		}
 		rec, err := copyRecord(c.Topic, c.Partition, r)
 		if err != nil {
-			c.unread = nil
-			return dst, fmt.Errorf("read record %s/%d@%d: %w", c.Topic, c.Partition, r.Offset, err)
+			drainRecords(rr)
+			return fmt.Errorf("read record %s/%d@%d: %w", c.Topic, c.Partition, r.Offset, err)
 		}
-		dst = append(dst, rec)
-		c.next = r.Offset + 1
-		n++
+		c.unread = append(c.unread, rec)
+		bytes += rec.size()
+		from = r.Offset + 1
 	}
-	return dst, nil
+	if b := nextMaxBytes(c.session.consumer.cfg.FetchMaxBytes, batches, bytes); b > 0 {
+		c.maxBytes = b
+	}
+	return nil
+}
+
+// drainRecords gives back the pages of the records of rr left unread.
+func drainRecords(rr kafkago.RecordReader) {
+	for {
+		r, err := rr.ReadRecord()
+		if err != nil {
+			return
+		}
+		closeBytes(r.Key, r.Value)
+	}
+}
+
+// Fetch bounds. kafka-go decodes every record batch of a response into a
+// page of at least 64 KiB while it reads the response, whatever the batch's
+// size: a 1 MiB response of one-record batches of 1 KB would take 64 MB
+// for a moment. So a fetch asks for about pagesPerFetch batches, as large
+// as the batches of the last response were (a broker answers with at least
+// one batch however small the bound), and never more than FetchMaxBytes.
+// A claim's first fetch asks for firstFetchBytes, since it knows no batch
+// yet.
+const (
+	pagesPerFetch   = 64
+	firstFetchBytes = 64 << 10
+)
+
+// nextMaxBytes is the bound of the fetch after one whose response held
+// batches record batches with bytes of records, or 0 when the response
+// (empty) says nothing about the batches to come.
+func nextMaxBytes(fetchMaxBytes, batches, bytes int) int {
+	if batches == 0 || bytes == 0 {
+		return 0
+	}
+	return min(fetchMaxBytes, max(firstFetchBytes, bytes/batches*pagesPerFetch))
+}
+
+// read appends up to max records of unread to dst, those at or past next.
+func (c *Claim) read(dst []Record, max int) []Record {
+	n := 0
+	for taken := 0; n < len(c.unread) && taken < max; n++ {
+		r := c.unread[n]
+		if r.Offset < c.next {
+			continue // SetOffset moved past it
+		}
+		dst = append(dst, r)
+		c.next = r.Offset + 1
+		taken++
+	}
+	clear(c.unread[:n]) // the records are the caller's now
+	c.unread = c.unread[n:]
+	if len(c.unread) == 0 {
+		c.unread = nil
+	}
+	return dst
 }
 
 // Close releases the claim's connections.
@@ -618,6 +700,7 @@ func (c *Claim) init() {
 		Timeout:   30 * time.Second,
 	}
 	c.next = c.Start
+	c.maxBytes = min(firstFetchBytes, c.session.consumer.cfg.FetchMaxBytes)
 }
 
 // copyRecord copies a fetched record out of kafka-go's pooled pages into one
@@ -667,6 +750,7 @@ func closeBytes(bs ...kafkago.Bytes) {
 func (c *Claim) SetOffset(offset int64) {
 	c.once.Do(c.init)
 	if offset < c.next {
+		clear(c.unread)
 		c.unread = nil
 	}
 	c.next = offset
