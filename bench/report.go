@@ -70,6 +70,9 @@ func (b *bench) markdown(o options, took time.Duration) string {
 	if o.quick {
 		cmd += " -quick"
 	}
+	if o.backlog == oneRecord {
+		cmd += " -backlog " + string(oneRecord)
+	}
 	if len(o.only) > 0 {
 		cmd += " -only " + strings.Join(o.only, ",")
 	}
