@@ -20,7 +20,7 @@ import (
 )
 
 // scenarios in the order they run.
-var scenarios = []string{"S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11"}
+var scenarios = []string{"S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S15"}
 
 type options struct {
 	quick      bool
@@ -160,7 +160,7 @@ func run(ctx context.Context, o options, tgt target, summary, progress io.Writer
 	began := time.Now()
 	defer b.cleanup()
 	steps := map[string]func(context.Context) error{
-		"S1": b.s1, "S2": b.s2, "S3": b.s3, "S4": b.s4, "S5": b.s5, "S6": b.s6, "S7": b.s7, "S8": b.s8, "S9": b.s9, "S10": b.s10, "S11": b.s11,
+		"S1": b.s1, "S2": b.s2, "S3": b.s3, "S4": b.s4, "S5": b.s5, "S6": b.s6, "S7": b.s7, "S8": b.s8, "S9": b.s9, "S10": b.s10, "S11": b.s11, "S15": b.s15,
 	}
 	var errs []error
 	for _, s := range scenarios {
