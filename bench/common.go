@@ -34,6 +34,7 @@ type sizes struct {
 	s3MaxWork             time.Duration
 
 	s4Backlogs              []int // ascending; each tops up the previous one's topic
+	s4OneRecordBacklogs     []int // the same, written with one Enqueue per job
 	s4Keys, s4Partitions    int
 	s4Concurrency, s4MaxBuf int
 	s4Work, s4Window        time.Duration
@@ -77,7 +78,7 @@ func defaultSizes() sizes {
 		s3Jobs: 10_000, s3Concurrency: 100, s3Keys: []int{1, 2, 5, 10, 20, 1_000, 10_000},
 		s3BlockingKeys: []int{1_000, 10_000}, s3MaxWork: 5 * time.Millisecond,
 
-		s4Backlogs: []int{250_000, 1_000_000}, s4Keys: 100_000, s4Partitions: 12,
+		s4Backlogs: []int{250_000, 1_000_000}, s4OneRecordBacklogs: []int{250_000, 1_000_000}, s4Keys: 100_000, s4Partitions: 12,
 		s4Concurrency: 100, s4MaxBuf: 1000, s4Work: 10 * time.Millisecond, s4Window: 10 * time.Second,
 
 		s5Partitions: 6, s5Concurrency: 30, s5Trials: 3,
@@ -112,6 +113,7 @@ func quickSizes() sizes {
 	s.s2Jobs, s.s2Keys = 1_000, 100
 	s.s3Jobs = 400
 	s.s4Backlogs, s.s4Keys, s.s4Window = []int{20_000, 80_000}, 10_000, 1500*time.Millisecond
+	s.s4OneRecordBacklogs = s.s4Backlogs
 	s.s5Trials = 1
 	s.s6Marks, s.s6Timeout = []int{20_000, 200_000}, 5*time.Minute
 	s.s7Jobs = 5_000

@@ -25,8 +25,8 @@ import (
 // of the one-record backlog, against the bytes of those records.
 func (b *bench) s4(ctx context.Context) error {
 	sz := b.sizes
-	b.progressf("bench S4: memory, backlogs %v over %d keys, %d partitions, %v jobs, c=%d, MaxBuffered %d, window %v, chunked and one record per batch",
-		sz.s4Backlogs, sz.s4Keys, sz.s4Partitions, sz.s4Work, sz.s4Concurrency, sz.s4MaxBuf, sz.s4Window)
+	b.progressf("bench S4: memory, backlogs %v (one-record: %v) over %d keys, %d partitions, %v jobs, c=%d, MaxBuffered %d, window %v, chunked and one record per batch",
+		sz.s4Backlogs, sz.s4OneRecordBacklogs, sz.s4Keys, sz.s4Partitions, sz.s4Work, sz.s4Concurrency, sz.s4MaxBuf, sz.s4Window)
 	if _, err := b.s4Shape(ctx, chunked); err != nil {
 		return err
 	}
@@ -49,10 +49,14 @@ func (b *bench) s4Shape(ctx context.Context, shape backlogShape) (string, error)
 	if shape == oneRecord {
 		name = "S4 one-record"
 	}
+	backlogs := sz.s4Backlogs
+	if shape == oneRecord {
+		backlogs = sz.s4OneRecordBacklogs
+	}
 	work := int(sz.s4Work / time.Microsecond)
 	produced := 0
 	var first childResult
-	for i, backlog := range sz.s4Backlogs {
+	for i, backlog := range backlogs {
 		from := produced
 		err := b.enqueueShaped(ctx, shape, fmt.Sprintf("%s backlog=%d", name, backlog), topic, backlog-from, func(i int) jobs.JobArgs {
 			return SleepArgs{Key: "key-" + strconv.Itoa((from+i)%sz.s4Keys), Micros: work}
@@ -99,8 +103,8 @@ func (b *bench) s4Shape(ctx context.Context, shape backlogShape) (string, error)
 				backlog, sz.s4Keys, written, sz.s4Partitions, sz.s4Work, sz.s4Concurrency, sz.s4Window),
 			Ordo: fmt.Sprintf("peak RSS %.1f MB, heap %.1f MB (buffered ≤ %d, bound %d; live keys ≤ %d; %d jobs done)",
 				mb(res.PeakRSS), mb(res.PeakHeap), res.PeakBuffered, bufBound, res.PeakKeys, res.Done),
-			Baseline: fmt.Sprintf("limit 256 MB; RSS at backlog %d: %.1f MB", sz.s4Backlogs[0], mb(first.PeakRSS)),
-			Ratio:    fmt.Sprintf("%.2f (RSS / RSS at %d)", r, sz.s4Backlogs[0]),
+			Baseline: fmt.Sprintf("limit 256 MB; RSS at backlog %d: %.1f MB", backlogs[0], mb(first.PeakRSS)),
+			Ratio:    fmt.Sprintf("%.2f (RSS / RSS at %d)", r, backlogs[0]),
 			Target:   "≤ 256 MB, flat (≤ 1.2)",
 			Met:      met(ok),
 			Line: fmt.Sprintf("bench %s backlog=%d: peak_rss=%.1f MB heap=%.1f MB limit=256 MB broker=%s ratio=%.2f",
@@ -146,7 +150,7 @@ func (b *bench) s4Amplification(ctx context.Context, topic string) error {
 		Scenario: "S4",
 		Measurement: fmt.Sprintf("amplification: live heap after GC at the end of the %v window over the one-record backlog of %d, "+
 			"less the live heap of the same server over an empty topic (the constant), over the bytes (key, value, headers) of the records it holds",
-			sz.s4Window, sz.s4Backlogs[len(sz.s4Backlogs)-1]),
+			sz.s4Window, sz.s4OneRecordBacklogs[len(sz.s4OneRecordBacklogs)-1]),
 		Ordo: fmt.Sprintf("%.1f MB live holding %.0f records (%.2f MB); constant %.1f MB",
 			mb(res.HeldHeap), res.Held, heldBytes/(1<<20), mb(res.ConstantHeap)),
 		Baseline: "the bytes of the records held",
