@@ -75,7 +75,7 @@ func TestQuickRun(t *testing.T) {
 		`bench S10 sequential: ordo_p50=`+num+` ms ordo_p99=`+num+` ms writer_p50=`+num+` ms writer_p99=`+num+` ms broker=`+broker+` ratio=`+num,
 		`bench S10 concurrent: ordo=`+num+` jobs/s writer=`+num+` jobs/s broker=`+broker+` ratio=`+num,
 	)
-	want = append(want, `bench S15: rate=`+num+` jobs/s ordo_p50=`+num+` ms ordo_p99=`+num+` ms ordo_max=`+num+
+	want = append(want, `bench S15: rate=`+num+` jobs/s ordo_sent=`+num+` jobs/s reader_pool_sent=`+num+` jobs/s ordo_p50=`+num+` ms ordo_p99=`+num+` ms ordo_max=`+num+
 		` ms reader_pool_p50=`+num+` ms reader_pool_p99=`+num+` ms reader_pool_max=`+num+` ms broker=`+broker+` ratio=`+num)
 	for _, c := range []string{"10", "100"} {
 		want = append(want, `bench S11 c=`+c+`: batch=`+num+` jobs/s per_job=`+num+` jobs/s jobs_per_call=`+num+` order_violations=0 broker=`+broker+` ratio=`+num)
