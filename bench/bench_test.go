@@ -31,9 +31,11 @@ func TestQuickRun(t *testing.T) {
 	defer cancel()
 	var summary, progress bytes.Buffer
 	// A one-record backlog costs a produce request per job, and S15 runs
-	// for a fixed time: both stay short here.
+	// for a fixed time: both stay short here. S4's slower jobs keep the
+	// small one-record backlog from draining within the window, so that
+	// S4 amplification finds records held at its end.
 	tune := func(s *sizes) {
-		s.s4OneRecordBacklogs = []int{2_000, 4_000}
+		s.s4OneRecordBacklogs, s.s4Work = []int{2_000, 4_000}, 200*time.Millisecond
 		s.s15CapacityJobs, s.s15Duration = 1_000, time.Second
 	}
 	err := run(ctx, options{quick: true, out: out, tune: tune}, target{Name: env.Name, Brokers: env.Brokers}, &summary, &progress)
