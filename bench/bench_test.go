@@ -30,7 +30,15 @@ func TestQuickRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var summary, progress bytes.Buffer
-	err := run(ctx, options{quick: true, out: out}, target{Name: env.Name, Brokers: env.Brokers}, &summary, &progress)
+	// A one-record backlog costs a produce request per job, and S15 runs
+	// for a fixed time: both stay short here. S4's slower jobs keep the
+	// small one-record backlog from draining within the window, so that
+	// S4 amplification finds records held at its end.
+	tune := func(s *sizes) {
+		s.s4OneRecordBacklogs, s.s4Work = []int{2_000, 4_000}, 200*time.Millisecond
+		s.s15CapacityJobs, s.s15Duration = 1_000, time.Second
+	}
+	err := run(ctx, options{quick: true, out: out, tune: tune}, target{Name: env.Name, Brokers: env.Brokers}, &summary, &progress)
 	if err != nil {
 		t.Fatalf("bench -quick: %v\nprogress:\n%s", err, progress.String())
 	}
@@ -42,7 +50,7 @@ func TestQuickRun(t *testing.T) {
 			` jobs/s allocs=` + num + `/job args_allocs=` + num + `/job broker=` + broker + ` ratio=` + num,
 	}
 	for _, c := range []string{"1", "5", "10", "14", "100"} {
-		want = append(want, `bench S2 c=`+c+`: ordo=`+num+` jobs/s bound=`+num+` pool=`+num+` broker=`+broker+` ratio=`+num)
+		want = append(want, `bench S2 c=`+c+`: ordo=`+num+` jobs/s reader_pool=`+num+` jobs/s bound=`+num+` pool=`+num+` broker=`+broker+` ratio=`+num)
 	}
 	for _, k := range []string{"1", "2", "5", "10", "20", "1000", "10000"} {
 		want = append(want, `bench S3 keys=`+k+`: ordo=`+num+` s bound=`+num+` s floor=`+num+` broker=`+broker+` ratio=`+num)
@@ -53,7 +61,11 @@ func TestQuickRun(t *testing.T) {
 	for _, n := range []string{"20000", "80000"} {
 		want = append(want, `bench S4 backlog=`+n+`: peak_rss=`+num+` MB heap=`+num+` MB limit=256 MB broker=`+broker+` ratio=`+num)
 	}
+	for _, n := range []string{"2000", "4000"} {
+		want = append(want, `bench S4 one-record backlog=`+n+`: peak_rss=`+num+` MB heap=`+num+` MB limit=256 MB broker=`+broker+` ratio=`+num)
+	}
 	want = append(want,
+		`bench S4 amplification: held=`+num+` held_bytes=`+num+` MB heap=`+num+` MB constant=`+num+` MB amplification=`+num+` broker=`+broker+` ratio=`+num,
 		`bench S5: revocation=`+num+` ms inflight_job=100 ms bound=200 ms broker=`+broker+` ratio=`+num,
 		`bench S5 cooperative: pause_stayed=`+num+` ms eager=`+num+` ms job=100 ms bound=200 ms broker=`+broker+` ratio=`+num,
 		`bench S6 keys=200000: rss_20k=`+num+` MB rss_200k=`+num+` MB broker=`+broker+` ratio=`+num,
@@ -65,6 +77,8 @@ func TestQuickRun(t *testing.T) {
 		`bench S10 sequential: ordo_p50=`+num+` ms ordo_p99=`+num+` ms writer_p50=`+num+` ms writer_p99=`+num+` ms broker=`+broker+` ratio=`+num,
 		`bench S10 concurrent: ordo=`+num+` jobs/s writer=`+num+` jobs/s broker=`+broker+` ratio=`+num,
 	)
+	want = append(want, `bench S15: rate=`+num+` jobs/s ordo_sent=`+num+` jobs/s reader_pool_sent=`+num+` jobs/s ordo_p50=`+num+` ms ordo_p99=`+num+` ms ordo_max=`+num+
+		` ms reader_pool_p50=`+num+` ms reader_pool_p99=`+num+` ms reader_pool_max=`+num+` ms broker=`+broker+` ratio=`+num)
 	for _, c := range []string{"10", "100"} {
 		want = append(want, `bench S11 c=`+c+`: batch=`+num+` jobs/s per_job=`+num+` jobs/s jobs_per_call=`+num+` order_violations=0 broker=`+broker+` ratio=`+num)
 	}
@@ -80,7 +94,7 @@ func TestQuickRun(t *testing.T) {
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(out, env.Name+".md"))
-	for _, row := range []string{"| S1 |", "| S5 |", "| S6 |", "| S7 |", "| S8 |", "| S10 |", "| S11 |"} {
+	for _, row := range []string{"| S1 |", "| S5 |", "| S6 |", "| S7 |", "| S8 |", "| S10 |", "| S11 |", "| S15 |"} {
 		if !bytes.Contains(md, []byte(row)) {
 			t.Errorf("%s.md has no %s row:\n%s", env.Name, row, md)
 		}

@@ -42,6 +42,13 @@ type childConfig struct {
 	Marks       []int64 // ascending
 	// Timeout bounds a run until Marks; 0: no bound but the parent's.
 	Timeout time.Duration
+	// EmptyTopic, when set, makes the child measure the live heap the
+	// server holds with nothing to hold (S4 amplification): a server over
+	// this topic, which has EmptyPartitions partitions and no records,
+	// runs first; then, at the end of Window over Topic, the live heap
+	// again and the records held.
+	EmptyTopic      string
+	EmptyPartitions int
 	// SchedulesPending, when positive, makes the server dispatch the
 	// topic's scheduled jobs (S9) and the child end once this many are
 	// indexed as pending.
@@ -55,7 +62,14 @@ type childResult struct {
 	PeakBuffered int
 	PeakKeys     int
 	Marks        []childMark
-	Err          string
+	// ConstantHeap is the live heap (HeapAlloc right after a GC) of a
+	// server over EmptyTopic; HeldHeap the same at the end of Window
+	// over Topic, when the server held Held records (the sum of
+	// PartitionStats.Buffered, the mean of its reads before and after
+	// the GC).
+	ConstantHeap, HeldHeap uint64
+	Held                   float64
+	Err                    string
 }
 
 // childMark is the child's memory when Done jobs were done.
@@ -154,12 +168,21 @@ func child() (childResult, error) {
 	if cfg.SchedulesPending > 0 {
 		schedules = jobs.SchedulesOn
 	}
-	s, err := jobs.NewServer(jobs.Config{
-		Brokers: cfg.Brokers, Group: cfg.Group, Topics: []string{cfg.Topic}, Workers: w,
-		CreateTopics: &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1}, // the dead-letter topic
-		Concurrency:  cfg.Concurrency, MaxBuffered: cfg.MaxBuffered, Schedules: schedules,
-		Logger: newLogger(os.Stderr),
-	})
+	serverConfig := func(topic, group string) jobs.Config {
+		return jobs.Config{
+			Brokers: cfg.Brokers, Group: group, Topics: []string{topic}, Workers: w,
+			CreateTopics: &jobs.TopicSpec{Partitions: 1, ReplicationFactor: 1}, // the dead-letter topic
+			Concurrency:  cfg.Concurrency, MaxBuffered: cfg.MaxBuffered, Schedules: schedules,
+			Logger: newLogger(os.Stderr),
+		}
+	}
+	if cfg.EmptyTopic != "" {
+		if res.ConstantHeap, err = idleHeap(serverConfig(cfg.EmptyTopic, cfg.Group+"-empty"), cfg.EmptyPartitions); err != nil {
+			return res, fmt.Errorf("server over an empty topic: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "bench %s child: live heap of a server holding nothing: %.1f MB\n", cfg.Label, mb(res.ConstantHeap))
+	}
+	s, err := jobs.NewServer(serverConfig(cfg.Topic, cfg.Group))
 	if err != nil {
 		return res, err
 	}
@@ -229,6 +252,13 @@ run:
 			break run
 		}
 	}
+	if cfg.EmptyTopic != "" && runErr == nil {
+		before := buffered(s)
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		res.HeldHeap, res.Held = ms.HeapAlloc, float64(before+buffered(s))/2
+		fmt.Fprintf(os.Stderr, "bench %s child: live heap %.1f MB holding %.0f records\n", cfg.Label, mb(res.HeldHeap), res.Held)
+	}
 	res.Done = done.Load()
 	if res.PeakRSS, err = procStatus("VmHWM"); err != nil && runErr == nil {
 		runErr = err
@@ -239,6 +269,48 @@ run:
 		runErr = err
 	}
 	return res, runErr
+}
+
+// buffered is how many records s holds: fetched and not finished.
+func buffered(s *jobs.Server) int {
+	n := 0
+	for _, p := range s.Stats() {
+		n += p.Buffered
+	}
+	return n
+}
+
+// idleHeap runs a server by cfg over a topic without records until it holds
+// all its partitions and its fetches have had a second to start, and
+// returns its live heap then.
+func idleHeap(cfg jobs.Config, partitions int) (uint64, error) {
+	s, err := jobs.NewServer(cfg)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.Start(context.Background()); err != nil {
+		return 0, err
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = s.Stop(ctx)
+	}()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(time.Minute)
+	for len(s.Stats()) < partitions {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return 0, fmt.Errorf("holds %d of %d partitions after a minute", len(s.Stats()), partitions)
+		}
+	}
+	<-time.After(time.Second)
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc, nil
 }
 
 // pending is how many scheduled jobs s indexes, once every schedules

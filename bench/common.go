@@ -34,6 +34,7 @@ type sizes struct {
 	s3MaxWork             time.Duration
 
 	s4Backlogs              []int // ascending; each tops up the previous one's topic
+	s4OneRecordBacklogs     []int // the same, written with one Enqueue per job
 	s4Keys, s4Partitions    int
 	s4Concurrency, s4MaxBuf int
 	s4Work, s4Window        time.Duration
@@ -61,6 +62,9 @@ type sizes struct {
 	s11Jobs, s11Keys, s11Partitions, s11MaxBuffered int
 	s11Concurrency                                  []int // the first is the scenario's; its row holds the target
 	s11Call, s11PerJob                              time.Duration
+
+	s15Keys, s15Partitions, s15Concurrency, s15CapacityJobs int
+	s15Work, s15Duration                                    time.Duration
 }
 
 // defaultSizes are issue 5's scenarios as stated.
@@ -74,7 +78,7 @@ func defaultSizes() sizes {
 		s3Jobs: 10_000, s3Concurrency: 100, s3Keys: []int{1, 2, 5, 10, 20, 1_000, 10_000},
 		s3BlockingKeys: []int{1_000, 10_000}, s3MaxWork: 5 * time.Millisecond,
 
-		s4Backlogs: []int{250_000, 1_000_000}, s4Keys: 100_000, s4Partitions: 12,
+		s4Backlogs: []int{250_000, 1_000_000}, s4OneRecordBacklogs: []int{250_000, 1_000_000}, s4Keys: 100_000, s4Partitions: 12,
 		s4Concurrency: 100, s4MaxBuf: 1000, s4Work: 10 * time.Millisecond, s4Window: 10 * time.Second,
 
 		s5Partitions: 6, s5Concurrency: 30, s5Trials: 3,
@@ -94,6 +98,9 @@ func defaultSizes() sizes {
 
 		s11Jobs: 200_000, s11Keys: 1_000, s11Partitions: 12, s11Concurrency: []int{10, 100}, s11MaxBuffered: 10_000,
 		s11Call: time.Millisecond, s11PerJob: 10 * time.Microsecond,
+
+		s15Keys: 1_000, s15Partitions: 5, s15Concurrency: 100, s15CapacityJobs: 25_000,
+		s15Work: time.Millisecond, s15Duration: 30 * time.Second,
 	}
 }
 
@@ -106,6 +113,7 @@ func quickSizes() sizes {
 	s.s2Jobs, s.s2Keys = 1_000, 100
 	s.s3Jobs = 400
 	s.s4Backlogs, s.s4Keys, s.s4Window = []int{20_000, 80_000}, 10_000, 1500*time.Millisecond
+	s.s4OneRecordBacklogs = s.s4Backlogs
 	s.s5Trials = 1
 	s.s6Marks, s.s6Timeout = []int{20_000, 200_000}, 5*time.Minute
 	s.s7Jobs = 5_000
@@ -113,6 +121,7 @@ func quickSizes() sizes {
 	s.s10Sequential, s.s10Concurrent = 200, 5_000
 	s.s8Rate, s.s8Warmup, s.s8Steady = 1_000, 500*time.Millisecond, time.Second
 	s.s11Jobs = 10_000
+	s.s15CapacityJobs, s.s15Duration = 2_000, 3*time.Second
 	return s
 }
 
@@ -120,6 +129,7 @@ type bench struct {
 	target   target
 	sizes    sizes
 	quick    bool
+	backlog  backlogShape
 	admin    *kafka.Admin
 	summary  io.Writer
 	progress io.Writer
@@ -221,20 +231,42 @@ type SleepArgs struct {
 func (SleepArgs) Kind() string                      { return "bench_sleep" }
 func (a SleepArgs) Partitioning() jobs.Partitioning { return jobs.Partitioning{Value: a.Key} }
 
-// enqueue writes n jobs with jobs.Client.EnqueueMany in chunks, a few chunks
-// at a time.
+// backlogShape is how a scenario's backlog is written: in chunks of
+// EnqueueMany (record batches of many jobs), or with one Enqueue per job
+// (a record batch per job, as a service enqueueing one job per request
+// writes them).
+type backlogShape string
+
+const (
+	chunked   backlogShape = "chunked"
+	oneRecord backlogShape = "single"
+)
+
+// enqueue writes n jobs in the run's backlog shape (-backlog).
 func (b *bench) enqueue(ctx context.Context, scenario, topic string, n int, job func(i int) jobs.JobArgs) error {
-	return b.enqueueParams(ctx, scenario, topic, n, func(i int) jobs.EnqueueParams { return jobs.EnqueueParams{Args: job(i)} })
+	return b.enqueueShaped(ctx, b.backlog, scenario, topic, n, job)
+}
+
+// enqueueShaped writes n jobs in the given shape.
+func (b *bench) enqueueShaped(ctx context.Context, shape backlogShape, scenario, topic string, n int, job func(i int) jobs.JobArgs) error {
+	return b.enqueueParamsShaped(ctx, shape, scenario, topic, n, func(i int) jobs.EnqueueParams { return jobs.EnqueueParams{Args: job(i)} })
 }
 
 // enqueueParams is enqueue for jobs with options (a run-at, a key).
 func (b *bench) enqueueParams(ctx context.Context, scenario, topic string, n int, job func(i int) jobs.EnqueueParams) error {
+	return b.enqueueParamsShaped(ctx, b.backlog, scenario, topic, n, job)
+}
+
+func (b *bench) enqueueParamsShaped(ctx context.Context, shape backlogShape, scenario, topic string, n int, job func(i int) jobs.EnqueueParams) error {
+	if shape == oneRecord {
+		return b.enqueueOneByOne(ctx, scenario, topic, n, job)
+	}
 	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: b.target.Brokers, Topic: topic, Logger: b.logger})
 	if err != nil {
 		return err
 	}
 	defer client.Close()
-	return b.produce(ctx, scenario, topic, n, 5_000, func(ctx context.Context, from, to int) error {
+	return b.produce(ctx, scenario, topic, n, 5_000, 4, func(ctx context.Context, _, from, to int) error {
 		params := make([]jobs.EnqueueParams, 0, to-from)
 		for i := from; i < to; i++ {
 			params = append(params, job(i))
@@ -244,10 +276,37 @@ func (b *bench) enqueueParams(ctx context.Context, scenario, topic string, n int
 	})
 }
 
-// produce has a few senders call send for the chunks [from, to) of n jobs,
-// printing progress every two seconds.
-func (b *bench) produce(ctx context.Context, scenario, topic string, n, chunk int, send func(ctx context.Context, from, to int) error) error {
-	const senders = 4
+// oneByOneSenders is how many goroutines write a one-record backlog.
+const oneByOneSenders = 16
+
+// enqueueOneByOne writes n jobs with one jobs.Client.Enqueue call each. The
+// senders have a client each: the calls one client gets while a write is in
+// flight go out together in the next produce request (kafka.Producer queues
+// them), so concurrent calls on one client would share record batches. A
+// client whose calls come one at a time writes each job as a record batch of
+// its own, which is what a service enqueueing a job per request at a modest
+// rate sends.
+func (b *bench) enqueueOneByOne(ctx context.Context, scenario, topic string, n int, job func(i int) jobs.EnqueueParams) error {
+	clients := make([]*jobs.Client, oneByOneSenders)
+	for i := range clients {
+		c, err := jobs.NewClient(jobs.ClientConfig{Brokers: b.target.Brokers, Topic: topic, Logger: b.logger})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		clients[i] = c
+	}
+	return b.produce(ctx, scenario, topic, n, 1, len(clients), func(ctx context.Context, sender, from, _ int) error {
+		p := job(from)
+		_, err := clients[sender].Enqueue(ctx, p.Args, p.Opts...)
+		return err
+	})
+}
+
+// produce has senders goroutines call send for the chunks [from, to) of n
+// jobs, each naming itself (0 to senders-1), printing progress every two
+// seconds.
+func (b *bench) produce(ctx context.Context, scenario, topic string, n, chunk, senders int, send func(ctx context.Context, sender, from, to int) error) error {
 	began := time.Now()
 	var sent atomic.Int64
 	next := make(chan int)
@@ -255,13 +314,13 @@ func (b *bench) produce(ctx context.Context, scenario, topic string, n, chunk in
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	for range senders {
+	for sender := range senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for from := range next {
 				to := min(from+chunk, n)
-				if err := send(ctx, from, to); err != nil {
+				if err := send(ctx, sender, from, to); err != nil {
 					errs <- err
 					cancel()
 					return

@@ -10,11 +10,19 @@
 //	KAFKA_BROKERS=127.0.0.1:9092 go run ./bench
 //	go run ./bench -quick -out /tmp/q   # smaller sizes, same lines, a minute or two
 //	go run ./bench -only S1,S2 -cpuprofile cpu.out
+//	go run ./bench -backlog single      # every backlog one Enqueue per job
 //
 // The broker is KAFKA_BROKERS if set ("kafka"), else an embedded one
 // ("embedded"); every summary line and file names it. Each scenario
-// enqueues its backlog once with jobs.Client.EnqueueMany into topics of its
-// own, and consumes it with fresh consumer groups.
+// enqueues its backlog once into topics of its own, and consumes it with
+// fresh consumer groups. -backlog chooses how: chunked (the default) writes
+// it with jobs.Client.EnqueueMany in chunks of 5,000, so a record batch
+// holds many jobs; single writes it with one jobs.Client.Enqueue per job
+// from 16 clients called one call at a time, so every job is a record batch
+// of its own, as a service that enqueues a job per request writes them (the
+// calls one client gets while a produce request is in flight share the
+// next, so concurrent calls on one client would share batches). S4 measures
+// both shapes whatever -backlog says.
 //
 //   - S1 no-op throughput: raw kafka-go Fetch (one connection per partition,
 //     record bytes only); fetch+decode, the same fetches also decoding each
@@ -29,10 +37,14 @@
 //     gives ordo − raw − args and ordo − args.
 //   - S2 Karafka's Virtual Partitions scenario: 1 ms jobs at several
 //     concurrency limits; the bound is concurrency × 1,000 jobs/s. Right
-//     after ordo's run at each concurrency, the pool: as many goroutines
-//     sleeping through the same jobs, no Kafka. ratio = ordo/bound, except
-//     at c=100, where Go's timers alone fall well short of the bound and
-//     ratio = ordo/pool. Targets: c=14 ≥ 0.9; c=100 ≥ 0.9.
+//     after ordo's run at each concurrency, reader_pool: the same jobs from
+//     the same topic read by one kafka-go Reader in a fresh group (MinBytes
+//     1, MaxBytes 1 MiB) feeding a pool of as many goroutines, each job's
+//     envelope and args decoded, no key order, each partition committed up
+//     to its first unfinished job (every 100 ms). Then the pool: as many
+//     goroutines sleeping through the same jobs, no Kafka, the floor Go's
+//     timers allow. ratio = ordo/reader_pool, the cost of keeping order.
+//     Targets: c=14 ≥ 0.95; c=100 ≥ 0.9.
 //   - S3 Parallel Consumer's scenario: one partition, jobs of 0–5 ms,
 //     concurrency 100, several key counts. The bound is jobs × 2.5 ms /
 //     min(keys, 100); the timer floor is measured in the same run. ratio =
@@ -49,8 +61,22 @@
 //   - S4 memory: a jobs.Server in a child process (so neither the producer
 //     nor an embedded broker counts) works with a slow handler through a
 //     backlog for a fixed window; peak RSS (VmHWM) and peak HeapInuse. The
-//     smaller backlog's topic is topped up to the larger one. ratio = RSS /
-//     RSS at the smallest backlog. Target ≤ 256 MB at both, flat.
+//     smaller backlog's topic is topped up to the larger one. Both backlog
+//     shapes: chunked ("bench S4 backlog=") and one record per batch
+//     ("bench S4 one-record backlog=", checked by reading the first
+//     megabyte of partition 0 back: as many batches as records). ratio =
+//     RSS / RSS at the smallest backlog of the shape. Target ≤ 256 MB at
+//     both, flat. Then S4 amplification: another child runs a server over
+//     an empty topic of as many partitions until it holds them all and its
+//     fetches have run a second, and reads its live heap (HeapAlloc right
+//     after runtime.GC): the constant. It stops that server and runs one
+//     over the largest one-record backlog for the window; at its end, the
+//     live heap again and the records held (the sum of
+//     PartitionStats.Buffered, read before and after the GC). ratio =
+//     amplification = (live heap − constant) / (records held × the mean
+//     key, value and headers bytes of a record). Targets ≤ 4, constant ≤ 32
+//     MB. Records fetched but not yet counted in Buffered (an unread
+//     response) are not in the denominator, so this errs high.
 //   - S5 revocation: two jobs.Servers of one group in this process; the
 //     second starts while the first runs 100 ms jobs on every partition.
 //     Revocation runs from the second Start until the first holds no
@@ -135,6 +161,19 @@
 //     offset is checked against the last its key finished, in both runs.
 //     ratio = batch jobs/s / per-job jobs/s; target at c=10 ≥ 10. -quick:
 //     10,000 jobs.
+//   - S15 end-to-end latency: 1 ms jobs over 1,000 keys, 5 partitions,
+//     c=100. First the capacity: ordo and reader_pool (as in S2) each
+//     through the same 25,000-job backlog; the load is half the slower
+//     one's rate. Then for ordo and for reader_pool in turn, on a topic of
+//     its own: the consumer starts and runs a warm-up job, then jobs are
+//     enqueued at the load for 30 s, one Enqueue per job, from 4 clients of
+//     64 callers each; each job carries the time read right before its
+//     Enqueue call, and the worker takes its start time from it. p50, p99,
+//     max of enqueue to start. The rate each side's jobs were really
+//     enqueued at is printed (ordo_sent, reader_pool_sent): the producers
+//     share the machine with the consumer and may fall short of the load,
+//     and then the row is not met. ratio = ordo p99 / reader_pool p99;
+//     targets ≤ 1.5 and ordo p50 ≤ 5 ms. -quick: 2,000 jobs and 3 s.
 //
 // Throughput and seconds are timed from the first job's start to the last
 // job's end, so group joins are left out, for ordo and baselines alike.

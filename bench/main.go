@@ -20,11 +20,15 @@ import (
 )
 
 // scenarios in the order they run.
-var scenarios = []string{"S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11"}
+var scenarios = []string{"S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S15"}
 
 type options struct {
-	quick      bool
-	only       []string // empty: all
+	quick   bool
+	only    []string // empty: all
+	backlog backlogShape
+	// tune, when set, adjusts the sizes after -quick chose them (the
+	// harness test keeps its own run short).
+	tune       func(*sizes)
 	out        string
 	cpuprofile string
 	memprofile string
@@ -37,12 +41,20 @@ func main() {
 	var o options
 	var only string
 	flag.BoolVar(&o.quick, "quick", false, "smaller sizes, same lines (a minute or two)")
+	backlog := flag.String("backlog", string(chunked),
+		"how the scenarios write their backlogs: chunked (EnqueueMany, many jobs per record batch) or single (one Enqueue, one record batch, per job); S4 measures both either way")
 	flag.StringVar(&only, "only", "", "comma-separated scenarios to run, e.g. S1,S3 (default all)")
 	flag.StringVar(&o.out, "out", filepath.Join("bench", "results"), "directory for <broker>.md and the charts")
 	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile at the end of the run to this file")
 	flag.Parse()
 	var err error
+	switch o.backlog = backlogShape(*backlog); o.backlog {
+	case chunked, oneRecord:
+	default:
+		fmt.Fprintf(os.Stderr, "bench: -backlog: %q is neither %s nor %s\n", *backlog, chunked, oneRecord)
+		os.Exit(2)
+	}
 	if o.only, err = parseOnly(only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
@@ -138,16 +150,23 @@ func run(ctx context.Context, o options, tgt target, summary, progress io.Writer
 		progress: progress,
 		logger:   newLogger(progress),
 		quick:    o.quick,
+		backlog:  o.backlog,
+	}
+	if b.backlog == "" {
+		b.backlog = chunked
 	}
 	if o.quick {
 		b.sizes = quickSizes()
 	}
-	b.progressf("bench: broker=%s (%s) quick=%v go=%s cpus=%d", tgt.Name, strings.Join(tgt.Brokers, ","),
-		o.quick, runtime.Version(), runtime.NumCPU())
+	if o.tune != nil {
+		o.tune(&b.sizes)
+	}
+	b.progressf("bench: broker=%s (%s) quick=%v backlog=%s go=%s cpus=%d", tgt.Name, strings.Join(tgt.Brokers, ","),
+		o.quick, b.backlog, runtime.Version(), runtime.NumCPU())
 	began := time.Now()
 	defer b.cleanup()
 	steps := map[string]func(context.Context) error{
-		"S1": b.s1, "S2": b.s2, "S3": b.s3, "S4": b.s4, "S5": b.s5, "S6": b.s6, "S7": b.s7, "S8": b.s8, "S9": b.s9, "S10": b.s10, "S11": b.s11,
+		"S1": b.s1, "S2": b.s2, "S3": b.s3, "S4": b.s4, "S5": b.s5, "S6": b.s6, "S7": b.s7, "S8": b.s8, "S9": b.s9, "S10": b.s10, "S11": b.s11, "S15": b.s15,
 	}
 	var errs []error
 	for _, s := range scenarios {

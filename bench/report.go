@@ -70,6 +70,9 @@ func (b *bench) markdown(o options, took time.Duration) string {
 	if o.quick {
 		cmd += " -quick"
 	}
+	if o.backlog == oneRecord {
+		cmd += " -backlog " + string(oneRecord)
+	}
 	if len(o.only) > 0 {
 		cmd += " -only " + strings.Join(o.only, ",")
 	}
@@ -98,9 +101,10 @@ naive is one kafka-go Reader in a group that decodes each envelope and its
 args, committing every second. S1's allocations are the whole process's per
 job (an embedded broker's included); args is what msgpack.Unmarshal of one
 NoopArgs allocates. S2's bound is concurrency × 1,000 jobs/s (Karafka
-published 6,863 jobs/s at 14 threads); the pool is as many goroutines
-sleeping through the same jobs without Kafka, run right after ordo, and is
-what c=100 is held to. S3's bound is jobs × 2.5 ms / min(keys, 100)
+published 6,863 jobs/s at 14 threads); reader_pool, which ordo is held
+to, is a kafka-go Reader feeding as many goroutines, no key order,
+committing what finished, run right after ordo on the same topic; the pool
+is as many goroutines sleeping through the same jobs without Kafka. S3's bound is jobs × 2.5 ms / min(keys, 100)
 (Parallel Consumer published 2.06 s at 20 keys and 2.24 s at 10,000 keys),
 and ordo is held to it times the timer floor; the blocking variant sleeps in
 nanosleep(2) and is held to a goroutine per key under 100 slots, no Kafka.
@@ -117,7 +121,13 @@ sequentially, taking turns with a Writer of BatchSize 1, and from 64
 goroutines against a Writer batching for 5 ms. S8 restarts each of three
 members in turn while jobs stream in; "untouched" are the partitions the
 restarted member did not hold, measured from its stop until the group
-settled, against their own steady state.
+settled, against their own steady state. S4 runs each backlog written in
+chunks and again with one Enqueue per job (a record batch each); S4
+amplification is the server's live heap after a GC while it holds records
+of the one-record backlog, less its live heap over an empty topic (the
+constant), over the bytes of the records held. S15 enqueues one job per
+Enqueue call at half the capacity measured first and times each job from
+enqueue to start, for ordo and for reader_pool.
 
 Summary lines:
 

@@ -117,7 +117,7 @@ func (b *bench) enqueueWithBad(ctx context.Context, topic string, job func(i int
 	kind := []byte(SleepArgs{}.Kind())
 	var mu sync.Mutex
 	bad := map[position][]byte{}
-	err = b.produce(ctx, "S7 bad", topic, sz.s7Jobs, 10*sz.s7BadEvery, func(ctx context.Context, from, to int) error {
+	err = b.produce(ctx, "S7 bad", topic, sz.s7Jobs, 10*sz.s7BadEvery, 4, func(ctx context.Context, _, from, to int) error {
 		params := make([]jobs.EnqueueParams, 0, to-from)
 		var msgs []kafka.Message
 		for i := from; i < to; i++ {
