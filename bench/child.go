@@ -254,8 +254,7 @@ run:
 	}
 	if cfg.EmptyTopic != "" && runErr == nil {
 		before := buffered(s)
-		runtime.GC()
-		runtime.ReadMemStats(&ms)
+		liveHeap(&ms)
 		res.HeldHeap, res.Held = ms.HeapAlloc, float64(before+buffered(s))/2
 		fmt.Fprintf(os.Stderr, "bench %s child: live heap %.1f MB holding %.0f records\n", cfg.Label, mb(res.HeldHeap), res.Held)
 	}
@@ -307,10 +306,19 @@ func idleHeap(cfg jobs.Config, partitions int) (uint64, error) {
 		}
 	}
 	<-time.After(time.Second)
-	runtime.GC()
 	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
+	liveHeap(&ms)
 	return ms.HeapAlloc, nil
+}
+
+// liveHeap reads ms after two collections: the first moves what sync.Pools
+// cache (kafka-go's decoding pages among it) to their victim caches, the
+// second frees it, so HeapAlloc counts what the server holds, not what a
+// pool would hand out again.
+func liveHeap(ms *runtime.MemStats) {
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(ms)
 }
 
 // pending is how many scheduled jobs s indexes, once every schedules

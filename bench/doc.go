@@ -69,7 +69,8 @@
 //     both, flat. Then S4 amplification: another child runs a server over
 //     an empty topic of as many partitions until it holds them all and its
 //     fetches have run a second, and reads its live heap (HeapAlloc right
-//     after runtime.GC): the constant. It stops that server and runs one
+//     after two runtime.GC calls, so that what sync.Pools cache, kafka-go's
+//     decoding pages among it, is freed, not counted): the constant. It stops that server and runs one
 //     over the largest one-record backlog for the window; at its end, the
 //     live heap again and the records held (the sum of
 //     PartitionStats.Buffered, read before and after the GC). ratio =
