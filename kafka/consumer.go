@@ -12,7 +12,6 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
-	kafkaprotocol "github.com/segmentio/kafka-go/protocol"
 
 	"github.com/ordo-go/ordo/internal/backoff"
 )
@@ -27,16 +26,6 @@ type Record struct {
 	Value     []byte
 	Headers   []Header
 	Time      time.Time
-}
-
-// size is about how many bytes the record's key, value and headers take,
-// as the protocol carries them.
-func (r *Record) size() int {
-	n := len(r.Key) + len(r.Value)
-	for _, h := range r.Headers {
-		n += len(h.Key) + len(h.Value)
-	}
-	return n
 }
 
 // Header is a record header: a {Key, Value} pair. It is kafka-go's own header
@@ -504,8 +493,6 @@ type Claim struct {
 	// batches kept whole would hold 64 KiB per record. At most one
 	// response per partition.
 	unread []Record
-	// maxBytes bounds the next fetch (see nextMaxBytes).
-	maxBytes int
 	// highWatermark is the partition's end offset as of the last fetch,
 	// plus one, so that its zero value means "not fetched yet"; read
 	// concurrently for lag.
@@ -546,7 +533,7 @@ func (c *Claim) Fetch(ctx context.Context, dst []Record, max int) (records []Rec
 		Partition: c.Partition,
 		Offset:    c.next,
 		MinBytes:  1,
-		MaxBytes:  int64(c.maxBytes),
+		MaxBytes:  int64(cfg.FetchMaxBytes),
 		MaxWait:   cfg.FetchMaxWait,
 	})
 	if err == nil {
@@ -592,21 +579,15 @@ func (c *Claim) ended() bool {
 
 // drain copies every record of a fetch response at or past next into
 // unread, each into an allocation of its own, and gives kafka-go's pages
-// back, so that what waits to be handed out costs its records' bytes.
-// It sets the bound of the next fetch from what the response held. A record
-// that cannot be read ends the response there: the records before it are
-// handed out, and the next fetch starts at it.
+// back, so that what waits to be handed out costs its records' bytes. A
+// record that cannot be read ends the response there: the records before
+// it are handed out, and the next fetch starts at it.
 func (c *Claim) drain(rr kafkago.RecordReader) error {
-	batches := 0
-	if s, ok := rr.(*kafkaprotocol.RecordStream); ok {
-		batches = len(s.Records)
-	}
-	bytes := 0
 	from := c.next
 	for {
 		r, err := rr.ReadRecord()
 		if err != nil {
-			break // io.EOF, or a batch cut short by MaxBytes: fetch again from next
+			return nil // io.EOF, or a batch cut short by MaxBytes: fetch again from next
 		}
 		if r.Offset < from {
 			closeBytes(r.Key, r.Value)
@@ -618,13 +599,8 @@ func (c *Claim) drain(rr kafkago.RecordReader) error {
 			return fmt.Errorf("read record %s/%d@%d: %w", c.Topic, c.Partition, r.Offset, err)
 		}
 		c.unread = append(c.unread, rec)
-		bytes += rec.size()
 		from = r.Offset + 1
 	}
-	if b := nextMaxBytes(c.session.consumer.cfg.FetchMaxBytes, batches, bytes); b > 0 {
-		c.maxBytes = b
-	}
-	return nil
 }
 
 // drainRecords gives back the pages of the records of rr left unread.
@@ -636,31 +612,6 @@ func drainRecords(rr kafkago.RecordReader) {
 		}
 		closeBytes(r.Key, r.Value)
 	}
-}
-
-// Fetch bounds. kafka-go decodes every record batch of a response into a
-// page of at least 64 KiB while it reads the response, whatever the batch's
-// size: a 1 MiB response of one-record batches of 1 KB would take 64 MB
-// for a moment. So a fetch asks for about pagesPerFetch batches, as large
-// as the batches of the last response were (a broker answers with at least
-// one batch however small the bound), and never more than FetchMaxBytes.
-// A claim's first fetch asks for firstFetchBytes, since it knows no batch
-// yet. 128 batches is 8 MiB of pages at most (kafka-go's pool recycles
-// them); the cost is more fetches for small batches: one-record batches of
-// 1 KB come about 120 to a fetch rather than about 900.
-const (
-	pagesPerFetch   = 128
-	firstFetchBytes = 64 << 10
-)
-
-// nextMaxBytes is the bound of the fetch after one whose response held
-// batches record batches with bytes of records, or 0 when the response
-// (empty) says nothing about the batches to come.
-func nextMaxBytes(fetchMaxBytes, batches, bytes int) int {
-	if batches == 0 || bytes == 0 {
-		return 0
-	}
-	return min(fetchMaxBytes, max(firstFetchBytes, bytes/batches*pagesPerFetch))
 }
 
 // read appends up to max records of unread to dst, those at or past next.
@@ -702,7 +653,6 @@ func (c *Claim) init() {
 		Timeout:   30 * time.Second,
 	}
 	c.next = c.Start
-	c.maxBytes = min(firstFetchBytes, c.session.consumer.cfg.FetchMaxBytes)
 }
 
 // copyRecord copies a fetched record out of kafka-go's pooled pages into one
