@@ -237,14 +237,6 @@ func (w *deadLetterWriter) send(batch []*deadLetter) {
 	if pe := (*kafka.ProduceError)(nil); errors.As(err, &pe) {
 		failed = pe.Errs
 	}
-	if err != nil && failed == nil && len(batch) > 1 && kafka.IsTooLarge(err) {
-		// The producer refused the whole call for one message too large:
-		// each is sent alone, so that only that one loses its args.
-		for _, d := range batch {
-			w.send([]*deadLetter{d})
-		}
-		return
-	}
 	var retry []*deadLetter
 	for i, d := range batch {
 		derr := err
@@ -257,6 +249,11 @@ func (w *deadLetterWriter) send(batch []*deadLetter) {
 			w.tally.deadLettered(d.kind)
 			w.log.Error("ordo: job dead-lettered", d.attrs...)
 			d.release.Finish()
+		case kafka.IsTooLarge(derr) && len(batch) > 1:
+			// The broker refuses a record batch whole for one message too
+			// large (and the producer a call): sent alone, only that one
+			// loses its args.
+			w.send([]*deadLetter{d})
 		case kafka.IsTooLarge(derr) && !d.argsDropped:
 			w.metrics.deadLetterWriteFailed()
 			d.dropArgs(derr)

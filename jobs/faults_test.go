@@ -18,40 +18,20 @@ import (
 	"github.com/ordo-go/ordo/supervision"
 )
 
-// logCapture is a slog destination tests can read back.
+// logCapture is a slog destination tests can read back, echoing each line
+// into the test's output as it is written.
 type logCapture struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	t   testing.TB
+	kafkatest.Log
+	t testing.TB
 }
 
 func (c *logCapture) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.t.Log(strings.TrimSpace(string(p)))
-	return c.buf.Write(p)
-}
-
-func (c *logCapture) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.buf.String()
+	return c.Log.Write(p)
 }
 
 // count returns how many log lines contain every one of parts.
-func (c *logCapture) count(parts ...string) int {
-	n := 0
-	for line := range strings.SplitSeq(c.String(), "\n") {
-		all := line != ""
-		for _, p := range parts {
-			all = all && strings.Contains(line, p)
-		}
-		if all {
-			n++
-		}
-	}
-	return n
-}
+func (c *logCapture) count(parts ...string) int { return len(c.Matching(parts...)) }
 
 func captureLogs(t testing.TB, level slog.Level) (*slog.Logger, *logCapture) {
 	c := &logCapture{t: t}

@@ -26,19 +26,6 @@ func recordingLogger(t testing.TB) (*slog.Logger, *kafkatest.Log) {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelWarn})), l
 }
 
-// closedPort returns an address on loopback that refuses connections.
-func closedPort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
 // silentBroker listens on loopback, accepts every connection and never
 // answers on it, as a host that is not Kafka (or a hung broker) may. Each
 // accepted connection is sent on the channel returned.
@@ -102,7 +89,7 @@ func startAsync(s *jobs.Server, ctx context.Context) <-chan error {
 func TestStartWithAWrongBrokerWarnsAndFailsWithinStartTimeout(t *testing.T) {
 	t.Parallel()
 	const startTimeout = 3 * time.Second
-	broker := closedPort(t)
+	broker := closedAddr(t)
 	logger, logs := recordingLogger(t)
 	cfg := unreachableConfig(t, broker, logger)
 	cfg.StartTimeout = startTimeout
@@ -182,7 +169,7 @@ func TestStopDuringStartEndsStart(t *testing.T) {
 		broker func(t *testing.T) (addr string, blocked func(*kafkatest.Log) bool)
 	}{
 		{"refused", func(t *testing.T) (string, func(*kafkatest.Log) bool) {
-			addr := closedPort(t)
+			addr := closedAddr(t)
 			return addr, func(l *kafkatest.Log) bool { return len(l.Matching("level=WARN", addr)) > 0 }
 		}},
 		{"silent", func(t *testing.T) (string, func(*kafkatest.Log) bool) {
