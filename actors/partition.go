@@ -56,6 +56,7 @@ type partition struct {
 	inflightAtRevoke atomic.Int64
 	drainedAt        atomic.Int64 // unix nanoseconds
 	hw               HighWatermarkSource
+	prefetch         PrefetchSource
 
 	// outcomes are what key actors report of their records, waiting for
 	// the supervisor to count them (see supervisorLoop).
@@ -96,6 +97,7 @@ func newPartition(rt *Runtime, a Assignment) *partition {
 	p.committable.Store(a.Start)
 	p.committed.Store(a.Start)
 	p.hw, _ = a.Source.(HighWatermarkSource)
+	p.prefetch, _ = a.Source.(PrefetchSource)
 	p.longCtx, p.longCancel = context.WithCancel(rt.ctx)
 	return p
 }
@@ -240,6 +242,13 @@ func (p *partition) highWatermark() int64 {
 		return -1
 	}
 	return p.hw.HighWatermark()
+}
+
+func (p *partition) prefetched() int {
+	if p.prefetch == nil {
+		return 0
+	}
+	return p.prefetch.Prefetched()
 }
 
 func (p *partition) drainTook(began time.Time) time.Duration {

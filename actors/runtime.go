@@ -41,7 +41,8 @@ type Config struct {
 	// finished, waiting at their key or running. At the bound fetching
 	// pauses until the keys catch up. Records that finished and only wait
 	// for a slower one below them to be committed do not count (see
-	// MaxSpan). Default DefaultMaxBuffered.
+	// MaxSpan). A source may hold more besides, between calls to Fetch
+	// (see PrefetchSource). Default DefaultMaxBuffered.
 	MaxBuffered int
 	// MaxSpan bounds how far reading may run ahead of the committable
 	// offset (the oldest unfinished record) per partition. Finished
@@ -485,6 +486,11 @@ type PartitionStats struct {
 	Buffered int
 	// PeakBuffered is the highest Buffered seen since the assignment.
 	PeakBuffered int
+	// Prefetched counts records fetched from Kafka and not yet handed to
+	// their keys: the rest of the last fetch response, at most
+	// FetchMaxBytes of records, waiting for Buffered to make room. A
+	// partition's memory follows Buffered + Prefetched records.
+	Prefetched int
 	// Span is how far reading has gone past the committable offset:
 	// finished records above a slower one count here, not in Buffered. It
 	// stays within MaxSpan.
@@ -517,6 +523,13 @@ type HighWatermarkSource interface {
 	HighWatermark() int64
 }
 
+// PrefetchSource is implemented by record sources that hold fetched
+// records between calls to Fetch (kafka.Claim does), so that Stats can
+// report them.
+type PrefetchSource interface {
+	Prefetched() int
+}
+
 // Stats returns a snapshot of every partition the runtime holds, sorted by
 // topic and partition.
 func (rt *Runtime) Stats() []PartitionStats {
@@ -528,6 +541,7 @@ func (rt *Runtime) Stats() []PartitionStats {
 			Topic: p.topic, Partition: p.partition,
 			Buffered:      int(p.outstanding.Load()),
 			PeakBuffered:  int(p.peak.Load()),
+			Prefetched:    p.prefetched(),
 			Span:          p.span.Load(),
 			InFlight:      inflight,
 			Keys:          int(p.liveKeys.Load()),

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -125,6 +126,9 @@ func (b *bench) runChild(ctx context.Context, cfg childConfig) (childResult, err
 // childMain runs the childConfig in the environment and prints a
 // childResult as JSON.
 func childMain() int {
+	if os.Getenv("ORDO_BENCH_HEAP_PROFILE") != "" {
+		runtime.MemProfileRate = 4096 // fine enough to tell a key actor's parts apart
+	}
 	res, err := child()
 	if err != nil {
 		res.Err = err.Error()
@@ -253,9 +257,15 @@ run:
 		}
 	}
 	if cfg.EmptyTopic != "" && runErr == nil {
-		before := buffered(s)
+		before := held(s)
 		liveHeap(&ms)
-		res.HeldHeap, res.Held = ms.HeapAlloc, float64(before+buffered(s))/2
+		res.HeldHeap, res.Held = ms.HeapAlloc, float64(before+held(s))/2
+		if path := os.Getenv("ORDO_BENCH_HEAP_PROFILE"); path != "" {
+			// What the held heap is made of: go tool pprof -sample_index=inuse_space.
+			if err := writeHeapProfile(path); err != nil && runErr == nil {
+				runErr = err
+			}
+		}
 		fmt.Fprintf(os.Stderr, "bench %s child: live heap %.1f MB holding %.0f records\n", cfg.Label, mb(res.HeldHeap), res.Held)
 	}
 	res.Done = done.Load()
@@ -270,11 +280,13 @@ run:
 	return res, runErr
 }
 
-// buffered is how many records s holds: fetched and not finished.
-func buffered(s *jobs.Server) int {
+// held is how many records s holds: fetched and not finished, whether
+// handed to their keys (Buffered) or still in a fetch response
+// (Prefetched).
+func held(s *jobs.Server) int {
 	n := 0
 	for _, p := range s.Stats() {
-		n += p.Buffered
+		n += p.Buffered + p.Prefetched
 	}
 	return n
 }
@@ -309,6 +321,18 @@ func idleHeap(cfg jobs.Config, partitions int) (uint64, error) {
 	var ms runtime.MemStats
 	liveHeap(&ms)
 	return ms.HeapAlloc, nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return f.Close()
 }
 
 // liveHeap reads ms after two collections: the first moves what sync.Pools

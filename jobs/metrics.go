@@ -84,6 +84,8 @@ var (
 	partitionLabels = []string{"group", "topic", "partition"}
 	descBuffered    = prometheus.NewDesc("ordo_partition_buffered",
 		"Jobs fetched from the partition and not yet finished (running, queued at their key, or done behind an unfinished one).", partitionLabels, nil)
+	descPrefetched = prometheus.NewDesc("ordo_partition_prefetched",
+		"Records fetched from the partition and not yet handed to their keys: the rest of the last fetch response, waiting for room under MaxBuffered.", partitionLabels, nil)
 	descPartInFlight = prometheus.NewDesc("ordo_partition_in_flight", "Jobs of the partition whose Work is running.", partitionLabels, nil)
 	descKeyActors    = prometheus.NewDesc("ordo_partition_key_actors", "Live key actors of the partition (idle ones are passivated).", partitionLabels, nil)
 	descCommitted    = prometheus.NewDesc("ordo_partition_committed_offset", "Last offset the group committed for the partition.", partitionLabels, nil)
@@ -242,7 +244,7 @@ func (m *Metrics) deadLetterDropped() {
 type serverCollector Metrics
 
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descInFlight, descRebalances, descBuffered, descPartInFlight,
+	for _, d := range []*prometheus.Desc{descInFlight, descRebalances, descBuffered, descPrefetched, descPartInFlight,
 		descKeyActors, descCommitted, descHighWater, descLag, descFallbacks, descSchedulesPending} {
 		ch <- d
 	}
@@ -266,6 +268,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 			labels := []string{group, p.Topic, strconv.Itoa(p.Partition)}
 			inflight[group] += p.InFlight
 			gauge(descBuffered, float64(p.Buffered), labels...)
+			gauge(descPrefetched, float64(p.Prefetched), labels...)
 			gauge(descPartInFlight, float64(p.InFlight), labels...)
 			gauge(descKeyActors, float64(p.Keys), labels...)
 			ch <- prometheus.MustNewConstMetric(descFallbacks, prometheus.CounterValue, float64(p.MetadataFallbacks), labels...)

@@ -117,7 +117,7 @@ func TestMetricsScrapedOverHTTP(t *testing.T) {
 	if got := histogramCount(fams, "ordo_job_duration_seconds", "metrics_ok"); got != okJobs {
 		t.Errorf("ordo_job_duration_seconds{kind=metrics_ok} count = %d, want %d", got, okJobs)
 	}
-	for _, name := range []string{"ordo_partition_buffered", "ordo_partition_in_flight", "ordo_partition_key_actors",
+	for _, name := range []string{"ordo_partition_buffered", "ordo_partition_prefetched", "ordo_partition_in_flight", "ordo_partition_key_actors",
 		"ordo_partition_committed_offset", "ordo_partition_high_watermark", "ordo_partition_lag"} {
 		if n := len(fams[name].GetMetric()); n != 2 {
 			t.Errorf("%s has %d series, want one per partition (2)", name, n)
@@ -128,6 +128,9 @@ func TestMetricsScrapedOverHTTP(t *testing.T) {
 	}
 	if got := sumOf(fams, "ordo_partition_buffered"); got != 0 {
 		t.Errorf("sum of ordo_partition_buffered = %v after every job finished, want 0", got)
+	}
+	if got := sumOf(fams, "ordo_partition_prefetched"); got != 0 {
+		t.Errorf("sum of ordo_partition_prefetched = %v after every job finished, want 0", got)
 	}
 	if got := sumOf(fams, "ordo_jobs_in_flight"); got != 0 {
 		t.Errorf("ordo_jobs_in_flight = %v after every job finished, want 0", got)

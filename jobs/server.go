@@ -59,7 +59,10 @@ type Config struct {
 	// MaxBuffered bounds the jobs held per partition: fetched and not
 	// finished, waiting at their key or running. Jobs that finished and
 	// only wait for a slower one below them to be committed do not count
-	// (see MaxSpan). Default DefaultMaxBuffered.
+	// (see MaxSpan). Besides them a partition holds at most the rest of
+	// one fetch response (kafka.DefaultFetchMaxBytes, 1 MiB), undecoded,
+	// while it waits for room (PartitionStats.Prefetched). Default
+	// DefaultMaxBuffered.
 	MaxBuffered int
 	// MaxSpan bounds how far reading may run ahead of the oldest
 	// unfinished job of a partition, in offsets. A long or stuck job stops

@@ -63,6 +63,11 @@ type PartitionStats struct {
 	Buffered int
 	// PeakBuffered is the highest Buffered seen since the assignment.
 	PeakBuffered int
+	// Prefetched counts records fetched from Kafka and not yet handed to
+	// their keys: the rest of the last fetch response (at most
+	// kafka.DefaultFetchMaxBytes), waiting for Buffered to make room. A
+	// partition's memory follows Buffered + Prefetched records.
+	Prefetched int
 	// Span is how far reading has gone past the committable offset:
 	// finished records above a slower one count here, not in Buffered. It
 	// stays within Config.MaxSpan.

@@ -484,15 +484,33 @@ type Claim struct {
 	transport *kafkago.Transport
 	client    *kafkago.Client
 	next      int64
-	// unread is what is left of the last response when the caller took
-	// fewer records than it held: handing them out later, rather than
-	// fetching them again, keeps a caller that takes few records at a time
-	// from reading each response many times over. Its records were copied
-	// out of the response as soon as it came (see drain): kafka-go decodes
-	// each record batch into a 64 KiB page, so a response of one-record
-	// batches kept whole would hold 64 KiB per record. At most one
-	// response per partition.
-	unread []Record
+	// resp, pending and unread are what is left of the last response when
+	// the caller took fewer records than it held: handing them out later,
+	// rather than fetching them again, keeps a caller that takes few
+	// records at a time from reading each response many times over. At
+	// most one response per partition. pending is its record batches not
+	// decoded yet, in resp's buffer: a waiting record costs its share of
+	// the response, not a decoded Record. unread[ui:] is the decoded
+	// records of the last batch not handed out yet.
+	resp           *fetched
+	pending        []byte
+	pendingRecords int
+	unread         []Record
+	ui             int
+	decoder        batchDecoder
+	// decodeErr is a batch that could not be read, returned once the
+	// records before it are handed out.
+	decodeErr error
+	// end is the offset after the last batch decoded: where the next
+	// fetch starts once the response is handed out, past any transaction
+	// markers and compacted gaps at its end.
+	end int64
+	// legacy: the partition holds message sets older than record
+	// batches, which only kafka-go's decoder reads.
+	legacy bool
+	// prefetched is how many records unread and pending hold, read
+	// concurrently for stats.
+	prefetched atomic.Int64
 	// highWatermark is the partition's end offset as of the last fetch,
 	// plus one, so that its zero value means "not fetched yet"; read
 	// concurrently for lag.
@@ -503,6 +521,10 @@ type Claim struct {
 // record) as the last successful Fetch saw it, or -1 before one: with the
 // committed offset it gives the partition's lag.
 func (c *Claim) HighWatermark() int64 { return c.highWatermark.Load() - 1 }
+
+// Prefetched returns how many fetched records the claim holds that Fetch
+// has not handed out yet: the rest of its last response.
+func (c *Claim) Prefetched() int { return int(c.prefetched.Load()) }
 
 // Fetch appends the next records of the partition to dst, at most max of
 // them, waiting up to the configured FetchMaxWait for some to arrive (it may
@@ -522,11 +544,143 @@ func (c *Claim) Fetch(ctx context.Context, dst []Record, max int) (records []Rec
 	if max < 1 {
 		max = 1
 	}
-	if len(c.unread) > 0 {
-		if dst = c.read(dst, max); len(dst) > 0 || len(c.unread) > 0 {
+	if c.holding() {
+		if dst = c.read(dst, max); len(dst) > 0 || c.holding() {
 			return dst, c.next, nil
 		}
+		if err := c.decodeErr; err != nil {
+			c.decodeErr = nil
+			return dst, c.next, err
+		}
 	}
+	if c.legacy {
+		err = c.fetchLegacy(ctx)
+	} else {
+		err = c.fetch(ctx)
+	}
+	if err != nil {
+		if errors.Is(err, kafkago.OffsetOutOfRange) {
+			// The committed offset was deleted by retention: start again
+			// from the log start rather than stall the partition.
+			c.session.consumer.cfg.Logger.Warn("ordo: offset out of range; restarting from the log start",
+				"topic", c.Topic, "partition", c.Partition, "offset", c.next)
+			c.next, c.end = kafkago.FirstOffset, 0
+		}
+		return dst, c.next, fmt.Errorf("fetch %s/%d at %d: %w", c.Topic, c.Partition, c.next, err)
+	}
+	dst = c.read(dst, max)
+	if err := c.decodeErr; err != nil && len(dst) == 0 {
+		c.decodeErr = nil
+		return dst, c.next, err
+	}
+	if c.ended() {
+		return dst[:0], c.next, ErrRevoked
+	}
+	return dst, c.next, nil
+}
+
+// fetch reads the partition's next response into pending (see fetch.go).
+func (c *Claim) fetch(ctx context.Context) (err error) {
+	cfg := c.session.consumer.cfg
+	if c.next < 0 {
+		if c.next, err = c.resolve(ctx, c.next); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.FetchMaxWait+30*time.Second)
+	defer cancel()
+	msg, err := c.transport.RoundTrip(ctx, kafkago.TCP(cfg.Brokers...), &rawFetch{
+		topic: c.Topic, partition: int32(c.Partition), offset: c.next,
+		maxBytes: int32(cfg.FetchMaxBytes), maxWait: cfg.FetchMaxWait,
+	})
+	if err != nil {
+		return err
+	}
+	resp := msg.(*fetched)
+	if resp.errorCode != 0 {
+		resp.release()
+		return kafkago.Error(resp.errorCode)
+	}
+	c.highWatermark.Store(resp.highWatermark + 1)
+	c.resp, c.pending, c.end = resp, resp.batches, c.next
+	c.pendingRecords = max(0, countRecords(resp.batches))
+	return nil
+}
+
+// holding tells whether the last response still has records to hand out.
+func (c *Claim) holding() bool { return c.ui < len(c.unread) || len(c.pending) > 0 }
+
+// decodePending decodes pending's next record batches into unread until
+// unread holds a record or pending is spent, and tells whether it holds one.
+func (c *Claim) decodePending() bool {
+	for c.ui == len(c.unread) && len(c.pending) > 0 {
+		var count int32
+		var err error
+		c.unread, c.ui = c.unread[:0], 0
+		c.unread, c.end, c.pending, count, err = c.decoder.decode(c.unread, c.Topic, c.Partition, c.end, c.pending)
+		c.pendingRecords = max(0, c.pendingRecords-int(count))
+		switch {
+		case errors.Is(err, errLegacyBatch):
+			// Written before Kafka 0.11's record batches: kafka-go
+			// reads those, at the cost of its pages, from here on.
+			c.session.consumer.cfg.Logger.Info("ordo: the partition holds message sets older than record batches; reading it with kafka-go's decoder",
+				"topic", c.Topic, "partition", c.Partition, "offset", c.end)
+			c.legacy = true
+		case err != nil:
+			c.decodeErr = err
+		}
+	}
+	switch {
+	case len(c.pending) == 0:
+		c.dropPending()
+	case c.resp.buf != nil && len(c.pending) < cap(*c.resp.buf)/2 && cap(*c.resp.buf) >= compactFrom:
+		// Most of the response was handed out while the rest waits
+		// (its keys busy, MaxBuffered full): keep only the rest.
+		rest := append([]byte(nil), c.pending...)
+		c.resp.release()
+		c.resp, c.pending = &fetched{}, rest
+	}
+	return c.ui < len(c.unread)
+}
+
+// compactFrom is the least response buffer decodePending trims to what is
+// left of it: below, a copy would cost more than the bytes it frees.
+const compactFrom = 64 << 10
+
+// dropPending gives the response's buffer back: its records were copied.
+func (c *Claim) dropPending() {
+	if c.resp != nil {
+		c.resp.release()
+	}
+	c.resp, c.pending, c.pendingRecords = nil, nil, 0
+}
+
+// resolve turns kafka-go's FirstOffset or LastOffset into the offset.
+func (c *Claim) resolve(ctx context.Context, which int64) (int64, error) {
+	resp, err := c.client.ListOffsets(ctx, &kafkago.ListOffsetsRequest{
+		Topics: map[string][]kafkago.OffsetRequest{c.Topic: {{Partition: c.Partition, Timestamp: which}}},
+	})
+	if err != nil {
+		return which, fmt.Errorf("list offsets: %w", err)
+	}
+	for _, p := range resp.Topics[c.Topic] {
+		if p.Partition != c.Partition {
+			continue
+		}
+		if p.Error != nil {
+			return which, fmt.Errorf("list offsets: %w", p.Error)
+		}
+		if which == kafkago.FirstOffset {
+			return p.FirstOffset, nil
+		}
+		return p.LastOffset, nil
+	}
+	return which, fmt.Errorf("list offsets: no answer for %s/%d", c.Topic, c.Partition)
+}
+
+// fetchLegacy is fetch through kafka-go's own Fetch and decoder, for
+// partitions that hold message sets of the formats before record batches.
+func (c *Claim) fetchLegacy(ctx context.Context) error {
 	cfg := c.session.consumer.cfg
 	resp, err := c.client.Fetch(ctx, &kafkago.FetchRequest{
 		Topic:     c.Topic,
@@ -540,28 +694,15 @@ func (c *Claim) Fetch(ctx context.Context, dst []Record, max int) (records []Rec
 		err = resp.Error
 	}
 	if err != nil {
-		if errors.Is(err, kafkago.OffsetOutOfRange) {
-			// The committed offset was deleted by retention: start again
-			// from the log start rather than stall the partition.
-			c.session.consumer.cfg.Logger.Warn("ordo: offset out of range; restarting from the log start",
-				"topic", c.Topic, "partition", c.Partition, "offset", c.next)
-			c.next = kafkago.FirstOffset
-		}
-		return dst, c.next, fmt.Errorf("fetch %s/%d at %d: %w", c.Topic, c.Partition, c.next, err)
+		return err
 	}
 	if c.next < 0 {
 		c.next = resp.LogStartOffset
 	}
 	c.highWatermark.Store(resp.HighWatermark + 1)
-	err = c.drain(resp.Records)
-	dst = c.read(dst, max)
-	if err != nil && len(dst) == 0 {
-		return dst, c.next, err
-	}
-	if c.ended() {
-		return dst[:0], c.next, ErrRevoked
-	}
-	return dst, c.next, nil
+	c.unread, c.ui = c.unread[:0], 0
+	c.decodeErr = c.drain(resp.Records)
+	return nil
 }
 
 // ended tells whether the claim's partition was taken back: its session
@@ -614,11 +755,16 @@ func drainRecords(rr kafkago.RecordReader) {
 	}
 }
 
-// read appends up to max records of unread to dst, those at or past next.
+// read appends up to max records of the last response to dst, those at or
+// past next.
 func (c *Claim) read(dst []Record, max int) []Record {
-	n := 0
-	for taken := 0; n < len(c.unread) && taken < max; n++ {
-		r := c.unread[n]
+	for taken := 0; taken < max; {
+		if c.ui == len(c.unread) && !c.decodePending() {
+			break
+		}
+		r := c.unread[c.ui]
+		c.unread[c.ui] = Record{} // the record is the caller's now
+		c.ui++
 		if r.Offset < c.next {
 			continue // SetOffset moved past it
 		}
@@ -626,11 +772,10 @@ func (c *Claim) read(dst []Record, max int) []Record {
 		c.next = r.Offset + 1
 		taken++
 	}
-	clear(c.unread[:n]) // the records are the caller's now
-	c.unread = c.unread[n:]
-	if len(c.unread) == 0 {
-		c.unread = nil
+	if !c.holding() && c.end > c.next {
+		c.next = c.end
 	}
+	c.prefetched.Store(int64(len(c.unread) - c.ui + c.pendingRecords))
 	return dst
 }
 
@@ -703,9 +848,11 @@ func (c *Claim) SetOffset(offset int64) {
 	c.once.Do(c.init)
 	if offset < c.next {
 		clear(c.unread)
-		c.unread = nil
+		c.unread, c.ui = nil, 0
+		c.dropPending()
+		c.prefetched.Store(0)
 	}
-	c.next = offset
+	c.next, c.end = offset, 0
 }
 
 // Reader returns another reader of the claim's partition, starting at
