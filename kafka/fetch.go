@@ -220,6 +220,28 @@ func decodeBatches(dst []Record, topic string, partition int, from int64, batche
 // is reused for each record.
 type batchDecoder struct {
 	scratch recordView
+	// headerKeys interns header keys: every job carries the same few
+	// (ordo-kind, ordo-job-id, a trace context), and a string of its own
+	// for each would be two or three allocations per record.
+	headerKeys map[string]string
+}
+
+// maxHeaderKeys bounds the keys a decoder interns, so that a producer that
+// makes up keys costs an allocation per key, not unbounded memory.
+const maxHeaderKeys = 64
+
+func (d *batchDecoder) headerKey(b []byte) string {
+	if k, ok := d.headerKeys[string(b)]; ok {
+		return k
+	}
+	k := string(b)
+	if len(d.headerKeys) < maxHeaderKeys && len(b) <= 64 {
+		if d.headerKeys == nil {
+			d.headerKeys = make(map[string]string)
+		}
+		d.headerKeys[k] = k
+	}
+	return k
 }
 
 // decode copies the records at or past from of the first record batch of
@@ -263,7 +285,7 @@ func (d *batchDecoder) decode(dst []Record, topic string, partition int, from in
 		}
 	}
 	n := len(dst)
-	if dst, err = decodeRecords(dst, &d.scratch, topic, partition, base, first, attrs&0x08 != 0, count, body, from); err != nil {
+	if dst, err = d.decodeRecords(dst, topic, partition, base, first, attrs&0x08 != 0, count, body, from); err != nil {
 		return dst[:n], from, nil, count, fmt.Errorf("batch at %s/%d@%d: %w", topic, partition, base, err)
 	}
 	return dst, last + 1, rest, count, nil
@@ -301,7 +323,8 @@ var errShortRecord = errors.New("record cut short")
 
 // decodeRecords appends the count records of a batch's body (decompressed)
 // that are at or past from.
-func decodeRecords(dst []Record, r *recordView, topic string, partition int, base, first int64, appendTime bool, count int32, body []byte, from int64) ([]Record, error) {
+func (d *batchDecoder) decodeRecords(dst []Record, topic string, partition int, base, first int64, appendTime bool, count int32, body []byte, from int64) ([]Record, error) {
+	r := &d.scratch
 	for i := int32(0); i < count; i++ {
 		size, n := binary.Varint(body)
 		if n <= 0 || size < 0 || size > int64(len(body)-n) {
@@ -320,7 +343,7 @@ func decodeRecords(dst []Record, r *recordView, topic string, partition int, bas
 		if !appendTime {
 			ts += r.timestampDelta
 		}
-		dst = append(dst, r.copy(topic, partition, offset, ts))
+		dst = append(dst, r.copy(d, topic, partition, offset, ts))
 	}
 	return dst, nil
 }
@@ -368,7 +391,7 @@ func (r *recordView) parse(b []byte) error {
 // copy makes the record ordo hands out: key, value and header values in
 // one allocation, so that a record waiting long keeps only its own bytes
 // alive, never the response it came in.
-func (r *recordView) copy(topic string, partition int, offset, ts int64) Record {
+func (r *recordView) copy(d *batchDecoder, topic string, partition int, offset, ts int64) Record {
 	rec := Record{Topic: topic, Partition: partition, Offset: offset, Time: time.UnixMilli(ts)}
 	buf := make([]byte, 0, len(r.key)+len(r.value)+r.headerBytes)
 	if !r.keyNull {
@@ -383,7 +406,7 @@ func (r *recordView) copy(topic string, partition int, offset, ts int64) Record 
 	if len(r.headers) > 0 {
 		rec.Headers = make([]Header, len(r.headers))
 		for i, h := range r.headers {
-			rec.Headers[i].Key = string(h.key)
+			rec.Headers[i].Key = d.headerKey(h.key)
 			if !h.valueNull {
 				at := len(buf)
 				buf = append(buf, h.value...)
