@@ -43,3 +43,4 @@ fuzz: ## each fuzz target for FUZZ_TIME
 	$(GO) test -run - -fuzz '^FuzzReducer$$' -fuzztime $(FUZZ_TIME) ./actors
 	$(GO) test -run - -fuzz '^FuzzWatermark$$' -fuzztime $(FUZZ_TIME) ./actors
 	$(GO) test -run - -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_TIME) ./internal/commitmeta
+	$(GO) test -run - -fuzz '^FuzzDecodeBatches$$' -fuzztime $(FUZZ_TIME) ./kafka
