@@ -173,13 +173,17 @@
 //     through the same 25,000-job backlog; the load is half the slower
 //     one's rate. Then for ordo and for reader_pool in turn, on a topic of
 //     its own: the consumer starts and runs a warm-up job, then jobs are
-//     enqueued at the load for 30 s, one Enqueue per job, from 4 clients of
-//     64 callers each; each job carries the time read right before its
-//     Enqueue call, and the worker takes its start time from it. p50, p99,
-//     max of enqueue to start. The rate each side's jobs were really
-//     enqueued at is printed (ordo_sent, reader_pool_sent): the producers
-//     share the machine with the consumer and may fall short of the load,
-//     and then the row is not met. ratio = ordo p99 / reader_pool p99;
+//     enqueued at the load for 30 s, one Enqueue per job, from 4 clients in
+//     turn: every millisecond the calls due by then start, each on a
+//     goroutine of its own, as a service's requests do, so that no call
+//     waits for the ones before it (a fixed pool of callers capped the rate
+//     at callers per round trip). Each job carries the time read right
+//     before its Enqueue call, and the worker takes its start time from it.
+//     p50, p99, max of enqueue to start; the Enqueue calls' own p50 and p99
+//     are in the progress. The rate each side's jobs were really enqueued
+//     at is printed (ordo_sent, reader_pool_sent): the producers share the
+//     machine with the consumer and may fall short of the load, and then
+//     the row is not met. ratio = ordo p99 / reader_pool p99;
 //     targets ≤ 1.5 and ordo p50 ≤ 5 ms. -quick: 2,000 jobs and 3 s.
 //
 // Throughput and seconds are timed from the first job's start to the last

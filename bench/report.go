@@ -129,8 +129,9 @@ chunks and again with one Enqueue per job (a record batch each); S4
 amplification is the server's live heap after a GC while it holds records
 of the one-record backlog, less its live heap over an empty topic (the
 constant), over the bytes of the records held. S15 enqueues one job per
-Enqueue call at half the capacity measured first and times each job from
-enqueue to start, for ordo and for reader_pool.
+Enqueue call at half the capacity measured first, each call started on a
+goroutine of its own when it falls due, and times each job from enqueue to
+start, for ordo and for reader_pool.
 
 Summary lines:
 
