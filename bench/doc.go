@@ -40,7 +40,7 @@
 //     (runtime.MemStats) over each run, divided by the jobs; the table
 //     gives ordo − raw − args and ordo − args. The status reports' cost is
 //     the median of nine pairs of ordo runs with and without them, back to
-//     back. -quick: 10,000 jobs, one trial, one pair.
+//     back, the first alternating. -quick: 10,000 jobs, one trial, one pair.
 //   - S2 Karafka's Virtual Partitions scenario: 1 ms jobs at several
 //     concurrency limits; the bound is concurrency × 1,000 jobs/s. Right
 //     after ordo's run at each concurrency, reader_pool: the same jobs from
