@@ -98,7 +98,10 @@ and the baselines alike. S1 raw reads the records with kafka-go's Fetch, one
 connection per partition, and touches only their bytes; fetch+decode does the
 same and also decodes each envelope and its args, the floor for a job runner;
 naive is one kafka-go Reader in a group that decodes each envelope and its
-args, committing every second. S1's allocations are the whole process's per
+args, committing every second. S1's figures are those of the trial with
+the median ordo/decode ratio, each trial running fetch+decode and ordo back
+to back (the first of the two alternating); its row lists every trial's
+ratio. S1's allocations are the whole process's per
 job (an embedded broker's included); args is what msgpack.Unmarshal of one
 NoopArgs allocates. S2's bound is concurrency × 1,000 jobs/s (Karafka
 published 6,863 jobs/s at 14 threads); reader_pool, which ordo is held
@@ -126,8 +129,9 @@ chunks and again with one Enqueue per job (a record batch each); S4
 amplification is the server's live heap after a GC while it holds records
 of the one-record backlog, less its live heap over an empty topic (the
 constant), over the bytes of the records held. S15 enqueues one job per
-Enqueue call at half the capacity measured first and times each job from
-enqueue to start, for ordo and for reader_pool.
+Enqueue call at half the capacity measured first, each call started on a
+goroutine of its own when it falls due, and times each job from enqueue to
+start, for ordo and for reader_pool.
 
 Summary lines:
 
