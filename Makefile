@@ -44,3 +44,4 @@ fuzz: ## each fuzz target for FUZZ_TIME
 	$(GO) test -run - -fuzz '^FuzzWatermark$$' -fuzztime $(FUZZ_TIME) ./actors
 	$(GO) test -run - -fuzz '^FuzzDecode$$' -fuzztime $(FUZZ_TIME) ./internal/commitmeta
 	$(GO) test -run - -fuzz '^FuzzDecodeBatches$$' -fuzztime $(FUZZ_TIME) ./kafka
+	$(GO) test -run - -fuzz '^FuzzDecodeFetchResponse$$' -fuzztime $(FUZZ_TIME) ./kafka

@@ -14,7 +14,6 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/compress"
 	"github.com/segmentio/kafka-go/protocol"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // A claim's fetch goes through kafka-go's transport (connections, TLS,
@@ -101,20 +100,6 @@ func (f *rawFetch) RawExchange(rw io.ReadWriter) (protocol.Message, error) {
 	if f.version < minFetchVersion {
 		return nil, fmt.Errorf("%w: it offers v%d", errFetchVersion, f.version)
 	}
-	req := kmsg.NewFetchRequest()
-	req.Version = f.version
-	req.MaxWaitMillis = int32(f.maxWait / time.Millisecond)
-	req.MinBytes = 1
-	req.MaxBytes = f.maxBytes
-	t := kmsg.NewFetchRequestTopic()
-	t.Topic = f.topic
-	p := kmsg.NewFetchRequestTopicPartition()
-	p.Partition = f.partition
-	p.FetchOffset = f.offset
-	p.PartitionMaxBytes = f.maxBytes
-	t.Partitions = append(t.Partitions, p)
-	req.Topics = append(req.Topics, t)
-
 	id := correlationIDs.Add(1)
 	// Request header v1: size, api key, version, correlation id, client id.
 	frame := make([]byte, 4, 64+len(f.topic))
@@ -123,7 +108,7 @@ func (f *rawFetch) RawExchange(rw io.ReadWriter) (protocol.Message, error) {
 	frame = binary.BigEndian.AppendUint32(frame, uint32(id))
 	frame = binary.BigEndian.AppendUint16(frame, uint16(len(clientID)))
 	frame = append(frame, clientID...)
-	frame = req.AppendTo(frame)
+	frame = f.appendBody(frame)
 	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
 	if _, err := rw.Write(frame); err != nil {
 		return nil, fmt.Errorf("write fetch request: %w", err)
@@ -145,25 +130,154 @@ func (f *rawFetch) RawExchange(rw io.ReadWriter) (protocol.Message, error) {
 		putBuffer(buf)
 		return nil, fmt.Errorf("read fetch response: %w", err)
 	}
-	resp := kmsg.NewFetchResponse()
-	resp.Version = f.version
-	if err := resp.UnsafeReadFrom(*buf); err != nil {
+	out, err := decodeFetchResponse(*buf, f.version, f.topic, f.partition)
+	if err != nil {
 		putBuffer(buf)
 		return nil, fmt.Errorf("decode fetch response: %w", err)
 	}
-	out := &fetched{errorCode: resp.ErrorCode, highWatermark: -1, logStartOffset: -1, buf: buf}
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if t.Topic != f.topic || p.Partition != f.partition {
-				continue
+	out.buf = buf
+	return out, nil
+}
+
+// appendBody appends the Fetch request (v4 to v11) for one partition.
+func (f *rawFetch) appendBody(b []byte) []byte {
+	v := f.version
+	b = binary.BigEndian.AppendUint32(b, ^uint32(0)) // replica id -1: a consumer
+	b = binary.BigEndian.AppendUint32(b, uint32(f.maxWait/time.Millisecond))
+	b = binary.BigEndian.AppendUint32(b, 1) // min bytes
+	b = binary.BigEndian.AppendUint32(b, uint32(f.maxBytes))
+	b = append(b, 0) // isolation level: read uncommitted
+	if v >= 7 {
+		b = binary.BigEndian.AppendUint32(b, 0)          // session id: none
+		b = binary.BigEndian.AppendUint32(b, ^uint32(0)) // session epoch -1: a full fetch
+	}
+	b = binary.BigEndian.AppendUint32(b, 1) // one topic
+	b = binary.BigEndian.AppendUint16(b, uint16(len(f.topic)))
+	b = append(b, f.topic...)
+	b = binary.BigEndian.AppendUint32(b, 1) // one partition
+	b = binary.BigEndian.AppendUint32(b, uint32(f.partition))
+	if v >= 9 {
+		b = binary.BigEndian.AppendUint32(b, ^uint32(0)) // current leader epoch -1: unchecked
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(f.offset))
+	if v >= 5 {
+		b = binary.BigEndian.AppendUint64(b, ^uint64(0)) // log start offset -1: a consumer
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(f.maxBytes))
+	if v >= 7 {
+		b = binary.BigEndian.AppendUint32(b, 0) // no forgotten topics
+	}
+	if v >= 11 {
+		b = binary.BigEndian.AppendUint16(b, 0) // rack id ""
+	}
+	return b
+}
+
+// decodeFetchResponse reads a Fetch response (v4 to v11) and keeps what
+// concerns topic/partition; its record batches point into b.
+func decodeFetchResponse(b []byte, version int16, topic string, partition int32) (*fetched, error) {
+	r := wireReader{b: b}
+	out := &fetched{highWatermark: -1, logStartOffset: -1}
+	r.int32() // throttle time
+	if version >= 7 {
+		out.errorCode = r.int16()
+		r.int32() // session id
+	}
+	for range r.count(4) {
+		name := r.string()
+		for range r.count(4) {
+			p := r.int32()
+			errorCode, hw := r.int16(), r.int64()
+			r.int64() // last stable offset
+			logStart := int64(-1)
+			if version >= 5 {
+				logStart = r.int64()
 			}
-			if out.errorCode == 0 {
-				out.errorCode = p.ErrorCode
+			for range r.count(16) { // aborted transactions
+				r.int64()
+				r.int64()
 			}
-			out.highWatermark, out.logStartOffset, out.batches = p.HighWatermark, p.LogStartOffset, p.RecordBatches
+			if version >= 11 {
+				r.int32() // preferred read replica
+			}
+			batches := r.bytes()
+			if name == topic && p == partition {
+				if out.errorCode == 0 {
+					out.errorCode = errorCode
+				}
+				out.highWatermark, out.logStartOffset, out.batches = hw, logStart, batches
+			}
 		}
 	}
+	if r.bad {
+		return nil, errShortResponse
+	}
 	return out, nil
+}
+
+var errShortResponse = errors.New("response cut short")
+
+// wireReader reads the fixed-width fields of a response; a field past the
+// end marks it bad and reads as zero.
+type wireReader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *wireReader) take(n int) []byte {
+	if n < 0 || len(r.b) < n {
+		r.bad, r.b = true, nil
+		return nil
+	}
+	b := r.b[:n:n]
+	r.b = r.b[n:]
+	return b
+}
+
+func (r *wireReader) int16() int16 {
+	if b := r.take(2); b != nil {
+		return int16(binary.BigEndian.Uint16(b))
+	}
+	return 0
+}
+
+func (r *wireReader) int32() int32 {
+	if b := r.take(4); b != nil {
+		return int32(binary.BigEndian.Uint32(b))
+	}
+	return 0
+}
+
+func (r *wireReader) int64() int64 {
+	if b := r.take(8); b != nil {
+		return int64(binary.BigEndian.Uint64(b))
+	}
+	return 0
+}
+
+func (r *wireReader) string() string { return string(r.take(int(r.int16()))) }
+
+// bytes reads nullable bytes; null reads as nil.
+func (r *wireReader) bytes() []byte {
+	n := r.int32()
+	if n < 0 {
+		return nil
+	}
+	return r.take(int(n))
+}
+
+// count reads an array's length: -1 (null) reads as 0, and a length that
+// the rest could not hold at minSize bytes an element marks r bad.
+func (r *wireReader) count(minSize int) int {
+	n := int(r.int32())
+	if n <= 0 {
+		return 0
+	}
+	if n > len(r.b)/minSize {
+		r.bad, r.b = true, nil
+		return 0
+	}
+	return n
 }
 
 // clientID is what ordo's fetches name themselves in the brokers' request

@@ -1,10 +1,14 @@
 package kafka
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // testRecord is a record as a test writes it into a batch.
@@ -137,6 +141,75 @@ func FuzzDecodeBatches(f *testing.F) {
 			if len(r.Key)+len(r.Value) > len(b) {
 				t.Fatalf("a record of %d bytes from %d bytes", len(r.Key)+len(r.Value), len(b))
 			}
+		}
+	})
+}
+
+// ordo's Fetch request and response codecs against franz-go's, at every
+// version ordo speaks: what ordo writes franz-go reads as meant, and what a
+// broker writes (here franz-go) ordo reads.
+func TestFetchCodecsMatchTheProtocol(t *testing.T) {
+	batches := appendBatch(nil, 42, 0, 1000, testRecord{value: []byte("v")})
+	for v := int16(minFetchVersion); v <= maxFetchVersion; v++ {
+		f := &rawFetch{topic: "jobs", partition: 3, offset: 42, maxBytes: 1 << 20, maxWait: 250 * time.Millisecond, version: v}
+		req := kmsg.NewFetchRequest()
+		req.Version = v
+		if err := req.ReadFrom(f.appendBody(nil)); err != nil {
+			t.Fatalf("v%d: franz-go cannot read ordo's request: %v", v, err)
+		}
+		p := req.Topics[0].Partitions[0]
+		if req.ReplicaID != -1 || req.MaxWaitMillis != 250 || req.MaxBytes != 1<<20 || len(req.Topics) != 1 || req.Topics[0].Topic != "jobs" ||
+			len(req.Topics[0].Partitions) != 1 || p.Partition != 3 || p.FetchOffset != 42 || p.PartitionMaxBytes != 1<<20 {
+			t.Fatalf("v%d: franz-go read %+v", v, req)
+		}
+		if v >= 7 && req.SessionEpoch != -1 {
+			t.Fatalf("v%d: session epoch %d, want -1 (no fetch session)", v, req.SessionEpoch)
+		}
+
+		resp := kmsg.NewFetchResponse()
+		resp.Version = v
+		other := kmsg.NewFetchResponseTopic()
+		other.Topic = "other"
+		op := kmsg.NewFetchResponseTopicPartition()
+		op.Partition, op.ErrorCode = 3, 6
+		other.Partitions = append(other.Partitions, op)
+		mine := kmsg.NewFetchResponseTopic()
+		mine.Topic = "jobs"
+		mp := kmsg.NewFetchResponseTopicPartition()
+		mp.Partition, mp.HighWatermark, mp.LogStartOffset, mp.RecordBatches = 3, 50, 7, batches
+		mp.AbortedTransactions = append(mp.AbortedTransactions, kmsg.FetchResponseTopicPartitionAbortedTransaction{ProducerID: 1, FirstOffset: 2})
+		mine.Partitions = append(mine.Partitions, mp)
+		resp.Topics = append(resp.Topics, other, mine)
+		got, err := decodeFetchResponse(resp.AppendTo(nil), v, "jobs", 3)
+		if err != nil {
+			t.Fatalf("v%d: %v", v, err)
+		}
+		wantStart := int64(7)
+		if v < 5 {
+			wantStart = -1
+		}
+		if got.errorCode != 0 || got.highWatermark != 50 || got.logStartOffset != wantStart || !bytes.Equal(got.batches, batches) {
+			t.Fatalf("v%d: read error %d, high watermark %d, log start %d, %d bytes of batches", v, got.errorCode, got.highWatermark, got.logStartOffset, len(got.batches))
+		}
+	}
+}
+
+// The response decoder reads what a broker sends: it never panics, and the
+// batches it keeps lie within the response.
+func FuzzDecodeFetchResponse(f *testing.F) {
+	resp := kmsg.NewFetchResponse()
+	resp.Version = 11
+	tp := kmsg.NewFetchResponseTopic()
+	tp.Topic = "t"
+	pp := kmsg.NewFetchResponseTopicPartition()
+	pp.RecordBatches = appendBatch(nil, 0, 0, 0, testRecord{value: []byte("v")})
+	tp.Partitions = append(tp.Partitions, pp)
+	resp.Topics = append(resp.Topics, tp)
+	f.Add(resp.AppendTo(nil), int16(11))
+	f.Fuzz(func(t *testing.T, b []byte, version int16) {
+		got, err := decodeFetchResponse(b, version%12, "t", 0)
+		if err == nil && len(got.batches) > len(b) {
+			t.Fatalf("%d bytes of batches from %d bytes", len(got.batches), len(b))
 		}
 	})
 }
