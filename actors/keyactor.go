@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-
-	"github.com/ordo-go/ordo/internal/backoff"
 )
 
 // keyActor runs the records of one virtual-partition key, one at a time, in
@@ -107,14 +105,14 @@ func (k *keyActor) Receive(ctx actor.Context) {
 			// A batch handler panicked: the batch's first record is
 			// charged, and the others queue behind it again.
 			b := k.batch
-			k.settle(ctx, b, BatchFailed(0, Retry(backoff.Delay(time.Second, 30*time.Second, b[0].attempt))))
+			k.settle(ctx, b, BatchFailed(0, Retry(k.p.rt.cfg.RestartBackoff(b[0].attempt))))
 			clear(b)
 			k.batch = b[:0]
 			return
 		}
 		if j := k.current; j != nil && !k.blocked {
 			k.p.report(j, attemptEnded)
-			k.wait(ctx, j, backoff.Delay(time.Second, 30*time.Second, j.attempt))
+			k.wait(ctx, j, k.p.rt.cfg.RestartBackoff(j.attempt))
 		}
 	case *actor.Stopping:
 		// Revoked or passivated: what waits here is dropped, neither run

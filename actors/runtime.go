@@ -15,6 +15,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/ordo-go/ordo/internal/backoff"
 	"github.com/ordo-go/ordo/internal/testhook"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -90,6 +91,11 @@ type Config struct {
 	// partition's progress, so it should always restart. Default:
 	// protoactor's restarting strategy.
 	KeyActorStrategy actor.SupervisorStrategy
+	// RestartBackoff is how long a restarted key actor waits before it
+	// runs its record again: attempt counts the record's runs so far.
+	// Default: 1 s doubling to 30 s (package jobs passes its
+	// Config.Backoff).
+	RestartBackoff func(attempt int) time.Duration
 	// System is the protoactor ActorSystem to spawn into, for services that
 	// already run one. Default: a system of ordo's own.
 	System *actor.ActorSystem
@@ -164,6 +170,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.VirtualKey == nil {
 		c.VirtualKey = KeyOfRecord
+	}
+	if c.RestartBackoff == nil {
+		c.RestartBackoff = func(attempt int) time.Duration { return backoff.Delay(time.Second, 30*time.Second, attempt) }
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -311,6 +311,7 @@ func NewServer(cfg Config) (*Server, error) {
 			LongRunning:          s.longRunningFunc(),
 			LongRunningGrace:     cfg.LongRunningGrace,
 			KeyActorStrategy:     supervision.KeyActorStrategy(cfg.Logger),
+			RestartBackoff:       cfg.Backoff.Delay,
 			System:               cfg.ActorSystem,
 			Logger:               cfg.Logger,
 		},
