@@ -340,7 +340,7 @@ func (r *statusReporter) report(now time.Time) *status.Report {
 		}
 		rep.Partitions = append(rep.Partitions, status.Partition{
 			Topic: p.Topic, Partition: p.Partition, Committed: p.Committed, HighWatermark: p.HighWatermark, Lag: lag,
-			Buffered: p.Buffered, InFlight: p.InFlight, KeyActors: p.Keys, Generation: p.Generation,
+			Buffered: p.Buffered, Prefetched: p.Prefetched, InFlight: p.InFlight, KeyActors: p.Keys, Generation: p.Generation,
 		})
 	}
 	secs := now.Sub(r.prevAt).Seconds()

@@ -64,10 +64,10 @@ func printStatus(w io.Writer, members []ops.Member, now time.Time, errorsN int) 
 
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tTOPIC\tPARTITION\tMEMBER\tCOMMITTED\tHIGH WATERMARK\tLAG\tBUFFERED\tIN FLIGHT\tKEY ACTORS\tGENERATION")
+	fmt.Fprintln(tw, "GROUP\tTOPIC\tPARTITION\tMEMBER\tCOMMITTED\tHIGH WATERMARK\tLAG\tBUFFERED\tPREFETCHED\tIN FLIGHT\tKEY ACTORS\tGENERATION")
 	for _, p := range ops.PartitionRows(members) {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\n", cell(p.Group, nameWidth), cell(p.Topic, nameWidth), p.Partition.Partition, cell(p.Member, nameWidth),
-			offset(p.Committed), offset(p.HighWatermark), offset(p.Lag), p.Buffered, p.InFlight, p.KeyActors, p.Generation)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", cell(p.Group, nameWidth), cell(p.Topic, nameWidth), p.Partition.Partition, cell(p.Member, nameWidth),
+			offset(p.Committed), offset(p.HighWatermark), offset(p.Lag), p.Buffered, p.Prefetched, p.InFlight, p.KeyActors, p.Generation)
 	}
 	tw.Flush()
 

@@ -67,8 +67,11 @@ type Partition struct {
 	// HighWatermark is the end offset as last fetched; -1 when unknown.
 	HighWatermark int64 `json:"high_watermark"`
 	// Lag is HighWatermark - Committed; -1 when either is unknown.
-	Lag        int64 `json:"lag"`
-	Buffered   int   `json:"buffered"`
+	Lag      int64 `json:"lag"`
+	Buffered int   `json:"buffered"`
+	// Prefetched counts records fetched and not yet handed to their keys
+	// (jobs.PartitionStats.Prefetched); 0 in reports of servers before it.
+	Prefetched int   `json:"prefetched,omitempty"`
 	InFlight   int   `json:"in_flight"`
 	KeyActors  int   `json:"key_actors"`
 	Generation int32 `json:"generation"`
