@@ -170,8 +170,9 @@ func (c *cluster) enqueue(t *testing.T, n int) []string {
 }
 
 // partitionRow matches a row of the partition table of `ordo status`:
-// group, topic, partition, member, lag.
-var partitionRow = regexp.MustCompile(`(?m)^(\S+)\s+(\S+)\s+(\d+)\s+(\S+)\s+(?:\d+|-)\s+(?:\d+|-)\s+(\d+|-)\s+\d+\s+\d+\s+\d+\s+\d+$`)
+// group, topic, partition, member, lag (then buffered, prefetched, in
+// flight, key actors and generation).
+var partitionRow = regexp.MustCompile(`(?m)^(\S+)\s+(\S+)\s+(\d+)\s+(\S+)\s+(?:\d+|-)\s+(?:\d+|-)\s+(\d+|-)\s+\d+\s+\d+\s+\d+\s+\d+\s+\d+$`)
 
 func TestStatusShowsBothMembersAndEveryPartitionOnce(t *testing.T) {
 	t.Parallel()
