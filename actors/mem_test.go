@@ -140,3 +140,10 @@ func (s *memSource) uncap() (beyond int64) {
 	s.capAt = 0
 	return s.beyond
 }
+
+// handedOut is how many records Fetch has handed out.
+func (s *memSource) handedOut() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.next
+}

@@ -461,6 +461,20 @@ func TestASlowHeadRecordDoesNotStopItsPartition(t *testing.T) {
 	kafkatest.WaitFor(t, 30*time.Second, "records far past MaxBuffered to run around the slow one", func() bool {
 		return log.total() >= span-span/4
 	})
+	// Reading stops for good once the fetcher is paused, only the slow
+	// record is held, and the span left is below the quarter at which
+	// fetching resumes: room can grow only when the slow record ends.
+	// From then on the source sees no fetch unless the cap is broken.
+	fetcher := func() *partition {
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
+		return rt.parts[partitionID{"t", 0}]
+	}()
+	const resumeAt = min(DefaultMaxBuffered, span) / 4
+	kafkatest.WaitFor(t, 30*time.Second, "reading to stop at the span cap with every record fetched run", func() bool {
+		fetched := src.handedOut()
+		return fetcher.paused.Load() && statsOf(rt, 0).Buffered == 1 && int64(log.total()) == fetched && fetched > span-resumeAt
+	})
 	st := statsOf(rt, 0)
 	if st.Buffered > 1000 || st.Span > span {
 		t.Errorf("buffered %d, span %d: bounds are 1000 and %d", st.Buffered, st.Span, span)
