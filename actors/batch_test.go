@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -152,7 +153,7 @@ func TestBatchesKeepKeyOrderAcrossRetriesAndPartialFailures(t *testing.T) {
 	})
 	gen := newMemGeneration()
 	assign(t, rt, gen, newMemSource("t", 0, keys))
-	waitFor(t, 30*time.Second, "every record to finish and commit", func() bool { return gen.committed(0) == n })
+	kafkatest.WaitFor(t, 30*time.Second, "every record to finish and commit", func() bool { return gen.committed(0) == n })
 	log.check(t, n)
 	if failures.Load() == 0 {
 		t.Fatal("no batch failed: the test tested nothing")
@@ -199,13 +200,13 @@ func TestRevocationLetsTheBatchInFlightFinishAndDropsTheRest(t *testing.T) {
 	})
 	gen := newMemGeneration()
 	assign(t, rt, gen, newMemSource("t", 0, slices.Repeat([]string{"a"}, 10)))
-	waitFor(t, 10*time.Second, "a batch to run and the rest to queue", func() bool {
+	kafkatest.WaitFor(t, 10*time.Second, "a batch to run and the rest to queue", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(ran) > 0 && statsOf(rt, 0).Buffered == 10
 	})
 	errc := revokeAsync(rt, 0)
-	waitFor(t, 10*time.Second, "revocation to begin", func() bool { return statsOf(rt, 0).Revoked })
+	kafkatest.WaitFor(t, 10*time.Second, "revocation to begin", func() bool { return statsOf(rt, 0).Revoked })
 	g.open()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
@@ -340,7 +341,7 @@ func TestAPanickingBatchHandlerRunsTheBatchAgain(t *testing.T) {
 	})
 	gen := newMemGeneration()
 	assign(t, rt, gen, newMemSource("t", 0, keys))
-	waitFor(t, 10*time.Second, "every record to finish", func() bool { return gen.committed(0) == 3 })
+	kafkatest.WaitFor(t, 10*time.Second, "every record to finish", func() bool { return gen.committed(0) == 3 })
 	log.check(t, 3)
 	if len(firstAttempts) < 2 || firstAttempts[len(firstAttempts)-1] != 2 {
 		t.Errorf("the batch's first record ran as attempts %v; want its rerun as attempt 2", firstAttempts)
@@ -374,7 +375,7 @@ func TestABatchHoldsOneKeyWhenKeysShareAVirtualPartition(t *testing.T) {
 		},
 	})
 	assign(t, rt, gen, newMemSource("t", 0, keys))
-	waitFor(t, 30*time.Second, "every record to finish", func() bool { return gen.committed(0) == n })
+	kafkatest.WaitFor(t, 30*time.Second, "every record to finish", func() bool { return gen.committed(0) == n })
 	if mixed.Load() > 0 {
 		t.Fatalf("%d records joined a batch of another key", mixed.Load())
 	}

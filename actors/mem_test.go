@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/ordo-go/ordo/kafka"
@@ -17,6 +16,10 @@ type memSource struct {
 	next    int64
 	fetches int
 	done    <-chan struct{}
+	// capAt, when above 0, is an offset no record handed out may reach:
+	// beyond is set to the furthest end handed out past it.
+	capAt  int64
+	beyond int64
 }
 
 func newMemSource(topic string, partition int, keys []string) *memSource {
@@ -51,6 +54,9 @@ func (s *memSource) Fetch(ctx context.Context, dst []kafka.Record, max int) ([]k
 		end := min(len(s.records), int(s.next)+max, int(s.next)+500)
 		dst = append(dst, s.records[s.next:end]...)
 		s.next = int64(end)
+		if s.capAt > 0 && s.next > s.capAt && s.next > s.beyond {
+			s.beyond = s.next
+		}
 		s.mu.Unlock()
 		return dst, int64(end), nil
 	}
@@ -120,14 +126,24 @@ func (g *memGeneration) committed(partition int) int64 {
 	return -1
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+// limit has the source note any record handed out at offset n or beyond
+// until uncap; uncap returns the end of the furthest fetch past n, or 0.
+func (s *memSource) limit(n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.capAt = n
+}
+
+func (s *memSource) uncap() (beyond int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.capAt = 0
+	return s.beyond
+}
+
+// handedOut is how many records Fetch has handed out.
+func (s *memSource) handedOut() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.next
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ordo-go/ordo/internal/commitmeta"
+	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -119,8 +120,8 @@ func TestRuntimeRunsEachRecordOnceInOrderPerKey(t *testing.T) {
 		sources = append(sources, newMemSource("t", p, randomKeys(perPartition, 50, uint64(p))))
 	}
 	assign(t, rt, gen, sources...)
-	waitFor(t, 30*time.Second, "all records to run", func() bool { return log.total() == partitions*perPartition })
-	waitFor(t, 10*time.Second, "commits to reach the end", func() bool {
+	kafkatest.WaitFor(t, 30*time.Second, "all records to run", func() bool { return log.total() == partitions*perPartition })
+	kafkatest.WaitFor(t, 10*time.Second, "commits to reach the end", func() bool {
 		for p := range partitions {
 			if gen.committed(p) != perPartition {
 				return false
@@ -198,12 +199,12 @@ func TestIdleKeyActorsArePassivatedAndComeBack(t *testing.T) {
 	src := newMemSource("t", 0, keysN("k", 100))
 	gen := newMemGeneration()
 	assign(t, rt, gen, src)
-	waitFor(t, 10*time.Second, "100 records to run", func() bool { return log.total() == 100 })
-	waitFor(t, 10*time.Second, "idle key actors to be passivated", func() bool { return statsOf(rt, 0).Keys == 0 })
+	kafkatest.WaitFor(t, 10*time.Second, "100 records to run", func() bool { return log.total() == 100 })
+	kafkatest.WaitFor(t, 10*time.Second, "idle key actors to be passivated", func() bool { return statsOf(rt, 0).Keys == 0 })
 
 	src.add("t", 0, keysN("k", 100)...) // the same keys again: new actors
-	waitFor(t, 10*time.Second, "200 records to run", func() bool { return log.total() == 200 })
-	waitFor(t, 10*time.Second, "commit of all 200", func() bool { return gen.committed(0) == 200 })
+	kafkatest.WaitFor(t, 10*time.Second, "200 records to run", func() bool { return log.total() == 200 })
+	kafkatest.WaitFor(t, 10*time.Second, "commit of all 200", func() bool { return gen.committed(0) == 200 })
 	if err := <-revokeAsync(rt, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -217,24 +218,26 @@ func TestIdleKeyCapHoldsUnderKeyChurn(t *testing.T) {
 	t.Parallel()
 	const idleCap, buffer, n = 50, 100, 20_000
 	log := newExecLog()
-	rt := newTestRuntime(t, Config{
+	var most atomic.Int64 // sampled as each record runs
+	var rt *Runtime
+	rt = newTestRuntime(t, Config{
 		Concurrency: 8,
 		MaxBuffered: buffer,
 		MaxIdleKeys: idleCap,
 		Handler: handler(func(ctx context.Context, r *kafka.Record) {
 			log.start(r)
+			storeMax(&most, int64(statsOf(rt, 0).Keys))
 			log.end(r)
 		}),
 	})
 	gen := newMemGeneration()
 	assign(t, rt, gen, newMemSource("t", 0, keysN("k", n)))
-	most := 0
-	waitFor(t, 60*time.Second, "every record to run", func() bool {
-		most = max(most, statsOf(rt, 0).Keys)
+	kafkatest.WaitFor(t, 60*time.Second, "every record to run", func() bool {
+		storeMax(&most, int64(statsOf(rt, 0).Keys))
 		return log.total() == n
 	})
-	waitFor(t, 10*time.Second, "the commit", func() bool { return gen.committed(0) == n })
-	if most > idleCap+buffer {
+	kafkatest.WaitFor(t, 10*time.Second, "the commit", func() bool { return gen.committed(0) == n })
+	if most := most.Load(); most > idleCap+buffer {
 		t.Errorf("%d live key actors seen; the cap allows %d idle + %d with work", most, idleCap, buffer)
 	}
 	if keys := statsOf(rt, 0).Keys; keys > idleCap {
@@ -248,13 +251,13 @@ func TestMaxVirtualPartitionsCapsKeyActorsAndConcurrency(t *testing.T) {
 	const slots = 3
 	var running, maxRunning, maxKeys atomic.Int64
 	log := newExecLog()
-	rt := newTestRuntime(t, Config{
+	var rt *Runtime
+	rt = newTestRuntime(t, Config{
 		Concurrency:          50,
 		MaxVirtualPartitions: slots,
 		Handler: handler(func(ctx context.Context, r *kafka.Record) {
-			n := running.Add(1)
-			for m := maxRunning.Load(); n > m && !maxRunning.CompareAndSwap(m, n); m = maxRunning.Load() {
-			}
+			storeMax(&maxRunning, running.Add(1))
+			storeMax(&maxKeys, int64(statsOf(rt, 0).Keys))
 			log.start(r)
 			time.Sleep(200 * time.Microsecond)
 			log.end(r)
@@ -263,10 +266,8 @@ func TestMaxVirtualPartitionsCapsKeyActorsAndConcurrency(t *testing.T) {
 	})
 	gen := newMemGeneration()
 	assign(t, rt, gen, newMemSource("t", 0, randomKeys(2000, 1000, 3)))
-	waitFor(t, 30*time.Second, "2000 records to run", func() bool {
-		if k := int64(statsOf(rt, 0).Keys); k > maxKeys.Load() {
-			maxKeys.Store(k)
-		}
+	kafkatest.WaitFor(t, 30*time.Second, "2000 records to run", func() bool {
+		storeMax(&maxKeys, int64(statsOf(rt, 0).Keys))
 		return log.total() == 2000
 	})
 	if err := <-revokeAsync(rt, 0); err != nil {
@@ -278,6 +279,12 @@ func TestMaxVirtualPartitionsCapsKeyActorsAndConcurrency(t *testing.T) {
 	}
 	if maxRunning.Load() < 2 {
 		t.Errorf("at most %d records ran at once; virtual partitions should run concurrently", maxRunning.Load())
+	}
+}
+
+// storeMax raises m to v if v is higher.
+func storeMax(m *atomic.Int64, v int64) {
+	for cur := m.Load(); v > cur && !m.CompareAndSwap(cur, v); cur = m.Load() {
 	}
 }
 
@@ -322,12 +329,12 @@ func TestRevocationFinishesOnlyInFlightRecords(t *testing.T) {
 	})
 	gen := newMemGeneration()
 	assign(t, rt, gen, newMemSource("t", 0, randomKeys(50, 10, 9)))
-	waitFor(t, 10*time.Second, "slots full and buffer full", func() bool {
+	kafkatest.WaitFor(t, 10*time.Second, "slots full and buffer full", func() bool {
 		s := statsOf(rt, 0)
 		return s.InFlight == concurrency && s.Buffered == buffer
 	})
 	errc := revokeAsync(rt, 0) // a rebalance
-	waitFor(t, 10*time.Second, "revocation to begin", func() bool { return statsOf(rt, 0).Revoked })
+	kafkatest.WaitFor(t, 10*time.Second, "revocation to begin", func() bool { return statsOf(rt, 0).Revoked })
 	g.open()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
@@ -351,18 +358,16 @@ func TestRevocationFinishesOnlyInFlightRecords(t *testing.T) {
 // lateSource hands out one batch, then (like a client with a prefetch queue,
 // kafka-go #1398) returns another batch only after the revocation began.
 type lateSource struct {
-	rt      *Runtime
 	calls   atomic.Int32
 	lateOff int64
+	revoked chan struct{} // closed once the revocation began
 }
 
 func (s *lateSource) Fetch(ctx context.Context, dst []kafka.Record, max int) ([]kafka.Record, int64, error) {
 	if s.calls.Add(1) == 1 {
 		return append(dst, kafka.Record{Topic: "t", Offset: 0, Key: []byte("a")}, kafka.Record{Topic: "t", Offset: 1, Key: []byte("b")}), 2, nil
 	}
-	for !statsOf(s.rt, 0).Revoked {
-		time.Sleep(time.Millisecond)
-	}
+	<-s.revoked
 	return append(dst, kafka.Record{Topic: "t", Offset: s.lateOff, Key: []byte("a")}), s.lateOff + 1, nil
 }
 
@@ -374,9 +379,13 @@ func TestRecordsFetchedBeforeRevocationAreNeverRunAfterIt(t *testing.T) {
 		log.end(r)
 	})})
 	gen := newMemGeneration()
-	assign(t, rt, gen, &lateSource{rt: rt, lateOff: 2})
-	waitFor(t, 10*time.Second, "first batch to run", func() bool { return log.total() == 2 })
-	if err := <-revokeAsync(rt, 0); err != nil {
+	src := &lateSource{lateOff: 2, revoked: make(chan struct{})}
+	assign(t, rt, gen, src)
+	kafkatest.WaitFor(t, 10*time.Second, "first batch to run", func() bool { return log.total() == 2 })
+	errc := revokeAsync(rt, 0)
+	kafkatest.WaitFor(t, 10*time.Second, "revocation to begin", func() bool { return statsOf(rt, 0).Revoked })
+	close(src.revoked)
+	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
 	if log.count[[2]int64{0, 2}] != 0 {
@@ -391,21 +400,25 @@ func TestBufferedRecordsNeverExceedMaxBuffered(t *testing.T) {
 	t.Parallel()
 	const buffer = 50
 	log := newExecLog()
-	rt := newTestRuntime(t, Config{
+	var seen atomic.Int64 // sampled as each record runs
+	var rt *Runtime
+	rt = newTestRuntime(t, Config{
 		Concurrency: 4,
 		MaxBuffered: buffer,
 		Handler: handler(func(ctx context.Context, r *kafka.Record) {
 			log.start(r)
+			for _, s := range rt.Stats() {
+				storeMax(&seen, int64(s.Buffered))
+			}
 			time.Sleep(100 * time.Microsecond)
 			log.end(r)
 		}),
 	})
 	gen := newMemGeneration()
 	assign(t, rt, gen, newMemSource("t", 0, randomKeys(3000, 200, 5)), newMemSource("t", 1, randomKeys(3000, 200, 6)))
-	seen := 0
-	waitFor(t, 60*time.Second, "6000 records to run", func() bool {
+	kafkatest.WaitFor(t, 60*time.Second, "6000 records to run", func() bool {
 		for _, s := range rt.Stats() {
-			seen = max(seen, s.Buffered)
+			storeMax(&seen, int64(s.Buffered))
 		}
 		return log.total() == 6000
 	})
@@ -417,7 +430,7 @@ func TestBufferedRecordsNeverExceedMaxBuffered(t *testing.T) {
 		t.Fatal(err)
 	}
 	log.check(t, 6000)
-	if seen > buffer || peak > buffer {
+	if seen := int(seen.Load()); seen > buffer || peak > buffer {
 		t.Fatalf("buffered records reached %d (sampled) / %d (peak gauge); bound is %d", seen, peak, buffer)
 	}
 	if peak < buffer {
@@ -438,11 +451,29 @@ func TestASlowHeadRecordDoesNotStopItsPartition(t *testing.T) {
 	rt := newTestRuntime(t, Config{MaxSpan: span, Handler: heldAt(0, g, log)})
 	gen := newMemGeneration()
 	keys := append([]string{"slow"}, keysN("k", n-1)...)
-	assign(t, rt, gen, newMemSource("t", 0, keys))
+	src := newMemSource("t", 0, keys)
+	// While the slow record holds the committable offset at 0, no fetch
+	// may reach past the span cap: the source checks every one.
+	src.limit(span)
+	assign(t, rt, gen, src)
 	// Fetching resumes when a quarter of the span is free, so it may stop
 	// up to that short of the cap.
-	waitFor(t, 30*time.Second, "records far past MaxBuffered to run around the slow one", func() bool {
+	kafkatest.WaitFor(t, 30*time.Second, "records far past MaxBuffered to run around the slow one", func() bool {
 		return log.total() >= span-span/4
+	})
+	// Reading stops for good once the fetcher is paused, only the slow
+	// record is held, and the span left is below the quarter at which
+	// fetching resumes: room can grow only when the slow record ends.
+	// From then on the source sees no fetch unless the cap is broken.
+	fetcher := func() *partition {
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
+		return rt.parts[partitionID{"t", 0}]
+	}()
+	const resumeAt = min(DefaultMaxBuffered, span) / 4
+	kafkatest.WaitFor(t, 30*time.Second, "reading to stop at the span cap with every record fetched run", func() bool {
+		fetched := src.handedOut()
+		return fetcher.paused.Load() && statsOf(rt, 0).Buffered == 1 && int64(log.total()) == fetched && fetched > span-resumeAt
 	})
 	st := statsOf(rt, 0)
 	if st.Buffered > 1000 || st.Span > span {
@@ -451,12 +482,14 @@ func TestASlowHeadRecordDoesNotStopItsPartition(t *testing.T) {
 	if got := gen.committed(0); got > 0 {
 		t.Errorf("committed %d past the slow record at 0", got)
 	}
-	time.Sleep(50 * time.Millisecond) // give the fetcher time to overshoot, if it would
 	if got := log.total(); got > span {
 		t.Errorf("%d records ran while the span cap is %d", got, span)
 	}
+	if end := src.uncap(); end > 0 {
+		t.Errorf("fetched up to offset %d while the slow record held the commit at 0; the span cap is %d", end, span)
+	}
 	g.open()
-	waitFor(t, 30*time.Second, "everything to run and be committed", func() bool { return gen.committed(0) == n })
+	kafkatest.WaitFor(t, 30*time.Second, "everything to run and be committed", func() bool { return gen.committed(0) == n })
 	log.check(t, n)
 }
 
@@ -481,7 +514,7 @@ func TestAKeyInBackOffHoldsNoSlot(t *testing.T) {
 	gen := newMemGeneration()
 	keys := append([]string{"slow", "slow"}, keysN("k", 200)...)
 	assign(t, rt, gen, newMemSource("t", 0, keys))
-	waitFor(t, 10*time.Second, "the other keys to finish during the back-off", func() bool { return log.total() == 201 })
+	kafkatest.WaitFor(t, 10*time.Second, "the other keys to finish during the back-off", func() bool { return log.total() == 201 })
 	if !waiting.Load() || log.count[[2]int64{0, 1}] != 0 {
 		t.Fatal("the key in back-off ran its next record")
 	}
@@ -506,8 +539,8 @@ func TestRevocationReachesAKeyInBackOffAtOnce(t *testing.T) {
 	})
 	gen := newMemGeneration()
 	assign(t, rt, gen, newMemSource("t", 0, []string{"a", "b", "c", "d"}))
-	waitFor(t, 10*time.Second, "the failing record to back off", func() bool { return attempts.Load() == 1 })
-	waitFor(t, 10*time.Second, "the others to be committed up to it", func() bool { return gen.committed(0) == 2 })
+	kafkatest.WaitFor(t, 10*time.Second, "the failing record to back off", func() bool { return attempts.Load() == 1 })
+	kafkatest.WaitFor(t, 10*time.Second, "the others to be committed up to it", func() bool { return gen.committed(0) == 2 })
 	began := time.Now()
 	if err := <-revokeAsync(rt, 0); err != nil {
 		t.Fatal(err)
@@ -548,7 +581,7 @@ func TestRevokingOnePartitionLeavesTheOthersRunning(t *testing.T) {
 	gen := newMemGeneration()
 	p1 := newMemSource("t", 1, randomKeys(100, 20, 2))
 	assign(t, rt, gen, newMemSource("t", 0, keysN("k", 10)), p1)
-	waitFor(t, 10*time.Second, "partition 0's records to run, its slow one still running", func() bool {
+	kafkatest.WaitFor(t, 10*time.Second, "partition 0's records to run, its slow one still running", func() bool {
 		log.mu.Lock()
 		defer log.mu.Unlock()
 		ran := 0
@@ -559,9 +592,9 @@ func TestRevokingOnePartitionLeavesTheOthersRunning(t *testing.T) {
 	})
 	during.Store(true)
 	errc := revokeAsync(rt, 0)
-	waitFor(t, 10*time.Second, "revocation of partition 0", func() bool { return statsOf(rt, 0).Revoked })
+	kafkatest.WaitFor(t, 10*time.Second, "revocation of partition 0", func() bool { return statsOf(rt, 0).Revoked })
 	p1.add("t", 1, randomKeys(2000, 20, 3)...)
-	waitFor(t, 30*time.Second, "partition 1 to run records during the drain", func() bool { return ranDuring.Load() >= 500 })
+	kafkatest.WaitFor(t, 30*time.Second, "partition 1 to run records during the drain", func() bool { return ranDuring.Load() >= 500 })
 	select {
 	case err := <-errc:
 		t.Fatalf("revocation returned (%v) while a record was in flight", err)
@@ -578,7 +611,7 @@ func TestRevokingOnePartitionLeavesTheOthersRunning(t *testing.T) {
 	if st := rt.Stats(); len(st) != 1 || st[0].Partition != 1 || st[0].Revoked {
 		t.Fatalf("after revoking 0 the runtime holds %+v, want partition 1 only, running", st)
 	}
-	waitFor(t, 30*time.Second, "partition 1 to finish", func() bool { return gen.committed(1) == 2100 })
+	kafkatest.WaitFor(t, 30*time.Second, "partition 1 to finish", func() bool { return gen.committed(1) == 2100 })
 }
 
 // TestAKeyWithALongQueueTakesTurns: with one worker, a key with fifty
@@ -597,7 +630,7 @@ func TestAKeyWithALongQueueTakesTurns(t *testing.T) {
 				// the other key's record: on a loaded machine it may
 				// otherwise route it only after the busy key ran dry,
 				// and the test would not test taking turns.
-				waitFor(t, 10*time.Second, "the other key to be routed", func() bool {
+				kafkatest.WaitFor(t, 10*time.Second, "the other key to be routed", func() bool {
 					st := rt.Stats()
 					return len(st) == 1 && st[0].Keys == 2
 				})
@@ -610,7 +643,7 @@ func TestAKeyWithALongQueueTakesTurns(t *testing.T) {
 	gen := newMemGeneration()
 	keys := append(slices.Repeat([]string{"busy"}, 50), "other")
 	assign(t, rt, gen, newMemSource("t", 0, keys))
-	waitFor(t, 10*time.Second, "every record to run", func() bool { return gen.committed(0) == 51 })
+	kafkatest.WaitFor(t, 10*time.Second, "every record to run", func() bool { return gen.committed(0) == 51 })
 	mu.Lock()
 	defer mu.Unlock()
 	if at := slices.Index(order, "other"); at < 0 || at >= 49 {
@@ -640,7 +673,7 @@ func TestAHeldRecordWaitsForItsRelease(t *testing.T) {
 	gen := newMemGeneration()
 	assign(t, rt, gen, newMemSource("t", 0, []string{"a", "a", "b", "c"}))
 	rel := <-releases
-	waitFor(t, 10*time.Second, "the other keys to run", func() bool { return log.total() == 3 })
+	kafkatest.WaitFor(t, 10*time.Second, "the other keys to run", func() bool { return log.total() == 3 })
 	if log.count[[2]int64{0, 1}] != 0 {
 		t.Fatal("the held key ran its next record")
 	}
@@ -649,7 +682,7 @@ func TestAHeldRecordWaitsForItsRelease(t *testing.T) {
 	}
 	rel.Finish()
 	rel.Finish() // twice: harmless
-	waitFor(t, 10*time.Second, "the held key to go on and everything to commit", func() bool { return gen.committed(0) == 4 })
+	kafkatest.WaitFor(t, 10*time.Second, "the held key to go on and everything to commit", func() bool { return gen.committed(0) == 4 })
 	log.check(t, 4)
 	select { // a released record is not in flight: the drain must not wait for it
 	case err := <-revokeAsync(rt, 0):
@@ -681,7 +714,7 @@ func TestAPanickingHandlerRestartsItsKeyAndRunsTheRecordAgain(t *testing.T) {
 	})
 	gen := newMemGeneration()
 	assign(t, rt, gen, newMemSource("t", 0, []string{"a", "a", "a", "b"}))
-	waitFor(t, 10*time.Second, "every record to finish", func() bool { return gen.committed(0) == 4 })
+	kafkatest.WaitFor(t, 10*time.Second, "every record to finish", func() bool { return gen.committed(0) == 4 })
 	log.check(t, 4)
 	if a, _ := attempts.Load(int64(1)); a != 2 {
 		t.Errorf("the record that panicked ran as attempt %v, want 2", a)
@@ -703,8 +736,8 @@ func TestShutdownTimeoutCancelsAndNamesWhatWasLeft(t *testing.T) {
 	})
 	gen := newMemGeneration()
 	assign(t, rt, gen, newMemSource("t", 0, keysN("k", 10)))
-	waitFor(t, 10*time.Second, "the stuck record to start", func() bool { return started.Load() == 1 })
-	waitFor(t, 10*time.Second, "the other records to finish", func() bool { return statsOf(rt, 0).Buffered == 1 })
+	kafkatest.WaitFor(t, 10*time.Second, "the stuck record to start", func() bool { return started.Load() == 1 })
+	kafkatest.WaitFor(t, 10*time.Second, "the other records to finish", func() bool { return statsOf(rt, 0).Buffered == 1 })
 	began := time.Now()
 	err := rt.Shutdown()
 	took := time.Since(began)
@@ -740,13 +773,13 @@ func TestRevocationCommitsWhatFinishedSinceTheLastCommitPoint(t *testing.T) {
 	rt.mu.Lock()
 	p := rt.parts[partitionID{"t", 0}]
 	rt.mu.Unlock()
-	waitFor(t, 10*time.Second, "offsets 1-9 to finish while 0 runs", func() bool { return log.total() == 10 && p.inFlight() == 1 })
+	kafkatest.WaitFor(t, 10*time.Second, "offsets 1-9 to finish while 0 runs", func() bool { return log.total() == 10 && p.inFlight() == 1 })
 	// The point the supervisor would have published had the spacing
 	// passed while 0 ran.
 	meta, _ := commitmeta.Encode(0, []commitmeta.Run{{First: 1, Last: 9}})
 	p.point.Store(&commitPoint{offset: 0, meta: meta})
 	g.open()
-	waitFor(t, 10*time.Second, "offset 0 to finish", func() bool { return p.committable.Load() == 10 })
+	kafkatest.WaitFor(t, 10*time.Second, "offset 0 to finish", func() bool { return p.committable.Load() == 10 })
 	if err := <-revokeAsync(rt, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -768,9 +801,9 @@ func TestNextOwnerSkipsRecordsFinishedAboveTheWatermark(t *testing.T) {
 	rt := newTestRuntime(t, Config{Concurrency: 2, Handler: heldAt(0, g, first)})
 	gen := newMemGeneration()
 	assign(t, rt, gen, newMemSource("t", 0, keys))
-	waitFor(t, 10*time.Second, "offsets 2-9 to finish while 0 runs", func() bool { return first.total() == 9 })
+	kafkatest.WaitFor(t, 10*time.Second, "offsets 2-9 to finish while 0 runs", func() bool { return first.total() == 9 })
 	errc := revokeAsync(rt, 0)
-	waitFor(t, 10*time.Second, "revocation to begin", func() bool { return statsOf(rt, 0).Revoked })
+	kafkatest.WaitFor(t, 10*time.Second, "revocation to begin", func() bool { return statsOf(rt, 0).Revoked })
 	g.open()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
@@ -794,7 +827,7 @@ func TestNextOwnerSkipsRecordsFinishedAboveTheWatermark(t *testing.T) {
 	if err := rt2.Assign(Assignment{Topic: "t", Start: 1, StartMetadata: last.Metadata, Source: src, Generation: gen2}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the next owner to commit the end", func() bool { return gen2.committed(0) == 10 })
+	kafkatest.WaitFor(t, 10*time.Second, "the next owner to commit the end", func() bool { return gen2.committed(0) == 10 })
 	if n := second.total(); n != 1 || second.count[[2]int64{0, 1}] != 1 {
 		t.Fatalf("next owner ran %d records (%v); want only the dropped offset 1", n, second.count)
 	}
@@ -812,7 +845,7 @@ func TestPeriodicCommitsCarryTheFinishedSetAcrossACrash(t *testing.T) {
 	rt := newTestRuntime(t, Config{Concurrency: 2, CommitInterval: 50 * time.Millisecond, Handler: heldAt(0, g, first)})
 	gen := newMemGeneration()
 	assign(t, rt, gen, newMemSource("t", 0, keys))
-	waitFor(t, 10*time.Second, "a periodic commit at 0 listing 2-9 as finished", func() bool {
+	kafkatest.WaitFor(t, 10*time.Second, "a periodic commit at 0 listing 2-9 as finished", func() bool {
 		last := gen.lastCommit(0)
 		return last.Offset == 0 && slices.Equal(commitmeta.Decode(0, last.Metadata), []commitmeta.Run{{First: 2, Last: 9}})
 	})
@@ -828,7 +861,7 @@ func TestPeriodicCommitsCarryTheFinishedSetAcrossACrash(t *testing.T) {
 		Source: newMemSource("t", 0, keys), Generation: gen2}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the next owner to commit the end", func() bool { return gen2.committed(0) == 10 })
+	kafkatest.WaitFor(t, 10*time.Second, "the next owner to commit the end", func() bool { return gen2.committed(0) == 10 })
 	if n := second.total(); n != 2 || second.count[[2]int64{0, 0}] != 1 || second.count[[2]int64{0, 1}] != 1 {
 		t.Fatalf("next owner ran %d records (%v); want only offsets 0 (running at the crash) and 1 (queued behind it)", n, second.count)
 	}
@@ -852,7 +885,7 @@ func TestNoCommitDropsTheFinishedSet(t *testing.T) {
 	rt.mu.Lock()
 	p := rt.parts[partitionID{"t", 0}]
 	rt.mu.Unlock()
-	waitFor(t, 10*time.Second, "offsets 0, 1, 3 and 4 to finish while 2 runs", func() bool {
+	kafkatest.WaitFor(t, 10*time.Second, "offsets 0, 1, 3 and 4 to finish while 2 runs", func() bool {
 		return p.committable.Load() == 2 && p.inFlight() == 1 && p.outstanding.Load() == 1
 	})
 	// The state between two points: the point is older than the
@@ -908,8 +941,8 @@ func TestAFinishedSetThatDoesNotFitIsCountedAndLeftOut(t *testing.T) {
 		Handler: heldAt(0, g, newExecLog())})
 	gen := newMemGeneration()
 	assign(t, rt, gen, newMemSource("t", 0, keys))
-	waitFor(t, 30*time.Second, "a commit fallback to be counted", func() bool { return statsOf(rt, 0).MetadataFallbacks > 0 })
-	waitFor(t, 10*time.Second, "offset 0 to be committed alone", func() bool {
+	kafkatest.WaitFor(t, 30*time.Second, "a commit fallback to be counted", func() bool { return statsOf(rt, 0).MetadataFallbacks > 0 })
+	kafkatest.WaitFor(t, 10*time.Second, "offset 0 to be committed alone", func() bool {
 		last := gen.lastCommit(0)
 		return last.Offset == 0 && last.Metadata == ""
 	})

@@ -205,20 +205,18 @@ func TestDashboardInABrowser(t *testing.T) {
 	// until reloads url until cond holds of the page.
 	until := func(what, url string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
+		defer func() {
+			if t.Failed() {
+				body, _ := chromedp.Run(browser, chromedp.Text(chromedp.CSS("main")))
+				t.Logf("the page shows:\n%s", body)
+			}
+		}()
+		kafkatest.WaitFor(t, 60*time.Second, what, func() bool {
 			if err := chromedp.Do(browser, chromedp.Navigate(url), chromedp.WaitReady(chromedp.CSS("footer"))); err != nil {
 				t.Fatalf("%s: %v", url, err)
 			}
-			if cond() {
-				return
-			}
-			if time.Now().After(deadline) {
-				body, _ := chromedp.Run(browser, chromedp.Text(chromedp.CSS("main")))
-				t.Fatalf("timed out waiting for %s; the page shows:\n%s", what, body)
-			}
-			time.Sleep(300 * time.Millisecond) // between page loads, not a wait for a condition
-		}
+			return cond()
+		})
 	}
 
 	// Without the token: 401.

@@ -194,6 +194,10 @@ type Consumer struct {
 	cfg    ConsumerConfig
 	client *kafkago.Client
 	leave  atomic.Bool // see Leave
+	// heartbeatHook, when set (by tests, before Run), is told each
+	// heartbeat's outcome: a test proves no rebalance reached a member by
+	// the heartbeats it answered, which a sleep cannot.
+	heartbeatHook func(error)
 }
 
 // NewConsumer validates the configuration. It does not contact the broker.

@@ -2,6 +2,7 @@ package kafka_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -96,22 +97,21 @@ func TestCooperativeJoinMovesOnlyThePartitionsThatMove(t *testing.T) {
 	}
 	settle := func(want map[string]int) {
 		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			ok := true
-			for m, n := range want {
-				ok = ok && o.count(m) == n
-			}
-			if ok {
-				return
-			}
-			if time.Now().After(deadline) {
+		defer func() {
+			if t.Failed() {
 				o.mu.Lock()
 				defer o.mu.Unlock()
-				t.Fatalf("ownership %v, want counts %v", o.owner, want)
+				t.Logf("ownership %v", o.owner)
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		}()
+		kafkatest.WaitFor(t, 60*time.Second, fmt.Sprintf("ownership counts %v", want), func() bool {
+			for m, n := range want {
+				if o.count(m) != n {
+					return false
+				}
+			}
+			return true
+		})
 	}
 	run("a")
 	settle(map[string]int{"a": 6})

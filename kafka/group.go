@@ -434,7 +434,10 @@ func countsEqual(a, b map[string]int) bool {
 	return true
 }
 
-func (m *groupMemberState) heartbeat(ctx context.Context, gen generation) error {
+func (m *groupMemberState) heartbeat(ctx context.Context, gen generation) (err error) {
+	if told := m.c.heartbeatHook; told != nil {
+		defer func() { told(err) }()
+	}
 	cfg := m.c.cfg
 	beatCtx, cancel := context.WithTimeout(ctx, beatTimeout(cfg))
 	defer cancel()

@@ -140,14 +140,14 @@ func TestCooperativeInteropWithJavaConsumers(t *testing.T) {
 			var stopOrdo func()
 			if javaFirst {
 				java = startJava(t, env.Brokers, group, topic)
-				waitUntil(t, time.Minute, "the java consumer to hold all six partitions", func() bool { return len(java.partitions()) == 6 })
+				kafkatest.WaitFor(t, time.Minute, "the java consumer to hold all six partitions", func() bool { return len(java.partitions()) == 6 })
 				stopOrdo = startOrdo()
 			} else {
 				stopOrdo = startOrdo()
-				waitUntil(t, time.Minute, "ordo to hold all six partitions", func() bool { return o.count("ordo") == 6 })
+				kafkatest.WaitFor(t, time.Minute, "ordo to hold all six partitions", func() bool { return o.count("ordo") == 6 })
 				java = startJava(t, env.Brokers, group, topic)
 			}
-			waitUntil(t, time.Minute, "the partitions to split three and three", func() bool {
+			kafkatest.WaitFor(t, time.Minute, "the partitions to split three and three", func() bool {
 				js := java.partitions()
 				if len(js) != 3 || o.count("ordo") != 3 {
 					return false
@@ -163,10 +163,10 @@ func TestCooperativeInteropWithJavaConsumers(t *testing.T) {
 			})
 			if javaFirst {
 				stopOrdo() // ordo leaves: its partitions go back to java
-				waitUntil(t, time.Minute, "java to hold all six again", func() bool { return len(java.partitions()) == 6 })
+				kafkatest.WaitFor(t, time.Minute, "java to hold all six again", func() bool { return len(java.partitions()) == 6 })
 			} else {
 				java.stop() // java leaves: its partitions go back to ordo
-				waitUntil(t, time.Minute, "ordo to hold all six again", func() bool { return o.count("ordo") == 6 })
+				kafkatest.WaitFor(t, time.Minute, "ordo to hold all six again", func() bool { return o.count("ordo") == 6 })
 				stopOrdo()
 			}
 			if len(o.doubles) > 0 {

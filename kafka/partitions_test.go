@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -63,13 +64,7 @@ func (l *logRecorder) matching(match func(loggedRecord) bool) []loggedRecord {
 // await waits up to d for a record for which match is true.
 func (l *logRecorder) await(t *testing.T, d time.Duration, match func(loggedRecord) bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for len(l.matching(match)) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no such log record within %v", d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	kafkatest.WaitFor(t, d, "the log record", func() bool { return len(l.matching(match)) > 0 })
 }
 
 // consumeInto runs a group member that reads every partition it is given
@@ -264,13 +259,7 @@ func TestJoinRetryLogSaysTheRealWait(t *testing.T) {
 		return logs.matching(func(r loggedRecord) bool { return r.Message == "ordo: joining consumer group failed; retrying" })
 	}
 	const want = 5
-	deadline := time.Now().Add(30 * time.Second)
-	for len(retries()) < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d join failures logged in 30 s, want %d", len(retries()), want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	kafkatest.WaitFor(t, 30*time.Second, fmt.Sprintf("%d join failures to be logged", want), func() bool { return len(retries()) >= want })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run returned %v after its context ended", err)

@@ -24,6 +24,7 @@ type staticMember struct {
 	done     chan error
 	mu       sync.Mutex
 	sessions []*kafka.Session
+	beats    []error // each heartbeat's outcome, in order
 }
 
 func startStatic(ctx context.Context, t *testing.T, cfg kafka.ConsumerConfig, instance string) *staticMember {
@@ -34,6 +35,11 @@ func startStatic(ctx context.Context, t *testing.T, cfg kafka.ConsumerConfig, in
 		t.Fatal(err)
 	}
 	m := &staticMember{instance: instance, done: make(chan error, 1)}
+	kafka.SetHeartbeatHook(c, func(err error) {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		m.beats = append(m.beats, err)
+	})
 	runCtx, cancel := context.WithCancel(ctx)
 	m.cancel = cancel
 	go func() {
@@ -57,6 +63,14 @@ func (m *staticMember) last() *kafka.Session {
 	return m.sessions[len(m.sessions)-1]
 }
 
+// heartbeats returns the outcomes of the member's heartbeats from the
+// from-th on.
+func (m *staticMember) heartbeats(from int) []error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.beats[min(from, len(m.beats)):])
+}
+
 func (m *staticMember) count() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -76,30 +90,26 @@ func partitionsOf(s *kafka.Session) []int {
 // whose partitions add up to n.
 func waitStable(t *testing.T, members []*staticMember, n int) int32 {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var gen int32 = -1
-		total, same := 0, true
+	var gen int32
+	kafkatest.WaitFor(t, 60*time.Second, fmt.Sprintf("the group to settle on %d partitions", n), func() bool {
+		gen = -1
+		total := 0
 		for _, m := range members {
 			s := m.last()
 			if s == nil {
-				same = false
-				break
+				return false
 			}
 			if gen == -1 {
 				gen = s.GenerationID()
 			}
-			same = same && s.GenerationID() == gen
+			if s.GenerationID() != gen {
+				return false
+			}
 			total += len(s.Claims())
 		}
-		if same && total == n {
-			return gen
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the group did not settle on %d partitions in time", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return total == n
+	})
+	return gen
 }
 
 // A static member that stops and comes back within the session timeout gets
@@ -137,16 +147,29 @@ func TestStaticMemberRestartsWithoutRebalancingTheOthers(t *testing.T) {
 	}
 	restarted.done <- nil // for the cleanup
 	back := startStatic(ctx, t, cfg, restarted.instance)
-	waitUntil(t, 30*time.Second, "the restarted member to get partitions", func() bool { return back.last() != nil })
+	kafkatest.WaitFor(t, 30*time.Second, "the restarted member to get partitions", func() bool { return back.last() != nil })
 	if got := partitionsOf(back.last()); !slices.Equal(got, before) || back.last().GenerationID() != gen {
 		t.Errorf("the restarted member holds %v in generation %d; want its partitions %v back in generation %d",
 			got, back.last().GenerationID(), before, gen)
 	}
-	// Give a rebalance, if one were coming, time to reach the others.
-	time.Sleep(3 * cfg.HeartbeatInterval)
+	// A rebalance reaches a member as the answer to its next heartbeat: once
+	// each of the others has had three heartbeats answered since the
+	// restarted member got its partitions back, one would have reached them.
+	beatsBefore := map[string]int{}
+	for _, m := range members {
+		beatsBefore[m.instance] = len(m.heartbeats(0))
+	}
 	for j, m := range members {
 		if j == i {
 			continue
+		}
+		kafkatest.WaitFor(t, 30*time.Second, "three heartbeats of member "+m.instance, func() bool {
+			return len(m.heartbeats(beatsBefore[m.instance])) >= 3
+		})
+		for _, err := range m.heartbeats(beatsBefore[m.instance]) {
+			if err != nil {
+				t.Errorf("member %s heard %v from the coordinator while %s restarted; want its heartbeats answered", m.instance, err, restarted.instance)
+			}
 		}
 		if n := m.count(); n != sessionsBefore[m.instance] {
 			t.Errorf("member %s was handed %d new sessions while %s restarted; want none", m.instance, n-sessionsBefore[m.instance], restarted.instance)

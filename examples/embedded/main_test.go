@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ordo-go/ordo/internal/kafkatest"
 )
 
 // syncBuffer is an io.Writer that run may write while the test reads.
@@ -91,24 +93,22 @@ func TestServiceEnqueuesRunsServesStatsAndShutsDown(t *testing.T) {
 	for _, email := range []string{"a@example.com", "b@example.com", "c@example.com"} {
 		get(t, http.MethodPost, base+"/signup?email="+email)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if strings.Contains(get(t, http.MethodGet, base+"/healthz"), "3 users welcomed") {
-			break
+	var health string
+	var partitions int
+	var jobs int64
+	defer func() {
+		if t.Failed() {
+			t.Logf("last seen: /healthz %q; /stats %d partitions with %d jobs committed", health, partitions, jobs)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("jobs did not run: %s", get(t, http.MethodGet, base+"/healthz"))
-		}
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		partitions, jobs := committed(t, base)
-		if partitions == 4 && jobs == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/stats shows %d partitions with %d jobs committed, want 4 and 3:\n%s",
-				partitions, jobs, get(t, http.MethodGet, base+"/stats"))
-		}
-	}
+	}()
+	kafkatest.WaitFor(t, 30*time.Second, "/healthz to say 3 users welcomed", func() bool {
+		health = get(t, http.MethodGet, base+"/healthz")
+		return strings.Contains(health, "3 users welcomed")
+	})
+	kafkatest.WaitFor(t, 30*time.Second, "/stats to show 4 partitions with 3 jobs committed", func() bool {
+		partitions, jobs = committed(t, base)
+		return partitions == 4 && jobs == 3
+	})
 	cancel() // as SIGTERM does
 	select {
 	case err := <-done:
