@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -32,7 +33,7 @@ func TestARestartedKeyWaitsTheConfiguredBackoff(t *testing.T) {
 	})
 	gen := newMemGeneration()
 	assign(t, rt, gen, newMemSource("t", 0, []string{"a", "a", "a"}))
-	waitFor(t, 10*time.Second, "every record to finish", func() bool { return gen.committed(0) == 3 })
+	kafkatest.WaitFor(t, 10*time.Second, "every record to finish", func() bool { return gen.committed(0) == 3 })
 	mu.Lock()
 	defer mu.Unlock()
 	if len(asked) != 2 || asked[0] != 1 || asked[1] != 2 {
