@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -164,29 +165,34 @@ func TestAKeyInBackOffUsesNoSlot(t *testing.T) {
 }
 
 type slowHeadArgs struct {
-	Key    string `msgpack:"key"`
-	Millis int    `msgpack:"ms"`
+	Key  string `msgpack:"key"`
+	Slow bool   `msgpack:"slow"`
 }
 
 func (slowHeadArgs) Kind() string                      { return "slow_head" }
 func (a slowHeadArgs) Partitioning() jobs.Partitioning { return jobs.Partitioning{Value: a.Key} }
 
-// A job that runs for 20 s at the head of a partition, with MaxBuffered at
-// its default: the partition's other keys keep finishing jobs throughout,
-// well past MaxBuffered of them, and the commit waits at the slow job until
-// it finishes.
+// A job that runs at the head of a partition until every other job has
+// finished, with MaxBuffered at its default: the partition's other keys
+// keep finishing jobs throughout, five times MaxBuffered of them, arriving
+// in ten batches each enqueued once the one before has finished, and the
+// commit waits at the slow job until it finishes.
 func TestASlowJobAtTheHeadDoesNotStopItsPartition(t *testing.T) {
 	t.Parallel()
-	const slow, others = 20 * time.Second, 5000
+	const others, batches = 5000, 10
 	env := kafkatest.New(t)
 	topic := env.Topic(t, 1)
-	var slowDone atomic.Bool
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	var slowStarted, slowDone atomic.Bool
 	var mu sync.Mutex
 	var finishedAt []time.Time // of the other jobs, while the slow one ran
 	ws := jobs.NewWorkers()
 	mustAdd(t, ws, jobs.WorkFunc(func(ctx context.Context, j *jobs.Job[slowHeadArgs]) error {
-		if j.Args.Millis > 0 {
-			time.Sleep(time.Duration(j.Args.Millis) * time.Millisecond)
+		if j.Args.Slow {
+			slowStarted.Store(true)
+			<-release
 			slowDone.Store(true)
 			return nil
 		}
@@ -197,26 +203,21 @@ func TestASlowJobAtTheHeadDoesNotStopItsPartition(t *testing.T) {
 		}
 		return nil
 	}))
+	finished := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(finishedAt)
+	}
 	client := newClient(t, env, topic)
 	ctx := context.Background()
-	if _, err := client.Enqueue(ctx, slowHeadArgs{Key: "slow", Millis: int(slow / time.Millisecond)}); err != nil {
+	if _, err := client.Enqueue(ctx, slowHeadArgs{Key: "slow", Slow: true}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := serverConfig(t, env, topic, ws)
 	cfg.CommitInterval = 200 * time.Millisecond
 	startJobServer(t, cfg)
+	waitFor(t, time.Minute, "the slow job to start", slowStarted.Load)
 	began := time.Now()
-	// The other jobs arrive while the slow one runs, a batch a second.
-	for i := 0; i < others; i += others / 10 {
-		var params []jobs.EnqueueParams
-		for k := i; k < i+others/10; k++ {
-			params = append(params, jobs.EnqueueParams{Args: slowHeadArgs{Key: "k-" + strconv.Itoa(k)}})
-		}
-		if _, err := client.EnqueueMany(ctx, params); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Second) // paces the producer; the test waits on conditions below
-	}
 	committed := func() int64 {
 		offs, err := env.Admin.CommittedOffsets(ctx, cfg.Group, topic)
 		if err != nil {
@@ -224,12 +225,29 @@ func TestASlowJobAtTheHeadDoesNotStopItsPartition(t *testing.T) {
 		}
 		return offs[0]
 	}
-	waitFor(t, slow+time.Minute, "the slow job to finish", slowDone.Load)
+	// The other jobs arrive while the slow one runs, a batch once the
+	// batch before has finished.
+	for i := 0; i < others; i += others / batches {
+		var params []jobs.EnqueueParams
+		for k := i; k < i+others/batches; k++ {
+			params = append(params, jobs.EnqueueParams{Args: slowHeadArgs{Key: "k-" + strconv.Itoa(k)}})
+		}
+		if _, err := client.EnqueueMany(ctx, params); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, time.Minute, fmt.Sprintf("the %d jobs enqueued so far to finish beside the slow job", i+others/batches),
+			func() bool { return finished() >= i+others/batches })
+	}
+	if c := committed(); c > 0 {
+		t.Errorf("committed offset %d passed the slow job at offset 0 while it ran", c)
+	}
+	releaseOnce.Do(func() { close(release) })
+	waitFor(t, time.Minute, "the slow job to finish", slowDone.Load)
 	mu.Lock()
 	during := append([]time.Time(nil), finishedAt...)
 	mu.Unlock()
-	if len(during) < 3000 {
-		t.Fatalf("only %d other jobs finished while the slow one ran; want well past MaxBuffered (1000)", len(during))
+	if len(during) < others {
+		t.Fatalf("only %d other jobs finished while the slow one ran; want all %d, well past MaxBuffered (1000)", len(during), others)
 	}
 	// Throughout: no gap of more than 3 s between completions once the
 	// jobs arrived.
@@ -239,7 +257,7 @@ func TestASlowJobAtTheHeadDoesNotStopItsPartition(t *testing.T) {
 		}
 	}
 	waitFor(t, time.Minute, "everything to be committed after the slow job", func() bool { return committed() == others+1 })
-	t.Logf("%d other jobs finished while the slow one ran for %v", len(during), slow)
+	t.Logf("%d other jobs finished while the slow one ran for %v", len(during), time.Since(began).Round(time.Millisecond))
 }
 
 // The idle-key cap holds under key churn: live key actors never exceed the
