@@ -166,7 +166,7 @@ func TestFailingDeadLetterWriteIsRetriedAndNeverCommitted(t *testing.T) {
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "the first job to run", func() bool { return runs.Load() == 1 })
+	kafkatest.WaitFor(t, time.Minute, "the first job to run", func() bool { return runs.Load() == 1 })
 	deleteTopic(ctx, t, env, dlqTopic)
 	// Offset 1: 0xc1 is never valid msgpack, so this goes to the dead letters.
 	poison := bytes.Repeat([]byte{0xc1}, 500)
@@ -176,8 +176,8 @@ func TestFailingDeadLetterWriteIsRetriedAndNeverCommitted(t *testing.T) {
 	if _, err := client.Enqueue(ctx, seqArgs0{seqArgs{Key: "after"}}); err != nil { // offset 2
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "both good jobs, around the poison record, to run", func() bool { return runs.Load() == 2 })
-	waitFor(t, time.Minute, "three logged dead-letter retries", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "both good jobs, around the poison record, to run", func() bool { return runs.Load() == 2 })
+	kafkatest.WaitFor(t, time.Minute, "three logged dead-letter retries", func() bool {
 		return logs.count("dead-letter write failed; retrying", "offset=1") >= 3
 	})
 	committed := func() int64 {
@@ -187,7 +187,7 @@ func TestFailingDeadLetterWriteIsRetriedAndNeverCommitted(t *testing.T) {
 		}
 		return offs[0]
 	}
-	waitFor(t, 30*time.Second, "offset 0 to be committed", func() bool { return committed() == 1 })
+	kafkatest.WaitFor(t, 30*time.Second, "offset 0 to be committed", func() bool { return committed() == 1 })
 	// Give the commit loop several intervals to get it wrong.
 	deadline := time.Now().Add(time.Second)
 	for time.Now().Before(deadline) {
@@ -214,7 +214,7 @@ func deleteTopic(ctx context.Context, t *testing.T, env *kafkatest.Env, topic st
 	if err := env.Admin.DeleteTopics(ctx, topic); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "topic "+topic+" to be gone", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "topic "+topic+" to be gone", func() bool {
 		have, err := env.Admin.Partitions(ctx, topic)
 		return err == nil && have[topic] == 0
 	})

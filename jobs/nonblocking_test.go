@@ -75,13 +75,13 @@ func TestUnwritableDeadLettersHoldOnlyTheirKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	waitFor(t, time.Minute, "every good job to run while the dead letters cannot be written", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "every good job to run while the dead letters cannot be written", func() bool {
 		return goodRuns.Load() == good
 	})
 	if n := badRuns.Load(); n != concurrency+1 {
 		t.Errorf("the bad jobs ran %d times, want %d (once each: permanent)", n, concurrency+1)
 	}
-	waitFor(t, time.Minute, "failed dead-letter writes to be logged", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "failed dead-letter writes to be logged", func() bool {
 		return logs.count("dead-letter write failed; retrying", "offset=0") >= 2
 	})
 	committed := func() int64 {
@@ -96,11 +96,11 @@ func TestUnwritableDeadLettersHoldOnlyTheirKeys(t *testing.T) {
 	}
 
 	// A real broker may refuse the name for a moment after the deletion.
-	waitFor(t, time.Minute, "the dead-letter topic to be created again", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "the dead-letter topic to be created again", func() bool {
 		return env.Admin.CreateTopics(ctx, kafka.Topic{Name: dlq, Partitions: 1}) == nil
 	})
 	end := int64(concurrency + 1 + good)
-	waitFor(t, time.Minute, "the held jobs to be dead-lettered and everything committed", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "the held jobs to be dead-lettered and everything committed", func() bool {
 		return committed() == end
 	})
 	letters := env.ReadAll(t, dlq)
@@ -142,7 +142,7 @@ func TestAKeyInBackOffUsesNoSlot(t *testing.T) {
 	cfg := serverConfig(t, env, topic, ws)
 	cfg.Concurrency = 1
 	s := startJobServer(t, cfg)
-	waitFor(t, time.Minute, "the other key's jobs to run during the back-off", func() bool { return others.Load() == 100 })
+	kafkatest.WaitFor(t, time.Minute, "the other key's jobs to run during the back-off", func() bool { return others.Load() == 100 })
 	if n := retries.Load(); n != 1 {
 		t.Errorf("the job in back-off ran %d times; its minute is not up", n)
 	}
@@ -216,7 +216,7 @@ func TestASlowJobAtTheHeadDoesNotStopItsPartition(t *testing.T) {
 	cfg := serverConfig(t, env, topic, ws)
 	cfg.CommitInterval = 200 * time.Millisecond
 	startJobServer(t, cfg)
-	waitFor(t, time.Minute, "the slow job to start", slowStarted.Load)
+	kafkatest.WaitFor(t, time.Minute, "the slow job to start", slowStarted.Load)
 	began := time.Now()
 	committed := func() int64 {
 		offs, err := env.Admin.CommittedOffsets(ctx, cfg.Group, topic)
@@ -235,14 +235,14 @@ func TestASlowJobAtTheHeadDoesNotStopItsPartition(t *testing.T) {
 		if _, err := client.EnqueueMany(ctx, params); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, time.Minute, fmt.Sprintf("the %d jobs enqueued so far to finish beside the slow job", i+others/batches),
+		kafkatest.WaitFor(t, time.Minute, fmt.Sprintf("the %d jobs enqueued so far to finish beside the slow job", i+others/batches),
 			func() bool { return finished() >= i+others/batches })
 	}
 	if c := committed(); c > 0 {
 		t.Errorf("committed offset %d passed the slow job at offset 0 while it ran", c)
 	}
 	releaseOnce.Do(func() { close(release) })
-	waitFor(t, time.Minute, "the slow job to finish", slowDone.Load)
+	kafkatest.WaitFor(t, time.Minute, "the slow job to finish", slowDone.Load)
 	mu.Lock()
 	during := append([]time.Time(nil), finishedAt...)
 	mu.Unlock()
@@ -256,7 +256,7 @@ func TestASlowJobAtTheHeadDoesNotStopItsPartition(t *testing.T) {
 			t.Errorf("no job finished for %v, %v into the slow job", gap.Round(time.Millisecond), during[i-1].Sub(began).Round(time.Second))
 		}
 	}
-	waitFor(t, time.Minute, "everything to be committed after the slow job", func() bool { return committed() == others+1 })
+	kafkatest.WaitFor(t, time.Minute, "everything to be committed after the slow job", func() bool { return committed() == others+1 })
 	t.Logf("%d other jobs finished while the slow one ran for %v", len(during), time.Since(began).Round(time.Millisecond))
 }
 
@@ -293,7 +293,7 @@ func TestIdleKeyCapHoldsUnderKeyChurn(t *testing.T) {
 		}
 		return k
 	}
-	waitFor(t, 2*time.Minute, "every job to run", func() bool {
+	kafkatest.WaitFor(t, 2*time.Minute, "every job to run", func() bool {
 		most = max(most, liveKeys())
 		return runs.Load() == n
 	})
@@ -378,12 +378,12 @@ func TestRevokingOnePartitionLeavesTheOtherRunning(t *testing.T) {
 		})
 	}()
 	<-sessions
-	waitFor(t, time.Minute, "partition 0's first job to be in flight", slowStarted.Load)
+	kafkatest.WaitFor(t, time.Minute, "partition 0's first job to be in flight", slowStarted.Load)
 
 	draining.Store(true)
 	revoked := make(chan error, 1)
 	go func() { revoked <- rt.Revoke(actors.TopicPartition{Topic: topic, Partition: 0}) }()
-	waitFor(t, 10*time.Second, "partition 0's revocation to begin", func() bool {
+	kafkatest.WaitFor(t, 10*time.Second, "partition 0's revocation to begin", func() bool {
 		for _, p := range rt.Stats() {
 			if p.Partition == 0 {
 				return p.Revoked
@@ -392,7 +392,7 @@ func TestRevokingOnePartitionLeavesTheOtherRunning(t *testing.T) {
 		return true
 	})
 	produce(t, env, topic, 300, func(i int) string { return keys1[i%20] })
-	waitFor(t, time.Minute, "partition 1 to run jobs while partition 0 drains", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "partition 1 to run jobs while partition 0 drains", func() bool {
 		return ranDuringDrain[1].Load() >= 50
 	})
 	select {
@@ -420,7 +420,7 @@ func TestRevokingOnePartitionLeavesTheOtherRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "partition 1 to be committed to its end", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "partition 1 to be committed to its end", func() bool {
 		offs, err := env.Admin.CommittedOffsets(context.Background(), group, topic)
 		return err == nil && offs[1] == end[1]
 	})

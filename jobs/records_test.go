@@ -179,17 +179,6 @@ func waitForSignal[T any](t testing.TB, ch <-chan T, what string) {
 	}
 }
 
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // waitCommittedToEnd waits until the group's committed offsets on the broker
 // equal the topic's end offsets: everything handled was committed.
 func waitCommittedToEnd(t *testing.T, env *kafkatest.Env, topic, group string) {
@@ -200,7 +189,7 @@ func waitCommittedToEnd(t *testing.T, env *kafkatest.Env, topic, group string) {
 		t.Fatal(err)
 	}
 	var committed map[int]int64
-	waitFor(t, 30*time.Second, "committed offsets to reach the end", func() bool {
+	kafkatest.WaitFor(t, 30*time.Second, "committed offsets to reach the end", func() bool {
 		committed, err = env.Admin.CommittedOffsets(ctx, group, topic)
 		if err != nil {
 			t.Fatal(err)
@@ -228,7 +217,7 @@ func TestOrderPerKeyUnderConcurrency(t *testing.T) {
 			time.Sleep(time.Duration(rand.IntN(2001)) * time.Microsecond) // 0–2 ms
 		}),
 	})
-	waitFor(t, 3*time.Minute, "all records to be handled", func() bool { return l.finished() == records })
+	kafkatest.WaitFor(t, 3*time.Minute, "all records to be handled", func() bool { return l.finished() == records })
 	waitCommittedToEnd(t, env, topic, group)
 	stop(t, s)
 
@@ -262,11 +251,11 @@ func TestCommittedOffsetNeverPassesARunningRecord(t *testing.T) {
 			}
 		}),
 	})
-	waitFor(t, time.Minute, "every other record to finish", func() bool { return l.finished() == records-1 })
+	kafkatest.WaitFor(t, time.Minute, "every other record to finish", func() bool { return l.finished() == records-1 })
 
 	ctx := context.Background()
 	samples, reached := 0, false
-	waitFor(t, 30*time.Second, "the watermark to reach the slow record, observed over 20 commits", func() bool {
+	kafkatest.WaitFor(t, 30*time.Second, "the watermark to reach the slow record, observed over 20 commits", func() bool {
 		committed, err := env.Admin.CommittedOffsets(ctx, group, topic)
 		if err != nil {
 			t.Fatal(err)
@@ -312,7 +301,7 @@ func TestRevocationDrainsInFlightAndHandsOverAtTheWatermark(t *testing.T) {
 		}),
 	})
 	var firstGen int32
-	waitFor(t, time.Minute, "A to hold all partitions with full slots and full buffers", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "A to hold all partitions with full slots and full buffers", func() bool {
 		st := a.Runtime().Stats()
 		inflight, full := 0, 0
 		for _, p := range st {
@@ -329,7 +318,7 @@ func TestRevocationDrainsInFlightAndHandsOverAtTheWatermark(t *testing.T) {
 	l.mu.Unlock()
 
 	b := startServer(t, consumerConfig(t, env, topic, group), actors.Config{Handler: l.handler("B", nil)})
-	waitFor(t, time.Minute, "A to begin revoking", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "A to begin revoking", func() bool {
 		for _, p := range a.Runtime().Stats() {
 			if p.Generation == firstGen && !p.Revoked {
 				return false
@@ -338,7 +327,7 @@ func TestRevocationDrainsInFlightAndHandsOverAtTheWatermark(t *testing.T) {
 		return true
 	})
 	open()
-	waitFor(t, 2*time.Minute, "every record to be handled", func() bool { return l.finished() == records })
+	kafkatest.WaitFor(t, 2*time.Minute, "every record to be handled", func() bool { return l.finished() == records })
 	waitCommittedToEnd(t, env, topic, group)
 	stop(t, a)
 	stop(t, b)
@@ -406,7 +395,7 @@ func TestBufferedRecordsPerPartitionStayBounded(t *testing.T) {
 		},
 	})
 	sampled := 0
-	waitFor(t, time.Minute, "3,000 records handled from the backlog", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "3,000 records handled from the backlog", func() bool {
 		for _, p := range s.Runtime().Stats() {
 			sampled = max(sampled, p.Buffered)
 		}
@@ -445,7 +434,7 @@ func TestShutdownTimeoutReturnsAndNamesWhatWasLeft(t *testing.T) {
 			}
 		}),
 	})
-	waitFor(t, time.Minute, "99 records handled and one stuck", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "99 records handled and one stuck", func() bool {
 		return l.finished() == 99 && stuckAt.Load() != nil
 	})
 	began := time.Now()

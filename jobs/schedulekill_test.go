@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -238,7 +239,7 @@ func TestKilledDispatcherLosesNoJobAndRepeatsOnlyThoseNotTombstoned(t *testing.T
 	group := e.env.Group(t)
 	st := e.topic + jobs.DefaultScheduleSuffix
 	first := startChild(t, childSpec{Brokers: e.env.Brokers, Topic: e.topic, Group: group})
-	waitFor(t, time.Minute, "the child to dispatch the four schedules partitions", func() bool { return len(first.owned()) == 4 })
+	kafkatest.WaitFor(t, time.Minute, "the child to dispatch the four schedules partitions", func() bool { return len(first.owned()) == 4 })
 
 	// 10k jobs due over the next 15 s: the kill comes a third of the way
 	// in, and the next owner takes over (after the dead member's 6 s
@@ -256,7 +257,7 @@ func TestKilledDispatcherLosesNoJobAndRepeatsOnlyThoseNotTombstoned(t *testing.T
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, time.Minute, "a third of the jobs to run", func() bool { return len(first.runs()) >= total/3 })
+	kafkatest.WaitFor(t, time.Minute, "a third of the jobs to run", func() bool { return len(first.runs()) >= total/3 })
 	first.kill(t)
 
 	// What the killed dispatcher left: jobs written to the job topic whose
@@ -292,7 +293,7 @@ func TestKilledDispatcherLosesNoJobAndRepeatsOnlyThoseNotTombstoned(t *testing.T
 		}
 		return seqs
 	}
-	waitFor(t, 2*time.Minute, "every job to run", func() bool { return len(ran()) >= total })
+	kafkatest.WaitFor(t, 2*time.Minute, "every job to run", func() bool { return len(ran()) >= total })
 
 	for _, r := range first.runs() {
 		if r.late < 0 {
@@ -340,10 +341,10 @@ func TestPeriodicJobFiresEveryTickOnceAcrossAKillOfItsOwner(t *testing.T) {
 		}
 		return out
 	}
-	waitFor(t, time.Minute, "three ticks to run", func() bool { return len(ticksRun()) >= 3 })
+	kafkatest.WaitFor(t, time.Minute, "three ticks to run", func() bool { return len(ticksRun()) >= 3 })
 	// Kill the one that fires: the owner of schedules partition 0.
 	var owner *child
-	waitFor(t, 30*time.Second, "one child to own schedules partition 0", func() bool {
+	kafkatest.WaitFor(t, 30*time.Second, "one child to own schedules partition 0", func() bool {
 		owner = nil
 		for _, c := range children {
 			if slices.Contains(c.owned(), 0) {
@@ -361,7 +362,7 @@ func TestPeriodicJobFiresEveryTickOnceAcrossAKillOfItsOwner(t *testing.T) {
 	// each as it comes: wait until ticks have run for three seconds past
 	// the first one after the kill.
 	var want int
-	waitFor(t, time.Minute, "ticks to run for 3 s after the takeover", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "ticks to run for 3 s after the takeover", func() bool {
 		var first, last time.Time
 		for _, c := range children {
 			for _, r := range c.tickRuns() {
@@ -480,7 +481,7 @@ func TestPeriodicTicksMissedWhileNoServerRanRunOnceOrAreSkipped(t *testing.T) {
 	}
 	started := time.Now()
 	startJobServer(t, cfg)
-	waitFor(t, time.Minute, "both jobs to run a tick after the start", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "both jobs to run a tick after the start", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.ContainsFunc(ran["once"], started.Before) && slices.ContainsFunc(ran["skip"], started.Before)
