@@ -188,14 +188,18 @@ func TestFailingDeadLetterWriteIsRetriedAndNeverCommitted(t *testing.T) {
 		return offs[0]
 	}
 	kafkatest.WaitFor(t, 30*time.Second, "offset 0 to be committed", func() bool { return committed() == 1 })
-	// Give the commit loop several intervals to get it wrong.
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) {
-		if c := committed(); c != 1 {
-			t.Fatalf("committed offset %d while the record at 1 was never dead-lettered", c)
-		}
-		time.Sleep(100 * time.Millisecond)
+	// One more failed dead-letter write (each takes the server's 1 s wait
+	// for the missing topic), then a job enqueued after it: the commit
+	// that marks that job finished is made after the attempt, and its
+	// watermark must still be at the record never dead-lettered.
+	retried := logs.count("dead-letter write failed; retrying", "offset=1")
+	kafkatest.WaitFor(t, time.Minute, "one more logged dead-letter retry", func() bool {
+		return logs.count("dead-letter write failed; retrying", "offset=1") > retried
+	})
+	if _, err := client.Enqueue(ctx, seqArgs0{seqArgs{Key: "later"}}); err != nil { // offset 3
+		t.Fatal(err)
 	}
+	waitCommitMarksFinished(t, env, cfg.Group, topic, 1, 3)
 	stopCtx, stopCancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer stopCancel()
 	err = s.Stop(stopCtx)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/internal/commitmeta"
 	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
@@ -179,6 +180,37 @@ func waitForSignal[T any](t testing.TB, ch <-chan T, what string) {
 	}
 }
 
+// waitCommitMarksFinished waits until the group's commit of topic's
+// partition 0 is at committed with offset among the finished records of
+// its metadata, and fails at once if a commit it reads is past committed:
+// the commit that proves offset finished also proves the watermark stayed
+// at committed until then.
+func waitCommitMarksFinished(t *testing.T, env *kafkatest.Env, group, topic string, committed, offset int64) {
+	t.Helper()
+	kafkatest.WaitFor(t, 30*time.Second, fmt.Sprintf("a commit at %d marking %d finished", committed, offset), func() bool {
+		offs, err := env.Admin.CommittedOffsetsWithMetadata(context.Background(), group, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, ok := offs[0]
+		if !ok {
+			return false
+		}
+		if c.Offset > committed {
+			t.Fatalf("committed offset %d passed offset %d, whose record never finished", c.Offset, committed)
+		}
+		if c.Offset < committed {
+			return false
+		}
+		for _, r := range commitmeta.Decode(c.Offset, c.Metadata) {
+			if r.First <= offset && offset <= r.Last {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 // waitCommittedToEnd waits until the group's committed offsets on the broker
 // equal the topic's end offsets: everything handled was committed.
 func waitCommittedToEnd(t *testing.T, env *kafkatest.Env, topic, group string) {
@@ -253,21 +285,18 @@ func TestCommittedOffsetNeverPassesARunningRecord(t *testing.T) {
 	})
 	kafkatest.WaitFor(t, time.Minute, "every other record to finish", func() bool { return l.finished() == records-1 })
 
-	ctx := context.Background()
-	samples, reached := 0, false
-	kafkatest.WaitFor(t, 30*time.Second, "the watermark to reach the slow record, observed over 20 commits", func() bool {
-		committed, err := env.Admin.CommittedOffsets(ctx, group, topic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if committed[0] > slow {
-			t.Fatalf("committed offset %d passed record %d while it runs", committed[0], slow)
-		}
-		reached = reached || committed[0] == slow
-		samples++
-		time.Sleep(50 * time.Millisecond) // one commit interval between samples
-		return reached && samples >= 20
-	})
+	// A later record, finished after every other one: the commit that
+	// marks it finished is made after the watermark had all it needed to
+	// pass the slow record, had it been going to.
+	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: env.Brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Produce(context.Background(), kafka.Message{Topic: topic, Key: []byte("later"), Value: []byte(strconv.Itoa(records))}); err != nil {
+		t.Fatal(err)
+	}
+	waitCommitMarksFinished(t, env, group, topic, slow, records)
 
 	once.Do(func() { close(release) })
 	waitCommittedToEnd(t, env, topic, group)
