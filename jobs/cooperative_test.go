@@ -147,7 +147,8 @@ func TestLongRunningJobOnAPartitionThatStaysIsNotRevoked(t *testing.T) {
 			key = k
 		}
 	}
-	long := &longWorker{started: make(chan struct{}), revoked: make(chan struct{})}
+	// The long job runs until the rebalance is over.
+	long := &longWorker{started: make(chan struct{}), revoked: make(chan struct{}), release: make(chan struct{})}
 	ws := jobs.NewWorkers()
 	mustAdd(t, ws, jobs.Worker[longArgs](long))
 	cfg := serverConfig(t, env, topic, ws)
@@ -156,7 +157,7 @@ func TestLongRunningJobOnAPartitionThatStaysIsNotRevoked(t *testing.T) {
 	cfg.SessionTimeout, cfg.RebalanceTimeout = 10*time.Second, 10*time.Second
 	a := startJobServer(t, cfg)
 	kafkatest.WaitFor(t, 30*time.Second, "a to hold the six partitions", func() bool { return len(a.Stats()) == 6 })
-	if _, err := newClient(t, env, topic).Enqueue(context.Background(), longArgs{Key: key, Millis: 4000}); err != nil {
+	if _, err := newClient(t, env, topic).Enqueue(context.Background(), longArgs{Key: key}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -169,6 +170,7 @@ func TestLongRunningJobOnAPartitionThatStaysIsNotRevoked(t *testing.T) {
 	if !partitionsOfServer(a)[0] {
 		t.Fatalf("server a gave up partition 0: %v", a.Stats())
 	}
+	close(long.release)
 	kafkatest.WaitFor(t, 30*time.Second, "the long job to finish and be committed", func() bool {
 		for _, p := range a.Stats() {
 			if p.Partition == 0 {

@@ -497,8 +497,11 @@ func (a longArgs) Partitioning() jobs.Partitioning { return jobs.Partitioning{Va
 type longWorker struct {
 	jobs.WorkerDefaults[longArgs]
 	started, revoked chan struct{}
-	runs             atomic.Int32
-	once             sync.Once
+	// release, when set, ends the job when it is closed, instead of
+	// after its Millis.
+	release chan struct{}
+	runs    atomic.Int32
+	once    sync.Once
 }
 
 func (*longWorker) LongRunning() bool { return true }
@@ -507,12 +510,22 @@ func (w *longWorker) Work(ctx context.Context, j *jobs.Job[longArgs]) error {
 	if w.runs.Add(1) == 1 {
 		close(w.started)
 	}
-	deadline := time.After(time.Duration(j.Args.Millis) * time.Millisecond)
+	var deadline <-chan time.Time
+	if w.release == nil {
+		deadline = time.After(time.Duration(j.Args.Millis) * time.Millisecond)
+	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case <-deadline:
+			return nil
+		case <-w.release: // nil unless set: never ready
+			// A revocation is for good: one while the job ran shows here.
+			if jobs.Revoked(ctx) {
+				w.once.Do(func() { close(w.revoked) })
+				return errors.New("partition revoked while the job ran")
+			}
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
