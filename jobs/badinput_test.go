@@ -218,7 +218,7 @@ func TestBadInputIsDeadLetteredAndGoodJobsRunInOrder(t *testing.T) {
 	dead := dlqCollector(t, env, dlqTopic)
 
 	goodJobs := len(msgs) - len(wantDead)
-	waitFor(t, time.Minute, fmt.Sprintf("%d good jobs and %d dead letters", goodJobs, len(wantDead)), func() bool {
+	kafkatest.WaitFor(t, time.Minute, fmt.Sprintf("%d good jobs and %d dead letters", goodJobs, len(wantDead)), func() bool {
 		return log.runs.Load()+keyless.Load() >= int64(goodJobs) && len(dead()) >= len(wantDead)
 	})
 	waitCommittedToEnd(t, env, topic, cfg.Group)

@@ -151,7 +151,7 @@ func TestBatchWorkerKeepsKeyOrderAcrossRetriesAndPartialFailures(t *testing.T) {
 	}
 	cfg.Metrics = metrics
 	s := startJobServer(t, cfg)
-	waitFor(t, 2*time.Minute, "every job to finish", func() bool { return log.runs.Load() >= total })
+	kafkatest.WaitFor(t, 2*time.Minute, "every job to finish", func() bool { return log.runs.Load() >= total })
 	waitCommittedToEnd(t, env, topic, cfg.Group)
 	if err := s.Stop(ctx); err != nil {
 		t.Fatal(err)
@@ -234,7 +234,7 @@ func TestABatchJobThatRunsOutOfAttemptsIsDeadLetteredAlone(t *testing.T) {
 	cfg.Backoff = supervision.Backoff{Initial: 5 * time.Millisecond, Max: 10 * time.Millisecond}
 	startJobServer(t, cfg)
 	dead := dlqCollector(t, env, dlqTopic)
-	waitFor(t, time.Minute, "9 jobs to finish and one dead letter", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "9 jobs to finish and one dead letter", func() bool {
 		return log.runs.Load() == 9 && len(dead()) == 1
 	})
 	waitCommittedToEnd(t, env, topic, cfg.Group)
@@ -338,7 +338,7 @@ func TestARevokedBatchInFlightIsTheOnlyWorkThatRunsTwice(t *testing.T) {
 	if _, err := client.EnqueueMany(ctx, params); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the new jobs to reach the member", func() bool {
+	kafkatest.WaitFor(t, 30*time.Second, "the new jobs to reach the member", func() bool {
 		for _, st := range first.Stats() {
 			if st.Buffered == 20 {
 				return true
@@ -353,7 +353,7 @@ func TestARevokedBatchInFlightIsTheOnlyWorkThatRunsTwice(t *testing.T) {
 	g.name = "second"
 	g.mu.Unlock()
 	startJobServer(t, cfg)
-	waitFor(t, time.Minute, "every job to run on the second member", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "every job to run on the second member", func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		for seq := range 20 {
@@ -543,7 +543,7 @@ func TestWorkMiddlewareWrapsABatchAsOneRun(t *testing.T) {
 	cfg.Middleware = []jobs.Middleware{mw}
 	cfg.Backoff = supervision.Backoff{Initial: time.Millisecond, Max: 5 * time.Millisecond}
 	startJobServer(t, cfg)
-	waitFor(t, time.Minute, "the five notes to be worked", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "the five notes to be worked", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) >= 5

@@ -51,7 +51,7 @@ func BenchmarkRecordServer(b *testing.B) {
 					if err := s.Start(context.Background()); err != nil {
 						b.Fatal(err)
 					}
-					waitFor(b, 5*time.Minute, "all records", func() bool { return done.Load() >= int64(n) })
+					kafkatest.WaitFor(b, 5*time.Minute, "all records", func() bool { return done.Load() >= int64(n) })
 					b.StopTimer()
 					_ = s.Stop(context.Background())
 					b.StartTimer()

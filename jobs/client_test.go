@@ -574,7 +574,7 @@ func (o *asyncOutcomes) get(name string) asyncOutcome {
 // wait waits for n dones, then checks that none ran twice.
 func (o *asyncOutcomes) wait(t *testing.T, n int, d time.Duration) {
 	t.Helper()
-	waitFor(t, d, fmt.Sprintf("%d dones", n), func() bool { return o.count() >= n })
+	kafkatest.WaitFor(t, d, fmt.Sprintf("%d dones", n), func() bool { return o.count() >= n })
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for name, out := range o.byID {

@@ -69,9 +69,9 @@ func TestCooperativeJoinKeepsThePartitionsThatStayRunning(t *testing.T) {
 	loggerB, logsB := captureLogs(t, slog.LevelInfo)
 	withLogger := func(l *slog.Logger) jobs.Config { c := cfg; c.Logger = l; return c }
 	a := startJobServer(t, withLogger(loggerA))
-	waitFor(t, 30*time.Second, "a to hold the six partitions", func() bool { return len(a.Stats()) == 6 })
+	kafkatest.WaitFor(t, 30*time.Second, "a to hold the six partitions", func() bool { return len(a.Stats()) == 6 })
 	b := startJobServer(t, withLogger(loggerB))
-	waitFor(t, 30*time.Second, "a and b to share the partitions", func() bool { return len(a.Stats()) == 3 && len(b.Stats()) == 3 })
+	kafkatest.WaitFor(t, 30*time.Second, "a and b to share the partitions", func() bool { return len(a.Stats()) == 3 && len(b.Stats()) == 3 })
 
 	client := newClient(t, env, topic)
 	var params []jobs.EnqueueParams
@@ -83,7 +83,7 @@ func TestCooperativeJoinKeepsThePartitionsThatStayRunning(t *testing.T) {
 	if _, err := client.EnqueueMany(context.Background(), params); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "jobs to be running on every partition", func() bool {
+	kafkatest.WaitFor(t, 30*time.Second, "jobs to be running on every partition", func() bool {
 		for p := range 6 {
 			if fin.between(p, time.Time{}, time.Now()) == 0 {
 				return false
@@ -97,7 +97,7 @@ func TestCooperativeJoinKeepsThePartitionsThatStayRunning(t *testing.T) {
 
 	joined := time.Now()
 	c := startJobServer(t, cfg)
-	waitFor(t, 30*time.Second, "the three servers to hold two partitions each", func() bool {
+	kafkatest.WaitFor(t, 30*time.Second, "the three servers to hold two partitions each", func() bool {
 		return len(a.Stats()) == 2 && len(b.Stats()) == 2 && len(c.Stats()) == 2
 	})
 	settled := time.Now()
@@ -123,7 +123,7 @@ func TestCooperativeJoinKeepsThePartitionsThatStayRunning(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, 60*time.Second, "every job to run", func() bool { return log.runs.Load() >= keys*perKey })
+	kafkatest.WaitFor(t, 60*time.Second, "every job to run", func() bool { return log.runs.Load() >= keys*perKey })
 	want := map[string]int{}
 	for k := range keys {
 		want["k"+strconv.Itoa(k)] = perKey
@@ -147,7 +147,8 @@ func TestLongRunningJobOnAPartitionThatStaysIsNotRevoked(t *testing.T) {
 			key = k
 		}
 	}
-	long := &longWorker{started: make(chan struct{}), revoked: make(chan struct{})}
+	// The long job runs until the rebalance is over.
+	long := &longWorker{started: make(chan struct{}), revoked: make(chan struct{}), release: make(chan struct{})}
 	ws := jobs.NewWorkers()
 	mustAdd(t, ws, jobs.Worker[longArgs](long))
 	cfg := serverConfig(t, env, topic, ws)
@@ -155,8 +156,8 @@ func TestLongRunningJobOnAPartitionThatStaysIsNotRevoked(t *testing.T) {
 	cfg.LongRunningGrace = 500 * time.Millisecond
 	cfg.SessionTimeout, cfg.RebalanceTimeout = 10*time.Second, 10*time.Second
 	a := startJobServer(t, cfg)
-	waitFor(t, 30*time.Second, "a to hold the six partitions", func() bool { return len(a.Stats()) == 6 })
-	if _, err := newClient(t, env, topic).Enqueue(context.Background(), longArgs{Key: key, Millis: 4000}); err != nil {
+	kafkatest.WaitFor(t, 30*time.Second, "a to hold the six partitions", func() bool { return len(a.Stats()) == 6 })
+	if _, err := newClient(t, env, topic).Enqueue(context.Background(), longArgs{Key: key}); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -165,11 +166,12 @@ func TestLongRunningJobOnAPartitionThatStaysIsNotRevoked(t *testing.T) {
 		t.Fatal("the long job did not start")
 	}
 	b := startJobServer(t, cfg)
-	waitFor(t, 30*time.Second, "a and b to share the partitions", func() bool { return len(a.Stats()) == 3 && len(b.Stats()) == 3 })
+	kafkatest.WaitFor(t, 30*time.Second, "a and b to share the partitions", func() bool { return len(a.Stats()) == 3 && len(b.Stats()) == 3 })
 	if !partitionsOfServer(a)[0] {
 		t.Fatalf("server a gave up partition 0: %v", a.Stats())
 	}
-	waitFor(t, 30*time.Second, "the long job to finish and be committed", func() bool {
+	close(long.release)
+	kafkatest.WaitFor(t, 30*time.Second, "the long job to finish and be committed", func() bool {
 		for _, p := range a.Stats() {
 			if p.Partition == 0 {
 				return p.Committed == 1
@@ -231,23 +233,26 @@ func TestCooperativeRebalancesCountsEveryAssignmentReceived(t *testing.T) {
 	withLogger := func(l *slog.Logger) jobs.Config { c := cfg; c.Logger = l; return c }
 	agree := func(name string, s *jobs.Server, logs *logCapture) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for s.Rebalances() != int64(logs.count("ordo: partitions assigned")) {
-			if time.Now().After(deadline) {
-				t.Fatalf("server %s: Rebalances() = %d, but it received %d assignments (logged \"ordo: partitions assigned\")",
+		agreed := false
+		defer func() {
+			if !agreed { // WaitFor failed the test
+				t.Logf("server %s: Rebalances() = %d, but it received %d assignments (logged \"ordo: partitions assigned\")",
 					name, s.Rebalances(), logs.count("ordo: partitions assigned"))
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		}()
+		kafkatest.WaitFor(t, 10*time.Second, "server "+name+"'s Rebalances() to count the assignments it logged", func() bool {
+			return s.Rebalances() == int64(logs.count("ordo: partitions assigned"))
+		})
+		agreed = true
 	}
 
 	a := startJobServer(t, withLogger(loggerA))
-	waitFor(t, 30*time.Second, "a to hold both partitions", func() bool { return len(a.Stats()) == 2 })
+	kafkatest.WaitFor(t, 30*time.Second, "a to hold both partitions", func() bool { return len(a.Stats()) == 2 })
 	agree("a", a, logsA)
 	joinedA := a.Rebalances()
 
 	b := startJobServer(t, withLogger(loggerB))
-	waitFor(t, 30*time.Second, "a and b to hold one partition each", func() bool { return len(a.Stats()) == 1 && len(b.Stats()) == 1 })
+	kafkatest.WaitFor(t, 30*time.Second, "a and b to hold one partition each", func() bool { return len(a.Stats()) == 1 && len(b.Stats()) == 1 })
 	agree("a", a, logsA)
 	agree("b", b, logsB)
 	if n := a.Rebalances() - joinedA; n < 2 {
@@ -261,7 +266,7 @@ func TestCooperativeRebalancesCountsEveryAssignmentReceived(t *testing.T) {
 	if err := b.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "a to hold both partitions again", func() bool { return len(a.Stats()) == 2 })
+	kafkatest.WaitFor(t, 30*time.Second, "a to hold both partitions again", func() bool { return len(a.Stats()) == 2 })
 	agree("a", a, logsA)
 	if a.Rebalances() == beforeLeave {
 		t.Error("a counted no rebalance when b left")

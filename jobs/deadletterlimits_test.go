@@ -62,14 +62,14 @@ func limitServer(t *testing.T, env *kafkatest.Env, topic, dlq string) (*kafkates
 // how much was logged meanwhile when they do not come.
 func waitDeadLetters(t *testing.T, dead func() []kafka.Record, n int, d time.Duration, logs *kafkatest.Log) []kafka.Record {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for len(dead()) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d dead letters after %v; meanwhile %d bytes were logged, beginning %.300q",
-				len(dead()), n, d, logs.Len(), logs.String())
+	arrived := false
+	defer func() {
+		if !arrived { // WaitFor failed the test: say what was logged meanwhile
+			t.Logf("%d of %d dead letters; meanwhile %d bytes were logged, beginning %.300q", len(dead()), n, logs.Len(), logs.String())
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	}()
+	kafkatest.WaitFor(t, d, fmt.Sprintf("%d dead letters", n), func() bool { return len(dead()) >= n })
+	arrived = true
 	return dead()
 }
 
@@ -104,7 +104,7 @@ func TestAJobErrorOfOneMegabyteIsCutInItsDeadLetterAndItsLog(t *testing.T) {
 		t.Errorf("the reason header is %d bytes (valid UTF-8: %v), want at most %d", len(reason), utf8.ValidString(reason), jobs.MaxReasonBytes)
 	}
 	waitCommittedToEnd(t, env, topic, cfg.Group)
-	waitFor(t, 30*time.Second, "the key's next job to run", func() bool { return oks() == 1 })
+	kafkatest.WaitFor(t, 30*time.Second, "the key's next job to run", func() bool { return oks() == 1 })
 	if n := logs.Len(); n > 64<<10 {
 		t.Errorf("the run logged %d bytes, want under 64 KiB", n)
 	}
@@ -174,7 +174,7 @@ func TestADeadLetterTooLargeToWriteIsWrittenWithoutItsArgs(t *testing.T) {
 				t.Errorf("header %s = %q, want it to say the dead letter with args was too large", jobs.HeaderArgsDropped, d)
 			}
 			waitCommittedToEnd(t, env, topic, cfg.Group)
-			waitFor(t, 30*time.Second, "the key's next job to run", func() bool { return oks() == 1 })
+			kafkatest.WaitFor(t, 30*time.Second, "the key's next job to run", func() bool { return oks() == 1 })
 			if !strings.Contains(logs.String(), "writing it without the job's args") {
 				t.Errorf("no log line says the dead letter was written without the args:\n%s", logs)
 			}
@@ -207,7 +207,7 @@ func TestADeadLetterRefusedEvenWithoutItsArgsIsLoggedAndTheKeyMovesOn(t *testing
 		t.Fatal(err)
 	}
 	logs, cfg, oks := limitServer(t, env, topic, dlq)
-	waitFor(t, 30*time.Second, "the key's next job to run", func() bool { return oks() == 1 })
+	kafkatest.WaitFor(t, 30*time.Second, "the key's next job to run", func() bool { return oks() == 1 })
 	waitCommittedToEnd(t, env, topic, cfg.Group)
 	var line string
 	for l := range strings.Lines(logs.String()) {

@@ -39,7 +39,7 @@ func TestADeadLetterReasonSaysPermanentOnce(t *testing.T) {
 	cfg.DeadLetterTopic = dlq
 	startJobServer(t, cfg)
 	dead := dlqCollector(t, env, dlq)
-	waitFor(t, 30*time.Second, "two dead letters", func() bool { return len(dead()) == 2 })
+	kafkatest.WaitFor(t, 30*time.Second, "two dead letters", func() bool { return len(dead()) == 2 })
 	want := map[string]string{
 		"plain":   "permanent error: card declined",
 		"wrapped": "permanent error: charge order 7: card declined",

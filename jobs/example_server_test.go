@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/ordo-go/ordo/jobs"
@@ -32,13 +31,10 @@ func ExampleServer() {
 	defer broker.Close()
 	ctx := context.Background()
 
-	var mu sync.Mutex
-	var greeted []string
+	greeted := make(chan string, 3)
 	workers := jobs.NewWorkers()
 	err = jobs.AddWorker(workers, jobs.WorkFunc(func(ctx context.Context, job *jobs.Job[GreetArgs]) error {
-		mu.Lock()
-		defer mu.Unlock()
-		greeted = append(greeted, fmt.Sprintf("hello %s #%d", job.Args.User, job.Args.N))
+		greeted <- fmt.Sprintf("hello %s #%d", job.Args.User, job.Args.N)
 		return nil
 	}))
 	if err != nil {
@@ -73,19 +69,16 @@ func ExampleServer() {
 	if err := client.Close(); err != nil {
 		panic(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		mu.Lock()
-		n := len(greeted)
-		mu.Unlock()
-		if n == 3 {
-			break
+	for range 3 {
+		select {
+		case g := <-greeted:
+			fmt.Println(g)
+		case <-time.After(30 * time.Second):
+			panic("a greeting did not run within 30 s")
 		}
 	}
 	if err := server.Stop(ctx); err != nil {
 		panic(err)
-	}
-	for _, g := range greeted {
-		fmt.Println(g)
 	}
 	// Output:
 	// hello ada #1

@@ -43,9 +43,12 @@ func BenchmarkHotPathMiddleware(b *testing.B) {
 
 func benchmarkHotPath(b *testing.B, status bool, mws []Middleware) {
 	var done atomic.Int64
+	n, all := int64(b.N), make(chan struct{})
 	ws := NewWorkers()
 	if err := AddWorker(ws, WorkFunc(func(ctx context.Context, j *Job[hotArgs]) error {
-		done.Add(1)
+		if done.Add(1) == n {
+			close(all)
+		}
 		return nil
 	})); err != nil {
 		b.Fatal(err)
@@ -66,9 +69,7 @@ func benchmarkHotPath(b *testing.B, status bool, mws []Middleware) {
 		b.Fatal(err)
 	}
 	src.release(b.N)
-	for done.Load() < int64(b.N) {
-		time.Sleep(time.Millisecond)
-	}
+	<-all
 	b.StopTimer()
 	_ = rt.Shutdown()
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,7 +25,7 @@ import (
 //
 // Not parallel: it measures the process's live heap.
 func TestOneRecordBatchesHoldMemoryInProportionToTheirRecords(t *testing.T) {
-	const partitions, jobsPerPartition = 4, 5000
+	const partitions, jobsPerPartition, producers = 4, 5000, 16
 	env := kafkatest.New(t)
 	topic := env.Topic(t, partitions)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -36,11 +38,6 @@ func TestOneRecordBatchesHoldMemoryInProportionToTheirRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	job := env.ReadAll(t, scratch)[0]
-	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: env.Brokers, BatchSize: 1, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
 	msgs := make([]kafka.Message, 0, partitions*jobsPerPartition)
 	recordBytes := len(job.Key) + len(job.Value)
 	for _, h := range job.Headers {
@@ -49,8 +46,26 @@ func TestOneRecordBatchesHoldMemoryInProportionToTheirRecords(t *testing.T) {
 	for i := range partitions * jobsPerPartition {
 		msgs = append(msgs, kafka.Message{Topic: topic, Key: fmt.Appendf(nil, "key-%d", i%1000), Value: job.Value, Headers: job.Headers})
 	}
-	if _, err := p.ProduceSync(ctx, msgs...); err != nil {
-		t.Fatal(err)
+	// A producer sends one batch at a time per partition, and a batch of
+	// one record per request is slow: several producers share the work.
+	var produced sync.WaitGroup
+	errs := make(chan error, producers)
+	for chunk := range slices.Chunk(msgs, len(msgs)/producers) {
+		produced.Go(func() {
+			p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: env.Brokers, BatchSize: 1, Logger: testLogger(t)})
+			if err == nil {
+				_, err = p.ProduceSync(ctx, chunk...)
+				p.Close()
+			}
+			errs <- err
+		})
+	}
+	produced.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	held := make(chan struct{})

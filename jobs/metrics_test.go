@@ -88,17 +88,18 @@ func TestMetricsScrapedOverHTTP(t *testing.T) {
 	total := float64(len(params))
 	var fams map[string]*dto.MetricFamily
 	// Poll until every job is committed: the lag series then read zero.
-	for deadline := time.Now().Add(60 * time.Second); ; {
+	committed := false
+	defer func() {
+		if !committed { // WaitFor failed the test
+			t.Logf("last scrape:\n%s", dump(fams))
+		}
+	}()
+	kafkatest.WaitFor(t, 60*time.Second, "every job to be committed (scraped)", func() bool {
 		fams = scrape(t, web.URL)
-		if sumOf(fams, "ordo_partition_committed_offset") == total && sumOf(fams, "ordo_partition_lag") == 0 &&
-			sumOf(fams, "ordo_jobs_dead_lettered_total") == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("jobs not all committed in time; last scrape:\n%s", dump(fams))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return sumOf(fams, "ordo_partition_committed_offset") == total && sumOf(fams, "ordo_partition_lag") == 0 &&
+			sumOf(fams, "ordo_jobs_dead_lettered_total") == 1
+	})
+	committed = true
 	for _, c := range []struct {
 		name, kind string
 		want       float64

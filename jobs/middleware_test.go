@@ -168,7 +168,7 @@ func TestMiddlewareRunsInTheDocumentedOrderOnBothSides(t *testing.T) {
 	startJobServer(t, cfg)
 	// The jobs share a key, so their runs do not interleave.
 	run := []string{"C work 1 >", "D work 1 >", "E work 1 >", "work", "E work <", "D work <", "C work <"}
-	waitFor(t, time.Minute, "the 4 jobs to run", func() bool { return log.len() >= 4*len(run) })
+	kafkatest.WaitFor(t, time.Minute, "the 4 jobs to run", func() bool { return log.len() >= 4*len(run) })
 	if got, want := log.take(), slices.Concat(run, run, run, run); !slices.Equal(got, want) {
 		t.Errorf("the runs went\n%q\nwant, per run,\n%q", got, run)
 	}
@@ -343,7 +343,7 @@ func TestAWorkMiddlewareErrorIsRetriedThenDeadLetteredWithItsReason(t *testing.T
 	cfg.Middleware = []jobs.Middleware{mw}
 	startJobServer(t, cfg)
 	dead := dlqCollector(t, env, dlqTopic)
-	waitFor(t, time.Minute, "both jobs to finish", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "both jobs to finish", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(dead())+len(ran) >= 2

@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -74,13 +75,13 @@ func TestUnwritableDeadLettersHoldOnlyTheirKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	waitFor(t, time.Minute, "every good job to run while the dead letters cannot be written", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "every good job to run while the dead letters cannot be written", func() bool {
 		return goodRuns.Load() == good
 	})
 	if n := badRuns.Load(); n != concurrency+1 {
 		t.Errorf("the bad jobs ran %d times, want %d (once each: permanent)", n, concurrency+1)
 	}
-	waitFor(t, time.Minute, "failed dead-letter writes to be logged", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "failed dead-letter writes to be logged", func() bool {
 		return logs.count("dead-letter write failed; retrying", "offset=0") >= 2
 	})
 	committed := func() int64 {
@@ -95,11 +96,11 @@ func TestUnwritableDeadLettersHoldOnlyTheirKeys(t *testing.T) {
 	}
 
 	// A real broker may refuse the name for a moment after the deletion.
-	waitFor(t, time.Minute, "the dead-letter topic to be created again", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "the dead-letter topic to be created again", func() bool {
 		return env.Admin.CreateTopics(ctx, kafka.Topic{Name: dlq, Partitions: 1}) == nil
 	})
 	end := int64(concurrency + 1 + good)
-	waitFor(t, time.Minute, "the held jobs to be dead-lettered and everything committed", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "the held jobs to be dead-lettered and everything committed", func() bool {
 		return committed() == end
 	})
 	letters := env.ReadAll(t, dlq)
@@ -141,7 +142,7 @@ func TestAKeyInBackOffUsesNoSlot(t *testing.T) {
 	cfg := serverConfig(t, env, topic, ws)
 	cfg.Concurrency = 1
 	s := startJobServer(t, cfg)
-	waitFor(t, time.Minute, "the other key's jobs to run during the back-off", func() bool { return others.Load() == 100 })
+	kafkatest.WaitFor(t, time.Minute, "the other key's jobs to run during the back-off", func() bool { return others.Load() == 100 })
 	if n := retries.Load(); n != 1 {
 		t.Errorf("the job in back-off ran %d times; its minute is not up", n)
 	}
@@ -164,29 +165,34 @@ func TestAKeyInBackOffUsesNoSlot(t *testing.T) {
 }
 
 type slowHeadArgs struct {
-	Key    string `msgpack:"key"`
-	Millis int    `msgpack:"ms"`
+	Key  string `msgpack:"key"`
+	Slow bool   `msgpack:"slow"`
 }
 
 func (slowHeadArgs) Kind() string                      { return "slow_head" }
 func (a slowHeadArgs) Partitioning() jobs.Partitioning { return jobs.Partitioning{Value: a.Key} }
 
-// A job that runs for 20 s at the head of a partition, with MaxBuffered at
-// its default: the partition's other keys keep finishing jobs throughout,
-// well past MaxBuffered of them, and the commit waits at the slow job until
-// it finishes.
+// A job that runs at the head of a partition until every other job has
+// finished, with MaxBuffered at its default: the partition's other keys
+// keep finishing jobs throughout, five times MaxBuffered of them, arriving
+// in ten batches each enqueued once the one before has finished, and the
+// commit waits at the slow job until it finishes.
 func TestASlowJobAtTheHeadDoesNotStopItsPartition(t *testing.T) {
 	t.Parallel()
-	const slow, others = 20 * time.Second, 5000
+	const others, batches = 5000, 10
 	env := kafkatest.New(t)
 	topic := env.Topic(t, 1)
-	var slowDone atomic.Bool
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	var slowStarted, slowDone atomic.Bool
 	var mu sync.Mutex
 	var finishedAt []time.Time // of the other jobs, while the slow one ran
 	ws := jobs.NewWorkers()
 	mustAdd(t, ws, jobs.WorkFunc(func(ctx context.Context, j *jobs.Job[slowHeadArgs]) error {
-		if j.Args.Millis > 0 {
-			time.Sleep(time.Duration(j.Args.Millis) * time.Millisecond)
+		if j.Args.Slow {
+			slowStarted.Store(true)
+			<-release
 			slowDone.Store(true)
 			return nil
 		}
@@ -197,26 +203,21 @@ func TestASlowJobAtTheHeadDoesNotStopItsPartition(t *testing.T) {
 		}
 		return nil
 	}))
+	finished := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(finishedAt)
+	}
 	client := newClient(t, env, topic)
 	ctx := context.Background()
-	if _, err := client.Enqueue(ctx, slowHeadArgs{Key: "slow", Millis: int(slow / time.Millisecond)}); err != nil {
+	if _, err := client.Enqueue(ctx, slowHeadArgs{Key: "slow", Slow: true}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := serverConfig(t, env, topic, ws)
 	cfg.CommitInterval = 200 * time.Millisecond
 	startJobServer(t, cfg)
+	kafkatest.WaitFor(t, time.Minute, "the slow job to start", slowStarted.Load)
 	began := time.Now()
-	// The other jobs arrive while the slow one runs, a batch a second.
-	for i := 0; i < others; i += others / 10 {
-		var params []jobs.EnqueueParams
-		for k := i; k < i+others/10; k++ {
-			params = append(params, jobs.EnqueueParams{Args: slowHeadArgs{Key: "k-" + strconv.Itoa(k)}})
-		}
-		if _, err := client.EnqueueMany(ctx, params); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Second) // paces the producer; the test waits on conditions below
-	}
 	committed := func() int64 {
 		offs, err := env.Admin.CommittedOffsets(ctx, cfg.Group, topic)
 		if err != nil {
@@ -224,12 +225,29 @@ func TestASlowJobAtTheHeadDoesNotStopItsPartition(t *testing.T) {
 		}
 		return offs[0]
 	}
-	waitFor(t, slow+time.Minute, "the slow job to finish", slowDone.Load)
+	// The other jobs arrive while the slow one runs, a batch once the
+	// batch before has finished.
+	for i := 0; i < others; i += others / batches {
+		var params []jobs.EnqueueParams
+		for k := i; k < i+others/batches; k++ {
+			params = append(params, jobs.EnqueueParams{Args: slowHeadArgs{Key: "k-" + strconv.Itoa(k)}})
+		}
+		if _, err := client.EnqueueMany(ctx, params); err != nil {
+			t.Fatal(err)
+		}
+		kafkatest.WaitFor(t, time.Minute, fmt.Sprintf("the %d jobs enqueued so far to finish beside the slow job", i+others/batches),
+			func() bool { return finished() >= i+others/batches })
+	}
+	if c := committed(); c > 0 {
+		t.Errorf("committed offset %d passed the slow job at offset 0 while it ran", c)
+	}
+	releaseOnce.Do(func() { close(release) })
+	kafkatest.WaitFor(t, time.Minute, "the slow job to finish", slowDone.Load)
 	mu.Lock()
 	during := append([]time.Time(nil), finishedAt...)
 	mu.Unlock()
-	if len(during) < 3000 {
-		t.Fatalf("only %d other jobs finished while the slow one ran; want well past MaxBuffered (1000)", len(during))
+	if len(during) < others {
+		t.Fatalf("only %d other jobs finished while the slow one ran; want all %d, well past MaxBuffered (1000)", len(during), others)
 	}
 	// Throughout: no gap of more than 3 s between completions once the
 	// jobs arrived.
@@ -238,8 +256,8 @@ func TestASlowJobAtTheHeadDoesNotStopItsPartition(t *testing.T) {
 			t.Errorf("no job finished for %v, %v into the slow job", gap.Round(time.Millisecond), during[i-1].Sub(began).Round(time.Second))
 		}
 	}
-	waitFor(t, time.Minute, "everything to be committed after the slow job", func() bool { return committed() == others+1 })
-	t.Logf("%d other jobs finished while the slow one ran for %v", len(during), slow)
+	kafkatest.WaitFor(t, time.Minute, "everything to be committed after the slow job", func() bool { return committed() == others+1 })
+	t.Logf("%d other jobs finished while the slow one ran for %v", len(during), time.Since(began).Round(time.Millisecond))
 }
 
 // The idle-key cap holds under key churn: live key actors never exceed the
@@ -275,7 +293,7 @@ func TestIdleKeyCapHoldsUnderKeyChurn(t *testing.T) {
 		}
 		return k
 	}
-	waitFor(t, 2*time.Minute, "every job to run", func() bool {
+	kafkatest.WaitFor(t, 2*time.Minute, "every job to run", func() bool {
 		most = max(most, liveKeys())
 		return runs.Load() == n
 	})
@@ -360,12 +378,12 @@ func TestRevokingOnePartitionLeavesTheOtherRunning(t *testing.T) {
 		})
 	}()
 	<-sessions
-	waitFor(t, time.Minute, "partition 0's first job to be in flight", slowStarted.Load)
+	kafkatest.WaitFor(t, time.Minute, "partition 0's first job to be in flight", slowStarted.Load)
 
 	draining.Store(true)
 	revoked := make(chan error, 1)
 	go func() { revoked <- rt.Revoke(actors.TopicPartition{Topic: topic, Partition: 0}) }()
-	waitFor(t, 10*time.Second, "partition 0's revocation to begin", func() bool {
+	kafkatest.WaitFor(t, 10*time.Second, "partition 0's revocation to begin", func() bool {
 		for _, p := range rt.Stats() {
 			if p.Partition == 0 {
 				return p.Revoked
@@ -374,7 +392,7 @@ func TestRevokingOnePartitionLeavesTheOtherRunning(t *testing.T) {
 		return true
 	})
 	produce(t, env, topic, 300, func(i int) string { return keys1[i%20] })
-	waitFor(t, time.Minute, "partition 1 to run jobs while partition 0 drains", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "partition 1 to run jobs while partition 0 drains", func() bool {
 		return ranDuringDrain[1].Load() >= 50
 	})
 	select {
@@ -402,7 +420,7 @@ func TestRevokingOnePartitionLeavesTheOtherRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "partition 1 to be committed to its end", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "partition 1 to be committed to its end", func() bool {
 		offs, err := env.Admin.CommittedOffsets(context.Background(), group, topic)
 		return err == nil && offs[1] == end[1]
 	})

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/internal/commitmeta"
 	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
@@ -179,15 +180,35 @@ func waitForSignal[T any](t testing.TB, ch <-chan T, what string) {
 	}
 }
 
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+// waitCommitMarksFinished waits until the group's commit of topic's
+// partition 0 is at committed with offset among the finished records of
+// its metadata, and fails at once if a commit it reads is past committed:
+// the commit that proves offset finished also proves the watermark stayed
+// at committed until then.
+func waitCommitMarksFinished(t *testing.T, env *kafkatest.Env, group, topic string, committed, offset int64) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
+	kafkatest.WaitFor(t, 30*time.Second, fmt.Sprintf("a commit at %d marking %d finished", committed, offset), func() bool {
+		offs, err := env.Admin.CommittedOffsetsWithMetadata(context.Background(), group, topic)
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		c, ok := offs[0]
+		if !ok {
+			return false
+		}
+		if c.Offset > committed {
+			t.Fatalf("committed offset %d passed offset %d, whose record never finished", c.Offset, committed)
+		}
+		if c.Offset < committed {
+			return false
+		}
+		for _, r := range commitmeta.Decode(c.Offset, c.Metadata) {
+			if r.First <= offset && offset <= r.Last {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // waitCommittedToEnd waits until the group's committed offsets on the broker
@@ -200,7 +221,7 @@ func waitCommittedToEnd(t *testing.T, env *kafkatest.Env, topic, group string) {
 		t.Fatal(err)
 	}
 	var committed map[int]int64
-	waitFor(t, 30*time.Second, "committed offsets to reach the end", func() bool {
+	kafkatest.WaitFor(t, 30*time.Second, "committed offsets to reach the end", func() bool {
 		committed, err = env.Admin.CommittedOffsets(ctx, group, topic)
 		if err != nil {
 			t.Fatal(err)
@@ -228,7 +249,7 @@ func TestOrderPerKeyUnderConcurrency(t *testing.T) {
 			time.Sleep(time.Duration(rand.IntN(2001)) * time.Microsecond) // 0–2 ms
 		}),
 	})
-	waitFor(t, 3*time.Minute, "all records to be handled", func() bool { return l.finished() == records })
+	kafkatest.WaitFor(t, 3*time.Minute, "all records to be handled", func() bool { return l.finished() == records })
 	waitCommittedToEnd(t, env, topic, group)
 	stop(t, s)
 
@@ -262,23 +283,20 @@ func TestCommittedOffsetNeverPassesARunningRecord(t *testing.T) {
 			}
 		}),
 	})
-	waitFor(t, time.Minute, "every other record to finish", func() bool { return l.finished() == records-1 })
+	kafkatest.WaitFor(t, time.Minute, "every other record to finish", func() bool { return l.finished() == records-1 })
 
-	ctx := context.Background()
-	samples, reached := 0, false
-	waitFor(t, 30*time.Second, "the watermark to reach the slow record, observed over 20 commits", func() bool {
-		committed, err := env.Admin.CommittedOffsets(ctx, group, topic)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if committed[0] > slow {
-			t.Fatalf("committed offset %d passed record %d while it runs", committed[0], slow)
-		}
-		reached = reached || committed[0] == slow
-		samples++
-		time.Sleep(50 * time.Millisecond) // one commit interval between samples
-		return reached && samples >= 20
-	})
+	// A later record, finished after every other one: the commit that
+	// marks it finished is made after the watermark had all it needed to
+	// pass the slow record, had it been going to.
+	p, err := kafka.NewProducer(kafka.ProducerConfig{Brokers: env.Brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Produce(context.Background(), kafka.Message{Topic: topic, Key: []byte("later"), Value: []byte(strconv.Itoa(records))}); err != nil {
+		t.Fatal(err)
+	}
+	waitCommitMarksFinished(t, env, group, topic, slow, records)
 
 	once.Do(func() { close(release) })
 	waitCommittedToEnd(t, env, topic, group)
@@ -312,7 +330,7 @@ func TestRevocationDrainsInFlightAndHandsOverAtTheWatermark(t *testing.T) {
 		}),
 	})
 	var firstGen int32
-	waitFor(t, time.Minute, "A to hold all partitions with full slots and full buffers", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "A to hold all partitions with full slots and full buffers", func() bool {
 		st := a.Runtime().Stats()
 		inflight, full := 0, 0
 		for _, p := range st {
@@ -329,7 +347,7 @@ func TestRevocationDrainsInFlightAndHandsOverAtTheWatermark(t *testing.T) {
 	l.mu.Unlock()
 
 	b := startServer(t, consumerConfig(t, env, topic, group), actors.Config{Handler: l.handler("B", nil)})
-	waitFor(t, time.Minute, "A to begin revoking", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "A to begin revoking", func() bool {
 		for _, p := range a.Runtime().Stats() {
 			if p.Generation == firstGen && !p.Revoked {
 				return false
@@ -338,7 +356,7 @@ func TestRevocationDrainsInFlightAndHandsOverAtTheWatermark(t *testing.T) {
 		return true
 	})
 	open()
-	waitFor(t, 2*time.Minute, "every record to be handled", func() bool { return l.finished() == records })
+	kafkatest.WaitFor(t, 2*time.Minute, "every record to be handled", func() bool { return l.finished() == records })
 	waitCommittedToEnd(t, env, topic, group)
 	stop(t, a)
 	stop(t, b)
@@ -406,7 +424,7 @@ func TestBufferedRecordsPerPartitionStayBounded(t *testing.T) {
 		},
 	})
 	sampled := 0
-	waitFor(t, time.Minute, "3,000 records handled from the backlog", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "3,000 records handled from the backlog", func() bool {
 		for _, p := range s.Runtime().Stats() {
 			sampled = max(sampled, p.Buffered)
 		}
@@ -445,7 +463,7 @@ func TestShutdownTimeoutReturnsAndNamesWhatWasLeft(t *testing.T) {
 			}
 		}),
 	})
-	waitFor(t, time.Minute, "99 records handled and one stuck", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "99 records handled and one stuck", func() bool {
 		return l.finished() == 99 && stuckAt.Load() != nil
 	})
 	began := time.Now()

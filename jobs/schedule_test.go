@@ -172,7 +172,7 @@ func TestDelayedJobsRunNoEarlierThanDueAndPromptlyUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, time.Minute, "every job to run", func() bool { return e.log.len() >= scheduled+immediate })
+	kafkatest.WaitFor(t, time.Minute, "every job to run", func() bool { return e.log.len() >= scheduled+immediate })
 
 	var late []time.Duration
 	slow := 0
@@ -247,14 +247,14 @@ func TestJobsOfAKeyDueAtOneInstantRunInEnqueueOrderAtTheirDispatchPoint(t *testi
 	if time.Now().After(due) {
 		t.Fatal("enqueueing took past the due time; the test proves nothing")
 	}
-	waitFor(t, time.Minute, "every job to run", func() bool { return e.log.len() >= keys*(perKey+2) })
+	kafkatest.WaitFor(t, time.Minute, "every job to run", func() bool { return e.log.len() >= keys*(perKey+2) })
 	// Then an immediate job after the dispatch: it runs last.
 	for k := range keys {
 		if _, err := e.client.Enqueue(ctx, timedArgs{Key: "key-" + strconv.Itoa(k), Seq: perKey + 2}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, time.Minute, "the last jobs to run", func() bool { return e.log.len() >= keys*(perKey+3) })
+	kafkatest.WaitFor(t, time.Minute, "the last jobs to run", func() bool { return e.log.len() >= keys*(perKey+3) })
 	byKey := map[string][]int{}
 	for _, r := range e.log.snapshot() {
 		byKey[r.args.Key] = append(byKey[r.args.Key], r.args.Seq)
@@ -305,7 +305,7 @@ func TestCancelBeforeDueNeverRunsAndCancelAfterDispatchSaysSo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the witness and the job due soon to run", func() bool {
+	kafkatest.WaitFor(t, 30*time.Second, "the witness and the job due soon to run", func() bool {
 		return e.log.ran(witness.ID) && e.log.ran(soon.ID)
 	})
 	if e.log.ran(cancelled.ID) {
@@ -391,7 +391,7 @@ func TestBadScheduleRecordsAreDeadLetteredAndDispatchingGoesOn(t *testing.T) {
 	if err := producer.Produce(ctx, msgs...); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the good jobs to run and the bad ones to be dead-lettered", func() bool {
+	kafkatest.WaitFor(t, 30*time.Second, "the good jobs to run and the bad ones to be dead-lettered", func() bool {
 		return e.log.len() >= goods && len(dead()) >= len(bad)
 	})
 	for _, r := range e.log.snapshot() {
@@ -422,7 +422,7 @@ func TestBadScheduleRecordsAreDeadLetteredAndDispatchingGoesOn(t *testing.T) {
 			t.Errorf("no dead letter says %q; reasons: %q", b.reason, reasons)
 		}
 	}
-	waitFor(t, 10*time.Second, "Schedules() to show nothing pending", func() bool {
+	kafkatest.WaitFor(t, 10*time.Second, "Schedules() to show nothing pending", func() bool {
 		p := s.Schedules()
 		return len(p) == 1 && p[0].Pending == 0
 	})
@@ -458,14 +458,14 @@ func TestDispatchingMovesToTheServerLeftWhenOneStops(t *testing.T) {
 	}
 	// The second server joins while jobs are being dispatched, and the
 	// first stops in the middle of the window.
-	waitFor(t, 30*time.Second, "the first jobs to run", func() bool { return e.log.len() > 0 })
+	kafkatest.WaitFor(t, 30*time.Second, "the first jobs to run", func() bool { return e.log.len() > 0 })
 	second := startJobServer(t, cfg)
-	waitFor(t, 30*time.Second, "a third of the jobs to run", func() bool { return e.log.len() >= jobsDue/3 })
+	kafkatest.WaitFor(t, 30*time.Second, "a third of the jobs to run", func() bool { return e.log.len() >= jobsDue/3 })
 	if err := first.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "every job to run", func() bool { return e.log.len() >= jobsDue })
-	waitFor(t, 10*time.Second, "the second server to dispatch every schedules partition", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "every job to run", func() bool { return e.log.len() >= jobsDue })
+	kafkatest.WaitFor(t, 10*time.Second, "the second server to dispatch every schedules partition", func() bool {
 		return len(second.Schedules()) == 3
 	})
 	runs := map[int]int{}

@@ -162,7 +162,7 @@ func TestJobsRunOverSASLSSL(t *testing.T) {
 			cfg.Security = sec
 			cfg.Logger = logger
 			startJobServer(t, cfg)
-			waitFor(t, time.Minute, "the jobs to run over SASL_SSL", func() bool { return runs.Load() == n })
+			kafkatest.WaitFor(t, time.Minute, "the jobs to run over SASL_SSL", func() bool { return runs.Load() == n })
 			logger.Info("ordo: security under test", "security", user) // a SASL value logs without its password
 			if strings.Contains(logs.String(), user.Password) {
 				t.Errorf("the %s password appears in the logs", user.Mechanism)

@@ -178,7 +178,7 @@ func TestServerRunsEveryJobOnceInOrderPerKey(t *testing.T) {
 	cfg := serverConfig(t, env, topic, ws)
 	cfg.Concurrency = 64
 	s := startJobServer(t, cfg)
-	waitFor(t, 2*time.Minute, "20,000 jobs to run", func() bool { return log.runs.Load() >= total })
+	kafkatest.WaitFor(t, 2*time.Minute, "20,000 jobs to run", func() bool { return log.runs.Load() >= total })
 	waitCommittedToEnd(t, env, topic, cfg.Group)
 	if err := s.Stop(ctx); err != nil {
 		t.Fatal(err)
@@ -233,7 +233,7 @@ func TestRetryBacksOffHoldsItsKeyAndLetsOtherKeysRun(t *testing.T) {
 	cfg := serverConfig(t, env, topic, ws)
 	cfg.Backoff = supervision.Backoff{Initial: 200 * time.Millisecond, Max: time.Second}
 	startJobServer(t, cfg)
-	waitFor(t, time.Minute, "all 54 jobs to succeed", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "all 54 jobs to succeed", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(order) == 54
@@ -369,7 +369,7 @@ func TestDeadLettersCarryTheirReasonAndThePartitionKeepsFlowing(t *testing.T) {
 	startJobServer(t, cfg)
 	dead := dlqCollector(t, env, dlqTopic)
 
-	waitFor(t, time.Minute, "7 dead letters and 5 good jobs", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "7 dead letters and 5 good jobs", func() bool {
 		return len(dead()) == 7 && okRuns.Load() == 5
 	})
 	byCase := map[string]kafka.Record{}
@@ -478,7 +478,7 @@ func TestKeyStateIsPerKeyAndLastsAcrossJobs(t *testing.T) {
 	cfg := serverConfig(t, env, topic, ws)
 	cfg.IdleTimeout = time.Minute
 	startJobServer(t, cfg)
-	waitFor(t, time.Minute, "all jobs", func() bool { return runs.Load() == accounts*perAccount })
+	kafkatest.WaitFor(t, time.Minute, "all jobs", func() bool { return runs.Load() == accounts*perAccount })
 	mu.Lock()
 	defer mu.Unlock()
 	if len(faults) > 0 {
@@ -497,8 +497,11 @@ func (a longArgs) Partitioning() jobs.Partitioning { return jobs.Partitioning{Va
 type longWorker struct {
 	jobs.WorkerDefaults[longArgs]
 	started, revoked chan struct{}
-	runs             atomic.Int32
-	once             sync.Once
+	// release, when set, ends the job when it is closed, instead of
+	// after its Millis.
+	release chan struct{}
+	runs    atomic.Int32
+	once    sync.Once
 }
 
 func (*longWorker) LongRunning() bool { return true }
@@ -507,12 +510,22 @@ func (w *longWorker) Work(ctx context.Context, j *jobs.Job[longArgs]) error {
 	if w.runs.Add(1) == 1 {
 		close(w.started)
 	}
-	deadline := time.After(time.Duration(j.Args.Millis) * time.Millisecond)
+	var deadline <-chan time.Time
+	if w.release == nil {
+		deadline = time.After(time.Duration(j.Args.Millis) * time.Millisecond)
+	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case <-deadline:
+			return nil
+		case <-w.release: // nil unless set: never ready
+			// A revocation is for good: one while the job ran shows here.
+			if jobs.Revoked(ctx) {
+				w.once.Do(func() { close(w.revoked) })
+				return errors.New("partition revoked while the job ran")
+			}
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -565,12 +578,12 @@ func TestLongRunningJobOutlivesTheRebalanceTimeout(t *testing.T) {
 	if _, err := client.EnqueueMany(ctx, params); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "short jobs to run beside the long one", func() bool { return shortLog.runs.Load() == 200 })
+	kafkatest.WaitFor(t, 10*time.Second, "short jobs to run beside the long one", func() bool { return shortLog.runs.Load() == 200 })
 	shortLog.check(t, perKey)
 
 	// Past the rebalance and session timeouts the member is still in its
 	// generation with both partitions.
-	waitFor(t, 30*time.Second, "the long job to outlive the rebalance timeout", func() bool {
+	kafkatest.WaitFor(t, 30*time.Second, "the long job to outlive the rebalance timeout", func() bool {
 		st := a.Stats()
 		if len(st) != 2 || st[0].Generation != gen {
 			t.Fatalf("member lost its generation or partitions while the long job ran: %+v", st)
@@ -582,7 +595,7 @@ func TestLongRunningJobOutlivesTheRebalanceTimeout(t *testing.T) {
 	cfgB := cfg
 	cfgB.Logger = testLogger(t)
 	b := startJobServer(t, cfgB)
-	waitFor(t, 20*time.Second, "the rebalance to complete", func() bool { return len(b.Stats()) > 0 })
+	kafkatest.WaitFor(t, 20*time.Second, "the rebalance to complete", func() bool { return len(b.Stats()) > 0 })
 	rebalance := time.Since(joined)
 	if rebalance > 10*time.Second {
 		t.Errorf("rebalance took %v while a 40 s job ran; it must not wait for the job", rebalance)
@@ -594,17 +607,17 @@ func TestLongRunningJobOutlivesTheRebalanceTimeout(t *testing.T) {
 	}
 	// Its offset was not committed, so the partition's next owner runs it
 	// again.
-	waitFor(t, 20*time.Second, "the revoked long job to run again on the next owner", func() bool { return long.runs.Load() >= 2 })
+	kafkatest.WaitFor(t, 20*time.Second, "the revoked long job to run again on the next owner", func() bool { return long.runs.Load() >= 2 })
 	// The revocation is logged per partition, with what was in flight, how
 	// long the drain took and what was committed. The long job that
 	// stopped because of it is not a failure waiting for a retry.
-	waitFor(t, 10*time.Second, "the revocation to be logged", func() bool {
+	kafkatest.WaitFor(t, 10*time.Second, "the revocation to be logged", func() bool {
 		return logs.count("ordo: partition released", "topic="+topic, "in_flight_at_revoke=", "drain=", "committed=") >= 2
 	})
 	// The stop is logged when the job returns, which a revocation does not
 	// wait for; and the job's next run may be revoked too, if the group
 	// settles in two rounds.
-	waitFor(t, 10*time.Second, "the long job's stop at revocation to be logged", func() bool {
+	kafkatest.WaitFor(t, 10*time.Second, "the long job's stop at revocation to be logged", func() bool {
 		return logs.count("job stopped by revocation", "kind=long") >= 1
 	})
 	if n := logs.count("job failed; will retry", "kind=long"); n > 0 {

@@ -128,7 +128,7 @@ func TestCreateTopicsCreatesWhatIsMissing(t *testing.T) {
 		}
 	}
 	dead := dlqCollector(t, env, dlq)
-	waitFor(t, time.Minute, "both keyed jobs to run and the orphan to be dead-lettered", func() bool {
+	kafkatest.WaitFor(t, time.Minute, "both keyed jobs to run and the orphan to be dead-lettered", func() bool {
 		return len(ran()) == 2 && len(dead()) == 1
 	})
 	if got := ran(); got[0] != 1 || got[1] != 2 {
@@ -174,7 +174,7 @@ func TestStartAndStopSemantics(t *testing.T) {
 	if _, err := client.Enqueue(context.Background(), keyedArgs{"k", 1}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "the job enqueued after Start's context ended to run", func() bool { return len(ran()) == 1 })
+	kafkatest.WaitFor(t, time.Minute, "the job enqueued after Start's context ended to run", func() bool { return len(ran()) == 1 })
 
 	if err := s.Start(context.Background()); !errors.Is(err, jobs.ErrServerStarted) {
 		t.Errorf("a second Start returned %v, want ErrServerStarted", err)
@@ -297,7 +297,7 @@ func TestServerRunsJobsOnPartitionsAddedToItsTopic(t *testing.T) {
 	if info.Partition != 2 {
 		t.Fatalf("the job went to partition %d, want the added partition 2", info.Partition)
 	}
-	waitFor(t, 30*time.Second, "the job on the added partition to run", func() bool { return len(ran()) == 1 })
+	kafkatest.WaitFor(t, 30*time.Second, "the job on the added partition to run", func() bool { return len(ran()) == 1 })
 	t.Logf("the job on an added partition ran %v after the partitions were asked for (watch interval 300ms)", time.Since(began).Round(time.Millisecond))
 }
 
@@ -326,7 +326,7 @@ func TestCreateTopicsCreatesTheSchedulesTopicUnderSchedulesAuto(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Enqueue WithDelay(1s) on a server that creates its topics: %v", err)
 	}
-	waitFor(t, 30*time.Second, "the delayed job to run", func() bool { return len(ran()) == 1 })
+	kafkatest.WaitFor(t, 30*time.Second, "the delayed job to run", func() bool { return len(ran()) == 1 })
 	if took := time.Since(enqueued); took < time.Second {
 		t.Errorf("the job due in 1s ran after %v", took)
 	}

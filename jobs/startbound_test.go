@@ -101,7 +101,7 @@ func TestStartWithAWrongBrokerWarnsAndFailsWithinStartTimeout(t *testing.T) {
 
 	began := time.Now()
 	result := startAsync(s, context.Background())
-	waitFor(t, 2*time.Second, "a warning naming the broker and the refused connection", func() bool {
+	kafkatest.WaitFor(t, 2*time.Second, "a warning naming the broker and the refused connection", func() bool {
 		return len(logs.Matching("level=WARN", broker, "connection refused")) > 0
 	})
 	t.Logf("first warning %v after Start", time.Since(began).Round(time.Millisecond))
@@ -137,11 +137,11 @@ func TestStartRetriesABrokerThatNeverAnswers(t *testing.T) {
 	defer cancel()
 	began := time.Now()
 	result := startAsync(s, ctx)
-	waitFor(t, 2*time.Second, "a warning naming the silent broker", func() bool {
+	kafkatest.WaitFor(t, 2*time.Second, "a warning naming the silent broker", func() bool {
 		return len(logs.Matching("level=WARN", broker)) > 0
 	})
 	t.Logf("first warning %v after Start", time.Since(began).Round(time.Millisecond))
-	waitFor(t, 5*time.Second, "a second warning: Start tried again", func() bool {
+	kafkatest.WaitFor(t, 5*time.Second, "a second warning: Start tried again", func() bool {
 		return len(logs.Matching("level=WARN", broker)) > 1
 	})
 	select {
@@ -193,7 +193,7 @@ func TestStopDuringStartEndsStart(t *testing.T) {
 				t.Fatal(err)
 			}
 			result := startAsync(s, context.Background())
-			waitFor(t, 5*time.Second, "Start to be waiting on the broker", func() bool { return blocked(logs) })
+			kafkatest.WaitFor(t, 5*time.Second, "Start to be waiting on the broker", func() bool { return blocked(logs) })
 			if err := s.Stop(context.Background()); err != nil {
 				t.Fatal(err)
 			}

@@ -65,7 +65,7 @@ func TestStaticServerRestartsWithoutRebalancingTheOthers(t *testing.T) {
 		}
 		return total == 6
 	}
-	waitFor(t, 30*time.Second, "the three servers to share the six partitions", settled)
+	kafkatest.WaitFor(t, 30*time.Second, "the three servers to share the six partitions", settled)
 
 	client := newClient(t, env, topic)
 	ctx := context.Background()
@@ -81,7 +81,7 @@ func TestStaticServerRestartsWithoutRebalancingTheOthers(t *testing.T) {
 		}
 	}
 	enqueue(0, perKey/2)
-	waitFor(t, 30*time.Second, "jobs to be running", func() bool { return log.runs.Load() >= keys*perKey/8 })
+	kafkatest.WaitFor(t, 30*time.Second, "jobs to be running", func() bool { return log.runs.Load() >= keys*perKey/8 })
 
 	rebalances := []int64{servers[0].Rebalances(), servers[1].Rebalances()}
 	stopCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -91,7 +91,7 @@ func TestStaticServerRestartsWithoutRebalancingTheOthers(t *testing.T) {
 	}
 	enqueue(perKey/2, perKey)
 	servers[2] = start(2)
-	waitFor(t, 60*time.Second, "every job to run", func() bool { return log.runs.Load() >= keys*perKey })
+	kafkatest.WaitFor(t, 60*time.Second, "every job to run", func() bool { return log.runs.Load() >= keys*perKey })
 
 	for i, before := range rebalances {
 		if got := servers[i].Rebalances(); got != before {

@@ -60,7 +60,7 @@ func TestStatusReportShowsPartitionsCountsAndErrorsButNoArgs(t *testing.T) {
 
 	reader := ops.NewStatusReader(env.Admin, statusTopic)
 	var m ops.Member
-	waitFor(t, 30*time.Second, "a report with every job counted", func() bool {
+	kafkatest.WaitFor(t, 30*time.Second, "a report with every job counted", func() bool {
 		if err := reader.Refresh(ctx); err != nil {
 			return false
 		}
@@ -166,7 +166,7 @@ func TestStatusTopicIsNotCreatedWithoutCreateTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForSignal(t, ran, "the job to run")
-	waitFor(t, 10*time.Second, "the log to say the status topic is missing", func() bool {
+	kafkatest.WaitFor(t, 10*time.Second, "the log to say the status topic is missing", func() bool {
 		return logs.count("status topic does not exist", "jobs.Config.CreateTopics") == 1
 	})
 	have, err := env.Admin.Partitions(context.Background(), statusTopic)

@@ -73,16 +73,14 @@ func TestTracerProviderWrapsWorkInAConsumerSpan(t *testing.T) {
 		t.Fatalf("Work saw %v; want a local child span in the enqueuer's trace %v", seen, enq.TraceID())
 	}
 	var consumer sdktrace.ReadOnlySpan
-	for deadline := time.Now().Add(10 * time.Second); consumer == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	kafkatest.WaitFor(t, 10*time.Second, "the consumer span to end", func() bool {
 		for _, s := range rec.Ended() {
 			if s.SpanContext().SpanID() == seen.SpanID() {
 				consumer = s
 			}
 		}
-	}
-	if consumer == nil {
-		t.Fatal("the consumer span was not ended")
-	}
+		return consumer != nil
+	})
 	if consumer.SpanKind() != trace.SpanKindConsumer || consumer.Parent().SpanID() != enq.SpanID() || consumer.Name() != "traced process" {
 		t.Errorf("span %q kind %v parent %v; want \"traced process\", consumer, parent %v",
 			consumer.Name(), consumer.SpanKind(), consumer.Parent().SpanID(), enq.SpanID())
