@@ -176,7 +176,7 @@ func (f *rawFetch) appendBody(b []byte) []byte {
 // decodeFetchResponse reads a Fetch response (v4 to v11) and keeps what
 // concerns topic/partition; its record batches point into b.
 func decodeFetchResponse(b []byte, version int16, topic string, partition int32) (*fetched, error) {
-	r := wireReader{b: b}
+	r := protoReader{b: b}
 	out := &fetched{highWatermark: -1, logStartOffset: -1}
 	r.int32() // throttle time
 	if version >= 7 {
@@ -200,7 +200,7 @@ func decodeFetchResponse(b []byte, version int16, topic string, partition int32)
 			if version >= 11 {
 				r.int32() // preferred read replica
 			}
-			batches := r.bytes()
+			batches := r.view()
 			if name == topic && p == partition {
 				if out.errorCode == 0 {
 					out.errorCode = errorCode
@@ -209,75 +209,10 @@ func decodeFetchResponse(b []byte, version int16, topic string, partition int32)
 			}
 		}
 	}
-	if r.bad {
-		return nil, errShortResponse
+	if r.err != nil {
+		return nil, r.err
 	}
 	return out, nil
-}
-
-var errShortResponse = errors.New("response cut short")
-
-// wireReader reads the fixed-width fields of a response; a field past the
-// end marks it bad and reads as zero.
-type wireReader struct {
-	b   []byte
-	bad bool
-}
-
-func (r *wireReader) take(n int) []byte {
-	if n < 0 || len(r.b) < n {
-		r.bad, r.b = true, nil
-		return nil
-	}
-	b := r.b[:n:n]
-	r.b = r.b[n:]
-	return b
-}
-
-func (r *wireReader) int16() int16 {
-	if b := r.take(2); b != nil {
-		return int16(binary.BigEndian.Uint16(b))
-	}
-	return 0
-}
-
-func (r *wireReader) int32() int32 {
-	if b := r.take(4); b != nil {
-		return int32(binary.BigEndian.Uint32(b))
-	}
-	return 0
-}
-
-func (r *wireReader) int64() int64 {
-	if b := r.take(8); b != nil {
-		return int64(binary.BigEndian.Uint64(b))
-	}
-	return 0
-}
-
-func (r *wireReader) string() string { return string(r.take(int(r.int16()))) }
-
-// bytes reads nullable bytes; null reads as nil.
-func (r *wireReader) bytes() []byte {
-	n := r.int32()
-	if n < 0 {
-		return nil
-	}
-	return r.take(int(n))
-}
-
-// count reads an array's length: -1 (null) reads as 0, and a length that
-// the rest could not hold at minSize bytes an element marks r bad.
-func (r *wireReader) count(minSize int) int {
-	n := int(r.int32())
-	if n <= 0 {
-		return 0
-	}
-	if n > len(r.b)/minSize {
-		r.bad, r.b = true, nil
-		return 0
-	}
-	return n
 }
 
 // clientID is what ordo's fetches name themselves in the brokers' request

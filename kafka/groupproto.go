@@ -142,7 +142,7 @@ func (r *protoReader) take(n int) []byte {
 		r.err = errShort
 		return nil
 	}
-	out := r.b[:n]
+	out := r.b[:n:n]
 	r.b = r.b[n:]
 	return out
 }
@@ -161,6 +161,13 @@ func (r *protoReader) int32() int32 {
 	return 0
 }
 
+func (r *protoReader) int64() int64 {
+	if b := r.take(8); b != nil {
+		return int64(binary.BigEndian.Uint64(b))
+	}
+	return 0
+}
+
 func (r *protoReader) string() string {
 	n := r.int16()
 	if n < 0 {
@@ -175,6 +182,30 @@ func (r *protoReader) bytes() []byte {
 		return nil
 	}
 	return slices.Clone(r.take(int(n)))
+}
+
+// view reads nullable bytes as a slice of the input, not a copy: a fetch
+// response's record batches, read once and then released.
+func (r *protoReader) view() []byte {
+	n := r.int32()
+	if n < 0 {
+		return nil
+	}
+	return r.take(int(n))
+}
+
+// count reads an array's length: null reads as empty, and a length the rest
+// could not hold at minSize bytes an element is an error.
+func (r *protoReader) count(minSize int) int {
+	n := int(r.int32())
+	if n <= 0 || r.err != nil {
+		return 0
+	}
+	if n > len(r.b)/minSize {
+		r.err = errShort
+		return 0
+	}
+	return n
 }
 
 func (r *protoReader) partitions() map[string][]int32 {
