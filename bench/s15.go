@@ -45,7 +45,7 @@ func (b *bench) s15(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := b.enqueueShaped(ctx, chunked, "S15 capacity", topic, sz.s15CapacityJobs, func(i int) jobs.JobArgs { return job(i) }); err != nil {
+	if err := b.enqueue(ctx, "S15 capacity", topic, sz.s15CapacityJobs, func(i int) jobs.JobArgs { return job(i) }); err != nil {
 		return err
 	}
 	limit := 5 * time.Minute

@@ -262,18 +262,28 @@ func (a *Admin) listOffsets(ctx context.Context, topic string, which int64) (map
 	if err := meta.Topics[0].Error; err != nil {
 		return nil, fmt.Errorf("metadata of topic %q: %w", topic, err)
 	}
-	req := &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{}}
-	for _, p := range meta.Topics[0].Partitions {
-		req.Topics[topic] = append(req.Topics[topic], kafkago.OffsetRequest{Partition: p.ID, Timestamp: which})
+	partitions := make([]int, len(meta.Topics[0].Partitions))
+	for i, p := range meta.Topics[0].Partitions {
+		partitions[i] = p.ID
 	}
-	resp, err := a.client.ListOffsets(ctx, req)
+	return partitionOffsets(ctx, a.client, topic, partitions, which)
+}
+
+// partitionOffsets lists the first or last offset (which, kafkago.FirstOffset
+// or kafkago.LastOffset) of each of topic's partitions.
+func partitionOffsets(ctx context.Context, client *kafkago.Client, topic string, partitions []int, which int64) (map[int]int64, error) {
+	req := &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{}}
+	for _, p := range partitions {
+		req.Topics[topic] = append(req.Topics[topic], kafkago.OffsetRequest{Partition: p, Timestamp: which})
+	}
+	resp, err := client.ListOffsets(ctx, req)
 	if err != nil {
-		return nil, fmt.Errorf("list end offsets of topic %q: %w", topic, err)
+		return nil, fmt.Errorf("list offsets of topic %q: %w", topic, err)
 	}
 	out := make(map[int]int64)
 	for _, p := range resp.Topics[topic] {
 		if p.Error != nil {
-			return nil, fmt.Errorf("list end offset of %s/%d: %w", topic, p.Partition, p.Error)
+			return nil, fmt.Errorf("list offset of %s/%d: %w", topic, p.Partition, p.Error)
 		}
 		if which == kafkago.FirstOffset {
 			out[p.Partition] = p.FirstOffset
@@ -289,6 +299,42 @@ func (a *Admin) listOffsets(ctx context.Context, topic string, which int64) (map
 // group: for tools that browse a topic. A partition with nothing at or past
 // offset gives none. The records own their bytes.
 func (a *Admin) Read(ctx context.Context, topic string, partition int, offset int64, maxBytes int) ([]Record, error) {
+	if offset >= 0 {
+		recs, err := a.read(ctx, topic, partition, offset, maxBytes)
+		if !errors.Is(err, errLegacyBatch) || len(recs) > 0 {
+			if err != nil {
+				return recs, fmt.Errorf("read %s/%d from offset %d: %w", topic, partition, offset, err)
+			}
+			return recs, nil
+		}
+	}
+	return a.readLegacy(ctx, topic, partition, offset, maxBytes)
+}
+
+// read is Read through ordo's own fetch decoding (see fetch.go), which
+// costs a record's bytes rather than a kafka-go page per record batch.
+func (a *Admin) read(ctx context.Context, topic string, partition int, offset int64, maxBytes int) ([]Record, error) {
+	rt := a.client.Transport
+	if rt == nil {
+		rt = kafkago.DefaultTransport
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.client.Timeout)
+	defer cancel()
+	resp, err := fetchPartition(ctx, rt, a.client.Addr, &rawFetch{
+		topic: topic, partition: int32(partition), offset: offset, maxBytes: int32(maxBytes), maxWait: 100 * time.Millisecond,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer resp.release()
+	recs, _, err := decodeBatches(nil, topic, partition, offset, resp.batches)
+	return recs, err
+}
+
+// readLegacy is Read through kafka-go's Fetch and decoder: for offsets
+// kafka-go resolves (FirstOffset, LastOffset) and for message sets older
+// than record batches.
+func (a *Admin) readLegacy(ctx context.Context, topic string, partition int, offset int64, maxBytes int) ([]Record, error) {
 	resp, err := a.client.Fetch(ctx, &kafkago.FetchRequest{
 		Topic: topic, Partition: partition, Offset: offset,
 		MinBytes: 1, MaxBytes: int64(maxBytes), MaxWait: 100 * time.Millisecond,

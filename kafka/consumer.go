@@ -593,17 +593,12 @@ func (c *Claim) fetch(ctx context.Context) (err error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.FetchMaxWait+30*time.Second)
 	defer cancel()
-	msg, err := c.transport.RoundTrip(ctx, kafkago.TCP(cfg.Brokers...), &rawFetch{
+	resp, err := fetchPartition(ctx, c.transport, c.client.Addr, &rawFetch{
 		topic: c.Topic, partition: int32(c.Partition), offset: c.next,
 		maxBytes: int32(cfg.FetchMaxBytes), maxWait: cfg.FetchMaxWait,
 	})
 	if err != nil {
 		return err
-	}
-	resp := msg.(*fetched)
-	if resp.errorCode != 0 {
-		resp.release()
-		return kafkago.Error(resp.errorCode)
 	}
 	c.highWatermark.Store(resp.highWatermark + 1)
 	c.resp, c.pending, c.end = resp, resp.batches, c.next
@@ -661,25 +656,15 @@ func (c *Claim) dropPending() {
 
 // resolve turns kafka-go's FirstOffset or LastOffset into the offset.
 func (c *Claim) resolve(ctx context.Context, which int64) (int64, error) {
-	resp, err := c.client.ListOffsets(ctx, &kafkago.ListOffsetsRequest{
-		Topics: map[string][]kafkago.OffsetRequest{c.Topic: {{Partition: c.Partition, Timestamp: which}}},
-	})
+	offsets, err := partitionOffsets(ctx, c.client, c.Topic, []int{c.Partition}, which)
 	if err != nil {
-		return which, fmt.Errorf("list offsets: %w", err)
+		return which, err
 	}
-	for _, p := range resp.Topics[c.Topic] {
-		if p.Partition != c.Partition {
-			continue
-		}
-		if p.Error != nil {
-			return which, fmt.Errorf("list offsets: %w", p.Error)
-		}
-		if which == kafkago.FirstOffset {
-			return p.FirstOffset, nil
-		}
-		return p.LastOffset, nil
+	offset, ok := offsets[c.Partition]
+	if !ok {
+		return which, fmt.Errorf("list offsets: no answer for %s/%d", c.Topic, c.Partition)
 	}
-	return which, fmt.Errorf("list offsets: no answer for %s/%d", c.Topic, c.Partition)
+	return offset, nil
 }
 
 // fetchLegacy is fetch through kafka-go's own Fetch and decoder, for

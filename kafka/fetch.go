@@ -2,11 +2,13 @@ package kafka
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,6 +139,23 @@ func (f *rawFetch) RawExchange(rw io.ReadWriter) (protocol.Message, error) {
 	}
 	out.buf = buf
 	return out, nil
+}
+
+// fetchPartition sends one partition's Fetch through rt (kafka-go's
+// transport: leader routing, pooled and secured connections) and returns
+// the response, whose buffer the caller releases once its records are
+// copied. A partition-level error comes back as a kafka-go Error.
+func fetchPartition(ctx context.Context, rt kafkago.RoundTripper, addr net.Addr, f *rawFetch) (*fetched, error) {
+	msg, err := rt.RoundTrip(ctx, addr, f)
+	if err != nil {
+		return nil, err
+	}
+	resp := msg.(*fetched)
+	if resp.errorCode != 0 {
+		resp.release()
+		return nil, kafkago.Error(resp.errorCode)
+	}
+	return resp, nil
 }
 
 // appendBody appends the Fetch request (v4 to v11) for one partition.
@@ -273,6 +292,10 @@ type batchDecoder struct {
 	// (ordo-kind, ordo-job-id, a trace context), and a string of its own
 	// for each would be two or three allocations per record.
 	headerKeys map[string]string
+	// body holds a compressed batch's records once decompressed; reused,
+	// since its records are copied out before the next batch, so a
+	// partition of a compressed topic keeps one decompressed batch.
+	body bytes.Buffer
 }
 
 // maxHeaderKeys bounds the keys a decoder interns, so that a producer that
@@ -329,7 +352,7 @@ func (d *batchDecoder) decode(dst []Record, topic string, partition int, from in
 	}
 	body := batch[batchHeaderSize:]
 	if codec := compress.Compression(attrs & 0x07); codec != compress.None {
-		if body, err = decompress(codec, body); err != nil {
+		if body, err = d.decompress(codec, body); err != nil {
 			return dst, from, nil, count, fmt.Errorf("batch at %s/%d@%d: %w", topic, partition, base, err)
 		}
 	}
@@ -354,18 +377,18 @@ func countRecords(batches []byte) int {
 	return n
 }
 
-func decompress(codec compress.Compression, body []byte) ([]byte, error) {
+func (d *batchDecoder) decompress(codec compress.Compression, body []byte) ([]byte, error) {
 	c := codec.Codec()
 	if c == nil {
 		return nil, fmt.Errorf("unsupported compression codec %d", codec)
 	}
 	r := c.NewReader(bytes.NewReader(body))
 	defer r.Close()
-	out, err := io.ReadAll(r)
-	if err != nil {
+	d.body.Reset()
+	if _, err := d.body.ReadFrom(r); err != nil {
 		return nil, fmt.Errorf("%s: %w", c.Name(), err)
 	}
-	return out, nil
+	return d.body.Bytes(), nil
 }
 
 var errShortRecord = errors.New("record cut short")
