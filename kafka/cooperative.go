@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -48,9 +49,13 @@ func (c *Consumer) RunCooperative(ctx context.Context, h PartitionHandler) error
 	sess.done = done
 	defer close(done)
 	coop := &cooperativeMember{groupMemberState: m, h: h, sess: sess, claims: map[topicPartition]*Claim{}, gen: -1}
+	m.holding = func() bool { return len(coop.claims) > 0 }
 	defer coop.revokeAll(true, false) // stopping: drained and committed before leaving
 	return m.runGenerations(ctx, func(ctx context.Context) (bool, error) {
 		if err := coop.round(ctx); err != nil {
+			if errors.Is(err, errLeaseExpired) {
+				coop.revokeAll(false, true)
+			}
 			return false, err
 		}
 		return true, coop.beat(ctx)
@@ -87,7 +92,12 @@ func (c *cooperativeMember) owned() map[string][]int32 {
 func (c *cooperativeMember) round(ctx context.Context) error {
 	cfg := c.c.cfg
 	c.sess.beginRound()
-	gen, err := c.joinWith(ctx, c.owned(), c.gen)
+	joinCtx, stopWatch := c.watchLease(ctx)
+	gen, err := c.joinWith(joinCtx, c.owned(), c.gen)
+	if err != nil && errors.Is(context.Cause(joinCtx), errLeaseExpired) {
+		err = fmt.Errorf("%w (while joining: %w)", errLeaseExpired, err)
+	}
+	stopWatch()
 	if err != nil {
 		c.sess.endRound(nil)
 		return err
@@ -139,6 +149,53 @@ func (c *cooperativeMember) round(ctx context.Context) error {
 		c.rejoinNow = true
 	}
 	return nil
+}
+
+// watchLease keeps the member's lease (see leaseEnd) while it joins with
+// partitions it runs: it heartbeats the generation they are from, which the
+// coordinator answers REBALANCE_IN_PROGRESS for a member it knows, and
+// cancels the join, with errLeaseExpired as the cause, once the lease runs
+// out. A join waits for every member and may take a rebalance timeout; a
+// coordinator that died meanwhile answers neither. stop ends the watch.
+func (c *cooperativeMember) watchLease(ctx context.Context) (joinCtx context.Context, stop func()) {
+	if len(c.claims) == 0 || c.memberID == "" {
+		return ctx, func() {}
+	}
+	cfg := c.c.cfg
+	gen, addr := generation{id: c.gen, memberID: c.memberID}, c.coord
+	joinCtx, cancel := context.WithCancelCause(ctx)
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		beat := time.NewTicker(cfg.HeartbeatInterval)
+		defer beat.Stop()
+		lease := time.NewTimer(time.Until(c.leaseEnd()))
+		defer lease.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-beat.C:
+				if addr != nil { // the join finds the coordinator if it moved; these beats only keep the lease
+					beatCtx, cancelBeat := context.WithTimeout(joinCtx, beatTimeout(cfg))
+					_ = c.heartbeatAt(beatCtx, addr, gen)
+					cancelBeat()
+				}
+			case <-lease.C:
+				if end := c.leaseEnd(); time.Now().Before(end) {
+					lease.Reset(time.Until(end))
+					continue
+				}
+				cancel(errLeaseExpired)
+				return
+			}
+		}
+	}()
+	return joinCtx, func() {
+		close(done)
+		<-finished
+		cancel(nil)
+	}
 }
 
 // revoke hands claims back to the handler, then forgets them: their

@@ -43,7 +43,52 @@ type groupMemberState struct {
 	// partitions are the topics' partition counts as of the last join;
 	// a change rebalances the group.
 	partitions map[string]int
+	// confirmed is when the last request the coordinator answered as
+	// coming from a member of the group was sent (Unix nanoseconds): the
+	// member's session at the coordinator runs from no earlier (see
+	// leaseEnd).
+	confirmed atomic.Int64
+	// holding, for a cooperative member, tells whether it runs
+	// partitions: it keeps them between generations, and through failed
+	// joins. Nil for an eager member, which runs none between generations.
+	holding func() bool
 }
+
+// leaseMargin is how long before the coordinator could expel a member that
+// it no longer hears from the member gives its partitions up: a heartbeat
+// interval, at most a third of the session.
+func leaseMargin(cfg ConsumerConfig) time.Duration {
+	return min(cfg.HeartbeatInterval, cfg.SessionTimeout/3)
+}
+
+// leaseEnd is when the member's right to run its partitions ends unless the
+// coordinator answers it as a member again. The coordinator expels a member
+// a session timeout after the last request it received from it; it may then
+// give the member's partitions to another, which starts their jobs at once.
+// A member that cannot reach the coordinator (a broker restart, a network
+// partition, joins that keep failing) cannot learn that it was expelled, so
+// it must stop on its own: leaseMargin before the session could have run out,
+// counted from when it sent the last request the coordinator answered.
+func (m *groupMemberState) leaseEnd() time.Time {
+	cfg := m.c.cfg
+	return time.Unix(0, m.confirmed.Load()).Add(cfg.SessionTimeout - leaseMargin(cfg))
+}
+
+// confirm records that the coordinator answered a request sent at sent as
+// coming from a member of the group.
+func (m *groupMemberState) confirm(sent time.Time) {
+	for {
+		old := m.confirmed.Load()
+		if sent.UnixNano() <= old || m.confirmed.CompareAndSwap(old, sent.UnixNano()) {
+			return
+		}
+	}
+}
+
+// errLeaseExpired ends a generation whose member went a session timeout,
+// less leaseMargin, without an answer from the coordinator as a member: its
+// partitions may be given to another member any moment now.
+var errLeaseExpired = fmt.Errorf("%w: no answer as a member of the group for a session timeout", errUnreachable)
 
 // generation is what a successful JoinGroup and SyncGroup hand a member.
 type generation struct {
@@ -142,6 +187,14 @@ func (m *groupMemberState) runGenerations(ctx context.Context, generation func(c
 		failures++
 		wait := backoff.Delay(100*time.Millisecond, 5*time.Second, failures)
 		cfg.Logger.Warn("ordo: joining consumer group failed; retrying", "group", cfg.Group, "err", err, "retry_in", wait)
+		if m.holding != nil && m.holding() && !time.Now().Add(wait).Before(m.leaseEnd()) {
+			// The coordinator may expel this member before the next
+			// try: give the partitions up now, uncommitted, rather than
+			// run them beside their next owner.
+			cfg.Logger.Warn("ordo: the group coordinator has not answered this member for nearly a session timeout; giving up its partitions",
+				"group", cfg.Group, "session_timeout", cfg.SessionTimeout)
+			lost(false)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -278,6 +331,7 @@ func (m *groupMemberState) joinWith(ctx context.Context, owned map[string][]int3
 	}
 	syncCtx, cancel := context.WithTimeout(ctx, cfg.RebalanceTimeout+cfg.SessionTimeout)
 	defer cancel()
+	syncSent := time.Now()
 	resp, err := m.roundTrip(syncCtx, &syncgroup.Request{
 		GroupID:         cfg.Group,
 		GenerationID:    gen.id,
@@ -299,6 +353,7 @@ func (m *groupMemberState) joinWith(ctx context.Context, owned map[string][]int3
 		return generation{}, fmt.Errorf("sync group %q: %w", cfg.Group, err)
 	}
 	gen.secondRound = protocol == protocolCooperativeSticky && bytes.Equal(userData, secondRoundUserData)
+	m.confirm(syncSent)
 	return gen, nil
 }
 
@@ -382,11 +437,18 @@ func (m *groupMemberState) heartbeats(ctx context.Context, gen generation) error
 	}
 	watch := time.NewTicker(cfg.PartitionWatchInterval)
 	defer watch.Stop()
+	lease := time.NewTimer(time.Until(m.leaseEnd()))
+	defer lease.Stop()
 	failed := 0
 	for {
+		if !time.Now().Before(m.leaseEnd()) {
+			return errLeaseExpired
+		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-lease.C:
+			lease.Reset(time.Until(m.leaseEnd())) // checked at the top
 		case <-slowDown:
 			beat.Reset(cfg.HeartbeatInterval)
 			slowDown = nil
@@ -434,28 +496,46 @@ func countsEqual(a, b map[string]int) bool {
 	return true
 }
 
-func (m *groupMemberState) heartbeat(ctx context.Context, gen generation) (err error) {
-	if told := m.c.heartbeatHook; told != nil {
-		defer func() { told(err) }()
-	}
-	cfg := m.c.cfg
-	beatCtx, cancel := context.WithTimeout(ctx, beatTimeout(cfg))
+func (m *groupMemberState) heartbeat(ctx context.Context, gen generation) error {
+	beatCtx, cancel := context.WithTimeout(ctx, beatTimeout(m.c.cfg))
 	defer cancel()
 	addr, err := m.coordinator(beatCtx)
 	if err != nil {
 		return err
 	}
-	resp, err := m.rt.RoundTrip(beatCtx, addr, &heartbeat.Request{
+	err = m.heartbeatAt(beatCtx, addr, gen)
+	if errors.Is(err, errNotCoordinator) {
+		m.coord = nil
+	}
+	return err
+}
+
+// errNotCoordinator says a heartbeat reached a broker that is no longer
+// the group's coordinator: not a verdict on the member.
+var errNotCoordinator = errors.New("not the group's coordinator")
+
+// heartbeatAt heartbeats gen to the coordinator at addr. It touches none
+// of the member's state but confirmed, so it may run beside a join.
+func (m *groupMemberState) heartbeatAt(ctx context.Context, addr net.Addr, gen generation) (err error) {
+	if told := m.c.heartbeatHook; told != nil {
+		defer func() { told(err) }()
+	}
+	cfg := m.c.cfg
+	sent := time.Now()
+	resp, err := m.rt.RoundTrip(ctx, addr, &heartbeat.Request{
 		GroupID: cfg.Group, GenerationID: gen.id, MemberID: gen.memberID, GroupInstanceID: cfg.InstanceID,
 	})
 	if err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
 	hr := resp.(*heartbeat.Response)
-	if code := errorCode(hr.ErrorCode, hr.ThrottleTimeMs); code != 0 {
+	code := errorCode(hr.ErrorCode, hr.ThrottleTimeMs)
+	if e := kafkago.Error(code); code == 0 || e == kafkago.RebalanceInProgress {
+		m.confirm(sent) // the coordinator knows the member: its session runs on
+	}
+	if code != 0 {
 		if e := kafkago.Error(code); e == kafkago.NotCoordinatorForGroup || e == kafkago.GroupCoordinatorNotAvailable {
-			m.coord = nil
-			return fmt.Errorf("heartbeat: %s", e.Error()) // not a verdict on this member
+			return fmt.Errorf("heartbeat: %w: %s", errNotCoordinator, e.Error())
 		}
 		return fmt.Errorf("heartbeat: %w", kafkago.Error(code))
 	}

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -166,5 +169,128 @@ func TestUnansweredHeartbeatsEndTheGenerationPromptly(t *testing.T) {
 		t.Logf("the generation ended %v after the coordinator fell silent", time.Since(began).Round(time.Millisecond))
 	case <-time.After(6 * time.Second):
 		t.Fatalf("the generation still ran %v after its coordinator stopped answering heartbeats (session timeout 20s)", time.Since(began).Round(time.Millisecond))
+	}
+}
+
+// idRecorder is a recorder that also keeps its member id.
+type idRecorder struct {
+	recorder
+	mu   sync.Mutex
+	id   string
+	lost []int
+}
+
+func (r *idRecorder) Assigned(s *kafka.Session, claims []*kafka.Claim) {
+	r.mu.Lock()
+	r.id = s.MemberID()
+	r.mu.Unlock()
+	r.recorder.Assigned(s, claims)
+}
+
+func (r *idRecorder) Revoked(claims []*kafka.Claim, stopping, lost bool) {
+	if lost {
+		r.mu.Lock()
+		for _, c := range claims {
+			r.lost = append(r.lost, c.Partition)
+		}
+		r.mu.Unlock()
+	}
+	r.recorder.Revoked(claims, stopping, lost)
+}
+
+func (r *idRecorder) memberID() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.id
+}
+
+// A cooperative member keeps its partitions while it rejoins. If it cannot
+// reach the coordinator then (a broker restart, a partition of the network),
+// the coordinator expels it a session timeout after it last heard from it
+// and gives its partitions to another member, which starts them at once. The
+// member, whose joins keep failing, never hears of it: it must give its
+// partitions up on its own before the session could run out, or one key's
+// jobs run on two members at once (CI's cooperative chaos printed
+// overlaps=451, then 181, on a broker restart).
+func TestACooperativeMemberCutOffWhileRejoiningGivesUpItsPartitionsBeforeTheyMove(t *testing.T) {
+	t.Parallel()
+	// Its joins fail at once (connection refused), or are never answered
+	// (a coordinator that died without closing its connections).
+	t.Run("joins fail", func(t *testing.T) { t.Parallel(); testCutOffWhileRejoining(t, false) })
+	t.Run("joins hang", func(t *testing.T) { t.Parallel(); testCutOffWhileRejoining(t, true) })
+}
+
+func testCutOffWhileRejoining(t *testing.T, hang bool) {
+	cluster, brokers, topic := faultCluster(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const group = "cut-off"
+	o := newOwnership()
+	cfg := kafka.ConsumerConfig{Brokers: brokers, Group: group, Topics: []string{topic}, Rebalance: kafka.Cooperative,
+		HeartbeatInterval: 300 * time.Millisecond, SessionTimeout: 3 * time.Second, RebalanceTimeout: 3 * time.Second,
+		Logger: slog.New(slog.DiscardHandler)}
+	members := map[string]*idRecorder{}
+	for _, name := range []string{"a", "b"} {
+		r := &idRecorder{recorder: recorder{name, o}}
+		members[name] = r
+		c, err := kafka.NewConsumer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- c.RunCooperative(runCtx, r) }()
+		t.Cleanup(func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("member %s: %v", name, err)
+			}
+		})
+	}
+	kafkatest.WaitFor(t, 30*time.Second, "one partition each", func() bool { return o.count("a") == 1 && o.count("b") == 1 })
+
+	// From now on a reaches the coordinator no more, and is told, by the
+	// last heartbeat that gets through, to rejoin.
+	a := members["a"].memberID()
+	silent := make(chan struct{})
+	defer close(silent)
+	var mu sync.Mutex
+	toldToRejoin := false
+	cluster.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		hb := req.(*kmsg.HeartbeatRequest)
+		if hb.Group != group || hb.MemberID != a {
+			return nil, nil, false
+		}
+		cluster.KeepControl()
+		mu.Lock()
+		defer mu.Unlock()
+		if !toldToRejoin {
+			toldToRejoin = true
+			resp := hb.ResponseKind().(*kmsg.HeartbeatResponse)
+			resp.ErrorCode = kerr.RebalanceInProgress.Code
+			return resp, nil, true
+		}
+		return nil, errors.New("unreachable"), true
+	})
+	cluster.ControlKey(int16(kmsg.JoinGroup), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		jg := req.(*kmsg.JoinGroupRequest)
+		if jg.Group != group || jg.MemberID != a {
+			return nil, nil, false
+		}
+		cluster.KeepControl()
+		if hang {
+			cluster.SleepControl(func() { <-silent })
+		}
+		return nil, errors.New("unreachable"), true
+	})
+	kafkatest.WaitFor(t, 30*time.Second, "b holding both partitions", func() bool { return o.count("b") == 2 })
+
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.doubles) > 0 {
+		t.Errorf("partitions with two owners at once: %v", o.doubles)
+	}
+	if lost := members["a"].lost; len(lost) != 1 {
+		t.Errorf("a gave up %v as lost, want its one partition", lost)
 	}
 }
