@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -18,25 +19,25 @@ import (
 	"github.com/ordo-go/ordo/supervision"
 )
 
-// dispatcher sends scheduled jobs to their topics when they are due. It is
-// a member of its own consumer group on the schedules topics (Config.Group +
-// DefaultScheduleGroupSuffix), so dispatching is shared among the servers
-// and moves with them. For each partition it owns it reads the records from
-// the group's committed offset into an index of pending jobs (due time,
-// offset, key hash), and once it has read up to the partition's end as of
-// the assignment it dispatches what is due: it writes each due job to its
-// topic (or a bad record to the dead-letter topic), then tombstones the
-// record. The index holds no payloads, so the records of jobs due soon are
-// read back ahead of their time, in one pass over the partition (see
-// readAheadHorizon), and kept until they are dispatched. It commits the lowest offset still pending, so
-// a new owner reads every pending job again.
+// dispatcher sends scheduled jobs to their topics when they are due. Its
+// partitions, the schedules topics', are the server's group's like the job
+// topics': one membership assigns, revokes and commits them, cooperatively
+// and statically when the server is, so a rebalance that does not move a
+// schedules partition does not stop its dispatch. For each partition it owns
+// it reads the records from the group's committed offset into an index of
+// pending jobs (due time, offset, key hash), and once it has read up to the
+// partition's end as of the assignment it dispatches what is due: it writes
+// each due job to its topic (or a bad record to the dead-letter topic), then
+// tombstones the record. The index holds no payloads, so the records of jobs
+// due soon are read back ahead of their time, in one pass over the partition
+// (see readAheadHorizon), and kept until they are dispatched. It commits the
+// lowest offset still pending, so a new owner reads every pending job again.
 //
 // Dispatch is at least once: a job dispatched and not yet tombstoned (or
 // whose tombstone the next owner has not read by the time it starts
 // dispatching) when its dispatcher dies is dispatched again, with the same
 // job id.
 type dispatcher struct {
-	consumer *kafka.Consumer
 	producer *kafka.Producer
 	// targets maps each schedules topic to the job topic it feeds.
 	targets        map[string]string
@@ -64,17 +65,23 @@ type dispatcher struct {
 	mu    sync.Mutex
 	stats map[kafka.Offset]ScheduleStats // by topic and partition (Offset and Metadata unused)
 
-	cancel context.CancelFunc
-	done   chan struct{}
-	// ready is closed once the first generation's partitions were read
-	// up to their end as of the assignment (or none was assigned).
+	// ready is closed once the partitions of the first assignment were
+	// read up to their end as of the assignment (or none was assigned).
 	ready     chan struct{}
 	readyOnce sync.Once
+	assigned  atomic.Bool // begin was called
 }
 
-// DefaultScheduleGroupSuffix names the dispatchers' consumer group: the
-// server's Group + this.
+// DefaultScheduleGroupSuffix named the consumer group in which servers
+// dispatched scheduled jobs before the schedules partitions joined the
+// server's own group: Config.Group + this. A schedules partition that has no
+// committed offset in the server's group starts where that group left it.
 const DefaultScheduleGroupSuffix = ".schedule"
+
+// scheduleFetchWait is how long a fetch of a schedules partition that finds
+// nothing new waits: it bounds how late a job is dispatched when its
+// partition is quiet.
+const scheduleFetchWait = 50 * time.Millisecond
 
 // dispatchBatch bounds the jobs a partition dispatches in one produce call.
 const dispatchBatch = 1000
@@ -117,55 +124,28 @@ type ScheduleStats struct {
 	Reading bool
 }
 
-func newDispatcher(cfg Config, targets map[string]string, producer *kafka.Producer) (*dispatcher, error) {
-	topics := slices.Sorted(func(yield func(string) bool) {
-		for t := range targets {
-			if !yield(t) {
-				return
-			}
-		}
-	})
-	consumer, err := kafka.NewConsumer(kafka.ConsumerConfig{
-		Brokers: cfg.Brokers, Security: cfg.Security, Group: cfg.Group + DefaultScheduleGroupSuffix, Topics: topics,
-		InstanceID: cfg.InstanceID, SessionTimeout: cfg.SessionTimeout, RebalanceTimeout: cfg.RebalanceTimeout,
-		HeartbeatInterval: cfg.HeartbeatInterval, PartitionWatchInterval: cfg.PartitionWatchInterval,
-		// A fetch that finds nothing new waits this long, which bounds how
-		// late a job is dispatched when its partition is quiet.
-		FetchMaxWait: 50 * time.Millisecond,
-		Logger:       cfg.Logger,
-	})
-	if err != nil {
-		return nil, err
-	}
+func newDispatcher(cfg Config, targets map[string]string, producer *kafka.Producer) *dispatcher {
 	return &dispatcher{
-		consumer: consumer, producer: producer, targets: targets, deadLetters: cfg.DeadLetterTopic,
-		group: cfg.Group + DefaultScheduleGroupSuffix, commitInterval: cfg.CommitInterval, backoff: cfg.Backoff,
+		producer: producer, targets: targets, deadLetters: cfg.DeadLetterTopic,
+		group: cfg.Group, commitInterval: cfg.CommitInterval, backoff: cfg.Backoff,
 		metrics: cfg.Metrics, workers: cfg.Workers, log: cfg.Logger, seed: maphash.MakeSeed(),
-		stats: map[kafka.Offset]ScheduleStats{}, done: make(chan struct{}), ready: make(chan struct{}),
+		stats: map[kafka.Offset]ScheduleStats{}, ready: make(chan struct{}),
 		periodic: cfg.Periodic, periodicTopic: cfg.Topics[0] + DefaultScheduleSuffix, middleware: cfg.Middleware,
 		failover: cfg.SessionTimeout + cmp.Or(cfg.RebalanceTimeout, DefaultRebalanceTimeout),
 		admin:    kafka.NewSecureAdmin(cfg.Brokers, cfg.Security),
-	}, nil
-}
-
-func (d *dispatcher) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	d.cancel = cancel
-	go func() {
-		defer close(d.done)
-		if err := d.consumer.Run(ctx, d.runGeneration); err != nil {
-			d.log.Error("ordo: the schedules dispatcher stopped", "group", d.group, "err", err)
-		}
-	}()
-}
-
-// stop stops dispatching; a partition finishes the batch it is dispatching.
-func (d *dispatcher) stop() {
-	if d.cancel == nil {
-		return
 	}
-	d.cancel()
-	<-d.done
+}
+
+// topics are the schedules topics, sorted.
+func (d *dispatcher) topics() []string {
+	return slices.Sorted(maps.Keys(d.targets))
+}
+
+// runs tells whether topic is a schedules topic, whose partitions the
+// dispatcher runs rather than the actor runtime.
+func (d *dispatcher) runs(topic string) bool {
+	_, ok := d.targets[topic]
+	return ok
 }
 
 // Schedules returns the stats of the partitions being dispatched, by topic
@@ -189,26 +169,68 @@ func (d *dispatcher) Schedules() []ScheduleStats {
 	return out
 }
 
-func (d *dispatcher) runGeneration(sess *kafka.Session) {
-	var wg, reading sync.WaitGroup
-	for _, cl := range sess.Claims() {
-		reading.Add(1)
-		wg.Go(func() {
-			p := &partitionDispatch{d: d, sess: sess, claim: cl, target: d.targets[cl.Topic], index: newScheduleIndex(),
-				live: -1, committed: -1, read: sync.OnceFunc(reading.Done)}
-			if len(d.periodic) > 0 && cl.Topic == d.periodicTopic && cl.Partition == 0 {
-				p.periodic = &periodicFirer{jobs: d.periodic, topic: cl.Topic, window: d.failover, producer: d.producer,
-					middleware: d.middleware, admin: d.admin, backoff: d.backoff, metrics: d.metrics, log: d.log, state: map[string]*periodicState{}}
-			}
+// begin starts dispatching the schedules partitions of one assignment
+// (claims, possibly none). Each is dispatched until its claim is revoked,
+// then flushed and committed, and its channel closed. The first assignment
+// closes ready once its partitions were read.
+func (d *dispatcher) begin(sess *kafka.Session, claims []*kafka.Claim) []<-chan struct{} {
+	first := !d.assigned.Swap(true)
+	var reading sync.WaitGroup
+	done := make([]<-chan struct{}, len(claims))
+	for i, cl := range claims {
+		finished := make(chan struct{})
+		done[i] = finished
+		cl.FetchMaxWait = scheduleFetchWait
+		p := &partitionDispatch{d: d, sess: sess, claim: cl, target: d.targets[cl.Topic], index: newScheduleIndex(),
+			live: -1, committed: -1, read: func() {}}
+		if first {
+			reading.Add(1)
+			p.read = sync.OnceFunc(reading.Done)
+		}
+		if len(d.periodic) > 0 && cl.Topic == d.periodicTopic && cl.Partition == 0 {
+			p.periodic = &periodicFirer{jobs: d.periodic, topic: cl.Topic, window: d.failover, producer: d.producer,
+				middleware: d.middleware, admin: d.admin, backoff: d.backoff, metrics: d.metrics, log: d.log, state: map[string]*periodicState{}}
+		}
+		go func() {
+			defer close(finished)
 			defer p.read()
+			p.carryOver()
 			p.run()
-		})
+		}()
 	}
-	go func() {
-		reading.Wait()
-		d.readyOnce.Do(func() { close(d.ready) })
-	}()
-	wg.Wait()
+	if first {
+		go func() {
+			reading.Wait()
+			d.readyOnce.Do(func() { close(d.ready) })
+		}()
+	}
+	return done
+}
+
+// carryOver starts a partition that the server's group never committed
+// where the servers' former schedules group (Group +
+// DefaultScheduleGroupSuffix) left it, so that an upgraded deployment reads
+// its pending jobs from there rather than the whole partition again. Reading
+// from the log start would lose nothing either (tombstones remove what was
+// dispatched), only take longer.
+func (p *partitionDispatch) carryOver() {
+	if p.claim.Start >= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	old := p.d.group + DefaultScheduleGroupSuffix
+	offs, err := p.d.admin.CommittedOffsets(ctx, old, p.claim.Topic)
+	if err != nil {
+		p.d.log.Warn("ordo: reading the former schedules group's offset failed; reading the partition from its start",
+			"group", old, "topic", p.claim.Topic, "partition", p.claim.Partition, "err", err)
+		return
+	}
+	if off, ok := offs[p.claim.Partition]; ok && off >= 0 {
+		p.claim.Start = off
+		p.d.log.Info("ordo: a schedules partition starts where the former schedules group left it",
+			"group", old, "topic", p.claim.Topic, "partition", p.claim.Partition, "offset", off)
+	}
 }
 
 // partitionDispatch dispatches one schedules partition for one generation.
@@ -289,7 +311,7 @@ func (p *partitionDispatch) run() {
 	var buf []kafka.Record
 	for failures := 0; ; {
 		recs, next, err := p.claim.Fetch(ctx, buf[:0], dispatchBatch)
-		if errors.Is(err, kafka.ErrRevoked) || isClosed(p.sess.Done()) {
+		if errors.Is(err, kafka.ErrRevoked) || isClosed(p.claim.Revoked()) {
 			p.flush()
 			p.commit()
 			return
@@ -301,7 +323,7 @@ func (p *partitionDispatch) run() {
 				"partition", p.claim.Partition, "err", err, "retry_in", wait)
 			select {
 			case <-time.After(wait):
-			case <-p.sess.Done():
+			case <-p.claim.Revoked():
 			}
 			continue
 		}
@@ -386,7 +408,7 @@ func (p *partitionDispatch) apply(r *kafka.Record) {
 // dispatchDue dispatches the jobs due at now, in batches: due time, then
 // offset order.
 func (p *partitionDispatch) dispatchDue(now time.Time) {
-	for !isClosed(p.sess.Done()) {
+	for !isClosed(p.claim.Revoked()) {
 		var batch []scheduleEntry
 		switch {
 		case len(p.retry) > 0:

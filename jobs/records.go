@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -25,8 +26,16 @@ type recordServerConfig struct {
 // before the partition is let go. Server builds typed jobs on top of it.
 type recordServer struct {
 	consumer    *kafka.Consumer
+	consumerCfg kafka.ConsumerConfig
 	runtime     *actors.Runtime
 	cooperative bool
+	// side runs the partitions of the topics it runs itself, beside the
+	// runtime (the schedules partitions); nil when there are none.
+	// running are the side partitions of a cooperative member, each with
+	// the channel closed once it was let go; only the member's goroutine
+	// touches it.
+	side    claimRunner
+	running map[kafka.Offset]<-chan struct{}
 	// generations counts the assignments received: the first join, then
 	// one per rebalance round this member took part in (a cooperative
 	// rebalance that moves partitions has two), whether or not the round
@@ -63,8 +72,53 @@ func newRecordServer(cfg recordServerConfig) (*recordServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &recordServer{consumer: consumer, runtime: rt, cooperative: cfg.Consumer.Rebalance == kafka.Cooperative,
-		ready: make(chan struct{}), done: make(chan struct{})}, nil
+	return &recordServer{consumer: consumer, consumerCfg: cfg.Consumer, runtime: rt, cooperative: cfg.Consumer.Rebalance == kafka.Cooperative,
+		running: map[kafka.Offset]<-chan struct{}{}, ready: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// claimRunner runs the partitions of some of the group's topics itself,
+// beside the actor runtime: the schedules partitions, whose records are
+// schedules to dispatch rather than jobs to run.
+type claimRunner interface {
+	// runs tells whether topic's partitions are the runner's.
+	runs(topic string) bool
+	// begin runs the claims of one assignment (possibly none), each until
+	// it is revoked; each one's channel is closed once it was let go (its
+	// last offset committed).
+	begin(sess *kafka.Session, claims []*kafka.Claim) []<-chan struct{}
+}
+
+// runBeside has the member subscribe to topics as well, whose partitions
+// side runs. Call it before Start.
+func (s *recordServer) runBeside(side claimRunner, topics []string) error {
+	cfg := s.consumerCfg
+	cfg.Topics = append(slices.Clone(cfg.Topics), topics...)
+	consumer, err := kafka.NewConsumer(cfg)
+	if err != nil {
+		return err
+	}
+	s.consumer, s.side = consumer, side
+	return nil
+}
+
+// split parts claims into the runtime's and side's.
+func (s *recordServer) split(claims []*kafka.Claim) (runtime, side []*kafka.Claim) {
+	for _, c := range claims {
+		if s.side != nil && s.side.runs(c.Topic) {
+			side = append(side, c)
+		} else {
+			runtime = append(runtime, c)
+		}
+	}
+	return runtime, side
+}
+
+// beginSide hands side claims to side (none when there is no side).
+func (s *recordServer) beginSide(sess *kafka.Session, claims []*kafka.Claim) []<-chan struct{} {
+	if s.side == nil {
+		return nil
+	}
+	return s.side.begin(sess, claims)
 }
 
 // Generations returns how many group generations (assignments) this server
@@ -139,6 +193,10 @@ type cooperativeRuntime struct{ s *recordServer }
 // so that a server the group gives nothing is ready too.
 func (h cooperativeRuntime) Assigned(sess *kafka.Session, claims []*kafka.Claim) {
 	h.s.generations.Add(1)
+	claims, side := h.s.split(claims)
+	for i, done := range h.s.beginSide(sess, side) {
+		h.s.running[kafka.Offset{Topic: side[i].Topic, Partition: side[i].Partition}] = done
+	}
 	var errs []error
 	for _, c := range claims {
 		errs = append(errs, h.s.runtime.Assign(actors.Assignment{Topic: c.Topic, Partition: c.Partition, Start: c.Start,
@@ -149,6 +207,14 @@ func (h cooperativeRuntime) Assigned(sess *kafka.Session, claims []*kafka.Claim)
 }
 
 func (h cooperativeRuntime) Revoked(claims []*kafka.Claim, stopping, lost bool) {
+	claims, side := h.s.split(claims)
+	defer func() {
+		for _, c := range side {
+			k := kafka.Offset{Topic: c.Topic, Partition: c.Partition}
+			<-h.s.running[k] // revoked already: it commits and returns
+			delete(h.s.running, k)
+		}
+	}()
 	if stopping {
 		h.s.noteErr(h.s.runtime.Shutdown())
 		return
@@ -223,7 +289,13 @@ func (s *recordServer) Stop(ctx context.Context) error {
 // the generation ends, takes them back: all of them, since kafka-go's group
 // is eager. A shutdown is bounded by the runtime's ShutdownTimeout.
 func (s *recordServer) runGeneration(sess *kafka.Session) error {
-	claims := sess.Claims()
+	claims, side := s.split(sess.Claims())
+	sideDone := s.beginSide(sess, side)
+	defer func() {
+		for _, done := range sideDone {
+			<-done
+		}
+	}()
 	parts := make([]actors.TopicPartition, len(claims))
 	var errs []error
 	for i, c := range claims {

@@ -104,8 +104,8 @@ type Config struct {
 	// (compacted) with the others. SchedulesOn requires them (Start
 	// creates the missing ones when CreateTopics is set, and fails with
 	// ErrTopicsMissing otherwise); SchedulesOff dispatches none. The
-	// servers of a group share the dispatching through a group of their
-	// own, Group + DefaultScheduleGroupSuffix.
+	// schedules partitions are assigned in Group with the job partitions,
+	// so the servers share the dispatching as they share the jobs.
 	Schedules ScheduleMode
 	// Periodic are jobs enqueued on a schedule (see Periodic), each tick
 	// once by the group's servers, by the one that dispatches partition 0
@@ -374,16 +374,19 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var d *dispatcher
-	if len(schedules) > 0 {
-		if d, err = newDispatcher(s.cfg, schedules, s.dlq); err != nil {
-			return fmt.Errorf("jobs: Start: schedules dispatcher: %w", err)
-		}
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
 		return ErrServerStopped
+	}
+	var d *dispatcher
+	if len(schedules) > 0 {
+		// The schedules partitions are the group's too: the one member
+		// assigns, revokes and commits them beside the job partitions.
+		d = newDispatcher(s.cfg, schedules, s.dlq)
+		if err := s.records.runBeside(d, d.topics()); err != nil {
+			return fmt.Errorf("jobs: Start: schedules topics: %w", err)
+		}
 	}
 	s.deadLetters.start()
 	if err := s.records.Start(ctx); err != nil {
@@ -391,10 +394,7 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.status.start()
-	if d != nil {
-		s.dispatcher = d
-		d.start()
-	}
+	s.dispatcher = d
 	go func() {
 		select {
 		case <-s.records.Ready():
@@ -404,7 +404,7 @@ func (s *Server) start(ctx context.Context) error {
 		if d != nil {
 			select {
 			case <-d.ready:
-			case <-d.done:
+			case <-s.records.Done():
 				return
 			}
 		}
@@ -412,9 +412,6 @@ func (s *Server) start(ctx context.Context) error {
 	}()
 	go func() {
 		<-s.records.Done()
-		if d != nil {
-			d.stop()
-		}
 		s.deadLetters.stop()
 		s.status.stop()
 	}()
@@ -576,12 +573,6 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	err := s.records.Stop(ctx)
-	s.mu.Lock()
-	d := s.dispatcher
-	s.mu.Unlock()
-	if d != nil {
-		d.stop()
-	}
 	s.deadLetters.stop()
 	s.status.stop()
 	s.cfg.Metrics.detach(s)

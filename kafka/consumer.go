@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -477,6 +478,11 @@ type Claim struct {
 	// when it could not be read): the runtime keeps there which records
 	// above Start already finished.
 	StartMetadata string
+	// FetchMaxWait, when set before the first Fetch, overrides
+	// ConsumerConfig.FetchMaxWait for this claim (and its Readers): a
+	// partition whose reader acts on time, not on new records, polls
+	// sooner than the others.
+	FetchMaxWait time.Duration
 	// startErr says why Start could not be read; Fetch returns it.
 	startErr error
 	// revoked is closed when a cooperative member gives the partition
@@ -591,11 +597,12 @@ func (c *Claim) fetch(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.FetchMaxWait+30*time.Second)
+	maxWait := c.maxWait()
+	ctx, cancel := context.WithTimeout(ctx, maxWait+30*time.Second)
 	defer cancel()
 	resp, err := fetchPartition(ctx, c.transport, c.client.Addr, &rawFetch{
 		topic: c.Topic, partition: int32(c.Partition), offset: c.next,
-		maxBytes: int32(cfg.FetchMaxBytes), maxWait: cfg.FetchMaxWait,
+		maxBytes: int32(cfg.FetchMaxBytes), maxWait: maxWait,
 	})
 	if err != nil {
 		return err
@@ -604,6 +611,10 @@ func (c *Claim) fetch(ctx context.Context) (err error) {
 	c.resp, c.pending, c.end = resp, resp.batches, c.next
 	c.pendingRecords = max(0, countRecords(resp.batches))
 	return nil
+}
+
+func (c *Claim) maxWait() time.Duration {
+	return cmp.Or(c.FetchMaxWait, c.session.consumer.cfg.FetchMaxWait)
 }
 
 // holding tells whether the last response still has records to hand out.
@@ -677,7 +688,7 @@ func (c *Claim) fetchLegacy(ctx context.Context) error {
 		Offset:    c.next,
 		MinBytes:  1,
 		MaxBytes:  int64(cfg.FetchMaxBytes),
-		MaxWait:   cfg.FetchMaxWait,
+		MaxWait:   c.maxWait(),
 	})
 	if err == nil {
 		err = resp.Error
@@ -692,6 +703,17 @@ func (c *Claim) fetchLegacy(ctx context.Context) error {
 	c.unread, c.ui = c.unread[:0], 0
 	c.decodeErr = c.drain(resp.Records)
 	return nil
+}
+
+// Revoked is closed when the claim's partition is taken back (Fetch then
+// returns ErrRevoked): its session ended or, for a cooperative member, the
+// partition alone was revoked. A claim outside any group
+// (NewPartitionReader) returns nil: it is never revoked.
+func (c *Claim) Revoked() <-chan struct{} {
+	if c.revoked != nil {
+		return c.revoked
+	}
+	return c.session.done
 }
 
 // ended tells whether the claim's partition was taken back: its session
@@ -849,7 +871,8 @@ func (c *Claim) SetOffset(offset int64) {
 // with the claim can look records up at other offsets with it. Close it
 // like a claim.
 func (c *Claim) Reader(start int64) *Claim {
-	return &Claim{session: c.session, Topic: c.Topic, Partition: c.Partition, Start: start, revoked: c.revoked}
+	return &Claim{session: c.session, Topic: c.Topic, Partition: c.Partition, Start: start, revoked: c.revoked,
+		FetchMaxWait: c.FetchMaxWait}
 }
 
 // ReaderConfig configures NewPartitionReader.

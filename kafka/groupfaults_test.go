@@ -6,10 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -228,7 +228,7 @@ func testCutOffWhileRejoining(t *testing.T, hang bool) {
 	o := newOwnership()
 	cfg := kafka.ConsumerConfig{Brokers: brokers, Group: group, Topics: []string{topic}, Rebalance: kafka.Cooperative,
 		HeartbeatInterval: 300 * time.Millisecond, SessionTimeout: 3 * time.Second, RebalanceTimeout: 3 * time.Second,
-		Logger: slog.New(slog.DiscardHandler)}
+		PartitionWatchInterval: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
 	members := map[string]*idRecorder{}
 	for _, name := range []string{"a", "b"} {
 		r := &idRecorder{recorder: recorder{name, o}}
@@ -249,41 +249,39 @@ func testCutOffWhileRejoining(t *testing.T, hang bool) {
 	}
 	kafkatest.WaitFor(t, 30*time.Second, "one partition each", func() bool { return o.count("a") == 1 && o.count("b") == 1 })
 
-	// From now on a reaches the coordinator no more, and is told, by the
-	// last heartbeat that gets through, to rejoin.
+	// A partition is added: both members rejoin. From its join on, a
+	// reaches the coordinator no more: its joins fail (or hang), and so do
+	// its heartbeats. The coordinator expels it a session timeout after
+	// the last heartbeat it answered, and gives b every partition.
 	a := members["a"].memberID()
 	silent := make(chan struct{})
 	defer close(silent)
-	var mu sync.Mutex
-	toldToRejoin := false
-	cluster.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		hb := req.(*kmsg.HeartbeatRequest)
-		if hb.Group != group || hb.MemberID != a {
-			return nil, nil, false
-		}
-		cluster.KeepControl()
-		mu.Lock()
-		defer mu.Unlock()
-		if !toldToRejoin {
-			toldToRejoin = true
-			resp := hb.ResponseKind().(*kmsg.HeartbeatResponse)
-			resp.ErrorCode = kerr.RebalanceInProgress.Code
-			return resp, nil, true
-		}
-		return nil, errors.New("unreachable"), true
-	})
+	cutOff := func(memberID string) bool { return memberID == a }
+	var joining atomic.Bool // a has sent its first join since the partition was added
 	cluster.ControlKey(int16(kmsg.JoinGroup), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		jg := req.(*kmsg.JoinGroupRequest)
-		if jg.Group != group || jg.MemberID != a {
+		if jg.Group != group || !cutOff(jg.MemberID) {
 			return nil, nil, false
 		}
 		cluster.KeepControl()
+		joining.Store(true)
 		if hang {
 			cluster.SleepControl(func() { <-silent })
 		}
 		return nil, errors.New("unreachable"), true
 	})
-	kafkatest.WaitFor(t, 30*time.Second, "b holding both partitions", func() bool { return o.count("b") == 2 })
+	cluster.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		hb := req.(*kmsg.HeartbeatRequest)
+		if hb.Group != group || !cutOff(hb.MemberID) || !joining.Load() {
+			return nil, nil, false
+		}
+		cluster.KeepControl()
+		return nil, errors.New("unreachable"), true
+	})
+	if err := kafka.NewAdmin(brokers).AddPartitions(ctx, topic, 3); err != nil {
+		t.Fatal(err)
+	}
+	kafkatest.WaitFor(t, 30*time.Second, "b holding every partition", func() bool { return o.count("b") == 3 })
 
 	o.mu.Lock()
 	defer o.mu.Unlock()

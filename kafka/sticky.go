@@ -68,28 +68,20 @@ type topicPart struct {
 // the next round finds it unowned and assigns it. So no partition is ever
 // owned by two members at once, and the partitions that stay never stop.
 //
-// Balance: every member gets ⌊n/m⌋ or ⌈n/m⌉ of the n partitions when all
-// subscribe to the same topics; with different subscriptions each partition
-// goes to the least loaded member that subscribes to its topic.
+// Balance is per topic: each topic's n partitions go ⌊n/m⌋ or ⌈n/m⌉ to
+// each of the m members that subscribe to it, the extra ones to the members
+// holding the fewest partitions in all. A server's group holds its job
+// topics and its schedules topics; balancing only the total could hand one
+// server every job partition and another every schedules partition.
 func assignCooperativeSticky(members []groupMember, partitions map[string]int) map[string]map[string][]int32 {
 	sort.Slice(members, func(i, j int) bool { return members[i].sortKey() < members[j].sortKey() })
 	subscribed := func(m groupMember, t string) bool { return slices.Contains(m.sub.topics, t) }
 
-	// Every partition the members can consume, in a fixed order.
-	var all []topicPart
 	topics := make([]string, 0, len(partitions))
 	for t := range partitions {
 		topics = append(topics, t)
 	}
 	sort.Strings(topics)
-	for _, t := range topics {
-		if !slices.ContainsFunc(members, func(m groupMember) bool { return subscribed(m, t) }) {
-			continue
-		}
-		for p := range partitions[t] {
-			all = append(all, topicPart{t, int32(p)})
-		}
-	}
 
 	// Current owners. A partition two members claim (one missed a
 	// rebalance) belongs to the one with the newer generation.
@@ -114,58 +106,13 @@ func assignCooperativeSticky(members []groupMember, partitions map[string]int) m
 		}
 	}
 
-	// Quotas: with n partitions over m members, n%m members may hold one
-	// more than the others.
-	n, m := len(all), len(members)
-	target := make([][]topicPart, m)
+	m := len(members)
 	if m == 0 {
 		return map[string]map[string][]int32{}
 	}
-	floor, extra := n/m, n%m
-	// Members keep what they own, up to their quota; the ones that own
-	// more than the floor take the extra places first, in member order.
-	for i := range members {
-		var kept []topicPart
-		for _, tp := range all {
-			if j, ok := owner[tp]; ok && j == i {
-				kept = append(kept, tp)
-			}
-		}
-		quota := floor
-		if len(kept) > floor && extra > 0 {
-			quota++
-			extra--
-		}
-		if len(kept) > quota {
-			kept = kept[:quota]
-		}
-		target[i] = kept
-	}
-	taken := map[topicPart]bool{}
-	for _, ps := range target {
-		for _, tp := range ps {
-			taken[tp] = true
-		}
-	}
-	// The rest go to the least loaded member that subscribes to their
-	// topic, up to the quota while places remain; then to any.
-	for _, tp := range all {
-		if taken[tp] {
-			continue
-		}
-		best := -1
-		for i, mem := range members {
-			if !subscribed(mem, tp.topic) {
-				continue
-			}
-			if best < 0 || len(target[i]) < len(target[best]) {
-				best = i
-			}
-		}
-		if best >= 0 {
-			target[best] = append(target[best], tp)
-			taken[tp] = true
-		}
+	target := make([][]topicPart, m)
+	for _, t := range topics {
+		balanceTopic(t, partitions[t], members, owner, target)
 	}
 
 	// This round: a partition moving to a new owner is held back until its
@@ -182,4 +129,55 @@ func assignCooperativeSticky(members []groupMember, partitions map[string]int) m
 		out[mem.id] = parts
 	}
 	return out
+}
+
+// balanceTopic adds topic's partitions (n of them) to target: each
+// subscriber keeps those it owns up to its quota (⌊n/m⌋, or ⌈n/m⌉ while
+// extra places remain, for one that owns more), and the rest go to the
+// subscriber holding the fewest of topic's, then the fewest in all.
+func balanceTopic(topic string, n int, members []groupMember, owner map[topicPart]int, target [][]topicPart) {
+	var subs []int
+	for i, mem := range members {
+		if slices.Contains(mem.sub.topics, topic) {
+			subs = append(subs, i)
+		}
+	}
+	if len(subs) == 0 {
+		return
+	}
+	floor, extra := n/len(subs), n%len(subs)
+	count := make(map[int]int, len(subs))
+	taken := make(map[int32]bool, n)
+	for _, i := range subs {
+		var kept []topicPart
+		for p := range int32(n) {
+			if j, ok := owner[topicPart{topic, p}]; ok && j == i {
+				kept = append(kept, topicPart{topic, p})
+			}
+		}
+		quota := floor
+		if len(kept) > floor && extra > 0 {
+			quota++
+			extra--
+		}
+		kept = kept[:min(len(kept), quota)]
+		for _, tp := range kept {
+			taken[tp.partition] = true
+		}
+		target[i] = append(target[i], kept...)
+		count[i] = len(kept)
+	}
+	for p := range int32(n) {
+		if taken[p] {
+			continue
+		}
+		best := subs[0]
+		for _, i := range subs[1:] {
+			if count[i] < count[best] || count[i] == count[best] && len(target[i]) < len(target[best]) {
+				best = i
+			}
+		}
+		target[best] = append(target[best], topicPart{topic, p})
+		count[best]++
+	}
 }

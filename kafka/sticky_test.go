@@ -100,3 +100,29 @@ func TestOwnedGenerationReadsJavaUserData(t *testing.T) {
 		t.Fatalf("a v2 subscription's generation field wins: %d", g)
 	}
 }
+
+// A server's group holds its job topic and the topic's schedules topic. A
+// second server joins one that holds all eight partitions: each topic is
+// split two and two, so neither server is left with only job partitions or
+// only schedules partitions (balancing the total alone moved the four
+// schedules partitions and kept the four job partitions).
+func TestCooperativeStickyBalancesEachTopic(t *testing.T) {
+	two := func(id string, gen int32, owned map[string][]int32) groupMember {
+		m := member(id, gen, owned)
+		m.sub.topics = []string{"jobs", "jobs.schedule"}
+		return m
+	}
+	parts := map[string]int{"jobs": 4, "jobs.schedule": 4}
+	all := map[string][]int32{"jobs": {0, 1, 2, 3}, "jobs.schedule": {0, 1, 2, 3}}
+	round1 := assignCooperativeSticky([]groupMember{two("a", 3, all), two("b", -1, nil)}, parts)
+	round2 := assignCooperativeSticky([]groupMember{two("a", 4, round1["a"]), two("b", 4, round1["b"])}, parts)
+	want := assignment{"a": {"jobs": {0, 1}, "jobs.schedule": {0, 1}}, "b": {"jobs": {2, 3}, "jobs.schedule": {2, 3}}}
+	if !reflect.DeepEqual(round2, want) {
+		t.Fatalf("after two rounds %v, want %v", round2, want)
+	}
+	// Topics of one partition each spread over the members by their total.
+	fresh := assignCooperativeSticky([]groupMember{two("a", -1, nil), two("b", -1, nil)}, map[string]int{"jobs": 1, "jobs.schedule": 1})
+	if len(fresh["a"]) != 1 || len(fresh["b"]) != 1 {
+		t.Fatalf("two one-partition topics over two members: %v, want one each", fresh)
+	}
+}
