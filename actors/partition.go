@@ -76,8 +76,6 @@ type fetchFlow struct {
 // metadata; the committer reads them, and writes committed and
 // committedMeta, which Stats and the release log read. The fetcher reads
 // committable too, for its MaxSpan bound.
-//
-// metadata has a second writer: the committer clears it once committed.
 type commitHandoff struct {
 	committable atomic.Int64
 	// point is a recent committable offset with the records finished above
@@ -86,7 +84,10 @@ type commitHandoff struct {
 	// offset; the final commit never uses it.
 	point atomic.Pointer[commitPoint]
 	// metadata is the drain's final metadata, set once the drain is over:
-	// the records finished above the final committable offset.
+	// the records finished above the final committable offset. It stays
+	// set: every commit of a drained partition carries it, the final one
+	// too when a round that listed the partition before its revocation
+	// committed it first.
 	metadata atomic.Pointer[string]
 
 	committed     atomic.Int64
