@@ -92,9 +92,8 @@ func (c *committer) commit(ps []*partition) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	type pending struct {
-		p    *partition
-		off  kafka.Offset
-		meta *string
+		p   *partition
+		off kafka.Offset
 	}
 	byGen := map[Generation][]pending{}
 	for _, p := range ps {
@@ -121,7 +120,7 @@ func (c *committer) commit(ps []*partition) error {
 		if o.Offset < 0 {
 			continue
 		}
-		byGen[p.gen] = append(byGen[p.gen], pending{p, o, meta})
+		byGen[p.gen] = append(byGen[p.gen], pending{p, o})
 	}
 	var errs []error
 	for gen, batch := range byGen {
@@ -142,9 +141,6 @@ func (c *committer) commit(ps []*partition) error {
 			}
 			b.p.committed.Store(b.off.Offset)
 			b.p.committedMeta.Store(&b.off.Metadata)
-			if b.meta != nil {
-				b.p.metadata.CompareAndSwap(b.meta, nil)
-			}
 		}
 	}
 	return errors.Join(errs...)

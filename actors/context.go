@@ -15,7 +15,7 @@ func keyActorOf(ctx context.Context) *keyActor {
 // context derived from it) sees the same KeyState; Revoked is false,
 // VirtualKey is key.
 func NewKeyContext(parent context.Context, key string) context.Context {
-	k := &keyActor{key: key, p: &partition{revokedCh: make(chan struct{})}}
+	k := &keyActor{key: key, p: &partition{revocation: revocation{revokedCh: make(chan struct{})}}}
 	return context.WithValue(parent, keyActorKey{}, k)
 }
 

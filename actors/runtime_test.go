@@ -789,6 +789,51 @@ func TestRevocationCommitsWhatFinishedSinceTheLastCommitPoint(t *testing.T) {
 	}
 }
 
+// TestAFinalCommitAfterARacingRoundKeepsTheDrainsFinishedSet: a committer
+// round lists the partitions it commits before one is revoked, and may
+// commit after that partition's drain ended, with the drain's final state.
+// The final commit that follows must carry that state again, not the older
+// commit point at the same offset: the next owner would run again what
+// finished above it. Offset 0 runs long, so the drain does not wait for it
+// and the committable offset stays where the last point put it.
+func TestAFinalCommitAfterARacingRoundKeepsTheDrainsFinishedSet(t *testing.T) {
+	t.Parallel()
+	keys := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}
+	g := newGate(t)
+	log := newExecLog()
+	// An hour's interval: no commit point is refreshed during the test
+	// but the first, (0, nothing finished).
+	rt := newTestRuntime(t, Config{Concurrency: 2, CommitInterval: time.Hour, Handler: heldAt(0, g, log),
+		LongRunning: func(r *kafka.Record) bool { return r.Offset == 0 }})
+	defer g.open()
+	gen := newMemGeneration()
+	assign(t, rt, gen, newMemSource("t", 0, keys))
+	rt.mu.Lock()
+	p := rt.parts[partitionID{"t", 0}]
+	rt.mu.Unlock()
+	kafkatest.WaitFor(t, 10*time.Second, "offsets 1-9 to finish while 0 runs", func() bool { return log.total() == 10 && p.inFlight() == 1 })
+
+	// Revoke, in its steps, with the round between the drain and the
+	// final commit.
+	ps := rt.take([]TopicPartition{{"t", 0}})
+	rt.system.Root.Send(p.pid, &revoke{})
+	select {
+	case <-p.drained:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the drain did not end; it must not wait for a long-running record")
+	}
+	if err := rt.committer.commit(ps); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.release(ps, nil); err != nil {
+		t.Fatal(err)
+	}
+	last := gen.lastCommit(0)
+	if got, want := commitmeta.Decode(last.Offset, last.Metadata), []commitmeta.Run{{First: 1, Last: 9}}; last.Offset != 0 || !slices.Equal(got, want) {
+		t.Fatalf("final commit %d %q (finished %v), want 0 with 1-9 finished: the next owner would run them again", last.Offset, last.Metadata, got)
+	}
+}
+
 // TestNextOwnerSkipsRecordsFinishedAboveTheWatermark: a revocation drops a
 // buffered record while later records of other keys finished; the commit
 // stops at the dropped one, and its metadata lets the next owner skip the
