@@ -105,8 +105,8 @@ func defaultSizes() sizes {
 }
 
 // quickSizes keep every scenario and line but make each small, so the whole
-// run takes about a minute, most of it S6's 200,000 keys (and the harness
-// test stays near that under the race detector).
+// run takes about a minute, most of it S6's 200,000 keys (the harness test
+// turns them down further: under the race detector they take two minutes).
 func quickSizes() sizes {
 	s := defaultSizes()
 	s.s1Jobs, s.s1Keys, s.s1Trials, s.s1StatusPairs = 10_000, 1_000, 1, 1

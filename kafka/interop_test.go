@@ -111,9 +111,13 @@ func parseInts(s string) []int {
 // the partitions split between them, and rebalances complete both ways,
 // whichever of the two leads the group.
 func TestCooperativeInteropWithJavaConsumers(t *testing.T) {
+	// Most of it is a JVM compiling and starting its consumer, and groups
+	// settling: nothing here measures time, so it runs beside the others.
+	t.Parallel()
 	env := kafkatest.New(t)
 	for _, javaFirst := range []bool{true, false} {
 		t.Run(fmt.Sprintf("java_leads=%v", javaFirst), func(t *testing.T) {
+			t.Parallel()
 			topic, group := env.Topic(t, 6), env.Group(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
