@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ordo-go/ordo/internal/testhook"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -136,8 +135,8 @@ func (c *committer) commit(ps []*partition) error {
 			continue
 		}
 		for _, b := range batch {
-			if testhook.Committed != nil {
-				testhook.Committed(b.off)
+			if c.rt.cfg.OnCommitted != nil {
+				c.rt.cfg.OnCommitted(b.off)
 			}
 			b.p.committed.Store(b.off.Offset)
 			b.p.committedMeta.Store(&b.off.Metadata)

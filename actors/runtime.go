@@ -16,7 +16,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/ordo-go/ordo/internal/backoff"
-	"github.com/ordo-go/ordo/internal/testhook"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -101,6 +100,17 @@ type Config struct {
 	System *actor.ActorSystem
 	// Logger receives the runtime's logs. Default slog.Default().
 	Logger *slog.Logger
+	// OnCommitted, when set, is called with each offset this runtime
+	// committed, after the broker accepted it, from the committing
+	// goroutine; it must return quickly. What no commit covered yet is what
+	// a crash may run again: a test or a chaos checker watches commits here
+	// to know which finished records that is. Default: nothing is called.
+	OnCommitted func(kafka.Offset)
+	// OnReleased, when set, is called for each partition this runtime gave
+	// up (a revocation or a shutdown), after its final commit was tried:
+	// from then on the partition's next owner starts from the last commit
+	// that succeeded. Default: nothing is called.
+	OnReleased func(topic string, partition int)
 }
 
 // The defaults of Config. Package jobs uses the same ones.
@@ -353,8 +363,8 @@ func (rt *Runtime) release(ps []*partition, deadline <-chan time.Time) error {
 	commitErr := rt.committer.commitFinal(ps)
 	for _, p := range ps {
 		p.released.Store(true)
-		if testhook.Released != nil {
-			testhook.Released(p.topic, p.partition)
+		if rt.cfg.OnReleased != nil {
+			rt.cfg.OnReleased(p.topic, p.partition)
 		}
 	}
 	if commitErr != nil && deadline == nil {

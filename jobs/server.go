@@ -18,6 +18,7 @@ import (
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/backoff"
+	"github.com/ordo-go/ordo/internal/serverhooks"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
 )
@@ -246,6 +247,10 @@ type Server struct {
 	// abortStart ends the context of a Start under way, with
 	// ErrServerStopped as its cause; nil when no Start is.
 	abortStart context.CancelCauseFunc
+	// hooks are the chaos runner's and tests' (see internal/serverhooks),
+	// from Start's context; start sets them before the member joins, so
+	// before the runtime commits or releases anything.
+	hooks serverhooks.Hooks
 }
 
 // NewServer validates cfg; it does not contact Kafka.
@@ -314,6 +319,16 @@ func NewServer(cfg Config) (*Server, error) {
 			RestartBackoff:       cfg.Backoff.Delay,
 			System:               cfg.ActorSystem,
 			Logger:               cfg.Logger,
+			OnCommitted: func(o kafka.Offset) {
+				if s.hooks.Committed != nil {
+					s.hooks.Committed(o)
+				}
+			},
+			OnReleased: func(topic string, partition int) {
+				if s.hooks.Released != nil {
+					s.hooks.Released(topic, partition)
+				}
+			},
 		},
 	})
 	if err != nil {
@@ -379,6 +394,7 @@ func (s *Server) start(ctx context.Context) error {
 	if s.stopped {
 		return ErrServerStopped
 	}
+	s.hooks = serverhooks.FromContext(ctx)
 	var d *dispatcher
 	if len(schedules) > 0 {
 		// The schedules partitions are the group's too: the one member

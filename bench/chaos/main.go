@@ -51,7 +51,7 @@ import (
 
 	kafkago "github.com/segmentio/kafka-go"
 
-	"github.com/ordo-go/ordo/internal/testhook"
+	"github.com/ordo-go/ordo/internal/serverhooks"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/kafka/kafkaembed"
@@ -155,21 +155,25 @@ func runWorker(o options) error {
 	if err != nil {
 		return err
 	}
-	testhook.Committed = func(off kafka.Offset) {
-		if off.Topic != o.topic {
-			return
-		}
-		if err := led.commit(off.Partition, off.Offset, time.Now().UnixNano(), off.Metadata); err != nil {
-			fmt.Fprintf(os.Stderr, "chaos worker %s: ledger: %v\n", o.proc, err)
-		}
-	}
-	testhook.Released = func(topic string, partition int) {
-		if topic != o.topic {
-			return
-		}
-		if err := led.release(partition, time.Now().UnixNano()); err != nil {
-			fmt.Fprintf(os.Stderr, "chaos worker %s: ledger: %v\n", o.proc, err)
-		}
+	// The ledger's commits and releases tell the checker which finished
+	// jobs a crash may run again: those no commit covered.
+	hooks := serverhooks.Hooks{
+		Committed: func(off kafka.Offset) {
+			if off.Topic != o.topic {
+				return
+			}
+			if err := led.commit(off.Partition, off.Offset, time.Now().UnixNano(), off.Metadata); err != nil {
+				fmt.Fprintf(os.Stderr, "chaos worker %s: ledger: %v\n", o.proc, err)
+			}
+		},
+		Released: func(topic string, partition int) {
+			if topic != o.topic {
+				return
+			}
+			if err := led.release(partition, time.Now().UnixNano()); err != nil {
+				fmt.Fprintf(os.Stderr, "chaos worker %s: ledger: %v\n", o.proc, err)
+			}
+		},
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.workerLog)); err != nil {
@@ -225,7 +229,7 @@ func runWorker(o options) error {
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	if err := srv.Start(context.Background()); err != nil {
+	if err := srv.Start(serverhooks.WithHooks(context.Background(), hooks)); err != nil {
 		return err
 	}
 	<-sigs

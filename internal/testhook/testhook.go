@@ -1,8 +1,7 @@
 // Package testhook lets jobstest, and the bench, reach parts of package jobs
 // that are not jobs' API: jobs sets Work and Prepare when it is initialised.
 // They take and return jobs' types as any, since this package cannot import
-// jobs. The other way round, Committed and Released let the chaos runner
-// watch the runtime's commits and hand-overs.
+// jobs.
 package testhook
 
 import (
@@ -28,16 +27,3 @@ var WorkBatch func(ctx context.Context, workers any, recs []*kafka.Record) error
 // ClientConfig.Topic, without sending it. info is a jobs.JobInfo. Its errors
 // wrap jobs.ErrInvalidEnqueue, as Enqueue's do.
 var Prepare func(topic string, args any, opts any) (msg kafka.Message, info any, err error)
-
-// Committed, when set before a Server starts, is called with each offset the
-// runtime committed, after the broker accepted it, from the committing
-// goroutine. The chaos runner's workers write these to their ledgers, so that
-// its checker knows which finished jobs a crash may run again: those no
-// commit covered.
-var Committed func(kafka.Offset)
-
-// Released, when set before a Server starts, is called for each partition the
-// runtime gave up (a revocation or a stop), after its final commit was tried:
-// from then on the partition's next owner starts from the last commit that
-// succeeded, so what no commit covered by now may run again.
-var Released func(topic string, partition int)
