@@ -3,12 +3,10 @@ package jobs
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
-
 	"github.com/ordo-go/ordo/internal/envelope"
+	"github.com/ordo-go/ordo/internal/schedule"
 )
 
 // A periodic job is fired by one server of the group: the one that
@@ -50,7 +48,7 @@ type PeriodicJob struct {
 	opts   []EnqueueOption
 	missed MissedTicks
 
-	sched cron.Schedule // set by validate
+	sched schedule.Spec // set by validate
 	topic string        // the job's topic, set by validate
 }
 
@@ -105,39 +103,6 @@ func Periodic(spec string, args JobArgs, opts ...PeriodicOption) PeriodicJob {
 // Name is the job's name (PeriodicName, or the kind of its args).
 func (p PeriodicJob) Name() string { return p.name }
 
-// everySchedule ticks at the multiples of d since the Unix epoch, so every
-// server computes the same ticks.
-type everySchedule struct{ d time.Duration }
-
-func (e everySchedule) Next(t time.Time) time.Time {
-	n := t.UnixNano()
-	next := n - n%int64(e.d) + int64(e.d)
-	if n < 0 && n%int64(e.d) != 0 {
-		next -= int64(e.d)
-	}
-	return time.Unix(0, next).UTC()
-}
-
-var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-func parsePeriodicSpec(spec string) (cron.Schedule, error) {
-	if rest, ok := strings.CutPrefix(spec, "@every "); ok {
-		d, err := time.ParseDuration(strings.TrimSpace(rest))
-		if err != nil {
-			return nil, fmt.Errorf("spec %q: %w", spec, err)
-		}
-		if d < MinPeriodicInterval {
-			return nil, fmt.Errorf("spec %q: the interval must be at least %v", spec, MinPeriodicInterval)
-		}
-		return everySchedule{d}, nil
-	}
-	s, err := cronParser.Parse(spec)
-	if err != nil {
-		return nil, fmt.Errorf("spec %q: %w", spec, err)
-	}
-	return s, nil
-}
-
 // validatePeriodic checks the periodic jobs and fills in their names,
 // schedules and topics; defaultTopic is Config.Topics[0].
 func validatePeriodic(ps []PeriodicJob, defaultTopic string) error {
@@ -161,7 +126,7 @@ func validatePeriodic(ps []PeriodicJob, defaultTopic string) error {
 			return &elementError{i, fmt.Errorf("PeriodicMissedTicks(%d): want MissedRunOnce or MissedSkip", p.missed)}
 		}
 		var err error
-		if p.sched, err = parsePeriodicSpec(p.spec); err != nil {
+		if p.sched, err = schedule.ParseSpec(p.spec, MinPeriodicInterval); err != nil {
 			return &elementError{i, err}
 		}
 		if o := collectOptions(p.opts); o.runAtSet || o.delaySet {

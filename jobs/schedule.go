@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/ordo-go/ordo/internal/envelope"
@@ -264,34 +263,15 @@ func (c *Client) Cancel(ctx context.Context, jobID string, opts ...EnqueueOption
 	return c.cancelAnswer(wait, ds[0], jobID), nil
 }
 
-// cancelAnswer reads the schedules partition after the cancel at d until the
-// dispatcher's answer to it, or until ctx ends.
+// cancelAnswer waits for the dispatcher's answer to the cancel at d, until
+// ctx ends.
 func (c *Client) cancelAnswer(ctx context.Context, d kafka.Delivery, jobID string) CancelOutcome {
-	r, err := kafka.NewPartitionReader(kafka.ReaderConfig{Brokers: c.brokers, Security: c.security,
-		FetchMaxWait: 100 * time.Millisecond, Logger: c.logger}, d.Topic, d.Partition, d.Offset+1)
-	if err != nil {
-		return CancelUnconfirmed
-	}
-	defer r.Close()
-	ref := strconv.FormatInt(d.Offset, 10)
-	var buf []kafka.Record
-	for ctx.Err() == nil {
-		recs, _, err := r.Fetch(ctx, buf[:0], 500)
-		if err != nil {
-			continue // ctx ended, or a broker hiccup: the loop's condition decides
-		}
-		for _, rec := range recs {
-			if string(rec.Key) != jobID || string(header(&rec, schedule.HeaderCancelOffset)) != ref {
-				continue
-			}
-			switch string(header(&rec, schedule.HeaderCancelOutcome)) {
-			case schedule.CancelOutcomeCancelled:
-				return Cancelled
-			case schedule.CancelOutcomeNotPending:
-				return CancelTooLate
-			}
-		}
-		buf = recs
+	rc := kafka.ReaderConfig{Brokers: c.brokers, Security: c.security, FetchMaxWait: 100 * time.Millisecond, Logger: c.logger}
+	switch schedule.CancelAnswer(ctx, rc, d, jobID) {
+	case schedule.CancelOutcomeCancelled:
+		return Cancelled
+	case schedule.CancelOutcomeNotPending:
+		return CancelTooLate
 	}
 	return CancelUnconfirmed
 }

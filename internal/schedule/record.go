@@ -1,8 +1,10 @@
 package schedule
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/ordo-go/ordo/internal/envelope"
@@ -39,6 +41,36 @@ const (
 	CancelOutcomeCancelled  = "cancelled"
 	CancelOutcomeNotPending = "not-pending"
 )
+
+// CancelAnswer reads the schedules partition after the cancel at d, with a
+// reader configured by rc, until the dispatcher's answer to it, or until ctx
+// ends. It returns the answer's HeaderCancelOutcome, "" when none came.
+func CancelAnswer(ctx context.Context, rc kafka.ReaderConfig, d kafka.Delivery, jobID string) string {
+	r, err := kafka.NewPartitionReader(rc, d.Topic, d.Partition, d.Offset+1)
+	if err != nil {
+		return ""
+	}
+	defer r.Close()
+	ref := strconv.FormatInt(d.Offset, 10)
+	var buf []kafka.Record
+	for ctx.Err() == nil {
+		recs, _, err := r.Fetch(ctx, buf[:0], 500)
+		if err != nil {
+			continue // ctx ended, or a broker hiccup: the loop's condition decides
+		}
+		for _, rec := range recs {
+			if string(rec.Key) != jobID || string(header(&rec, HeaderCancelOffset)) != ref {
+				continue
+			}
+			switch o := string(header(&rec, HeaderCancelOutcome)); o {
+			case CancelOutcomeCancelled, CancelOutcomeNotPending:
+				return o
+			}
+		}
+		buf = recs
+	}
+	return ""
+}
 
 // periodicKeyPrefix begins the key of a periodic job's record; the name
 // follows.
