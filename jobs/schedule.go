@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/ordo-go/ordo/internal/envelope"
+	"github.com/ordo-go/ordo/internal/schedule"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -37,11 +37,6 @@ const DefaultScheduleSuffix = ".schedule"
 // it is beyond what is meant (a time in the wrong unit, say).
 const MaxScheduleAhead = 366 * 24 * time.Hour
 
-// maxScheduleBehind is how long before its record was written a run-at may
-// lie; a run-at further in the past is a producer's mistake and is
-// dead-lettered rather than run at once.
-const maxScheduleBehind = 24 * time.Hour
-
 // Header names of schedule records.
 const (
 	// HeaderRunAt is when a scheduled job is due, in RFC 3339 with
@@ -52,17 +47,6 @@ const (
 	// HeaderTargetKey is the record key a scheduled job is dispatched
 	// with; absent for a job without one.
 	HeaderTargetKey = "ordo-target-key"
-
-	// headerCancel marks a tombstone written by Cancel, which the
-	// dispatcher answers.
-	headerCancel = "ordo-cancel"
-	// headerCancelOutcome and headerCancelOffset mark the dispatcher's
-	// answer to the cancel at that offset: a tombstone too.
-	headerCancelOutcome = "ordo-cancel-outcome"
-	headerCancelOffset  = "ordo-cancel-offset"
-	// headerDispatched marks the dispatcher's tombstone of a job it
-	// resolved, saying where the job went.
-	headerDispatched = "ordo-dispatched"
 )
 
 // reservedHeader tells the header names ordo sets, which WithHeaders
@@ -70,7 +54,8 @@ const (
 func reservedHeader(name string) bool {
 	switch name {
 	case HeaderKind, HeaderJobID, HeaderPartitionKey, HeaderRunAt, HeaderTargetTopic, HeaderTargetKey,
-		headerCancel, headerCancelOutcome, headerCancelOffset, headerDispatched, HeaderPeriodicTick, headerPeriodic:
+		schedule.HeaderCancel, schedule.HeaderCancelOutcome, schedule.HeaderCancelOffset, schedule.HeaderDispatched,
+		HeaderPeriodicTick, schedule.HeaderPeriodic:
 		return true
 	}
 	return false
@@ -269,7 +254,7 @@ func (c *Client) Cancel(ctx context.Context, jobID string, opts ...EnqueueOption
 		return CancelUnconfirmed, fmt.Errorf("%w: Cancel: WithTopic: %w", ErrInvalidEnqueue, err)
 	}
 	ds, err := c.producer.ProduceSync(ctx, kafka.Message{Topic: topic + DefaultScheduleSuffix, Key: []byte(jobID),
-		Headers: []kafka.Header{{Key: headerCancel, Value: []byte("1")}}})
+		Headers: []kafka.Header{{Key: schedule.HeaderCancel, Value: []byte("1")}}})
 	if err != nil {
 		return CancelUnconfirmed, fmt.Errorf("jobs: cancel job %s: %w", jobID, err)
 	}
@@ -278,107 +263,15 @@ func (c *Client) Cancel(ctx context.Context, jobID string, opts ...EnqueueOption
 	return c.cancelAnswer(wait, ds[0], jobID), nil
 }
 
-// cancelAnswer reads the schedules partition after the cancel at d until the
-// dispatcher's answer to it, or until ctx ends.
+// cancelAnswer waits for the dispatcher's answer to the cancel at d, until
+// ctx ends.
 func (c *Client) cancelAnswer(ctx context.Context, d kafka.Delivery, jobID string) CancelOutcome {
-	r, err := kafka.NewPartitionReader(kafka.ReaderConfig{Brokers: c.brokers, Security: c.security,
-		FetchMaxWait: 100 * time.Millisecond, Logger: c.logger}, d.Topic, d.Partition, d.Offset+1)
-	if err != nil {
-		return CancelUnconfirmed
-	}
-	defer r.Close()
-	ref := strconv.FormatInt(d.Offset, 10)
-	var buf []kafka.Record
-	for ctx.Err() == nil {
-		recs, _, err := r.Fetch(ctx, buf[:0], 500)
-		if err != nil {
-			continue // ctx ended, or a broker hiccup: the loop's condition decides
-		}
-		for _, rec := range recs {
-			if string(rec.Key) != jobID || string(header(&rec, headerCancelOffset)) != ref {
-				continue
-			}
-			switch string(header(&rec, headerCancelOutcome)) {
-			case cancelOutcomeCancelled:
-				return Cancelled
-			case cancelOutcomeNotPending:
-				return CancelTooLate
-			}
-		}
-		buf = recs
+	rc := kafka.ReaderConfig{Brokers: c.brokers, Security: c.security, FetchMaxWait: 100 * time.Millisecond, Logger: c.logger}
+	switch schedule.CancelAnswer(ctx, rc, d, jobID) {
+	case schedule.CancelOutcomeCancelled:
+		return Cancelled
+	case schedule.CancelOutcomeNotPending:
+		return CancelTooLate
 	}
 	return CancelUnconfirmed
-}
-
-// The values of headerCancelOutcome.
-const (
-	cancelOutcomeCancelled  = "cancelled"
-	cancelOutcomeNotPending = "not-pending"
-)
-
-// scheduleRunAt reads a schedule record's run-at, and refuses one too far
-// before or after the record was written.
-func scheduleRunAt(r *kafka.Record) (time.Time, error) {
-	at := header(r, HeaderRunAt)
-	if at == nil {
-		return time.Time{}, fmt.Errorf("schedule record without the %s header", HeaderRunAt)
-	}
-	runAt, err := time.Parse(time.RFC3339Nano, string(at))
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%s %q is not an RFC 3339 time", HeaderRunAt, at)
-	}
-	if !r.Time.IsZero() {
-		switch {
-		case runAt.Before(r.Time.Add(-maxScheduleBehind)):
-			return time.Time{}, fmt.Errorf("%s %s is more than %v before the record was written (%s)",
-				HeaderRunAt, at, maxScheduleBehind, r.Time.UTC().Format(time.RFC3339))
-		case runAt.After(r.Time.Add(MaxScheduleAhead)):
-			return time.Time{}, fmt.Errorf("%s %s is more than MaxScheduleAhead (%v) after the record was written (%s)",
-				HeaderRunAt, at, MaxScheduleAhead, r.Time.UTC().Format(time.RFC3339))
-		}
-	}
-	return runAt, nil
-}
-
-// dispatchable is a schedule record read back and checked: the job record to
-// send to its target topic, and when it was due.
-type dispatchable struct {
-	msg   kafka.Message
-	runAt time.Time
-}
-
-// readSchedule checks a schedule record of the schedules topic of target and
-// returns the job record to dispatch, or why it cannot be dispatched.
-func readSchedule(r *kafka.Record, target string) (dispatchable, error) {
-	if len(r.Key) == 0 {
-		return dispatchable{}, errors.New("schedule record without a key (the job id)")
-	}
-	runAt, err := scheduleRunAt(r)
-	if err != nil {
-		return dispatchable{}, err
-	}
-	if t := string(header(r, HeaderTargetTopic)); t != target {
-		return dispatchable{}, fmt.Errorf("%s is %q; this schedules topic dispatches to %q only", HeaderTargetTopic, t, target)
-	}
-	var v envelope.View
-	if err := envelope.DecodeView(r.Value, &v); err != nil {
-		return dispatchable{}, err
-	}
-	if string(v.ID) != string(r.Key) {
-		return dispatchable{}, fmt.Errorf("the record's key %q is not its job id %q", r.Key, v.ID)
-	}
-	msg := kafka.Message{Topic: target, Value: r.Value, Headers: make([]kafka.Header, 0, len(r.Headers))}
-	for _, h := range r.Headers {
-		switch h.Key {
-		case HeaderRunAt, HeaderTargetTopic:
-		case HeaderTargetKey:
-			msg.Key = h.Value
-		case HeaderPartitionKey:
-			msg.PartitionKey = h.Value
-			msg.Headers = append(msg.Headers, h)
-		default:
-			msg.Headers = append(msg.Headers, h)
-		}
-	}
-	return dispatchable{msg: msg, runAt: runAt}, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/backoff"
+	"github.com/ordo-go/ordo/internal/schedule"
 	"github.com/ordo-go/ordo/internal/serverhooks"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
@@ -235,7 +236,7 @@ type Server struct {
 	status      *statusReporter // nil when Config.DisableStatus
 	// dispatcher sends scheduled jobs when due; nil when the server
 	// dispatches none. Set by Start under mu.
-	dispatcher *dispatcher
+	dispatcher *schedule.Dispatcher
 	// ready is closed when the records server and the dispatcher are.
 	ready chan struct{}
 
@@ -395,12 +396,12 @@ func (s *Server) start(ctx context.Context) error {
 		return ErrServerStopped
 	}
 	s.hooks = serverhooks.FromContext(ctx)
-	var d *dispatcher
+	var d *schedule.Dispatcher
 	if len(schedules) > 0 {
 		// The schedules partitions are the group's too: the one member
 		// assigns, revokes and commits them beside the job partitions.
 		d = newDispatcher(s.cfg, schedules, s.dlq)
-		if err := s.records.runBeside(d, d.topics()); err != nil {
+		if err := s.records.runBeside(scheduleRunner{d}, d.Topics()); err != nil {
 			return fmt.Errorf("jobs: Start: schedules topics: %w", err)
 		}
 	}
@@ -419,7 +420,7 @@ func (s *Server) start(ctx context.Context) error {
 		}
 		if d != nil {
 			select {
-			case <-d.ready:
+			case <-d.Ready():
 			case <-s.records.Done():
 				return
 			}
@@ -615,7 +616,12 @@ func (s *Server) Schedules() []ScheduleStats {
 	if d == nil {
 		return nil
 	}
-	return d.Schedules()
+	stats := d.Stats()
+	out := make([]ScheduleStats, len(stats))
+	for i, st := range stats {
+		out[i] = ScheduleStats(st)
+	}
+	return out
 }
 
 // Rebalances returns how many assignments the server received from its

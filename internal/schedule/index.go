@@ -1,10 +1,10 @@
-package jobs
+package schedule
 
 import (
 	"math"
 )
 
-// scheduleIndex is a dispatcher's index of one schedules partition's pending
+// scheduleIndex is a Dispatcher's index of one schedules partition's pending
 // jobs: for each, when it is due, the offset of its record and a hash of its
 // key (the job id), and nothing of its payload, which is read back from
 // Kafka when it is due. A pending job costs about 65 bytes (a heap entry,
