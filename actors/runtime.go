@@ -127,7 +127,7 @@ const (
 
 // ErrShutdownTimeout is returned (wrapped, with what was left) when records
 // were still running when the shutdown timeout passed.
-var ErrShutdownTimeout = errors.New("ordo: shutdown timeout passed with records in flight")
+var ErrShutdownTimeout = errors.New("actors: shutdown timeout passed with records in flight")
 
 // ErrAssigned is returned by Assign for a partition the runtime already holds.
 var ErrAssigned = errors.New("actors: partition already assigned")
