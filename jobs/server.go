@@ -265,13 +265,13 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: dead-letter producer: %w", err)
 	}
-	s.deadLetters = newDeadLetterWriter(s.dlq, cfg.Workers, cfg.DeadLetterTopic, cfg.Group, cfg.Backoff, cfg.Metrics, cfg.Logger)
 	var t *tally
 	if !cfg.DisableStatus {
 		t = newTally(cfg.Workers)
 		s.status = newStatusReporter(s, t)
-		s.deadLetters.tally = t
 	}
+	s.deadLetters = newDeadLetterWriter(s.dlq, cfg.DeadLetterTopic, cfg.Group, cfg.Backoff,
+		deadLetterCounter{metrics: cfg.Metrics, workers: cfg.Workers, tally: t}, cfg.Logger)
 	exec := &executor{
 		tally:       t,
 		workers:     cfg.Workers,
@@ -388,9 +388,9 @@ func (s *Server) start(ctx context.Context) error {
 			return fmt.Errorf("jobs: Start: schedules topics: %w", err)
 		}
 	}
-	s.deadLetters.start()
+	s.deadLetters.Start()
 	if err := s.records.Start(ctx); err != nil {
-		s.deadLetters.stop()
+		s.deadLetters.Stop()
 		return err
 	}
 	s.status.start()
@@ -412,7 +412,7 @@ func (s *Server) start(ctx context.Context) error {
 	}()
 	go func() {
 		<-s.records.Done()
-		s.deadLetters.stop()
+		s.deadLetters.Stop()
 		s.status.stop()
 	}()
 	return nil
@@ -573,7 +573,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	err := s.records.Stop(ctx)
-	s.deadLetters.stop()
+	s.deadLetters.Stop()
 	s.status.stop()
 	s.cfg.Metrics.detach(s)
 	return errors.Join(err, s.dlq.Close())
