@@ -106,3 +106,11 @@ func isClosed(ch <-chan struct{}) bool {
 		return false
 	}
 }
+
+// replayMarker tells whether r is the marker a replay appends to a
+// dead-letter topic (see HeaderReplayOf), which a server reading that topic
+// to re-run its dead letters commits without running or dead-lettering it.
+// Only a record that is no job (it has no worker) is asked.
+func replayMarker(r *kafka.Record) bool {
+	return len(r.Value) == 0 && header(r, HeaderReplayOf) != nil
+}

@@ -141,9 +141,9 @@ func (d *dispatcher) topics() []string {
 	return slices.Sorted(maps.Keys(d.targets))
 }
 
-// runs tells whether topic is a schedules topic, whose partitions the
+// Runs tells whether topic is a schedules topic, whose partitions the
 // dispatcher runs rather than the actor runtime.
-func (d *dispatcher) runs(topic string) bool {
+func (d *dispatcher) Runs(topic string) bool {
 	_, ok := d.targets[topic]
 	return ok
 }
@@ -169,11 +169,11 @@ func (d *dispatcher) Schedules() []ScheduleStats {
 	return out
 }
 
-// begin starts dispatching the schedules partitions of one assignment
+// Begin starts dispatching the schedules partitions of one assignment
 // (claims, possibly none). Each is dispatched until its claim is revoked,
 // then flushed and committed, and its channel closed. The first assignment
 // closes ready once its partitions were read.
-func (d *dispatcher) begin(sess *kafka.Session, claims []*kafka.Claim) []<-chan struct{} {
+func (d *dispatcher) Begin(sess *kafka.Session, claims []*kafka.Claim) []<-chan struct{} {
 	first := !d.assigned.Swap(true)
 	var reading sync.WaitGroup
 	done := make([]<-chan struct{}, len(claims))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/backoff"
+	"github.com/ordo-go/ordo/internal/run"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
 )
@@ -228,7 +229,7 @@ const (
 // finished.
 type Server struct {
 	cfg         Config
-	records     *recordServer
+	records     *run.Member
 	dlq         *kafka.Producer
 	deadLetters *deadLetterWriter
 	status      *statusReporter // nil when Config.DisableStatus
@@ -287,7 +288,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Workers.hasBatchWorkers() {
 		batch = exec.batchRule
 	}
-	s.records, err = newRecordServer(recordServerConfig{
+	s.records, err = run.New(run.Config{
 		Consumer: kafka.ConsumerConfig{
 			Brokers: cfg.Brokers, Security: cfg.Security, Group: cfg.Group, Topics: cfg.Topics, InstanceID: cfg.InstanceID,
 			Rebalance:      cfg.Rebalance,
@@ -322,6 +323,14 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.Metrics.attach(s)
 	return s, nil
 }
+
+var (
+	// ErrServerStopped is returned by Start after Stop: a server runs once;
+	// build a new one to run again.
+	ErrServerStopped = errors.New("jobs: the server was stopped; a server starts once")
+	// ErrServerStarted is returned by a second Start.
+	ErrServerStarted = errors.New("jobs: the server is already started")
+)
 
 // ErrTopicsMissing is wrapped by Start's error when topics the server needs
 // do not exist and Config.CreateTopics is not set.
@@ -384,7 +393,7 @@ func (s *Server) start(ctx context.Context) error {
 		// The schedules partitions are the group's too: the one member
 		// assigns, revokes and commits them beside the job partitions.
 		d = newDispatcher(s.cfg, schedules, s.dlq)
-		if err := s.records.runBeside(d, d.topics()); err != nil {
+		if err := s.records.RunBeside(d, d.topics()); err != nil {
 			return fmt.Errorf("jobs: Start: schedules topics: %w", err)
 		}
 	}
@@ -555,7 +564,7 @@ func (s *Server) Err() error { return s.records.Err() }
 // move to the other servers at once rather than after SessionTimeout. For a
 // dynamic member it is Stop.
 func (s *Server) StopAndLeave(ctx context.Context) error {
-	s.records.consumer.Leave()
+	s.records.Leave()
 	return s.Stop(ctx)
 }
 
