@@ -7,6 +7,7 @@ import (
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/deadletter"
+	"github.com/ordo-go/ordo/internal/status"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -78,12 +79,12 @@ func deadLetterMessage(topic, group string, r *kafka.Record, attempt int, kind, 
 type deadLetterCounter struct {
 	metrics *Metrics
 	workers *Workers
-	tally   *tally // nil when the status reports are off
+	tally   *status.Tally // nil when the status reports are off
 }
 
 func (c deadLetterCounter) Written(kind string) {
 	c.metrics.jobDeadLettered(c.workers.metricKind(kind))
-	c.tally.deadLettered(kind)
+	c.tally.DeadLettered(kind)
 }
 
 func (c deadLetterCounter) WriteFailed() { c.metrics.deadLetterWriteFailed() }

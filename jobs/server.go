@@ -19,6 +19,7 @@ import (
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/backoff"
 	"github.com/ordo-go/ordo/internal/run"
+	"github.com/ordo-go/ordo/internal/status"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
 )
@@ -232,7 +233,7 @@ type Server struct {
 	records     *run.Member
 	dlq         *kafka.Producer
 	deadLetters *deadLetterWriter
-	status      *statusReporter // nil when Config.DisableStatus
+	status      *status.Reporter // nil when Config.DisableStatus
 	// dispatcher sends scheduled jobs when due; nil when the server
 	// dispatches none. Set by Start under mu.
 	dispatcher *dispatcher
@@ -266,7 +267,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: dead-letter producer: %w", err)
 	}
-	var t *tally
+	var t *status.Tally
 	if !cfg.DisableStatus {
 		t = newTally(cfg.Workers)
 		s.status = newStatusReporter(s, t)
@@ -402,7 +403,7 @@ func (s *Server) start(ctx context.Context) error {
 		s.deadLetters.Stop()
 		return err
 	}
-	s.status.start()
+	s.status.Start()
 	s.dispatcher = d
 	go func() {
 		select {
@@ -422,7 +423,7 @@ func (s *Server) start(ctx context.Context) error {
 	go func() {
 		<-s.records.Done()
 		s.deadLetters.Stop()
-		s.status.stop()
+		s.status.Stop()
 	}()
 	return nil
 }
@@ -583,7 +584,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Unlock()
 	err := s.records.Stop(ctx)
 	s.deadLetters.Stop()
-	s.status.stop()
+	s.status.Stop()
 	s.cfg.Metrics.detach(s)
 	return errors.Join(err, s.dlq.Close())
 }
