@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/internal/metrics"
 	"github.com/ordo-go/ordo/internal/status"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -42,3 +43,11 @@ type serverStats Server
 func (s *serverStats) Group() string                  { return s.cfg.Group }
 func (s *serverStats) Rebalances() int64              { return s.records.Generations() }
 func (s *serverStats) Stats() []actors.PartitionStats { return s.records.Runtime().Stats() }
+
+func (s *serverStats) Schedules() []metrics.Schedule {
+	var out []metrics.Schedule
+	for _, p := range (*Server)(s).Schedules() {
+		out = append(out, metrics.Schedule{Topic: p.Topic, Partition: p.Partition, Pending: p.Pending})
+	}
+	return out
+}
