@@ -303,7 +303,7 @@ func (e *executor) handleBatch(ctx context.Context, items []actors.BatchRecord) 
 	n := len(infos)
 	if n == 0 {
 		r := items[0].Record
-		e.tally.failure(r, badKind, string(header(r, HeaderJobID)), items[0].Attempt, badReason, true)
+		e.tally.Failure(r, badKind, string(header(r, HeaderJobID)), items[0].Attempt, badReason, true)
 		return actors.BatchFailed(0, e.deadLetter(ctx, r, items[0].Attempt, badKind, badReason, holdAt(0)))
 	}
 	kind := infos[0].kind
@@ -323,7 +323,7 @@ func (e *executor) handleBatch(ctx context.Context, items []actors.BatchRecord) 
 			jobErr = firstErr
 		}
 		e.metrics.jobRan(kind, began, jobErr)
-		e.tally.ran(recs[i], kind, jobErr)
+		e.tally.Ran(recs[i], kind, jobErr)
 	}
 	switch {
 	case first >= 0:
@@ -332,7 +332,7 @@ func (e *executor) handleBatch(ctx context.Context, items []actors.BatchRecord) 
 		return actors.BatchFailed(decoded, e.failed(ctx, recs[decoded], w, infos[decoded], items[decoded].Attempt, decodeErr, holdAt(decoded)))
 	case n < len(items):
 		r := items[n].Record
-		e.tally.failure(r, badKind, string(header(r, HeaderJobID)), items[n].Attempt, badReason, true)
+		e.tally.Failure(r, badKind, string(header(r, HeaderJobID)), items[n].Attempt, badReason, true)
 		return actors.BatchFailed(n, e.deadLetter(ctx, r, items[n].Attempt, badKind, badReason, holdAt(n)))
 	}
 	return actors.BatchDone()

@@ -75,12 +75,3 @@ func (s scheduleMetrics) PeriodicFired(name string) { s.m.periodicFired(name) }
 func (s scheduleMetrics) DeadLettered(r *kafka.Record) {
 	s.m.jobDeadLettered(s.workers.metricKind(string(header(r, HeaderKind))))
 }
-
-// scheduleRunner has the record server run the schedules partitions on the
-// dispatcher.
-type scheduleRunner struct{ d *schedule.Dispatcher }
-
-func (r scheduleRunner) runs(topic string) bool { return r.d.Runs(topic) }
-func (r scheduleRunner) begin(sess *kafka.Session, claims []*kafka.Claim) []<-chan struct{} {
-	return r.d.Begin(sess, claims)
-}

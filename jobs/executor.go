@@ -11,6 +11,7 @@ import (
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/envelope"
+	"github.com/ordo-go/ordo/internal/status"
 	"github.com/ordo-go/ordo/internal/testhook"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
@@ -27,7 +28,7 @@ type executor struct {
 	backoff     supervision.Backoff
 	deadLetters *deadLetterWriter
 	metrics     *Metrics
-	tally       *tally // nil when the status reports are off
+	tally       *status.Tally // nil when the status reports are off
 	tracer      *jobTracer
 	log         *slog.Logger
 	// middleware is the Work middleware by kind, nil when there is none
@@ -63,14 +64,14 @@ func (e *executor) handle(ctx context.Context, r *kafka.Record, attempt int) act
 		return actors.Done()
 	}
 	if w == nil {
-		e.tally.failure(r, kind, string(header(r, HeaderJobID)), attempt, reason, true)
+		e.tally.Failure(r, kind, string(header(r, HeaderJobID)), attempt, reason, true)
 		return e.deadLetter(ctx, r, attempt, kind, reason, single)
 	}
 	ctx, span := e.tracer.start(ctx, job.kind, job.id, r)
 	began := e.metrics.now()
 	err := e.run(ctx, w, job, r)
 	e.metrics.jobRan(job.kind, began, err)
-	e.tally.ran(r, job.kind, err)
+	e.tally.Ran(r, job.kind, err)
 	span.end(err)
 	if err == nil {
 		return actors.Done()
@@ -159,12 +160,12 @@ func (e *executor) failed(ctx context.Context, r *kafka.Record, w registeredWork
 		backoff = b
 	}
 	d := supervision.Decide(attempt, maxAttempts, err, backoff)
-	e.tally.failure(r, job.kind, job.id, job.attempt, err.Error(), d.DeadLetter)
+	e.tally.Failure(r, job.kind, job.id, job.attempt, err.Error(), d.DeadLetter)
 	if d.DeadLetter {
 		return e.deadLetter(ctx, r, attempt, job.kind, d.Reason, hold)
 	}
 	e.metrics.jobRetried(job.kind)
-	e.tally.retried(job.kind)
+	e.tally.Retried(job.kind)
 	e.log.Warn("ordo: job failed; will retry", "kind", job.kind, "job_id", job.id,
 		"topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
 		"attempt", attempt, "max_attempts", maxAttempts, "retry_in", d.Delay, "err", errText{err})

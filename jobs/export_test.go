@@ -1,10 +1,12 @@
 package jobs
 
+import "github.com/ordo-go/ordo/internal/run"
+
 // The record-level server is internal; its tests and benchmark reach it
 // under these names.
 type (
-	RecordServer       = recordServer
-	RecordServerConfig = recordServerConfig
+	RecordServer       = run.Member
+	RecordServerConfig = run.Config
 )
 
-var NewRecordServer = newRecordServer
+var NewRecordServer = run.New

@@ -153,7 +153,7 @@ func BenchmarkStatusTally(b *testing.B) {
 		r := &kafka.Record{Partition: int(goroutines.Add(1))}
 		for pb.Next() {
 			r.Offset++
-			t.ran(r, kind, nil)
+			t.Ran(r, kind, nil)
 		}
 	})
 }

@@ -36,7 +36,7 @@ type dueRun struct {
 // group's that stops every dispatch at every rebalance. Here the rebalance
 // lasts seconds (the job partitions that move each drain a job of 3 s);
 // jobs due meanwhile, on a schedules partition and a job partition the first
-// server keeps, run within a second of their run-at. Under the former
+// server keeps, run within 2 s of their run-at. Under the former
 // dispatcher group they waited for the whole rebalance.
 func TestACooperativeServerKeepsDispatchingTheSchedulesPartitionsItKeepsThroughARebalance(t *testing.T) {
 	t.Parallel()
@@ -170,7 +170,7 @@ func TestACooperativeServerKeepsDispatchingTheSchedulesPartitionsItKeepsThroughA
 			continue
 		}
 		during = append(during, r.late)
-		if r.late > time.Second {
+		if r.late > 2*time.Second {
 			t.Errorf("job %d, due %v into a rebalance of %v on schedules partition %d that the first server kept, ran %v late",
 				r.seq, runAt.Sub(joined).Round(time.Millisecond), settled.Sub(joined).Round(time.Millisecond), infos[r.seq].Partition, r.late)
 		}

@@ -18,8 +18,10 @@ import (
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/backoff"
+	"github.com/ordo-go/ordo/internal/run"
 	"github.com/ordo-go/ordo/internal/schedule"
 	"github.com/ordo-go/ordo/internal/serverhooks"
+	"github.com/ordo-go/ordo/internal/status"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
 )
@@ -230,10 +232,10 @@ const (
 // finished.
 type Server struct {
 	cfg         Config
-	records     *recordServer
+	records     *run.Member
 	dlq         *kafka.Producer
 	deadLetters *deadLetterWriter
-	status      *statusReporter // nil when Config.DisableStatus
+	status      *status.Reporter // nil when Config.DisableStatus
 	// dispatcher sends scheduled jobs when due; nil when the server
 	// dispatches none. Set by Start under mu.
 	dispatcher *schedule.Dispatcher
@@ -271,13 +273,13 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: dead-letter producer: %w", err)
 	}
-	s.deadLetters = newDeadLetterWriter(s.dlq, cfg.Workers, cfg.DeadLetterTopic, cfg.Group, cfg.Backoff, cfg.Metrics, cfg.Logger)
-	var t *tally
+	var t *status.Tally
 	if !cfg.DisableStatus {
 		t = newTally(cfg.Workers)
 		s.status = newStatusReporter(s, t)
-		s.deadLetters.tally = t
 	}
+	s.deadLetters = newDeadLetterWriter(s.dlq, cfg.DeadLetterTopic, cfg.Group, cfg.Backoff,
+		deadLetterCounter{metrics: cfg.Metrics, workers: cfg.Workers, tally: t}, cfg.Logger)
 	exec := &executor{
 		tally:       t,
 		workers:     cfg.Workers,
@@ -293,7 +295,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.Workers.hasBatchWorkers() {
 		batch = exec.batchRule
 	}
-	s.records, err = newRecordServer(recordServerConfig{
+	s.records, err = run.New(run.Config{
 		Consumer: kafka.ConsumerConfig{
 			Brokers: cfg.Brokers, Security: cfg.Security, Group: cfg.Group, Topics: cfg.Topics, InstanceID: cfg.InstanceID,
 			Rebalance:      cfg.Rebalance,
@@ -338,6 +340,14 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.Metrics.attach(s)
 	return s, nil
 }
+
+var (
+	// ErrServerStopped is returned by Start after Stop: a server runs once;
+	// build a new one to run again.
+	ErrServerStopped = errors.New("jobs: the server was stopped; a server starts once")
+	// ErrServerStarted is returned by a second Start.
+	ErrServerStarted = errors.New("jobs: the server is already started")
+)
 
 // ErrTopicsMissing is wrapped by Start's error when topics the server needs
 // do not exist and Config.CreateTopics is not set.
@@ -401,16 +411,16 @@ func (s *Server) start(ctx context.Context) error {
 		// The schedules partitions are the group's too: the one member
 		// assigns, revokes and commits them beside the job partitions.
 		d = newDispatcher(s.cfg, schedules, s.dlq)
-		if err := s.records.runBeside(scheduleRunner{d}, d.Topics()); err != nil {
+		if err := s.records.RunBeside(d, d.Topics()); err != nil {
 			return fmt.Errorf("jobs: Start: schedules topics: %w", err)
 		}
 	}
-	s.deadLetters.start()
+	s.deadLetters.Start()
 	if err := s.records.Start(ctx); err != nil {
-		s.deadLetters.stop()
+		s.deadLetters.Stop()
 		return err
 	}
-	s.status.start()
+	s.status.Start()
 	s.dispatcher = d
 	go func() {
 		select {
@@ -429,8 +439,8 @@ func (s *Server) start(ctx context.Context) error {
 	}()
 	go func() {
 		<-s.records.Done()
-		s.deadLetters.stop()
-		s.status.stop()
+		s.deadLetters.Stop()
+		s.status.Stop()
 	}()
 	return nil
 }
@@ -572,7 +582,7 @@ func (s *Server) Err() error { return s.records.Err() }
 // move to the other servers at once rather than after SessionTimeout. For a
 // dynamic member it is Stop.
 func (s *Server) StopAndLeave(ctx context.Context) error {
-	s.records.consumer.Leave()
+	s.records.Leave()
 	return s.Stop(ctx)
 }
 
@@ -590,8 +600,8 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	err := s.records.Stop(ctx)
-	s.deadLetters.stop()
-	s.status.stop()
+	s.deadLetters.Stop()
+	s.status.Stop()
 	s.cfg.Metrics.detach(s)
 	return errors.Join(err, s.dlq.Close())
 }

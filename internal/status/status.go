@@ -3,7 +3,9 @@
 // them: one JSON record per server, keyed by group and member, replaced by
 // the next report, deleted (a tombstone) when the server stops.
 //
-// Package jobs writes reports; cmd/ordo and package dashboard read them.
+// A server's Reporter writes them from its Tally of what its jobs did and
+// what its Source (the server) holds; cmd/ordo and package dashboard read
+// them.
 // A report carries counts, positions and error messages, never job args,
 // credentials or other configuration.
 package status

@@ -1,4 +1,9 @@
-package jobs
+// Package run runs a consumer group's records on the actor runtime: one
+// group member whose job partitions it assigns to, and revokes from, an
+// actors.Runtime, and whose other partitions (the schedules partitions) a
+// ClaimRunner runs beside it. It connects package kafka to package actors,
+// so that neither knows the other; it knows nothing of jobs.
+package run
 
 import (
 	"context"
@@ -12,19 +17,19 @@ import (
 	"github.com/ordo-go/ordo/kafka"
 )
 
-// recordServerConfig configures a recordServer: a consumer group member
-// (Consumer) and the actor runtime its records run on (Runtime).
-type recordServerConfig struct {
+// Config configures a Member: its consumer (Consumer) and the actor
+// runtime its records run on (Runtime).
+type Config struct {
 	Consumer kafka.ConsumerConfig
 	Runtime  actors.Config
 }
 
-// recordServer runs a record handler over a consumer group with ordo's
+// Member runs a record handler over a consumer group with ordo's
 // guarantees: records of one virtual-partition key run one at a time in
 // offset order, different keys run concurrently, offsets are committed only
 // below records that finished, and a revocation drains in-flight records
-// before the partition is let go. Server builds typed jobs on top of it.
-type recordServer struct {
+// before the partition is let go. jobs.Server runs typed jobs on it.
+type Member struct {
 	consumer    *kafka.Consumer
 	consumerCfg kafka.ConsumerConfig
 	runtime     *actors.Runtime
@@ -34,7 +39,7 @@ type recordServer struct {
 	// running are the side partitions of a cooperative member, each with
 	// the channel closed once it was let go; only the member's goroutine
 	// touches it.
-	side    claimRunner
+	side    ClaimRunner
 	running map[kafka.Offset]<-chan struct{}
 	// generations counts the assignments received: the first join, then
 	// one per rebalance round this member took part in (a cooperative
@@ -55,15 +60,14 @@ type recordServer struct {
 }
 
 var (
-	// ErrServerStopped is returned by Start after Stop: a server runs once;
-	// build a new one to run again.
-	ErrServerStopped = errors.New("jobs: the server was stopped; a server starts once")
-	// ErrServerStarted is returned by a second Start.
-	ErrServerStarted = errors.New("jobs: the server is already started")
+	// ErrStopped is returned by Start after Stop: a member runs once.
+	ErrStopped = errors.New("run: the member was stopped; a member starts once")
+	// ErrStarted is returned by a second Start.
+	ErrStarted = errors.New("run: the member is already started")
 )
 
-// newRecordServer validates the configuration; it does not contact Kafka.
-func newRecordServer(cfg recordServerConfig) (*recordServer, error) {
+// New validates the configuration; it does not contact Kafka.
+func New(cfg Config) (*Member, error) {
 	consumer, err := kafka.NewConsumer(cfg.Consumer)
 	if err != nil {
 		return nil, err
@@ -72,25 +76,25 @@ func newRecordServer(cfg recordServerConfig) (*recordServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &recordServer{consumer: consumer, consumerCfg: cfg.Consumer, runtime: rt, cooperative: cfg.Consumer.Rebalance == kafka.Cooperative,
+	return &Member{consumer: consumer, consumerCfg: cfg.Consumer, runtime: rt, cooperative: cfg.Consumer.Rebalance == kafka.Cooperative,
 		running: map[kafka.Offset]<-chan struct{}{}, ready: make(chan struct{}), done: make(chan struct{})}, nil
 }
 
-// claimRunner runs the partitions of some of the group's topics itself,
+// ClaimRunner runs the partitions of some of the group's topics itself,
 // beside the actor runtime: the schedules partitions, whose records are
 // schedules to dispatch rather than jobs to run.
-type claimRunner interface {
-	// runs tells whether topic's partitions are the runner's.
-	runs(topic string) bool
-	// begin runs the claims of one assignment (possibly none), each until
+type ClaimRunner interface {
+	// Runs tells whether topic's partitions are the runner's.
+	Runs(topic string) bool
+	// Begin runs the claims of one assignment (possibly none), each until
 	// it is revoked; each one's channel is closed once it was let go (its
 	// last offset committed).
-	begin(sess *kafka.Session, claims []*kafka.Claim) []<-chan struct{}
+	Begin(sess *kafka.Session, claims []*kafka.Claim) []<-chan struct{}
 }
 
-// runBeside has the member subscribe to topics as well, whose partitions
+// RunBeside has the member subscribe to topics as well, whose partitions
 // side runs. Call it before Start.
-func (s *recordServer) runBeside(side claimRunner, topics []string) error {
+func (s *Member) RunBeside(side ClaimRunner, topics []string) error {
 	cfg := s.consumerCfg
 	cfg.Topics = append(slices.Clone(cfg.Topics), topics...)
 	consumer, err := kafka.NewConsumer(cfg)
@@ -102,9 +106,9 @@ func (s *recordServer) runBeside(side claimRunner, topics []string) error {
 }
 
 // split parts claims into the runtime's and side's.
-func (s *recordServer) split(claims []*kafka.Claim) (runtime, side []*kafka.Claim) {
+func (s *Member) split(claims []*kafka.Claim) (runtime, side []*kafka.Claim) {
 	for _, c := range claims {
-		if s.side != nil && s.side.runs(c.Topic) {
+		if s.side != nil && s.side.Runs(c.Topic) {
 			side = append(side, c)
 		} else {
 			runtime = append(runtime, c)
@@ -114,35 +118,39 @@ func (s *recordServer) split(claims []*kafka.Claim) (runtime, side []*kafka.Clai
 }
 
 // beginSide hands side claims to side (none when there is no side).
-func (s *recordServer) beginSide(sess *kafka.Session, claims []*kafka.Claim) []<-chan struct{} {
+func (s *Member) beginSide(sess *kafka.Session, claims []*kafka.Claim) []<-chan struct{} {
 	if s.side == nil {
 		return nil
 	}
-	return s.side.begin(sess, claims)
+	return s.side.Begin(sess, claims)
 }
 
-// Generations returns how many group generations (assignments) this server
+// Generations returns how many group generations (assignments) this member
 // has received: one for joining, then one per rebalance round.
-func (s *recordServer) Generations() int64 { return s.generations.Load() }
+func (s *Member) Generations() int64 { return s.generations.Load() }
+
+// Leave has the member leave the group when it stops, even as a static
+// member, so that its partitions move at once.
+func (s *Member) Leave() { s.consumer.Leave() }
 
 // Runtime gives access to the actor runtime, for its Stats.
-func (s *recordServer) Runtime() *actors.Runtime { return s.runtime }
+func (s *Member) Runtime() *actors.Runtime { return s.runtime }
 
 // checkStartLocked says whether Start may run; s.mu is held.
-func (s *recordServer) checkStartLocked() error {
+func (s *Member) checkStartLocked() error {
 	switch {
 	case s.stopped:
-		return ErrServerStopped
+		return ErrStopped
 	case s.cancel != nil:
-		return ErrServerStarted
+		return ErrStarted
 	}
 	return nil
 }
 
 // Start joins the group and begins processing in the background. ctx bounds
-// only the start; once Start returned, the server runs until Stop or until
+// only the start; once Start returned, the member runs until Stop or until
 // it stops by itself (see Done).
-func (s *recordServer) Start(ctx context.Context) error {
+func (s *Member) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -173,7 +181,7 @@ func (s *recordServer) Start(ctx context.Context) error {
 
 // runEager runs the eager member: each generation's partitions are assigned
 // at its start and all revoked at its end.
-func (s *recordServer) runEager(runCtx context.Context) error {
+func (s *Member) runEager(runCtx context.Context) error {
 	return s.consumer.Run(runCtx, func(sess *kafka.Session) {
 		s.generations.Add(1)
 		err := s.runGeneration(sess)
@@ -186,11 +194,11 @@ func (s *recordServer) runEager(runCtx context.Context) error {
 
 // cooperativeRuntime hands a cooperative member's partitions to the runtime
 // one by one: the partitions that stay are never touched by a rebalance.
-type cooperativeRuntime struct{ s *recordServer }
+type cooperativeRuntime struct{ s *Member }
 
 // Assigned is called for every assignment received, with no claims when
 // the round added none: it counts each one and closes Ready at the first,
-// so that a server the group gives nothing is ready too.
+// so that a member the group gives nothing is ready too.
 func (h cooperativeRuntime) Assigned(sess *kafka.Session, claims []*kafka.Claim) {
 	h.s.generations.Add(1)
 	claims, side := h.s.split(claims)
@@ -226,7 +234,7 @@ func (h cooperativeRuntime) Revoked(claims []*kafka.Claim, stopping, lost bool) 
 	h.s.noteErr(h.s.runtime.Revoke(parts...))
 }
 
-func (s *recordServer) noteErr(err error) {
+func (s *Member) noteErr(err error) {
 	if err == nil {
 		return
 	}
@@ -236,14 +244,14 @@ func (s *recordServer) noteErr(err error) {
 }
 
 // Ready is closed once the first assignment was received and started.
-func (s *recordServer) Ready() <-chan struct{} { return s.ready }
+func (s *Member) Ready() <-chan struct{} { return s.ready }
 
-// Done is closed when the server has stopped: after Stop, or by itself.
-func (s *recordServer) Done() <-chan struct{} { return s.done }
+// Done is closed when the member has stopped: after Stop, or by itself.
+func (s *Member) Done() <-chan struct{} { return s.done }
 
-// Err is why the server stopped by itself, once Done is closed; nil while it
+// Err is why the member stopped by itself, once Done is closed; nil while it
 // runs and after Stop.
-func (s *recordServer) Err() error {
+func (s *Member) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	select {
@@ -261,8 +269,8 @@ func (s *recordServer) Err() error {
 // ShutdownTimeout, after which their contexts are cancelled), commits, and
 // leaves the group. It returns an error wrapping ErrShutdownTimeout
 // that names the records left when the timeout passed, or ctx's error if ctx
-// ends first. Stop on a server that was never started only marks it stopped.
-func (s *recordServer) Stop(ctx context.Context) error {
+// ends first. Stop on a member that was never started only marks it stopped.
+func (s *Member) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	cancel := s.cancel
 	s.stopped = true
@@ -277,6 +285,7 @@ func (s *recordServer) Stop(ctx context.Context) error {
 	select {
 	case <-s.done:
 	case <-ctx.Done():
+		// Worded for jobs.Server.Stop, which returns it as it is.
 		return fmt.Errorf("jobs: stop: %w", ctx.Err())
 	}
 	s.runtime.Close()
@@ -288,7 +297,7 @@ func (s *recordServer) Stop(ctx context.Context) error {
 // runGeneration hands the generation's partitions to the runtime and, when
 // the generation ends, takes them back: all of them, since kafka-go's group
 // is eager. A shutdown is bounded by the runtime's ShutdownTimeout.
-func (s *recordServer) runGeneration(sess *kafka.Session) error {
+func (s *Member) runGeneration(sess *kafka.Session) error {
 	claims, side := s.split(sess.Claims())
 	sideDone := s.beginSide(sess, side)
 	defer func() {
@@ -314,12 +323,4 @@ func (s *recordServer) runGeneration(sess *kafka.Session) error {
 		errs = append(errs, s.runtime.Revoke(parts...))
 	}
 	return errors.Join(errs...)
-}
-
-// replayMarker tells whether r is the marker a replay appends to a
-// dead-letter topic (see HeaderReplayOf), which a server reading that topic
-// to re-run its dead letters commits without running or dead-lettering it.
-// Only a record that is no job (it has no worker) is asked.
-func replayMarker(r *kafka.Record) bool {
-	return len(r.Value) == 0 && header(r, HeaderReplayOf) != nil
 }
