@@ -61,6 +61,17 @@ func (a *Admin) CreateTopics(ctx context.Context, topics ...Topic) error {
 		req.Topics = append(req.Topics, cfg)
 	}
 	resp, err := a.client.CreateTopics(ctx, req)
+	for attempt := 1; errors.Is(err, kafkago.BrokerNotAvailable) && attempt < 5; attempt++ {
+		// kafka-go found no controller in its cached metadata, so the
+		// request was not sent: a cluster still electing one (seen on
+		// the embedded broker under load). Ask again shortly.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("create topics: %w (last try: %w)", ctx.Err(), err)
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		}
+		resp, err = a.client.CreateTopics(ctx, req)
+	}
 	if err != nil {
 		return fmt.Errorf("create topics: %w", err)
 	}
@@ -198,6 +209,7 @@ type CommittedOffset struct {
 }
 
 // CommittedOffsetsWithMetadata is CommittedOffsets with the commit metadata.
+// A group that does not exist has no committed offsets.
 func (a *Admin) CommittedOffsetsWithMetadata(ctx context.Context, group, topic string) (map[int]CommittedOffset, error) {
 	// No topic list asks for all of the group's commits: kafka-go sends an
 	// empty partition list, not null, for a topic named without partitions.
@@ -205,10 +217,13 @@ func (a *Admin) CommittedOffsetsWithMetadata(ctx context.Context, group, topic s
 	if err == nil {
 		err = resp.Error
 	}
+	out := make(map[int]CommittedOffset)
+	if errors.Is(err, kafkago.GroupIdNotFound) {
+		return out, nil // a group that never committed, as Kafka itself answers it: no offsets
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetch committed offsets of group %q topic %q: %w", group, topic, err)
 	}
-	out := make(map[int]CommittedOffset)
 	for _, p := range resp.Topics[topic] {
 		if p.Error != nil {
 			return nil, fmt.Errorf("fetch committed offset of group %q %s/%d: %w", group, topic, p.Partition, p.Error)
