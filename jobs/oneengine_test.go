@@ -222,11 +222,18 @@ func TestSchedulesPartitionsAreCommittedInTheServersGroupAndCarryOverTheFormerGr
 	if err != nil {
 		t.Fatal(err)
 	}
-	startJobServer(t, cfg)
+	server := startJobServer(t, cfg)
 	kafkatest.WaitFor(t, 30*time.Second, "the job enqueued after the former group's offset to run", func() bool { return e.log.ran(fresh.ID) })
+	var got map[int]int64
+	var gotErr error
+	defer func() {
+		if t.Failed() {
+			t.Logf("the server's group committed %v (%v); the server dispatches %+v", got, gotErr, server.Schedules())
+		}
+	}()
 	kafkatest.WaitFor(t, 30*time.Second, "the server's group to commit past it", func() bool {
-		got, err := e.env.Admin.CommittedOffsets(ctx, cfg.Group, st)
-		return err == nil && got[0] > fresh.Offset
+		got, gotErr = e.env.Admin.CommittedOffsets(ctx, cfg.Group, st)
+		return gotErr == nil && got[0] > fresh.Offset
 	})
 	if e.log.ran(old.ID) {
 		t.Errorf("the job below the former schedules group's offset %d was dispatched again", old.Offset+1)
