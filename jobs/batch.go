@@ -284,7 +284,7 @@ func (ws *Workers) hasBatchWorkers() bool {
 // batchRule is the runtime's Config.Batch: a job of a batch worker's kind
 // runs in a batch; any other record alone.
 func (e *executor) batchRule(r *kafka.Record) *actors.BatchRule {
-	if w, ok := e.workers.byKind[string(header(r, HeaderKind))].(batchRunner); ok {
+	if w, ok := e.workers.byKind[string(r.Header(HeaderKind))].(batchRunner); ok {
 		return w.batchRule()
 	}
 	return nil
@@ -303,7 +303,7 @@ func (e *executor) handleBatch(ctx context.Context, items []actors.BatchRecord) 
 	n := len(infos)
 	if n == 0 {
 		r := items[0].Record
-		e.tally.Failure(r, badKind, string(header(r, HeaderJobID)), items[0].Attempt, badReason, true)
+		e.tally.Failure(r, badKind, string(r.Header(HeaderJobID)), items[0].Attempt, badReason, true)
 		return actors.BatchFailed(0, e.deadLetter(ctx, r, items[0].Attempt, badKind, badReason, holdAt(0)))
 	}
 	kind := infos[0].kind
@@ -332,7 +332,7 @@ func (e *executor) handleBatch(ctx context.Context, items []actors.BatchRecord) 
 		return actors.BatchFailed(decoded, e.failed(ctx, recs[decoded], w, infos[decoded], items[decoded].Attempt, decodeErr, holdAt(decoded)))
 	case n < len(items):
 		r := items[n].Record
-		e.tally.Failure(r, badKind, string(header(r, HeaderJobID)), items[n].Attempt, badReason, true)
+		e.tally.Failure(r, badKind, string(r.Header(HeaderJobID)), items[n].Attempt, badReason, true)
 		return actors.BatchFailed(n, e.deadLetter(ctx, r, items[n].Attempt, badKind, badReason, holdAt(n)))
 	}
 	return actors.BatchDone()

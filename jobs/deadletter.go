@@ -104,5 +104,5 @@ func (ws *Workers) metricKind(kind string) string {
 // to re-run its dead letters commits without running or dead-lettering it.
 // Only a record that is no job (it has no worker) is asked.
 func replayMarker(r *kafka.Record) bool {
-	return len(r.Value) == 0 && header(r, HeaderReplayOf) != nil
+	return len(r.Value) == 0 && r.Header(HeaderReplayOf) != nil
 }

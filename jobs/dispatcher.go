@@ -47,7 +47,7 @@ func newDispatcher(cfg Config, targets map[string]string, producer *kafka.Produc
 		Metrics:         scheduleMetrics{cfg.Metrics, cfg.Workers},
 		DeadLetterTopic: cfg.DeadLetterTopic,
 		DeadLetter: func(r *kafka.Record, reason string) kafka.Message {
-			return deadLetterMessage(cfg.DeadLetterTopic, cfg.Group, r, 0, string(header(r, HeaderKind)), reason)
+			return deadLetterMessage(cfg.DeadLetterTopic, cfg.Group, r, 0, string(r.Header(HeaderKind)), reason)
 		},
 		Periodic: periodic, PeriodicTopic: cfg.Topics[0] + DefaultScheduleSuffix,
 		Failover: cfg.SessionTimeout + cmp.Or(cfg.RebalanceTimeout, DefaultRebalanceTimeout),
@@ -73,5 +73,5 @@ func (s scheduleMetrics) Dispatched(target string, late time.Duration) {
 }
 func (s scheduleMetrics) PeriodicFired(name string) { s.m.periodicFired(name) }
 func (s scheduleMetrics) DeadLettered(r *kafka.Record) {
-	s.m.jobDeadLettered(s.workers.metricKind(string(header(r, HeaderKind))))
+	s.m.jobDeadLettered(s.workers.metricKind(string(r.Header(HeaderKind))))
 }

@@ -64,7 +64,7 @@ func (e *executor) handle(ctx context.Context, r *kafka.Record, attempt int) act
 		return actors.Done()
 	}
 	if w == nil {
-		e.tally.Failure(r, kind, string(header(r, HeaderJobID)), attempt, reason, true)
+		e.tally.Failure(r, kind, string(r.Header(HeaderJobID)), attempt, reason, true)
 		return e.deadLetter(ctx, r, attempt, kind, reason, single)
 	}
 	ctx, span := e.tracer.start(ctx, job.kind, job.id, r)
@@ -82,7 +82,7 @@ func (e *executor) handle(ctx context.Context, r *kafka.Record, attempt int) act
 // prepare decodes the record and finds its worker; when there is none (or
 // the value does not decode) it says why, and the kind the record claims.
 func (e *executor) prepare(r *kafka.Record, attempt int) (w registeredWorker, job jobInfo, kind, reason string) {
-	kindHeader := header(r, HeaderKind)
+	kindHeader := r.Header(HeaderKind)
 	if len(r.Value) == 0 {
 		return nil, job, string(kindHeader), "empty value"
 	}
@@ -195,14 +195,4 @@ type jobInfo struct {
 	attempt    int
 	metadata   map[string]string
 	args       []byte
-}
-
-// header returns the value of the first header named key, nil if none.
-func header(r *kafka.Record, key string) []byte {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return h.Value
-		}
-	}
-	return nil
 }

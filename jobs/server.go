@@ -661,6 +661,6 @@ func (s *Server) longRunning(r *kafka.Record) bool {
 	if slices.Contains(s.cfg.LongRunningTopics, r.Topic) {
 		return true
 	}
-	w := s.cfg.Workers.byKind[string(header(r, HeaderKind))]
+	w := s.cfg.Workers.byKind[string(r.Header(HeaderKind))]
 	return w != nil && w.longRunning()
 }

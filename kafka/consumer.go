@@ -29,6 +29,17 @@ type Record struct {
 	Time      time.Time
 }
 
+// Header returns the value of the record's first header named key, nil if
+// it has none.
+func (r *Record) Header(key string) []byte {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return h.Value
+		}
+	}
+	return nil
+}
+
 // Header is a record header: a {Key, Value} pair. It is kafka-go's own header
 // type under ordo's name, so that fetched records reach the runtime, and
 // produced ones the client, without their headers being copied.

@@ -378,18 +378,18 @@ func (p *partitionDispatch) hash(key []byte) uint64 { return maphash.Bytes(p.d.s
 // apply indexes one record read from the partition.
 func (p *partitionDispatch) apply(r *kafka.Record) {
 	p.dirty = true
-	if header(r, HeaderPeriodic) != nil { // how far a periodic job has fired
+	if r.Header(HeaderPeriodic) != nil { // how far a periodic job has fired
 		if p.periodic != nil {
 			p.periodic.observe(r)
 		}
 		return
 	}
 	if r.Value == nil { // a tombstone
-		if len(r.Key) == 0 || header(r, HeaderCancelOutcome) != nil {
+		if len(r.Key) == 0 || r.Header(HeaderCancelOutcome) != nil {
 			return
 		}
 		removed := p.index.remove(p.hash(r.Key))
-		if header(r, HeaderCancel) != nil && r.Offset >= p.live {
+		if r.Header(HeaderCancel) != nil && r.Offset >= p.live {
 			outcome := CancelOutcomeNotPending
 			if removed {
 				outcome = CancelOutcomeCancelled

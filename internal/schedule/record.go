@@ -59,10 +59,10 @@ func CancelAnswer(ctx context.Context, rc kafka.ReaderConfig, d kafka.Delivery, 
 			continue // ctx ended, or a broker hiccup: the loop's condition decides
 		}
 		for _, rec := range recs {
-			if string(rec.Key) != jobID || string(header(&rec, HeaderCancelOffset)) != ref {
+			if string(rec.Key) != jobID || string(rec.Header(HeaderCancelOffset)) != ref {
 				continue
 			}
-			switch o := string(header(&rec, HeaderCancelOutcome)); o {
+			switch o := string(rec.Header(HeaderCancelOutcome)); o {
 			case CancelOutcomeCancelled, CancelOutcomeNotPending:
 				return o
 			}
@@ -90,7 +90,7 @@ const maxBehind = 24 * time.Hour
 // readRunAt reads a schedule record's run-at, and refuses one too far before or
 // after the record was written.
 func readRunAt(r *kafka.Record) (time.Time, error) {
-	at := header(r, HeaderRunAt)
+	at := r.Header(HeaderRunAt)
 	if at == nil {
 		return time.Time{}, fmt.Errorf("schedule record without the %s header", HeaderRunAt)
 	}
@@ -128,7 +128,7 @@ func readSchedule(r *kafka.Record, target string) (dispatchable, error) {
 	if err != nil {
 		return dispatchable{}, err
 	}
-	if t := string(header(r, HeaderTargetTopic)); t != target {
+	if t := string(r.Header(HeaderTargetTopic)); t != target {
 		return dispatchable{}, fmt.Errorf("%s is %q; this schedules topic dispatches to %q only", HeaderTargetTopic, t, target)
 	}
 	var v envelope.View
@@ -152,16 +152,6 @@ func readSchedule(r *kafka.Record, target string) (dispatchable, error) {
 		}
 	}
 	return dispatchable{msg: msg, runAt: due}, nil
-}
-
-// header returns the value of the first header named key, nil if none.
-func header(r *kafka.Record, key string) []byte {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return h.Value
-		}
-	}
-	return nil
 }
 
 func isClosed(ch <-chan struct{}) bool {
