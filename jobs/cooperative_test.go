@@ -258,8 +258,14 @@ func TestCooperativeRebalancesCountsEveryAssignmentReceived(t *testing.T) {
 	if n := a.Rebalances() - joinedA; n < 2 {
 		t.Errorf("a counted %d rebalances when b joined, want the two rounds it took part in", n)
 	}
-	if n := b.Rebalances(); n < 2 {
-		t.Errorf("b counted %d assignments on joining, want the two rounds (nothing, then its partition)", n)
+	// b takes part in two rounds (nothing, then its partition), unless a,
+	// which drains nothing, rejoins for the second before b's SyncGroup of
+	// the first reached the coordinator: that SyncGroup is then answered
+	// REBALANCE_IN_PROGRESS, and b's first assignment is the second
+	// round's (seen once under make test's load). Either way agree has
+	// checked that b counted exactly the assignments it received.
+	if n := b.Rebalances(); n < 1 || n > 2 {
+		t.Errorf("b counted %d assignments on joining, want the one or two rounds it took part in", n)
 	}
 
 	beforeLeave := a.Rebalances()
