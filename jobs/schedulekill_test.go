@@ -377,6 +377,7 @@ func TestPeriodicJobFiresEveryTickOnceAcrossAKillOfItsOwner(t *testing.T) {
 		want = len(ticksRun())
 		return !first.IsZero() && last.Sub(first) >= 3*time.Second
 	})
+	stopping := time.Now()
 	for _, c := range children {
 		if c != owner {
 			c.stop(t)
@@ -423,8 +424,11 @@ func TestPeriodicJobFiresEveryTickOnceAcrossAKillOfItsOwner(t *testing.T) {
 				t.Errorf("tick %s was fired %d times, and not at the kill (%s)", tick, len(ids), killedAt.UTC().Format(time.RFC3339Nano))
 			}
 		}
-		if runs[tick] == 0 {
-			t.Errorf("tick %s was fired and never ran", tick)
+		// A tick due in the last seconds before the servers stopped may
+		// have been enqueued and not yet run: it runs when a server
+		// comes back. Every earlier one must have run.
+		if runs[tick] == 0 && at.Before(stopping.Add(-2*time.Second)) {
+			t.Errorf("tick %s was fired and never ran (the servers stopped at %s)", tick, stopping.UTC().Format(time.RFC3339Nano))
 		}
 	}
 	if len(twice) > 1 {
