@@ -731,9 +731,7 @@ func (c *Claim) Revoked() <-chan struct{} {
 // ended, or, for a cooperative member, the partition alone was revoked.
 func (c *Claim) ended() bool {
 	select {
-	case <-c.session.done:
-		return true
-	case <-c.revoked:
+	case <-c.Revoked():
 		return true
 	default:
 		return false

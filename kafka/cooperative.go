@@ -52,13 +52,17 @@ func (c *Consumer) RunCooperative(ctx context.Context, h PartitionHandler) error
 	m.holding = func() bool { return len(coop.claims) > 0 }
 	defer coop.revokeAll(true, false) // stopping: drained and committed before leaving
 	return m.runGenerations(ctx, func(ctx context.Context) (bool, error) {
-		if err := coop.round(ctx); err != nil {
-			if errors.Is(err, errLeaseExpired) {
-				coop.revokeAll(false, true)
-			}
-			return false, err
+		err := coop.round(ctx)
+		joined := err == nil
+		if joined {
+			err = coop.beat(ctx)
 		}
-		return true, coop.beat(ctx)
+		if errors.Is(err, errUnreachable) {
+			// Joining or beating, the member may be out of the group
+			// by now: its partitions may be another's any moment.
+			coop.revokeAll(false, true)
+		}
+		return joined, err
 	}, func(forGood bool) { coop.revokeAll(forGood, true) }) // out of the group: give it all up, uncommitted
 }
 
@@ -169,7 +173,7 @@ func (c *cooperativeMember) watchLease(ctx context.Context) (joinCtx context.Con
 		defer close(finished)
 		beat := time.NewTicker(cfg.HeartbeatInterval)
 		defer beat.Stop()
-		lease := time.NewTimer(time.Until(c.leaseEnd()))
+		lease := c.leaseTimer()
 		defer lease.Stop()
 		for {
 			select {
@@ -182,12 +186,10 @@ func (c *cooperativeMember) watchLease(ctx context.Context) (joinCtx context.Con
 					cancelBeat()
 				}
 			case <-lease.C:
-				if end := c.leaseEnd(); time.Now().Before(end) {
-					lease.Reset(time.Until(end))
-					continue
+				if c.leaseOver(lease) {
+					cancel(errLeaseExpired)
+					return
 				}
-				cancel(errLeaseExpired)
-				return
 			}
 		}
 	}()
@@ -257,9 +259,5 @@ func (c *cooperativeMember) beat(ctx context.Context) error {
 		c.rejoinNow = false
 		return errRejoin
 	}
-	err := c.heartbeats(ctx, generation{id: c.gen, memberID: c.memberID, secondRound: c.secondRound})
-	if errors.Is(err, errUnreachable) {
-		c.revokeAll(false, true)
-	}
-	return err
+	return c.heartbeats(ctx, generation{id: c.gen, memberID: c.memberID, secondRound: c.secondRound})
 }

@@ -74,6 +74,21 @@ func (m *groupMemberState) leaseEnd() time.Time {
 	return time.Unix(0, m.confirmed.Load()).Add(cfg.SessionTimeout - leaseMargin(cfg))
 }
 
+// leaseTimer fires when the member's lease may have ended; leaseOver tells
+// whether it has.
+func (m *groupMemberState) leaseTimer() *time.Timer { return time.NewTimer(time.Until(m.leaseEnd())) }
+
+// leaseOver tells whether the lease has ended, and when it has not, sets t
+// to fire when it may: an answer since t was set moved the end.
+func (m *groupMemberState) leaseOver(t *time.Timer) bool {
+	end := m.leaseEnd()
+	if time.Now().Before(end) {
+		t.Reset(time.Until(end))
+		return false
+	}
+	return true
+}
+
 // confirm records that the coordinator answered a request sent at sent as
 // coming from a member of the group.
 func (m *groupMemberState) confirm(sent time.Time) {
@@ -437,18 +452,19 @@ func (m *groupMemberState) heartbeats(ctx context.Context, gen generation) error
 	}
 	watch := time.NewTicker(cfg.PartitionWatchInterval)
 	defer watch.Stop()
-	lease := time.NewTimer(time.Until(m.leaseEnd()))
+	lease := m.leaseTimer()
 	defer lease.Stop()
 	failed := 0
 	for {
-		if !time.Now().Before(m.leaseEnd()) {
+		// Checked after every beat too: one the coordinator left
+		// unanswered may have outlasted the lease.
+		if m.leaseOver(lease) {
 			return errLeaseExpired
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-lease.C:
-			lease.Reset(time.Until(m.leaseEnd())) // checked at the top
+		case <-lease.C: // checked at the top
 		case <-slowDown:
 			beat.Reset(cfg.HeartbeatInterval)
 			slowDown = nil
