@@ -307,10 +307,10 @@ func (e *executor) handleBatch(ctx context.Context, items []actors.BatchRecord) 
 		return actors.BatchFailed(0, e.deadLetter(ctx, r, items[0].Attempt, badKind, badReason, holdAt(0)))
 	}
 	kind := infos[0].kind
-	sctx, span := e.tracer.start(ctx, kind, infos[0].id, recs[0])
+	sctx, span := e.tracer.Start(ctx, kind, infos[0].id, recs[0])
 	began := e.metrics.now()
 	decoded, decodeErr, err := e.runBatch(sctx, w, infos, recs)
-	span.end(err)
+	span.End(err)
 	e.metrics.batchRan(kind, decoded)
 	first, firstErr := firstFailure(err, decoded)
 	ran := decoded

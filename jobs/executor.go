@@ -13,6 +13,7 @@ import (
 	"github.com/ordo-go/ordo/internal/envelope"
 	"github.com/ordo-go/ordo/internal/status"
 	"github.com/ordo-go/ordo/internal/testhook"
+	"github.com/ordo-go/ordo/internal/tracing"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
 )
@@ -29,7 +30,7 @@ type executor struct {
 	deadLetters *deadLetterWriter
 	metrics     *Metrics
 	tally       *status.Tally // nil when the status reports are off
-	tracer      *jobTracer
+	tracer      *tracing.Tracer
 	log         *slog.Logger
 	// middleware is the Work middleware by kind, nil when there is none
 	// (see workMiddleware).
@@ -67,12 +68,12 @@ func (e *executor) handle(ctx context.Context, r *kafka.Record, attempt int) act
 		e.tally.Failure(r, kind, string(r.Header(HeaderJobID)), attempt, reason, true)
 		return e.deadLetter(ctx, r, attempt, kind, reason, single)
 	}
-	ctx, span := e.tracer.start(ctx, job.kind, job.id, r)
+	ctx, span := e.tracer.Start(ctx, job.kind, job.id, r)
 	began := e.metrics.now()
 	err := e.run(ctx, w, job, r)
 	e.metrics.jobRan(job.kind, began, err)
 	e.tally.Ran(r, job.kind, err)
-	span.end(err)
+	span.End(err)
 	if err == nil {
 		return actors.Done()
 	}

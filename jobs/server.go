@@ -22,6 +22,7 @@ import (
 	"github.com/ordo-go/ordo/internal/schedule"
 	"github.com/ordo-go/ordo/internal/serverhooks"
 	"github.com/ordo-go/ordo/internal/status"
+	"github.com/ordo-go/ordo/internal/tracing"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
 )
@@ -287,7 +288,7 @@ func NewServer(cfg Config) (*Server, error) {
 		backoff:     cfg.Backoff,
 		deadLetters: s.deadLetters,
 		metrics:     cfg.Metrics,
-		tracer:      newJobTracer(cfg.Propagator, cfg.TracerProvider),
+		tracer:      tracing.New(cfg.Propagator, cfg.TracerProvider),
 		log:         cfg.Logger,
 		middleware:  workMiddleware(cfg.Middleware, cfg.Workers),
 	}
