@@ -4,31 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/ordo-go/ordo/actors"
-	"github.com/ordo-go/ordo/internal/testhook"
+	"github.com/ordo-go/ordo/internal/executor"
 	"github.com/ordo-go/ordo/kafka"
 )
-
-func init() {
-	testhook.WorkBatch = func(ctx context.Context, workers any, recs []*kafka.Record) error {
-		ws := workers.(*Workers)
-		e := &executor{workers: ws, middleware: workMiddleware(nil, ws)}
-		w, infos, badKind, badReason := e.prepareBatch(recs, func(int) int { return 1 })
-		if len(infos) < len(recs) {
-			return fmt.Errorf("job %d of kind %q would be dead-lettered: %s", len(infos), badKind, badReason)
-		}
-		decoded, decodeErr, err := e.runBatch(ctx, w, infos, recs)
-		if decoded < len(recs) {
-			return errors.Join(err, fmt.Errorf("job %d: %w", decoded, decodeErr))
-		}
-		return err
-	}
-}
 
 // DefaultMaxBatch is the batch size of a BatchWorker whose MaxBatch returns 0.
 const DefaultMaxBatch = 100
@@ -141,7 +124,7 @@ func AddBatchWorker[T JobArgs](ws *Workers, w BatchWorker[T]) error {
 			missing = "worker is WorkBatchFunc(nil); give WorkBatchFunc the func that works the batch"
 		}
 	}
-	return register[T](ws, "AddBatchWorker", w, missing, func(kind string) (registeredWorker, error) {
+	return register[T](ws, "AddBatchWorker", w, missing, func(kind string) (executor.Worker, error) {
 		if n := w.MaxBatch(); n < 0 {
 			return nil, fmt.Errorf("%T.MaxBatch() must not be negative (got %d)", w, n)
 		}
@@ -190,9 +173,23 @@ func (e BatchErrors) Error() string {
 	return sb.String()
 }
 
-// firstFailure is the index of the first job that err, WorkBatch's error for
-// a batch of n, says failed, with its error; -1 if none did.
-func firstFailure(err error, n int) (int, error) {
+// jobErrors is how the executor makes and reads PanicError and
+// BatchErrors, which it cannot name.
+type jobErrors struct{}
+
+func (jobErrors) Panic(v any, stack []byte) error { return &PanicError{Value: v, Stack: stack} }
+
+func (jobErrors) Panicked(err error) (any, []byte, bool) {
+	var pe *PanicError
+	if errors.As(err, &pe) {
+		return pe.Value, pe.Stack, true
+	}
+	return nil, nil, false
+}
+
+// FirstFailure is the index of the first job that err, WorkBatch's error
+// for a batch of n, says failed, with its error; -1 if none did.
+func (jobErrors) FirstFailure(err error, n int) (int, error) {
 	if err == nil {
 		return -1, nil
 	}
@@ -215,44 +212,35 @@ func firstFailure(err error, n int) (int, error) {
 	return first, firstErr
 }
 
-// batchRunner is a registered BatchWorker with T erased.
-type batchRunner interface {
-	registeredWorker
-	batchRule() *actors.BatchRule
-	// workBatch decodes the jobs' args and calls WorkBatch on those
-	// before the first that does not decode; decoded is how many that
-	// is, and decodeErr why the next did not decode.
-	workBatch(ctx context.Context, infos []jobInfo, recs []*kafka.Record) (decoded int, decodeErr, err error)
-}
-
+// typedBatchWorker is a BatchWorker[T] as the executor runs it.
 type typedBatchWorker[T JobArgs] struct {
 	w        BatchWorker[T]
 	kindName string
 	rule     actors.BatchRule
 }
 
-func (t *typedBatchWorker[T]) name() string                 { return fmt.Sprintf("%T", t.w) }
-func (t *typedBatchWorker[T]) kind() string                 { return t.kindName }
-func (t *typedBatchWorker[T]) maxAttempts() int             { return t.w.MaxAttempts() }
-func (t *typedBatchWorker[T]) backoff() Backoff             { return t.w.Backoff() }
-func (t *typedBatchWorker[T]) timeout() time.Duration       { return t.w.Timeout() }
-func (t *typedBatchWorker[T]) longRunning() bool            { return false }
-func (t *typedBatchWorker[T]) batchRule() *actors.BatchRule { return &t.rule }
+func (t *typedBatchWorker[T]) name() string            { return fmt.Sprintf("%T", t.w) }
+func (t *typedBatchWorker[T]) Kind() string            { return t.kindName }
+func (t *typedBatchWorker[T]) MaxAttempts() int        { return t.w.MaxAttempts() }
+func (t *typedBatchWorker[T]) Backoff() Backoff        { return t.w.Backoff() }
+func (t *typedBatchWorker[T]) Timeout() time.Duration  { return t.w.Timeout() }
+func (t *typedBatchWorker[T]) LongRunning() bool       { return false }
+func (t *typedBatchWorker[T]) Rule() *actors.BatchRule { return &t.rule }
 
-// run is a batch of one, for a job that reaches the worker outside a batch
+// Run is a batch of one, for a job that reaches the worker outside a batch
 // (a record with no kind header).
-func (t *typedBatchWorker[T]) run(ctx context.Context, info jobInfo, r *kafka.Record) error {
-	decoded, decodeErr, err := t.workBatch(ctx, []jobInfo{info}, []*kafka.Record{r})
+func (t *typedBatchWorker[T]) Run(ctx context.Context, info executor.Job, r *kafka.Record) error {
+	decoded, decodeErr, err := t.WorkBatch(ctx, []executor.Job{info}, []*kafka.Record{r})
 	if decoded == 0 {
 		return decodeErr
 	}
-	if _, jobErr := firstFailure(err, 1); jobErr != nil {
+	if _, jobErr := (jobErrors{}).FirstFailure(err, 1); jobErr != nil {
 		return jobErr
 	}
 	return nil
 }
 
-func (t *typedBatchWorker[T]) workBatch(ctx context.Context, infos []jobInfo, recs []*kafka.Record) (int, error, error) {
+func (t *typedBatchWorker[T]) WorkBatch(ctx context.Context, infos []executor.Job, recs []*kafka.Record) (int, error, error) {
 	batch := make([]*Job[T], 0, len(infos))
 	all := make([]Job[T], len(infos))
 	var decodeErr error
@@ -266,145 +254,4 @@ func (t *typedBatchWorker[T]) workBatch(ctx context.Context, infos []jobInfo, re
 		return 0, decodeErr, nil
 	}
 	return len(batch), decodeErr, t.w.WorkBatch(ctx, batch)
-}
-
-// hasBatchWorkers tells whether any kind is worked in batches.
-func (ws *Workers) hasBatchWorkers() bool {
-	if ws == nil {
-		return false
-	}
-	for _, w := range ws.byKind {
-		if _, ok := w.(batchRunner); ok {
-			return true
-		}
-	}
-	return false
-}
-
-// batchRule is the runtime's Config.Batch: a job of a batch worker's kind
-// runs in a batch; any other record alone.
-func (e *executor) batchRule(r *kafka.Record) *actors.BatchRule {
-	if w, ok := e.workers.byKind[string(r.Header(HeaderKind))].(batchRunner); ok {
-		return w.batchRule()
-	}
-	return nil
-}
-
-// handleBatch is the runtime's batch handler: one run of a batch worker on
-// consecutive jobs of one key and kind. Jobs that cannot reach the worker
-// (they do not decode) end the batch before them and are dead-lettered
-// alone once the jobs before them finished.
-func (e *executor) handleBatch(ctx context.Context, items []actors.BatchRecord) actors.BatchOutcome {
-	recs := make([]*kafka.Record, len(items))
-	for i, it := range items {
-		recs[i] = it.Record
-	}
-	w, infos, badKind, badReason := e.prepareBatch(recs, func(i int) int { return items[i].Attempt })
-	n := len(infos)
-	if n == 0 {
-		r := items[0].Record
-		e.tally.Failure(r, badKind, string(r.Header(HeaderJobID)), items[0].Attempt, badReason, true)
-		return actors.BatchFailed(0, e.deadLetter(ctx, r, items[0].Attempt, badKind, badReason, holdAt(0)))
-	}
-	kind := infos[0].kind
-	sctx, span := e.tracer.Start(ctx, kind, infos[0].id, recs[0])
-	began := e.metrics.now()
-	decoded, decodeErr, err := e.runBatch(sctx, w, infos, recs)
-	span.End(err)
-	e.metrics.batchRan(kind, decoded)
-	first, firstErr := firstFailure(err, decoded)
-	ran := decoded
-	if first >= 0 {
-		ran = first + 1
-	}
-	for i := range ran {
-		var jobErr error
-		if i == first {
-			jobErr = firstErr
-		}
-		e.metrics.jobRan(kind, began, jobErr)
-		e.tally.Ran(recs[i], kind, jobErr)
-	}
-	switch {
-	case first >= 0:
-		return actors.BatchFailed(first, e.failed(ctx, recs[first], w, infos[first], items[first].Attempt, firstErr, holdAt(first)))
-	case decoded < n:
-		return actors.BatchFailed(decoded, e.failed(ctx, recs[decoded], w, infos[decoded], items[decoded].Attempt, decodeErr, holdAt(decoded)))
-	case n < len(items):
-		r := items[n].Record
-		e.tally.Failure(r, badKind, string(r.Header(HeaderJobID)), items[n].Attempt, badReason, true)
-		return actors.BatchFailed(n, e.deadLetter(ctx, r, items[n].Attempt, badKind, badReason, holdAt(n)))
-	}
-	return actors.BatchDone()
-}
-
-// prepareBatch decodes the records of a batch and finds their worker, up to
-// the first that cannot reach it (it does not decode, or its kind has no
-// batch worker, or another one): infos are the jobs before it, and badKind
-// and badReason say why it cannot.
-func (e *executor) prepareBatch(recs []*kafka.Record, attempt func(i int) int) (w batchRunner, infos []jobInfo, badKind, badReason string) {
-	infos = make([]jobInfo, 0, len(recs))
-	for i, r := range recs {
-		rw, job, kind, reason := e.prepare(r, attempt(i))
-		bw, ok := rw.(batchRunner)
-		if rw != nil && !ok {
-			rw, reason = nil, fmt.Sprintf("kind %q reached a batch without a batch worker", kind)
-		}
-		if rw == nil || (w != nil && bw != w) {
-			return w, infos, kind, reason
-		}
-		w = bw
-		infos = append(infos, job)
-	}
-	return w, infos, "", ""
-}
-
-// runBatch is run for a batch: the worker's timeout bounds the call, the
-// kind's Work middleware wraps it (getting the batch's jobs, in order), and
-// a panic fails the batch as a whole.
-func (e *executor) runBatch(ctx context.Context, w batchRunner, infos []jobInfo, recs []*kafka.Record) (decoded int, decodeErr, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			decoded, err = max(decoded, 1), &PanicError{Value: v, Stack: debug.Stack()}
-		}
-	}()
-	if d := w.timeout(); d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
-	mws := e.middleware[w.kind()]
-	if len(mws) == 0 {
-		return w.workBatch(ctx, infos, recs)
-	}
-	// The middleware gets copies of the records' headers and the jobs'
-	// args, as for a job run alone; what it leaves is what the worker
-	// sees.
-	raws := make([]RawJob, len(infos))
-	ptrs := make([]*RawJob, len(infos))
-	for i, info := range infos {
-		raws[i] = RawJob{Kind: info.kind, ID: info.id, Headers: slices.Clone(recs[i].Headers), Args: slices.Clone(info.args)}
-		ptrs[i] = &raws[i]
-	}
-	decoded = len(infos)
-	err = runWork(ctx, mws, ptrs, func(ctx context.Context) error {
-		seen := make([]kafka.Record, len(recs))
-		seenPtrs := make([]*kafka.Record, len(recs))
-		changed := slices.Clone(infos)
-		for i := range recs {
-			seen[i] = *recs[i]
-			seen[i].Headers = raws[i].Headers
-			changed[i].args = raws[i].Args
-			seenPtrs[i] = &seen[i]
-		}
-		var werr error
-		decoded, decodeErr, werr = w.workBatch(ctx, changed, seenPtrs)
-		return werr
-	})
-	return decoded, decodeErr, err
-}
-
-// holdAt holds job i of the batch running.
-func holdAt(i int) holdFunc {
-	return func(ctx context.Context) (actors.Outcome, actors.Release) { return actors.HoldBatch(ctx, i) }
 }

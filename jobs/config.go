@@ -276,7 +276,7 @@ func periodicError(ps []PeriodicJob, topics []string, ws *Workers) error {
 		return err
 	}
 	for i, p := range ps {
-		if kind := p.args.Kind(); slices.Contains(topics, p.topic) && ws.lookup(kind) == nil {
+		if kind := p.args.Kind(); slices.Contains(topics, p.topic) && ws.Lookup(kind) == nil {
 			return &elementError{i, fmt.Errorf("kind %q has no worker in Config.Workers, and its jobs go to %q, which this server consumes; register one with AddWorker", kind, p.topic)}
 		}
 	}
@@ -291,7 +291,7 @@ func optionalInstanceID(id string) error {
 }
 
 func workersError(ws *Workers) error {
-	if ws == nil || len(ws.byKind) == 0 {
+	if ws == nil || len(ws.Kinds()) == 0 {
 		return errors.New("has no worker; register them with AddWorker")
 	}
 	return nil

@@ -83,7 +83,7 @@ type deadLetterCounter struct {
 }
 
 func (c deadLetterCounter) Written(kind string) {
-	c.metrics.jobDeadLettered(c.workers.metricKind(kind))
+	c.metrics.jobDeadLettered(metricKind(c.workers, kind))
 	c.tally.DeadLettered(kind)
 }
 
@@ -92,8 +92,8 @@ func (c deadLetterCounter) Dropped()     { c.metrics.deadLetterDropped() }
 
 // metricKind is kind when it has a worker, else "unknown", so that bad
 // input cannot grow the series without bound.
-func (ws *Workers) metricKind(kind string) string {
-	if ws.lookup(kind) == nil {
+func metricKind(ws *Workers, kind string) string {
+	if ws.Lookup(kind) == nil {
 		return "unknown"
 	}
 	return kind

@@ -73,5 +73,5 @@ func (s scheduleMetrics) Dispatched(target string, late time.Duration) {
 }
 func (s scheduleMetrics) PeriodicFired(name string) { s.m.periodicFired(name) }
 func (s scheduleMetrics) DeadLettered(r *kafka.Record) {
-	s.m.jobDeadLettered(s.workers.metricKind(string(r.Header(HeaderKind))))
+	s.m.jobDeadLettered(metricKind(s.workers, string(r.Header(HeaderKind))))
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/envelope"
+	"github.com/ordo-go/ordo/internal/executor"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -53,11 +54,11 @@ func benchmarkHotPath(b *testing.B, status bool, mws []Middleware) {
 	})); err != nil {
 		b.Fatal(err)
 	}
-	exec := &executor{workers: ws, maxAttempts: 4, log: slog.New(slog.DiscardHandler), middleware: workMiddleware(mws, ws)}
+	cfg := executor.Config{Workers: ws, MaxAttempts: 4, Log: slog.New(slog.DiscardHandler), Middleware: workMiddleware(mws, ws)}
 	if status {
-		exec.tally = newTally(ws)
+		cfg.Tally = newTally(ws)
 	}
-	rt, err := actors.NewRuntime(actors.Config{Handler: exec.handle, Logger: slog.New(slog.DiscardHandler)})
+	rt, err := actors.NewRuntime(actors.Config{Handler: executor.New(cfg).Handle, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}

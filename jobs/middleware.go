@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/ordo-go/ordo/internal/executor"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -148,41 +149,73 @@ func middlewareError(mws []Middleware) error {
 // workMiddleware returns the Work middleware of each kind that has any: the
 // server's, then the worker's. Nil when no kind has any, so that a run
 // costs one length check.
-func workMiddleware(server []Middleware, ws *Workers) map[string][]Middleware {
-	if len(server) == 0 && len(ws.middleware) == 0 {
-		return nil
-	}
-	byKind := make(map[string][]Middleware, len(ws.byKind))
-	for kind := range ws.byKind {
-		if mws := slices.Concat(server, ws.middleware[kind]); len(mws) > 0 {
-			byKind[kind] = mws
+func workMiddleware(server []Middleware, ws *Workers) map[string]executor.Middleware {
+	var byKind map[string]executor.Middleware
+	for _, kind := range ws.Kinds() {
+		own, _ := ws.Middleware(kind).(chain)
+		if mws := slices.Concat(server, own); len(mws) > 0 {
+			if byKind == nil {
+				byKind = map[string]executor.Middleware{}
+			}
+			byKind[kind] = chain(mws)
 		}
 	}
 	return byKind
 }
 
-// runThrough runs w on job inside the Work middleware mws. The middleware
-// gets copies of the record's headers and the job's args; what it leaves is
-// what the worker sees.
-func (e *executor) runThrough(ctx context.Context, mws []Middleware, w registeredWorker, job jobInfo, r *kafka.Record) error {
+// chain is a kind's Work middleware as the executor runs it around the
+// kind's worker, chain[0] outermost.
+type chain []Middleware
+
+// Run runs w on job inside the chain. The middleware gets copies of the
+// record's headers and the job's args; what it leaves is what the worker
+// sees.
+func (c chain) Run(ctx context.Context, w executor.Worker, job executor.Job, r *kafka.Record) error {
 	run := &middlewareRun{w: w, job: job, seen: *r}
-	run.raw = RawJob{Kind: job.kind, ID: job.id, Headers: slices.Clone(r.Headers), Args: slices.Clone(job.args)}
+	run.raw = RawJob{Kind: job.Kind, ID: job.ID, Headers: slices.Clone(r.Headers), Args: slices.Clone(job.Args)}
 	run.jobs[0] = &run.raw
-	return runWork(ctx, mws, run.jobs[:], run.work)
+	return runWork(ctx, c, run.jobs[:], run.work)
 }
 
 // middlewareRun is one run through Work middleware, in one allocation.
 type middlewareRun struct {
-	w    registeredWorker
-	job  jobInfo
+	w    executor.Worker
+	job  executor.Job
 	seen kafka.Record // the record as the worker sees it: with the middleware's headers
 	raw  RawJob
 	jobs [1]*RawJob
 }
 
 func (run *middlewareRun) work(ctx context.Context) error {
-	run.job.args, run.seen.Headers = run.raw.Args, run.raw.Headers
-	return run.w.run(ctx, run.job, &run.seen)
+	run.job.Args, run.seen.Headers = run.raw.Args, run.raw.Headers
+	return run.w.Run(ctx, run.job, &run.seen)
+}
+
+// RunBatch runs w on a batch inside the chain, which gets the batch's jobs,
+// in order, as copies, as in Run.
+func (c chain) RunBatch(ctx context.Context, w executor.BatchWorker, infos []executor.Job, recs []*kafka.Record) (decoded int, decodeErr, err error) {
+	raws := make([]RawJob, len(infos))
+	ptrs := make([]*RawJob, len(infos))
+	for i, info := range infos {
+		raws[i] = RawJob{Kind: info.Kind, ID: info.ID, Headers: slices.Clone(recs[i].Headers), Args: slices.Clone(info.Args)}
+		ptrs[i] = &raws[i]
+	}
+	decoded = len(infos)
+	err = runWork(ctx, c, ptrs, func(ctx context.Context) error {
+		seen := make([]kafka.Record, len(recs))
+		seenPtrs := make([]*kafka.Record, len(recs))
+		changed := slices.Clone(infos)
+		for i := range recs {
+			seen[i] = *recs[i]
+			seen[i].Headers = raws[i].Headers
+			changed[i].Args = raws[i].Args
+			seenPtrs[i] = &seen[i]
+		}
+		var werr error
+		decoded, decodeErr, werr = w.WorkBatch(ctx, changed, seenPtrs)
+		return werr
+	})
+	return decoded, decodeErr, err
 }
 
 // produceJobs writes the records of jobs with producer and waits for them,

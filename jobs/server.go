@@ -18,6 +18,7 @@ import (
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/backoff"
+	"github.com/ordo-go/ordo/internal/executor"
 	"github.com/ordo-go/ordo/internal/run"
 	"github.com/ordo-go/ordo/internal/schedule"
 	"github.com/ordo-go/ordo/internal/serverhooks"
@@ -281,21 +282,18 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.deadLetters = newDeadLetterWriter(s.dlq, cfg.DeadLetterTopic, cfg.Group, cfg.Backoff,
 		deadLetterCounter{metrics: cfg.Metrics, workers: cfg.Workers, tally: t}, cfg.Logger)
-	exec := &executor{
-		tally:       t,
-		workers:     cfg.Workers,
-		maxAttempts: cfg.MaxAttempts,
-		backoff:     cfg.Backoff,
-		deadLetters: s.deadLetters,
-		metrics:     cfg.Metrics,
-		tracer:      tracing.New(cfg.Propagator, cfg.TracerProvider),
-		log:         cfg.Logger,
-		middleware:  workMiddleware(cfg.Middleware, cfg.Workers),
-	}
-	var batch func(*kafka.Record) *actors.BatchRule
-	if cfg.Workers.hasBatchWorkers() {
-		batch = exec.batchRule
-	}
+	exec := executor.New(executor.Config{
+		Tally:          t,
+		Workers:        cfg.Workers,
+		MaxAttempts:    cfg.MaxAttempts,
+		Backoff:        cfg.Backoff,
+		DeadLetter:     s.deadLetters.write,
+		Metrics:        cfg.Metrics.series(),
+		Tracer:         tracing.New(cfg.Propagator, cfg.TracerProvider),
+		Log:            cfg.Logger,
+		Middleware:     workMiddleware(cfg.Middleware, cfg.Workers),
+		MaxReasonBytes: MaxReasonBytes,
+	})
 	s.records, err = run.New(run.Config{
 		Consumer: kafka.ConsumerConfig{
 			Brokers: cfg.Brokers, Security: cfg.Security, Group: cfg.Group, Topics: cfg.Topics, InstanceID: cfg.InstanceID,
@@ -305,9 +303,9 @@ func NewServer(cfg Config) (*Server, error) {
 			Logger: cfg.Logger,
 		},
 		Runtime: actors.Config{
-			Handler:              exec.handle,
-			Batch:                batch,
-			BatchHandler:         exec.handleBatch,
+			Handler:              exec.Handle,
+			Batch:                exec.BatchRule(),
+			BatchHandler:         exec.HandleBatch,
 			Concurrency:          cfg.Concurrency,
 			MaxBuffered:          cfg.MaxBuffered,
 			MaxSpan:              cfg.MaxSpan,
@@ -650,8 +648,8 @@ func (s *Server) longRunningFunc() func(*kafka.Record) bool {
 	if len(s.cfg.LongRunningTopics) > 0 {
 		return s.longRunning
 	}
-	for _, w := range s.cfg.Workers.byKind {
-		if w.longRunning() {
+	for _, kind := range s.cfg.Workers.Kinds() {
+		if s.cfg.Workers.Lookup(kind).LongRunning() {
 			return s.longRunning
 		}
 	}
@@ -662,6 +660,6 @@ func (s *Server) longRunning(r *kafka.Record) bool {
 	if slices.Contains(s.cfg.LongRunningTopics, r.Topic) {
 		return true
 	}
-	w := s.cfg.Workers.byKind[string(r.Header(HeaderKind))]
-	return w != nil && w.longRunning()
+	w := s.cfg.Workers.WorkerOf(r)
+	return w != nil && w.LongRunning()
 }

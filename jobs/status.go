@@ -1,8 +1,6 @@
 package jobs
 
 import (
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/ordo-go/ordo/actors"
@@ -21,7 +19,7 @@ const (
 // newTally counts the jobs of the kinds ws has workers for, and the others
 // as "unknown".
 func newTally(ws *Workers) *status.Tally {
-	return status.NewTally(slices.Collect(maps.Keys(ws.byKind)))
+	return status.NewTally(ws.Kinds())
 }
 
 func newStatusReporter(s *Server, t *status.Tally) *status.Reporter {

@@ -12,6 +12,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/internal/executor"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
 )
@@ -84,15 +85,10 @@ type workFunc[T JobArgs] struct {
 func (w *workFunc[T]) Work(ctx context.Context, job *Job[T]) error { return w.fn(ctx, job) }
 
 // Workers is the registry of workers by kind. Build it before the Server.
-type Workers struct {
-	byKind map[string]registeredWorker
-	// middleware holds the Work middleware of the kinds whose worker
-	// brings its own.
-	middleware map[string][]Middleware
-}
+type Workers = executor.Registry
 
 // NewWorkers returns an empty registry.
-func NewWorkers() *Workers { return &Workers{byKind: map[string]registeredWorker{}} }
+func NewWorkers() *Workers { return executor.NewRegistry(jobErrors{}) }
 
 // AddWorker registers w for the kind of T. A second worker for one kind is
 // refused: which of the two should run would be a guess. A worker with a
@@ -112,7 +108,7 @@ func AddWorker[T JobArgs](ws *Workers, w Worker[T]) error {
 			missing = "worker is WorkFunc(nil); give WorkFunc the func that works the job"
 		}
 	}
-	return register[T](ws, "AddWorker", w, missing, func(kind string) (registeredWorker, error) {
+	return register[T](ws, "AddWorker", w, missing, func(kind string) (executor.Worker, error) {
 		return &typedWorker[T]{w: w, kindName: kind}, nil
 	})
 }
@@ -121,7 +117,7 @@ func AddWorker[T JobArgs](ws *Workers, w Worker[T]) error {
 // middleware; fn names the call in errors, w is the user's worker, missing
 // says what of it is nil (empty when nothing is): a worker that would panic
 // on its first job is refused here, not dead-lettered later.
-func register[T JobArgs](ws *Workers, fn string, w any, missing string, build func(kind string) (registeredWorker, error)) error {
+func register[T JobArgs](ws *Workers, fn string, w any, missing string, build func(kind string) (executor.Worker, error)) error {
 	if ws == nil {
 		return fmt.Errorf("jobs: %s: nil Workers", fn)
 	}
@@ -133,62 +129,41 @@ func register[T JobArgs](ws *Workers, fn string, w any, missing string, build fu
 	if kind == "" {
 		return fmt.Errorf("jobs: %s: %T.Kind() is empty", fn, zero)
 	}
-	if prev, dup := ws.byKind[kind]; dup {
-		return fmt.Errorf("jobs: %s: kind %q already has worker %s; refusing %T", fn, kind, prev.name(), w)
+	if prev := ws.Lookup(kind); prev != nil {
+		return fmt.Errorf("jobs: %s: kind %q already has worker %s; refusing %T", fn, kind, prev.(interface{ name() string }).name(), w)
 	}
 	rw, err := build(kind)
 	if err != nil {
 		return fmt.Errorf("jobs: %s: %w", fn, err)
 	}
+	var own executor.Middleware
 	if m, ok := w.(workerMiddleware); ok {
 		mws := slices.Clone(m.Middleware())
 		if err := middlewareError(mws); err != nil {
 			return fmt.Errorf("jobs: %s: %T.Middleware()%w", fn, w, err)
 		}
 		if len(mws) > 0 {
-			if ws.middleware == nil {
-				ws.middleware = map[string][]Middleware{}
-			}
-			ws.middleware[kind] = mws
+			own = chain(mws)
 		}
 	}
-	ws.byKind[kind] = rw
+	ws.Add(rw, own)
 	return nil
 }
 
-func (ws *Workers) lookup(kind string) registeredWorker {
-	if ws == nil {
-		return nil
-	}
-	return ws.byKind[kind]
-}
-
-// registeredWorker is a Worker[T] with T erased, as the executor needs it.
-type registeredWorker interface {
-	name() string
-	kind() string
-	// run decodes the job's args and calls Work; the executor applies the
-	// timeout and recovers a panic around it.
-	run(ctx context.Context, job jobInfo, r *kafka.Record) error
-	maxAttempts() int
-	backoff() Backoff
-	timeout() time.Duration
-	longRunning() bool
-}
-
+// typedWorker is a Worker[T] as the executor runs it.
 type typedWorker[T JobArgs] struct {
 	w        Worker[T]
 	kindName string
 }
 
 func (t *typedWorker[T]) name() string           { return fmt.Sprintf("%T", t.w) }
-func (t *typedWorker[T]) kind() string           { return t.kindName }
-func (t *typedWorker[T]) maxAttempts() int       { return t.w.MaxAttempts() }
-func (t *typedWorker[T]) backoff() Backoff       { return t.w.Backoff() }
-func (t *typedWorker[T]) timeout() time.Duration { return t.w.Timeout() }
-func (t *typedWorker[T]) longRunning() bool      { return t.w.LongRunning() }
+func (t *typedWorker[T]) Kind() string           { return t.kindName }
+func (t *typedWorker[T]) MaxAttempts() int       { return t.w.MaxAttempts() }
+func (t *typedWorker[T]) Backoff() Backoff       { return t.w.Backoff() }
+func (t *typedWorker[T]) Timeout() time.Duration { return t.w.Timeout() }
+func (t *typedWorker[T]) LongRunning() bool      { return t.w.LongRunning() }
 
-func (t *typedWorker[T]) run(ctx context.Context, info jobInfo, r *kafka.Record) error {
+func (t *typedWorker[T]) Run(ctx context.Context, info executor.Job, r *kafka.Record) error {
 	job := new(Job[T])
 	if err := fillJob(job, info, r); err != nil {
 		return err
@@ -198,17 +173,26 @@ func (t *typedWorker[T]) run(ctx context.Context, info jobInfo, r *kafka.Record)
 
 // fillJob makes job the Job a worker gets for info, read from r: its args
 // decoded, or a Permanent error saying why they do not decode.
-func fillJob[T JobArgs](job *Job[T], info jobInfo, r *kafka.Record) error {
+func fillJob[T JobArgs](job *Job[T], info executor.Job, r *kafka.Record) error {
 	*job = Job[T]{
-		ID: info.id, Kind: info.kind, EnqueuedAt: info.enqueuedAt, Attempt: info.attempt,
-		Metadata: info.metadata, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key,
+		ID: info.ID, Kind: info.Kind, EnqueuedAt: info.EnqueuedAt, Attempt: info.Attempt,
+		Metadata: info.Metadata, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key,
 		Headers: r.Headers,
 	}
-	if err := decodeArgs(info.args, &job.Args); err != nil {
-		return Permanent(fmt.Errorf("args of kind %q do not decode into %T: %w", info.kind, job.Args, err))
+	if err := decodeArgs(info.Args, &job.Args); err != nil {
+		return Permanent(fmt.Errorf("args of kind %q do not decode into %T: %w", info.Kind, job.Args, err))
 	}
 	return nil
 }
+
+// PanicError is the error a worker's panic turns into: the job is retried
+// and dead-lettered like any failure, and the stack is logged.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("job panicked: %v", e.Value) }
 
 // argsDecoder decodes job args: msgpack.Unmarshal allocates a reader per
 // call; a pooled decoder with a reader of its own does not.

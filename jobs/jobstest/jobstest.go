@@ -19,7 +19,7 @@ import (
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/envelope"
-	"github.com/ordo-go/ordo/internal/testhook"
+	"github.com/ordo-go/ordo/internal/executor"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -79,7 +79,7 @@ func WorkJob[T jobs.JobArgs](ctx context.Context, w jobs.Worker[T], job *jobs.Jo
 	if actors.KeyStateOf(ctx) == nil {
 		ctx = KeyContext(ctx, string(job.Key))
 	}
-	return testhook.Work(ctx, workers, r, 1)
+	return executor.Work(ctx, workers, r, 1)
 }
 
 // WorkBatch runs w on one batch of the jobs of args, in order, as a Server
@@ -111,7 +111,7 @@ func WorkBatch[T jobs.JobArgs](ctx context.Context, w jobs.BatchWorker[T], args 
 	if actors.KeyStateOf(ctx) == nil {
 		ctx = KeyContext(ctx, string(recs[0].Key))
 	}
-	return testhook.WorkBatch(ctx, workers, recs)
+	return executor.WorkBatch(ctx, workers, recs)
 }
 
 // record encodes job as the record a Server would read.

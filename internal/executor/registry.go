@@ -1,0 +1,143 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/supervision"
+)
+
+// Worker is a registered worker with its args' type erased: package jobs'
+// adapter of a Worker[T].
+type Worker interface {
+	Kind() string
+	// Run decodes the job's args and does the work; the executor applies
+	// the timeout and recovers a panic around it.
+	Run(ctx context.Context, job Job, r *kafka.Record) error
+	MaxAttempts() int // 0: the server's
+	Backoff() supervision.Backoff
+	Timeout() time.Duration
+	LongRunning() bool
+}
+
+// BatchWorker is a registered worker that works its kind in batches.
+type BatchWorker interface {
+	Worker
+	Rule() *actors.BatchRule
+	// WorkBatch decodes the jobs' args and does the work of those before
+	// the first that does not decode; decoded is how many that is, and
+	// decodeErr why the next did not decode.
+	WorkBatch(ctx context.Context, jobs []Job, recs []*kafka.Record) (decoded int, decodeErr, err error)
+}
+
+// Middleware runs a kind's Work middleware around its worker: jobs' chain
+// of jobs.Middleware.
+type Middleware interface {
+	Run(ctx context.Context, w Worker, job Job, r *kafka.Record) error
+	RunBatch(ctx context.Context, w BatchWorker, jobs []Job, recs []*kafka.Record) (decoded int, decodeErr, err error)
+}
+
+// Errors builds and reads the errors of package jobs that this package
+// cannot name: the *jobs.PanicError a panic becomes, and the
+// jobs.BatchErrors a batch worker names its failed jobs with.
+type Errors interface {
+	// Panic is the error a panic with value v, at stack, becomes.
+	Panic(v any, stack []byte) error
+	// Panicked reads a panic's value and stack back from err.
+	Panicked(err error) (v any, stack []byte, ok bool)
+	// FirstFailure is the index of the first job that err, a batch's
+	// error for a batch of n, says failed, with its error; -1 if none
+	// did.
+	FirstFailure(err error, n int) (int, error)
+}
+
+// Registry is the workers by kind (jobs.Workers), with the Work middleware
+// of those that bring their own.
+type Registry struct {
+	byKind     map[string]Worker
+	middleware map[string]Middleware
+	errs       Errors
+}
+
+// NewRegistry returns an empty registry whose workers' errors are errs'.
+func NewRegistry(errs Errors) *Registry {
+	return &Registry{byKind: map[string]Worker{}, errs: errs}
+}
+
+// Add registers w for its kind, replacing any other, with its own Work
+// middleware mw (nil when it has none).
+func (ws *Registry) Add(w Worker, mw Middleware) {
+	ws.byKind[w.Kind()] = w
+	if mw != nil {
+		if ws.middleware == nil {
+			ws.middleware = map[string]Middleware{}
+		}
+		ws.middleware[w.Kind()] = mw
+	}
+}
+
+// Lookup returns the worker of kind, nil when there is none.
+func (ws *Registry) Lookup(kind string) Worker {
+	if ws == nil {
+		return nil
+	}
+	return ws.byKind[kind]
+}
+
+// WorkerOf returns the worker of the kind r's kind header names, nil when
+// there is none; it does not allocate.
+func (ws *Registry) WorkerOf(r *kafka.Record) Worker {
+	if ws == nil {
+		return nil
+	}
+	return ws.byKind[string(r.Header(HeaderKind))]
+}
+
+// Kinds returns the kinds that have a worker, in no order.
+func (ws *Registry) Kinds() []string {
+	if ws == nil {
+		return nil
+	}
+	return slices.Collect(maps.Keys(ws.byKind))
+}
+
+// Middleware returns the Work middleware the worker of kind brought, nil
+// when it brought none.
+func (ws *Registry) Middleware(kind string) Middleware { return ws.middleware[kind] }
+
+// Work runs the job record r as attempt, as a server would, through the
+// worker of its kind in ws and that worker's own Work middleware: its args
+// decoded, its timeout applied, a panic turned into an error. It returns
+// the worker's error, or why the record could not reach a worker; nothing
+// is retried, counted or dead-lettered. jobstest runs workers through it.
+func Work(ctx context.Context, ws *Registry, r *kafka.Record, attempt int) error {
+	e := New(Config{Workers: ws, Middleware: ws.middleware})
+	w, job, kind, reason := e.prepare(r, attempt)
+	if w == nil {
+		return fmt.Errorf("job of kind %q would be dead-lettered: %s", kind, reason)
+	}
+	return e.run(ctx, w, job, r)
+}
+
+// WorkBatch is Work for a batch worker: it decodes the job records recs (one
+// key's, in order) and runs the worker of their kind on them in one batch.
+// It returns the worker's error as returned (a jobs.BatchErrors included),
+// or why a record could not reach the worker.
+func WorkBatch(ctx context.Context, ws *Registry, recs []*kafka.Record) error {
+	e := New(Config{Workers: ws, Middleware: ws.middleware})
+	w, infos, badKind, badReason := e.prepareBatch(recs, func(int) int { return 1 })
+	if len(infos) < len(recs) {
+		return fmt.Errorf("job %d of kind %q would be dead-lettered: %s", len(infos), badKind, badReason)
+	}
+	decoded, decodeErr, err := e.runBatch(ctx, w, infos, recs)
+	if decoded < len(recs) {
+		return errors.Join(err, fmt.Errorf("job %d: %w", decoded, decodeErr))
+	}
+	return err
+}
