@@ -1,15 +1,11 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"reflect"
 	"slices"
-	"sync"
 	"time"
-
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/executor"
@@ -179,7 +175,7 @@ func fillJob[T JobArgs](job *Job[T], info executor.Job, r *kafka.Record) error {
 		Metadata: info.Metadata, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: r.Key,
 		Headers: r.Headers,
 	}
-	if err := decodeArgs(info.Args, &job.Args); err != nil {
+	if err := executor.DecodeArgs(info.Args, &job.Args); err != nil {
 		return Permanent(fmt.Errorf("args of kind %q do not decode into %T: %w", info.Kind, job.Args, err))
 	}
 	return nil
@@ -193,28 +189,6 @@ type PanicError struct {
 }
 
 func (e *PanicError) Error() string { return fmt.Sprintf("job panicked: %v", e.Value) }
-
-// argsDecoder decodes job args: msgpack.Unmarshal allocates a reader per
-// call; a pooled decoder with a reader of its own does not.
-type argsDecoder struct {
-	dec *msgpack.Decoder
-	r   bytes.Reader
-}
-
-var argsDecoders = sync.Pool{New: func() any { return &argsDecoder{dec: msgpack.NewDecoder(nil)} }}
-
-// decodeArgs decodes b into v as msgpack.Unmarshal does.
-func decodeArgs(b []byte, v any) error {
-	d := argsDecoders.Get().(*argsDecoder)
-	d.r.Reset(b)
-	d.dec.Reset(&d.r)
-	d.dec.UsePreallocateValues(true)
-	err := d.dec.Decode(v)
-	d.dec.Reset(nil) // the pool must not keep the record's bytes alive
-	d.r.Reset(nil)
-	argsDecoders.Put(d)
-	return err
-}
 
 // Permanent wraps err so the job goes to the dead-letter topic at once,
 // without retries: for failures that retrying cannot fix.
