@@ -95,10 +95,15 @@ func selectorIn(e ast.Expr) string {
 }
 
 // structFields lists the exported fields of struct type name in the ordo
-// package pkgName (a sibling directory of api), or none when it is no struct.
+// package pkgName (a sibling directory of api, or of internal's packages),
+// or none when it is no struct.
 func structFields(t *testing.T, pkgName, name string) []string {
 	t.Helper()
-	pkg := parseDoc(t, filepath.Join("..", pkgName))
+	dir := filepath.Join("..", pkgName)
+	if _, err := os.Stat(dir); err != nil {
+		dir = filepath.Join("..", "internal", pkgName)
+	}
+	pkg := parseDoc(t, dir)
 	for _, typ := range pkg.Types {
 		if typ.Name != name {
 			continue

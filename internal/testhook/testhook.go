@@ -1,5 +1,5 @@
-// Package testhook lets jobstest, and the bench, reach parts of package jobs
-// that are not jobs' API: jobs sets Work and Prepare when it is initialised.
+// Package testhook lets jobstest reach parts of package jobs that are not
+// jobs' API: jobs sets Work and WorkBatch when it is initialised.
 // They take and return jobs' types as any, since this package cannot import
 // jobs.
 package testhook
@@ -21,9 +21,3 @@ var Work func(ctx context.Context, workers any, r *kafka.Record, attempt int) er
 // It returns the worker's error as returned (a jobs.BatchErrors included),
 // or why a record could not reach the worker.
 var WorkBatch func(ctx context.Context, workers any, recs []*kafka.Record) error
-
-// Prepare builds the record Client.Enqueue would send for args (a
-// jobs.JobArgs) and opts (a []jobs.EnqueueOption, or nil), with topic as
-// ClientConfig.Topic, without sending it. info is a jobs.JobInfo. Its errors
-// wrap jobs.ErrInvalidEnqueue, as Enqueue's do.
-var Prepare func(topic string, args any, opts any) (msg kafka.Message, info any, err error)
