@@ -66,7 +66,7 @@ func (c *Client) Enqueue(ctx context.Context, args Args, o Options) (Info, error
 	defer c.calls.Done()
 	d, err := NewDraft(c.topic, args, &o, time.Now().UTC(), c.schedules.lookup(ctx))
 	if err != nil {
-		return Info{}, Error(err, "")
+		return Info{}, callError(err, "")
 	}
 	info := d.Info
 	ds, err := c.w.Produce(ctx, []Draft{d})
@@ -100,7 +100,7 @@ func (c *Client) EnqueueMany(ctx context.Context, n int, job func(i int) (Args, 
 		args, o := job(i)
 		var err error
 		if drafts[i], err = NewDraft(c.topic, args, &o, now, c.schedules.lookup(ctx)); err != nil {
-			return nil, Error(err, fmt.Sprintf("params[%d]: ", i))
+			return nil, callError(err, fmt.Sprintf("params[%d]: ", i))
 		}
 	}
 	ds, err := c.w.Produce(ctx, drafts)
@@ -140,7 +140,7 @@ func (c *Client) EnqueueAsync(ctx context.Context, args Args, o Options, done Do
 	}
 	msg, info, err := Prepare(c.topic, args, &o, time.Now().UTC(), c.schedules.lookup(ctx))
 	if err != nil {
-		c.failAsync(done, Info{}, Error(err, ""))
+		c.failAsync(done, Info{}, callError(err, ""))
 		return
 	}
 	defer c.calls.Done()
@@ -179,7 +179,7 @@ func (c *Client) failAsync(done Done, info Info, err error) {
 func (c *Client) enqueueAsyncThrough(ctx context.Context, args Args, o *Options, done Done) {
 	d, err := NewDraft(c.topic, args, o, time.Now().UTC(), c.schedules.lookup(ctx))
 	if err != nil {
-		c.failAsync(done, Info{}, Error(err, ""))
+		c.failAsync(done, Info{}, callError(err, ""))
 		return
 	}
 	info := d.Info

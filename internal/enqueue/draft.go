@@ -101,8 +101,10 @@ func (d *Draft) SetRaw(r Raw) {
 
 // Prepare builds a job's record: the job itself, or, for a job to run
 // later, its schedule record (see schedule.go). partitions tells the
-// partition count of a schedules topic; nil (jobstest, the bench) takes
-// one. Its errors say what is wrong with the call; Error wraps them.
+// partition count of a schedules topic; nil (jobstest, the bench, a periodic
+// job's check) takes one. Its errors say what is wrong with the call,
+// unwrapped: a Client wraps them in ErrInvalid, a server's check of its
+// periodic jobs names the job.
 func Prepare(defaultTopic string, args Args, o *Options, now time.Time, partitions func(topic string) (int, error)) (kafka.Message, Info, error) {
 	d, err := NewDraft(defaultTopic, args, o, now, partitions)
 	if err != nil {

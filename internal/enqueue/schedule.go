@@ -92,9 +92,9 @@ type scheduleLookupError struct{ err error }
 func (e *scheduleLookupError) Error() string { return e.err.Error() }
 func (e *scheduleLookupError) Unwrap() error { return e.err }
 
-// Error wraps NewDraft's error: in ErrInvalid unless the broker, not the
+// callError wraps NewDraft's error: in ErrInvalid unless the broker, not the
 // call, is the cause. where prefixes the call's error, e.g. "params[2]: ".
-func Error(err error, where string) error {
+func callError(err error, where string) error {
 	if le := (*scheduleLookupError)(nil); errors.As(err, &le) {
 		return fmt.Errorf("jobs: enqueue %s%w", where, le.err)
 	}
