@@ -17,6 +17,7 @@ var engineInternals = []string{
 	"./internal/run",        // running a group's records on the actor runtime
 	"./internal/status",     // status reports: the tally, the reporter, the wire format
 	"./internal/metrics",    // the Prometheus series and their collector
+	"./internal/enqueue",    // building and writing a Client's job records
 }
 
 // TestEngineInternalsSitBelowJobs keeps the import arrows one way: the

@@ -147,7 +147,7 @@
 //   - S10 enqueue latency and throughput: jobs.Client.Enqueue, synchronous
 //     (every in-sync replica acknowledges), one job per call, against a
 //     kafka-go Writer (RequiredAcks RequireAll, murmur2 like ordo) writing
-//     the records Enqueue would write (its own code, reached through internal/testhook: the same key, envelope
+//     the records Enqueue would write (its own code, internal/enqueue.Prepare: the same key, envelope
 //     and headers), built before the clock starts. Each side has a
 //     3-partition topic of its own and 20 warm-up calls not counted.
 //     Sequential: 2,000 calls one at a time, ordo and a Writer tuned for

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/ordo-go/ordo/internal/testhook"
+	"github.com/ordo-go/ordo/internal/enqueue"
 	"math"
 	"slices"
 	"strconv"
@@ -84,7 +84,7 @@ func (b *bench) s10Writer(ctx context.Context, label string, n, batchSize int, b
 	}
 	msgs := make([]kafkago.Message, n)
 	for i := range msgs {
-		m, _, err := testhook.Prepare(topic, s10Job(i), nil)
+		m, _, err := enqueue.Prepare(topic, s10Job(i), &enqueue.Options{}, time.Now().UTC(), nil)
 		if err != nil {
 			return s10Sender{}, err
 		}
@@ -268,7 +268,7 @@ func (b *bench) s10Throughput(ctx context.Context, what string, s s10Sender, n, 
 // s10RecordSize prints what one record of S10 weighs, the same on both
 // sides.
 func (b *bench) s10RecordSize() {
-	m, _, err := testhook.Prepare("t", s10Job(s10Warmup), nil)
+	m, _, err := enqueue.Prepare("t", s10Job(s10Warmup), &enqueue.Options{}, time.Now().UTC(), nil)
 	if err != nil {
 		return
 	}

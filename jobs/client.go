@@ -2,20 +2,13 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"reflect"
-	"slices"
-	"sync"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
 	"go.opentelemetry.io/otel/propagation"
 
-	"github.com/ordo-go/ordo/internal/envelope"
-	"github.com/ordo-go/ordo/internal/testhook"
+	"github.com/ordo-go/ordo/internal/enqueue"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -23,9 +16,9 @@ var (
 	// ErrInvalidEnqueue is wrapped by every error that refuses a job before
 	// anything is sent (nil args, an empty kind, no topic, args that do not
 	// encode, a bad option): retrying the same call cannot succeed.
-	ErrInvalidEnqueue = errors.New("jobs: invalid enqueue")
+	ErrInvalidEnqueue = enqueue.ErrInvalid
 	// ErrClientClosed is what enqueue calls get once Close has begun.
-	ErrClientClosed = errors.New("jobs: client is closed")
+	ErrClientClosed = enqueue.ErrClosed
 )
 
 // ClientConfig configures a Client. Mistakes fail NewClient with an error
@@ -93,22 +86,7 @@ var _ Enqueuer = (*Client)(nil)
 //	defer client.Close()
 //	info, err := client.Enqueue(ctx, ChargeArgs{Account: "acct-1", Cents: 500})
 type Client struct {
-	topic      string
-	producer   *kafka.Producer
-	propagator propagation.TextMapPropagator
-	middleware []Middleware
-	brokers    []string
-	security   *Security
-	logger     *slog.Logger
-	// schedules knows the partition counts of schedules topics.
-	schedules *schedulePartitions
-
-	mu     sync.RWMutex
-	closed bool
-	// calls counts enqueue calls in progress and async failures not yet
-	// reported, so Close neither closes the producer under a call nor
-	// returns before a done ran.
-	calls sync.WaitGroup
+	e *enqueue.Client
 }
 
 // NewClient validates cfg; it does not contact Kafka, so a client can be
@@ -122,8 +100,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: jobs.ClientConfig: %w", ErrInvalidConfig, err)
 	}
-	return &Client{topic: cfg.Topic, producer: p, propagator: cfg.Propagator, middleware: slices.Clone(cfg.Middleware),
-		brokers: cfg.Brokers, security: cfg.Security, logger: cfg.Logger, schedules: newSchedulePartitions(p)}, nil
+	w := enqueue.Writer{Producer: p, Chain: enqueueChain(cfg.Middleware)}
+	if prop := cfg.Propagator; prop != nil {
+		w.Inject = func(ctx context.Context, m *kafka.Message) { inject(ctx, prop, m) }
+	}
+	return &Client{e: enqueue.New(enqueue.Config{Topic: cfg.Topic, Writer: w, TopicsMissing: ErrTopicsMissing,
+		Reader:     kafka.ReaderConfig{Brokers: cfg.Brokers, Security: cfg.Security, FetchMaxWait: 100 * time.Millisecond, Logger: cfg.Logger},
+		CancelWait: DefaultCancelWait})}, nil
 }
 
 func (c ClientConfig) validate() error {
@@ -169,57 +152,13 @@ type JobInfo struct {
 }
 
 // EnqueueOption changes how one job is enqueued.
-type EnqueueOption func(*enqueueOptions)
-
-type enqueueOptions struct {
-	topic           string
-	topicSet        bool
-	key             string
-	keySet          bool
-	partitionKey    string
-	partitionKeySet bool
-	headers         map[string]string
-	metadata        map[string]string
-	// runAt, when set, is when the job should run (WithRunAt); delay is
-	// WithDelay's, resolved against the enqueue time.
-	runAt    time.Time
-	runAtSet bool
-	delay    time.Duration
-	delaySet bool
-	// id and ordoHeaders are set by ordo itself (periodic jobs): a job id
-	// to use rather than a new one, and headers of ordo's own.
-	id          string
-	ordoHeaders []kafka.Header
-}
-
-// collectOptions applies opts, skipping nil ones, to fresh options.
-func collectOptions(opts []EnqueueOption) enqueueOptions {
-	var o enqueueOptions
-	for _, opt := range opts {
-		if opt != nil {
-			opt(&o)
-		}
-	}
-	return o
-}
-
-// withJobID gives the job this id rather than a new one.
-func withJobID(id string) EnqueueOption {
-	return func(o *enqueueOptions) { o.id = id }
-}
-
-// withHeader adds a header of ordo's own, which WithHeaders refuses.
-func withHeader(name, value string) EnqueueOption {
-	return func(o *enqueueOptions) {
-		o.ordoHeaders = append(o.ordoHeaders, kafka.Header{Key: name, Value: []byte(value)})
-	}
-}
+type EnqueueOption func(*enqueue.Options)
 
 // WithTopic sends the job to topic instead of ClientConfig.Topic, e.g. to
 // keep slow job types on a topic of their own. An empty or invalid name
 // fails the enqueue; it never falls back to ClientConfig.Topic.
 func WithTopic(topic string) EnqueueOption {
-	return func(o *enqueueOptions) { o.topic, o.topicSet = topic, true }
+	return func(o *enqueue.Options) { o.Topic, o.TopicSet = topic, true }
 }
 
 // WithKey makes key the record's key, overriding the args' Partitioning: the
@@ -228,7 +167,7 @@ func WithTopic(topic string) EnqueueOption {
 //
 //	client.Enqueue(ctx, args, jobs.WithKey("user-42"))
 func WithKey(key string) EnqueueOption {
-	return func(o *enqueueOptions) { o.key, o.keySet = key, true }
+	return func(o *enqueue.Options) { o.Key, o.KeySet = key, true }
 }
 
 // WithPartitionKey picks the job's partition from partitionKey (murmur2, as
@@ -236,7 +175,7 @@ func WithKey(key string) EnqueueOption {
 // args' Partitioning. The value also travels in the HeaderPartitionKey
 // header, so a consumer can derive a virtual partition from it.
 func WithPartitionKey(partitionKey string) EnqueueOption {
-	return func(o *enqueueOptions) { o.partitionKey, o.partitionKeySet = partitionKey, true }
+	return func(o *enqueue.Options) { o.PartitionKey, o.PartitionKeySet = partitionKey, true }
 }
 
 // WithHeaders adds record headers, e.g. for tracing or routing by other
@@ -244,12 +183,7 @@ func WithPartitionKey(partitionKey string) EnqueueOption {
 // names (HeaderKind, HeaderJobID, HeaderPartitionKey) are refused, so a job
 // cannot lie about its kind.
 func WithHeaders(headers map[string]string) EnqueueOption {
-	return func(o *enqueueOptions) {
-		if o.headers == nil {
-			o.headers = make(map[string]string, len(headers))
-		}
-		maps.Copy(o.headers, headers)
-	}
+	return func(o *enqueue.Options) { o.Headers = enqueue.Merge(o.Headers, headers) }
 }
 
 // WithMetadata attaches metadata to the job's envelope, which its worker
@@ -257,12 +191,7 @@ func WithHeaders(headers map[string]string) EnqueueOption {
 // headers, metadata stays with the job when it is retried or
 // dead-lettered.
 func WithMetadata(metadata map[string]string) EnqueueOption {
-	return func(o *enqueueOptions) {
-		if o.metadata == nil {
-			o.metadata = make(map[string]string, len(metadata))
-		}
-		maps.Copy(o.metadata, metadata)
-	}
+	return func(o *enqueue.Options) { o.Metadata = enqueue.Merge(o.Metadata, metadata) }
 }
 
 // EnqueueParams is one job of an EnqueueMany call.
@@ -283,27 +212,8 @@ type EnqueueParams struct {
 //
 //	info, err := client.Enqueue(ctx, ChargeArgs{Account: "acct-1", Cents: 500})
 func (c *Client) Enqueue(ctx context.Context, args JobArgs, opts ...EnqueueOption) (JobInfo, error) {
-	if !c.enter() {
-		return JobInfo{}, ErrClientClosed
-	}
-	defer c.calls.Done()
-	d, err := draft(c.topic, args, opts, time.Now().UTC(), c.schedules.lookup(ctx))
-	if err != nil {
-		return JobInfo{}, enqueueError(err, "")
-	}
-	info := d.info
-	ds, err := produceJobs(ctx, c.middleware, c.propagator, c.producer, []jobDraft{d})
-	if err != nil {
-		// ProduceSync's own error names the one job's failure; one that
-		// a middleware wrapped stays whole, for errors.Is.
-		var perr *kafka.ProduceError
-		if errors.As(err, &perr) && len(perr.Errs) == 1 && err == error(perr) {
-			err = perr.Errs[0]
-		}
-		return info, fmt.Errorf("jobs: enqueue %s job %s: %w", info.Kind, info.ID, err)
-	}
-	info.Partition, info.Offset = ds[0].Partition, ds[0].Offset
-	return info, nil
+	info, err := c.e.Enqueue(ctx, args, enqueue.Collect(opts))
+	return JobInfo(info), err
 }
 
 // EnqueueMany sends the jobs in one produce call, batched per partition, and
@@ -314,46 +224,17 @@ func (c *Client) Enqueue(ctx context.Context, args JobArgs, opts ...EnqueueOptio
 // larger than ClientConfig.MaxMessageBytes fails alone (ErrMessageTooLarge,
 // its entry naming its index, kind and size); the others are written.
 func (c *Client) EnqueueMany(ctx context.Context, params []EnqueueParams) ([]JobInfo, error) {
-	if !c.enter() {
-		return nil, ErrClientClosed
+	drafts, err := c.e.EnqueueMany(ctx, len(params), func(i int) (enqueue.Args, enqueue.Options) {
+		return params[i].Args, enqueue.Collect(params[i].Opts)
+	})
+	if drafts == nil {
+		return nil, err
 	}
-	defer c.calls.Done()
-	if len(params) == 0 {
-		return nil, nil
+	infos := make([]JobInfo, len(drafts))
+	for i := range drafts {
+		infos[i] = JobInfo(drafts[i].Info)
 	}
-	now := time.Now().UTC()
-	drafts := make([]jobDraft, len(params))
-	infos := make([]JobInfo, len(params))
-	for i, p := range params {
-		var err error
-		if drafts[i], err = draft(c.topic, p.Args, p.Opts, now, c.schedules.lookup(ctx)); err != nil {
-			return nil, enqueueError(err, fmt.Sprintf("params[%d]: ", i))
-		}
-		infos[i] = drafts[i].info
-	}
-	ds, err := produceJobs(ctx, c.middleware, c.propagator, c.producer, drafts)
-	for i := range ds {
-		infos[i].Partition, infos[i].Offset = ds[i].Partition, ds[i].Offset
-	}
-	if err != nil {
-		nameOversized(err, infos)
-		return infos, fmt.Errorf("jobs: enqueue %d jobs: %w", len(params), err)
-	}
-	return infos, nil
-}
-
-// nameOversized makes the errors of jobs too large to send name the job: the
-// size is the job's own, unlike a cause that failed many jobs alike.
-func nameOversized(err error, infos []JobInfo) {
-	var perr *EnqueueManyError
-	if !errors.As(err, &perr) || len(perr.Errs) != len(infos) {
-		return
-	}
-	for i, e := range perr.Errs {
-		if errors.Is(e, ErrMessageTooLarge) {
-			perr.Errs[i] = fmt.Errorf("job %d (kind %q): %w", i, infos[i].Kind, e)
-		}
-	}
+	return infos, err
 }
 
 // EnqueueAsync sends one job without waiting; done gets the outcome exactly
@@ -375,232 +256,15 @@ func (c *Client) EnqueueAsync(ctx context.Context, args JobArgs, done func(JobIn
 	if done == nil {
 		panic("jobs: EnqueueAsync with a nil done func")
 	}
-	if !c.enter() {
-		go done(JobInfo{}, ErrClientClosed)
-		return
-	}
-	if len(c.middleware) > 0 {
-		c.enqueueAsyncThrough(ctx, args, done, opts)
-		return
-	}
-	msg, info, err := prepare(c.topic, args, opts, time.Now().UTC(), c.schedules.lookup(ctx))
-	if err != nil {
-		c.failAsync(done, JobInfo{}, enqueueError(err, ""))
-		return
-	}
-	defer c.calls.Done()
-	inject(ctx, c.propagator, &msg)
-	c.producer.ProduceAsync(ctx, msg, deliver(info, done))
+	c.e.EnqueueAsync(ctx, args, enqueue.Collect(opts), asyncDone(done))
 }
 
-// deliver returns the producer's callback for an EnqueueAsync job: it
-// passes the job's outcome to done.
-func deliver(info JobInfo, done func(JobInfo, error)) func(kafka.Delivery, error) {
-	return func(d kafka.Delivery, err error) {
-		if err != nil {
-			done(info, fmt.Errorf("jobs: enqueue %s job %s: %w", info.Kind, info.ID, err))
-			return
-		}
-		info.Partition, info.Offset = d.Partition, d.Offset
-		done(info, nil)
-	}
-}
+// asyncDone is an EnqueueAsync caller's done as package enqueue calls it.
+type asyncDone func(JobInfo, error)
 
-// failAsync reports an EnqueueAsync call that failed before its job reached
-// the producer, on a goroutine of its own, and ends the call.
-func (c *Client) failAsync(done func(JobInfo, error), info JobInfo, err error) {
-	go func() {
-		defer c.calls.Done()
-		done(info, err)
-	}()
-}
+func (f asyncDone) Done(info enqueue.Info, err error) { f(JobInfo(info), err) }
 
 // Close stops accepting jobs, waits until every job already accepted was
 // acknowledged or failed and its done ran, and releases the connections.
 // Calling it again does nothing.
-func (c *Client) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil
-	}
-	c.closed = true
-	c.mu.Unlock()
-	c.calls.Wait()
-	if err := c.producer.Close(); err != nil {
-		return fmt.Errorf("jobs: close client: %w", err)
-	}
-	return nil
-}
-
-func (c *Client) enter() bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.closed {
-		return false
-	}
-	c.calls.Add(1)
-	return true
-}
-
-func init() {
-	testhook.Prepare = func(topic string, args any, opts any) (kafka.Message, any, error) {
-		a, _ := args.(JobArgs)
-		o, _ := opts.([]EnqueueOption)
-		msg, info, err := prepare(topic, a, o, time.Now().UTC(), nil)
-		if err != nil {
-			return msg, info, fmt.Errorf("%w: %w", ErrInvalidEnqueue, err)
-		}
-		return msg, info, nil
-	}
-}
-
-// prepare builds a job's record: the job itself, or, for a job to run
-// later, its schedule record (see schedule.go). partitions tells the
-// partition count of a schedules topic; nil (jobstest) takes one. Its errors
-// say what is wrong with the call; enqueueError wraps them.
-func prepare(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.Time, partitions func(topic string) (int, error)) (kafka.Message, JobInfo, error) {
-	d, err := draft(defaultTopic, args, opts, now, partitions)
-	if err != nil {
-		return kafka.Message{}, JobInfo{}, err
-	}
-	msg, err := d.record()
-	if err != nil {
-		return kafka.Message{}, JobInfo{}, err
-	}
-	return msg, d.info, nil
-}
-
-// jobDraft is a job before its record is encoded: the envelope's args and
-// the record's headers are what Enqueue middleware may still change.
-type jobDraft struct {
-	env  envelope.Envelope
-	msg  kafka.Message // without its Value
-	info JobInfo
-}
-
-// draft checks the call and builds the job, as prepare does, up to its
-// record.
-func draft(defaultTopic string, args JobArgs, opts []EnqueueOption, now time.Time, partitions func(topic string) (int, error)) (jobDraft, error) {
-	var none jobDraft
-	if isNil(args) {
-		return none, fmt.Errorf("args are nil (%T)", args)
-	}
-	kind := args.Kind()
-	if kind == "" {
-		return none, fmt.Errorf("%T.Kind() returned an empty kind", args)
-	}
-	o := collectOptions(opts)
-	topic := o.topic
-	if o.topicSet {
-		if err := kafka.CheckTopicName(topic); err != nil {
-			return none, fmt.Errorf("%s job: WithTopic: %w", kind, err)
-		}
-	} else {
-		topic = defaultTopic
-	}
-	if topic == "" {
-		return none, fmt.Errorf("%s job has no topic: set ClientConfig.Topic or pass WithTopic", kind)
-	}
-	key, partitionKey, err := partitioning(args, &o)
-	if err != nil {
-		return none, fmt.Errorf("%s job: %w", kind, err)
-	}
-	for name := range o.headers {
-		if reservedHeader(name) {
-			return none, fmt.Errorf("%s job: WithHeaders: header %q is set by ordo", kind, name)
-		}
-	}
-	runAt, scheduled, err := o.when(now)
-	if err != nil {
-		return none, fmt.Errorf("%s job: %w", kind, err)
-	}
-	rawArgs, err := msgpack.Marshal(args)
-	if err != nil {
-		return none, fmt.Errorf("encode args of %s job (%T): %w", kind, args, err)
-	}
-	id := o.id
-	if id == "" {
-		id = envelope.NewID(now)
-	}
-	if scheduled {
-		if id, err = scheduleID(now, topic, key, partitionKey, partitions); err != nil {
-			return none, &scheduleLookupError{err}
-		}
-	}
-	info := JobInfo{ID: id, Kind: kind, Topic: topic, Key: key, PartitionKey: partitionKey,
-		Partition: -1, Offset: -1, EnqueuedAt: now, RunAt: runAt}
-	headers := make([]kafka.Header, 0, 6+len(o.headers)+len(o.ordoHeaders))
-	headers = append(headers, kafka.Header{Key: HeaderKind, Value: []byte(kind)}, kafka.Header{Key: HeaderJobID, Value: []byte(info.ID)})
-	msg := kafka.Message{Topic: topic}
-	if key != "" {
-		msg.Key = []byte(key)
-	}
-	if partitionKey != "" {
-		msg.PartitionKey = []byte(partitionKey)
-		headers = append(headers, kafka.Header{Key: HeaderPartitionKey, Value: msg.PartitionKey})
-	}
-	for _, name := range slices.Sorted(maps.Keys(o.headers)) {
-		headers = append(headers, kafka.Header{Key: name, Value: []byte(o.headers[name])})
-	}
-	msg.Headers = append(headers, o.ordoHeaders...)
-	env := envelope.Envelope{Version: envelope.Version, Kind: kind, ID: info.ID, Args: rawArgs, EnqueuedAt: now, Metadata: o.metadata}
-	return jobDraft{env: env, msg: msg, info: info}, nil
-}
-
-// record encodes the job's record: the job itself, or its schedule record.
-func (d *jobDraft) record() (kafka.Message, error) {
-	value, err := envelope.Encode(&d.env)
-	if err != nil {
-		return kafka.Message{}, err
-	}
-	msg := d.msg
-	msg.Value = value
-	if !d.info.RunAt.IsZero() {
-		msg = scheduleRecord(msg, d.info.ID, d.info.RunAt)
-	}
-	return msg, nil
-}
-
-// partitioning returns the job's key and partition key: from the options
-// when either is given, else from the args' Partitioning. An empty value is
-// refused rather than sent without a key, since that would silently lose the
-// job's order.
-func partitioning(args JobArgs, o *enqueueOptions) (key, partitionKey string, err error) {
-	if o.keySet || o.partitionKeySet {
-		if o.keySet && o.key == "" {
-			return "", "", errors.New("WithKey: the key is empty")
-		}
-		if o.partitionKeySet && o.partitionKey == "" {
-			return "", "", errors.New("WithPartitionKey: the partition key is empty")
-		}
-		return o.key, o.partitionKey, nil
-	}
-	pa, ok := args.(PartitionedArgs)
-	if !ok {
-		return "", "", nil
-	}
-	p := pa.Partitioning()
-	if p.Value == "" {
-		return "", "", fmt.Errorf("%T.Partitioning() returned an empty Value", args)
-	}
-	switch p.Type {
-	case KeyTypeKey:
-		return p.Value, "", nil
-	case KeyTypePartitionKey:
-		return "", p.Value, nil
-	default:
-		return "", "", fmt.Errorf("%T.Partitioning() returned an unknown KeyType %d", args, p.Type)
-	}
-}
-
-func isNil(args JobArgs) bool {
-	if args == nil {
-		return true
-	}
-	switch v := reflect.ValueOf(args); v.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
-		return v.IsNil()
-	}
-	return false
-}
+func (c *Client) Close() error { return c.e.Close() }

@@ -464,6 +464,44 @@ func TestInvalidEnqueuesNameWhatIsWrongAndSendNothing(t *testing.T) {
 	}
 }
 
+// PeriodicName and PeriodicMissedTicks are EnqueueOptions, so that Periodic
+// takes one option style, but they mean nothing to an enqueue call: each
+// call refuses them, naming the option, before anything is sent.
+func TestPeriodicOnlyOptionsAreRefusedByEnqueueCalls(t *testing.T) {
+	t.Parallel()
+	// Nothing is sent, so no broker is needed.
+	client, err := jobs.NewClient(jobs.ClientConfig{Brokers: []string{"127.0.0.1:1"}, Topic: "periodic-only", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		opt  jobs.EnqueueOption
+	}{
+		{"PeriodicName", jobs.PeriodicName("n")},
+		{"PeriodicMissedTicks", jobs.PeriodicMissedTicks(jobs.MissedSkip)},
+	} {
+		want := c.name + " is for jobs.Periodic only"
+		refused := func(call string, err error) {
+			t.Helper()
+			if !errors.Is(err, jobs.ErrInvalidEnqueue) || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s with %s returned %v; want ErrInvalidEnqueue saying %q", call, c.name, err, want)
+			}
+		}
+		_, err := client.Enqueue(ctx, plainArgs{}, jobs.WithKey("k"), c.opt)
+		refused("Enqueue", err)
+		_, err = client.EnqueueMany(ctx, []jobs.EnqueueParams{{Args: plainArgs{}}, {Args: plainArgs{}, Opts: []jobs.EnqueueOption{c.opt}}})
+		refused("EnqueueMany", err)
+		done := make(chan error, 1)
+		client.EnqueueAsync(ctx, plainArgs{}, func(_ jobs.JobInfo, err error) { done <- err }, c.opt)
+		refused("EnqueueAsync", <-done)
+		_, err = client.Cancel(ctx, "job-1", c.opt)
+		refused("Cancel", err)
+	}
+}
+
 func TestNewClientNamesTheBadSetting(t *testing.T) {
 	for _, c := range []struct {
 		cfg  jobs.ClientConfig

@@ -5,6 +5,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/ordo-go/ordo/internal/enqueue"
 	"github.com/ordo-go/ordo/internal/schedule"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -32,6 +33,7 @@ type ScheduleStats struct {
 // newDispatcher returns the dispatcher of the schedules topics targets, each
 // mapped to the job topic it feeds; it writes with producer.
 func newDispatcher(cfg Config, targets map[string]string, producer *kafka.Producer) *schedule.Dispatcher {
+	w := &enqueue.Writer{Producer: producer, Chain: enqueueChain(cfg.Middleware)}
 	periodic := make([]schedule.PeriodicJob, len(cfg.Periodic))
 	for i := range cfg.Periodic {
 		p := &cfg.Periodic[i]
@@ -52,11 +54,11 @@ func newDispatcher(cfg Config, targets map[string]string, producer *kafka.Produc
 		Periodic: periodic, PeriodicTopic: cfg.Topics[0] + DefaultScheduleSuffix,
 		Failover: cfg.SessionTimeout + cmp.Or(cfg.RebalanceTimeout, DefaultRebalanceTimeout),
 		Enqueue: func(ctx context.Context, runs []schedule.PeriodicRun) error {
-			drafts := make([]jobDraft, len(runs))
+			drafts := make([]enqueue.Draft, len(runs))
 			for i, r := range runs {
-				drafts[i] = r.(jobDraft)
+				drafts[i] = r.(enqueue.Draft)
 			}
-			_, err := produceJobs(ctx, cfg.Middleware, nil, producer, drafts)
+			_, err := w.Produce(ctx, drafts)
 			return err
 		},
 	})

@@ -2,6 +2,8 @@ package jobs
 
 import (
 	"time"
+
+	"github.com/ordo-go/ordo/internal/enqueue"
 )
 
 // JobArgs is the payload of a job: a plain struct that names its kind. The
@@ -18,27 +20,27 @@ type JobArgs interface {
 }
 
 // KeyType says what a job's partition value does on the wire, like Karafka's
-// partition_key_type.
-type KeyType int
+// partition_key_type: KeyTypeKey or KeyTypePartitionKey.
+type KeyType = enqueue.KeyType
 
 const (
 	// KeyTypeKey (the default) makes the value the Kafka message key: the
 	// partition follows from it, and so does the consumer's default
 	// virtual partition, so the job is ordered with every job of that key
 	// end to end.
-	KeyTypeKey KeyType = iota
+	KeyTypeKey = enqueue.KeyTypeKey
 	// KeyTypePartitionKey uses the value only to choose the partition
 	// (murmur2, like the Java client's default, so Go and JVM producers
 	// agree); the message carries no key, and such jobs run in partition
 	// order on the consumer.
-	KeyTypePartitionKey
+	KeyTypePartitionKey = enqueue.KeyTypePartitionKey
 )
 
-// Partitioning is a job's partition value and its key type.
-type Partitioning struct {
-	Value string
-	Type  KeyType
-}
+// Partitioning is a job's partition value and its key type: a struct of
+// Value string and Type KeyType (KeyTypeKey when left zero).
+//
+//	jobs.Partitioning{Value: a.UserID, Type: jobs.KeyTypePartitionKey}
+type Partitioning = enqueue.Partitioning
 
 // PartitionedArgs is implemented by job args that choose their own partition,
 // like Karafka's `partitioner:` option: all jobs with the same value land on

@@ -3,13 +3,9 @@ package jobs
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
-	"sync/atomic"
-	"time"
 
-	"go.opentelemetry.io/otel/propagation"
-
+	"github.com/ordo-go/ordo/internal/enqueue"
 	"github.com/ordo-go/ordo/internal/executor"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -109,10 +105,6 @@ func (MiddlewareDefaults) Work(ctx context.Context, _ []*RawJob, next func(conte
 type workerMiddleware interface {
 	Middleware() []Middleware
 }
-
-// errNextNotCalled fails an enqueue whose middleware returned without
-// writing the jobs.
-var errNextNotCalled = errors.New("an Enqueue middleware returned without calling next: nothing was written")
 
 // runWork runs inner inside the Work phase of mws, mws[0] outermost.
 func runWork(ctx context.Context, mws []Middleware, jobs []*RawJob, inner func(context.Context) error) error {
@@ -218,136 +210,25 @@ func (c chain) RunBatch(ctx context.Context, w executor.BatchWorker, infos []exe
 	return decoded, decodeErr, err
 }
 
-// produceJobs writes the records of jobs with producer and waits for them,
-// through the Enqueue phase of mws when there are any; p, when set, writes
-// the trace context of the ctx that reaches the write into each record.
-// Without middleware it allocates nothing beyond the records.
-func produceJobs(ctx context.Context, mws []Middleware, p propagation.TextMapPropagator, producer *kafka.Producer, jobs []jobDraft) ([]kafka.Delivery, error) {
-	if len(mws) > 0 {
-		return produceThrough(ctx, mws, p, producer, slices.Clone(jobs))
-	}
-	msgs, err := records(ctx, p, jobs)
-	if err != nil {
-		return nil, err
-	}
-	return producer.ProduceSync(ctx, msgs...)
-}
-
-func produceThrough(ctx context.Context, mws []Middleware, p propagation.TextMapPropagator, producer *kafka.Producer, jobs []jobDraft) ([]kafka.Delivery, error) {
-	var ds []kafka.Delivery
-	err := enqueueThrough(ctx, mws, p, jobs, func(ctx context.Context, msgs []kafka.Message) (err error) {
-		ds, err = producer.ProduceSync(ctx, msgs...)
-		return err
-	})
-	return ds, err
-}
-
-// enqueueThrough runs the Enqueue phase of mws around write, which gets the
-// jobs' records built from what the middleware left.
-func enqueueThrough(ctx context.Context, mws []Middleware, p propagation.TextMapPropagator, jobs []jobDraft,
-	write func(context.Context, []kafka.Message) error) error {
-	raws := make([]RawJob, len(jobs))
-	ptrs := make([]*RawJob, len(jobs))
-	for i := range jobs {
-		raws[i] = RawJob{Kind: jobs[i].env.Kind, ID: jobs[i].env.ID, Headers: jobs[i].msg.Headers, Args: jobs[i].env.Args}
-		ptrs[i] = &raws[i]
-	}
-	written := false
-	err := runEnqueue(ctx, mws, ptrs, func(ctx context.Context) error {
-		written = true
-		for i := range jobs {
-			jobs[i].msg.Headers, jobs[i].env.Args = raws[i].Headers, raws[i].Args
-		}
-		msgs, err := records(ctx, p, jobs)
-		if err != nil {
-			return fmt.Errorf("after the Enqueue middleware: %w", err)
-		}
-		return write(ctx, msgs)
-	})
-	if err == nil && !written {
-		err = errNextNotCalled
-	}
-	return err
-}
-
-// enqueueAsyncThrough is EnqueueAsync through the client's middleware. Once
-// next has handed the job to the producer, done waits for both the chain
-// and the delivery, in either order, and gets the chain's error if it
-// returned one, else the delivery's outcome.
-func (c *Client) enqueueAsyncThrough(ctx context.Context, args JobArgs, done func(JobInfo, error), opts []EnqueueOption) {
-	d, err := draft(c.topic, args, opts, time.Now().UTC(), c.schedules.lookup(ctx))
-	if err != nil {
-		c.failAsync(done, JobInfo{}, enqueueError(err, ""))
-		return
-	}
-	info := d.info
-	out := &asyncOutcome{report: deliver(info, done)}
-	handed := false
-	err = enqueueThrough(ctx, c.middleware, c.propagator, []jobDraft{d}, func(ctx context.Context, msgs []kafka.Message) error {
-		if handed {
-			return errors.New("an Enqueue middleware called next twice in EnqueueAsync: the job was written once")
-		}
-		handed = true
-		c.producer.ProduceAsync(ctx, msgs[0], out.delivered)
+// enqueueChain is the Enqueue phase of mws as package enqueue runs it, mws[0]
+// outermost; nil without middleware, so that an enqueue costs one nil check.
+func enqueueChain(mws []Middleware) enqueue.Chain {
+	if len(mws) == 0 {
 		return nil
-	})
-	if !handed {
-		c.failAsync(done, info, fmt.Errorf("jobs: enqueue %s job %s: %w", info.Kind, info.ID, err))
-		return
 	}
-	if out.chainReturned(err) {
-		go func() {
-			defer c.calls.Done()
-			out.done()
-		}()
-		return
-	}
-	c.calls.Done()
-}
-
-// asyncOutcome is an EnqueueAsync job's outcome through middleware: its two
-// halves, the chain's error and the producer's delivery, come in either
-// order.
-type asyncOutcome struct {
-	halves   atomic.Int32
-	chainErr error
-	delivery kafka.Delivery
-	err      error
-	report   func(kafka.Delivery, error)
-}
-
-// chainReturned takes the chain's error and says whether the delivery came
-// first, so that the caller reports it.
-func (o *asyncOutcome) chainReturned(err error) (last bool) {
-	o.chainErr = err
-	return o.halves.Add(1) == 2
-}
-
-func (o *asyncOutcome) delivered(d kafka.Delivery, err error) {
-	o.delivery, o.err = d, err
-	if o.halves.Add(1) == 2 {
-		o.done()
-	}
-}
-
-func (o *asyncOutcome) done() {
-	if o.chainErr != nil {
-		o.report(kafka.Delivery{Partition: -1, Offset: -1}, o.chainErr)
-		return
-	}
-	o.report(o.delivery, o.err)
-}
-
-// records encodes the jobs' records, with the trace context of ctx when p
-// is set. Its error wraps ErrInvalidEnqueue: the record would not decode.
-func records(ctx context.Context, p propagation.TextMapPropagator, jobs []jobDraft) ([]kafka.Message, error) {
-	msgs := make([]kafka.Message, len(jobs))
-	for i := range jobs {
-		var err error
-		if msgs[i], err = jobs[i].record(); err != nil {
-			return nil, fmt.Errorf("%w: %s job %s: %w", ErrInvalidEnqueue, jobs[i].env.Kind, jobs[i].env.ID, err)
+	mws = slices.Clone(mws)
+	return func(ctx context.Context, drafts []enqueue.Draft, next func(context.Context) error) error {
+		raws := make([]RawJob, len(drafts))
+		ptrs := make([]*RawJob, len(drafts))
+		for i := range drafts {
+			raws[i] = RawJob(drafts[i].Raw())
+			ptrs[i] = &raws[i]
 		}
-		inject(ctx, p, &msgs[i])
+		return runEnqueue(ctx, mws, ptrs, func(ctx context.Context) error {
+			for i := range drafts {
+				drafts[i].SetRaw(enqueue.Raw(raws[i]))
+			}
+			return next(ctx)
+		})
 	}
-	return msgs, nil
 }

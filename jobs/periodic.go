@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ordo-go/ordo/internal/enqueue"
 	"github.com/ordo-go/ordo/internal/envelope"
 	"github.com/ordo-go/ordo/internal/schedule"
+	"github.com/ordo-go/ordo/kafka"
 )
 
 // A periodic job is fired by one server of the group: the one that
@@ -45,40 +47,29 @@ type PeriodicJob struct {
 	spec   string
 	args   JobArgs
 	name   string
-	opts   []EnqueueOption
+	opts   enqueue.Options // of each run
 	missed MissedTicks
 
 	sched schedule.Spec // set by validate
 	topic string        // the job's topic, set by validate
 }
 
-// PeriodicOption changes a periodic job: PeriodicName, PeriodicMissedTicks,
-// or any EnqueueOption but WithRunAt and WithDelay, which applies to each job
-// it enqueues.
-type PeriodicOption interface {
-	applyPeriodic(*PeriodicJob)
-}
-
-func (o EnqueueOption) applyPeriodic(p *PeriodicJob) { p.opts = append(p.opts, o) }
-
-type periodicOption func(*PeriodicJob)
-
-func (o periodicOption) applyPeriodic(p *PeriodicJob) { o(p) }
-
 // PeriodicName names a periodic job: its job ids and its record of the
 // ticks fired derive from the name. Default: the args' kind. Two periodic
-// jobs of a server need different names.
-func PeriodicName(name string) PeriodicOption {
-	return periodicOption(func(p *PeriodicJob) { p.name = name })
+// jobs of a server need different names. For Periodic only: an enqueue call
+// refuses it.
+func PeriodicName(name string) EnqueueOption {
+	return func(o *enqueue.Options) { o.Periodic.Name, o.Periodic.NameSet = name, true }
 }
 
 // PeriodicMissedTicks says what the job does about ticks missed while no
 // server ran, as opposed to ticks missed during a failover, which are
 // always each fired: the ticks older than Config.SessionTimeout +
 // Config.RebalanceTimeout when a server takes the job over (the longest a
-// failover leaves it without an owner). Default MissedRunOnce.
-func PeriodicMissedTicks(m MissedTicks) PeriodicOption {
-	return periodicOption(func(p *PeriodicJob) { p.missed = m })
+// failover leaves it without an owner). Default MissedRunOnce. For Periodic
+// only: an enqueue call refuses it.
+func PeriodicMissedTicks(m MissedTicks) EnqueueOption {
+	return func(o *enqueue.Options) { o.Periodic.Missed, o.Periodic.MissedSet = int(m), true }
 }
 
 // Periodic returns a job to enqueue on a schedule; register it in
@@ -86,17 +77,17 @@ func PeriodicMissedTicks(m MissedTicks) PeriodicOption {
 // first, or a descriptor such as "@hourly", in UTC unless it begins
 // "CRON_TZ=<zone> ") or an interval, "@every <duration>" (at least
 // MinPeriodicInterval; ticks are multiples of it since the Unix epoch).
+// opts are PeriodicName, PeriodicMissedTicks and any other EnqueueOption
+// but WithRunAt and WithDelay, which applies to each job it enqueues.
 // Mistakes in spec, args or opts fail NewServer naming the job.
 //
 //	jobs.Periodic("0 * * * *", RebuildReportArgs{}) // every hour, on the hour
 //	jobs.Periodic("@every 30s", PollArgs{Feed: "news"}, jobs.PeriodicName("poll-news"), jobs.WithKey("news"))
-func Periodic(spec string, args JobArgs, opts ...PeriodicOption) PeriodicJob {
-	p := PeriodicJob{spec: spec, args: args}
-	for _, o := range opts {
-		if o != nil {
-			o.applyPeriodic(&p)
-		}
-	}
+func Periodic(spec string, args JobArgs, opts ...EnqueueOption) PeriodicJob {
+	o := enqueue.Collect(opts)
+	p := PeriodicJob{spec: spec, args: args, name: o.Periodic.Name, missed: MissedTicks(o.Periodic.Missed)}
+	o.Periodic = enqueue.Periodic{} // the job's, not its runs'
+	p.opts = o
 	return p
 }
 
@@ -109,7 +100,7 @@ func validatePeriodic(ps []PeriodicJob, defaultTopic string) error {
 	names := map[string]int{}
 	for i := range ps {
 		p := &ps[i]
-		if isNil(p.args) {
+		if enqueue.Nil(p.args) {
 			return &elementError{i, errors.New("args are nil")}
 		}
 		if p.name == "" {
@@ -129,10 +120,10 @@ func validatePeriodic(ps []PeriodicJob, defaultTopic string) error {
 		if p.sched, err = schedule.ParseSpec(p.spec, MinPeriodicInterval); err != nil {
 			return &elementError{i, err}
 		}
-		if o := collectOptions(p.opts); o.runAtSet || o.delaySet {
+		if p.opts.RunAtSet || p.opts.DelaySet {
 			return &elementError{i, errors.New("WithRunAt and WithDelay do not apply: the spec says when it runs")}
 		}
-		msg, _, err := prepare(defaultTopic, p.args, p.opts, time.Now(), nil)
+		msg, _, err := enqueue.Prepare(defaultTopic, p.args, &p.opts, time.Now(), nil)
 		if err != nil {
 			return &elementError{i, err}
 		}
@@ -143,9 +134,10 @@ func validatePeriodic(ps []PeriodicJob, defaultTopic string) error {
 
 // job builds the job's run for tick: its id derives from the name and the
 // tick.
-func (p *PeriodicJob) job(tick, now time.Time) (jobDraft, error) {
+func (p *PeriodicJob) job(tick, now time.Time) (enqueue.Draft, error) {
 	tickText := tick.UTC().Format(time.RFC3339Nano)
-	opts := append(p.opts[:len(p.opts):len(p.opts)], withJobID(envelope.DerivedID(tick, p.name+"\x00"+tickText)),
-		withHeader(HeaderPeriodicTick, tickText))
-	return draft(p.topic, p.args, opts, now.UTC(), nil)
+	o := p.opts
+	o.ID = envelope.DerivedID(tick, p.name+"\x00"+tickText)
+	o.OrdoHeaders = []kafka.Header{{Key: HeaderPeriodicTick, Value: []byte(tickText)}}
+	return enqueue.NewDraft(p.topic, p.args, &o, now.UTC(), nil)
 }

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ordo-go/ordo/internal/enqueue"
 	"github.com/ordo-go/ordo/internal/kafkatest"
-	"github.com/ordo-go/ordo/internal/testhook"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -334,7 +334,8 @@ func TestBadScheduleRecordsAreDeadLetteredAndDispatchingGoesOn(t *testing.T) {
 	// A good schedule record, built by the client, to copy and spoil.
 	now := time.Now()
 	good := func(seq int, runAt time.Time) kafka.Message {
-		m, _, err := testhook.Prepare(e.topic, timedArgs{Key: "g", Seq: seq, RunAt: runAt}, []jobs.EnqueueOption{jobs.WithRunAt(runAt)})
+		o := enqueue.Collect([]jobs.EnqueueOption{jobs.WithRunAt(runAt)})
+		m, _, err := enqueue.Prepare(e.topic, timedArgs{Key: "g", Seq: seq, RunAt: runAt}, &o, time.Now().UTC(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,9 +2,11 @@ package jobstest
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"time"
 
-	"github.com/ordo-go/ordo/internal/testhook"
+	"github.com/ordo-go/ordo/internal/enqueue"
 	"github.com/ordo-go/ordo/jobs"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -103,11 +105,13 @@ func JobsOf[T jobs.JobArgs](c *Client) []T {
 }
 
 // prepare builds the record jobs.Client.Enqueue would send, through the same
-// code.
+// code; a job to run later gets an id drawn without knowing its schedules
+// topic's partitions.
 func prepare(topic string, args jobs.JobArgs, opts []jobs.EnqueueOption) (kafka.Message, jobs.JobInfo, error) {
-	msg, info, err := testhook.Prepare(topic, args, opts)
+	o := enqueue.Collect(opts)
+	msg, info, err := enqueue.Prepare(topic, args, &o, time.Now().UTC(), nil)
 	if err != nil {
-		return msg, jobs.JobInfo{}, err
+		return msg, jobs.JobInfo{}, fmt.Errorf("%w: %w", jobs.ErrInvalidEnqueue, err)
 	}
-	return msg, info.(jobs.JobInfo), nil
+	return msg, jobs.JobInfo(info), nil
 }
