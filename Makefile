@@ -9,8 +9,18 @@ FUZZ_TIME ?= 20s
 demo: ## run the demo on the embedded broker (or KAFKA_BROKERS)
 	$(GO) run ./examples/orders
 
+# The packages whose tests take longest go first: go test starts packages in
+# the order named, and most tests wait on brokers and timers rather than use
+# the CPU, so three run at once on two cores. The race detector's second of
+# sleep at each test binary's exit (atexit_sleep_ms) lets a goroutine still
+# running report a race after main returns; the testing package already fails
+# the test during which a race is reported, so the sleep only costs a second
+# per package.
+TEST_SLOW_FIRST ?= ./jobs ./bench ./kafka ./dashboard ./actors
+TEST_P ?= 3
+
 test: ## all tests under the race detector (embedded broker unless KAFKA_BROKERS is set)
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	GORACE="atexit_sleep_ms=0 $$GORACE" $(GO) test -race -count=1 -p $(TEST_P) -timeout $(TEST_TIMEOUT) $(TEST_SLOW_FIRST) ./...
 
 bench: ## benchmarks against same-run baselines
 	$(GO) run ./bench

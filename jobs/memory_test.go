@@ -25,7 +25,9 @@ import (
 //
 // Not parallel: it measures the process's live heap.
 func TestOneRecordBatchesHoldMemoryInProportionToTheirRecords(t *testing.T) {
-	const partitions, jobsPerPartition, producers = 4, 5000, 16
+	// 3000 a partition: MaxBuffered (1000) held, and more than a full fetch
+	// response (1 MiB, some 900 of these records) waiting behind it.
+	const partitions, jobsPerPartition, producers = 4, 3000, 48
 	env := kafkatest.New(t)
 	topic := env.Topic(t, partitions)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

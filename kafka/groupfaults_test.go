@@ -44,17 +44,96 @@ func runFaultMember(ctx context.Context, t *testing.T, brokers []string, topic, 
 		HeartbeatInterval: 100 * time.Millisecond, SessionTimeout: session, Logger: slog.New(slog.DiscardHandler)})
 }
 
-// failHeartbeat makes the next heartbeat of group fail with code.
-func failHeartbeat(c *kfake.Cluster, group string, code int16) {
+// groupWatch sees every heartbeat and join a fault cluster receives from one
+// group, and can answer the next heartbeat with an error. A member that
+// keeps its generation is shown by its later heartbeats of that generation
+// and by joins that never come, rather than by a wait in which nothing
+// happened.
+type groupWatch struct {
+	mu      sync.Mutex
+	fail    int16 // the error code for the next heartbeat; 0: none
+	beats   []watchedBeat
+	joins   int
+	faulted int // heartbeats before the failed one, -1 until it was answered
+}
+
+type watchedBeat struct {
+	generation int32
+	node       int32
+}
+
+func watchGroup(c *kfake.Cluster, group string) *groupWatch {
+	w := &groupWatch{faulted: -1}
 	c.ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		hb := req.(*kmsg.HeartbeatRequest)
 		if hb.Group != group {
 			return nil, nil, false
 		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.beats = append(w.beats, watchedBeat{hb.Generation, c.CurrentNode()})
+		if w.fail == 0 {
+			return nil, nil, false
+		}
+		c.KeepControl()
+		w.faulted = len(w.beats)
 		resp := hb.ResponseKind().(*kmsg.HeartbeatResponse)
-		resp.ErrorCode = code
+		resp.ErrorCode, w.fail = w.fail, 0
 		return resp, nil, true
 	})
+	c.ControlKey(int16(kmsg.JoinGroup), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if req.(*kmsg.JoinGroupRequest).Group == group {
+			w.mu.Lock()
+			w.joins++
+			w.mu.Unlock()
+		}
+		return nil, nil, false
+	})
+	return w
+}
+
+// failNext makes the group's next heartbeat fail with code.
+func (w *groupWatch) failNext(code int16) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.fail = code
+}
+
+// beatsAfterFault counts the heartbeats of generation sent after the failed
+// one, to node (any node when node is -1).
+func (w *groupWatch) beatsAfterFault(generation, node int32) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.faulted < 0 {
+		return 0
+	}
+	n := 0
+	for _, b := range w.beats[w.faulted:] {
+		if b.generation == generation && (node < 0 || b.node == node) {
+			n++
+		}
+	}
+	return n
+}
+
+// beatsSince counts the heartbeats of generation after the first since, to
+// node.
+func (w *groupWatch) beatsSince(since int, generation, node int32) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, b := range w.beats[min(since, len(w.beats)):] {
+		if b.generation == generation && b.node == node {
+			n++
+		}
+	}
+	return n
+}
+
+func (w *groupWatch) counts() (beats, joins int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.beats), w.joins
 }
 
 // Each answer a coordinator can give a heartbeat is handled as Kafka means
@@ -80,21 +159,36 @@ func TestHeartbeatErrorsAreEachHandled(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			group := "g-" + c.name
+			watch := watchGroup(cluster, group)
 			sessions := runFaultMember(ctx, t, brokers, topic, group, 5*time.Second)
 			first := <-sessions
-			failHeartbeat(cluster, group, c.code)
+			_, joined := watch.counts()
+			watch.failNext(c.code)
+			if !c.newGeneration {
+				// Three more heartbeats of the same generation show the
+				// member went on with it after the error, and no join
+				// was sent meanwhile.
+				kafkatest.WaitFor(t, 15*time.Second, "heartbeats of the kept generation after "+c.name, func() bool {
+					return watch.beatsAfterFault(first.GenerationID(), -1) >= 3
+				})
+				if _, joins := watch.counts(); joins != joined {
+					t.Fatalf("the member joined again after %s; it should have kept generation %d", c.name, first.GenerationID())
+				}
+				select {
+				case next := <-sessions:
+					t.Fatalf("a new generation %d after %s; the member should have kept generation %d", next.GenerationID(), c.name, first.GenerationID())
+				default:
+				}
+				if err := first.Commit(ctx, kafka.Offset{Topic: topic, Partition: 0, Offset: 1}); err != nil {
+					t.Errorf("the generation kept after %s cannot commit: %v", c.name, err)
+				}
+				return
+			}
 			// The broker did not really drop the member: after
 			// UNKNOWN_MEMBER_ID the new member's join waits until the
 			// old one's session (5 s) expires.
-			wait := 2 * time.Second
-			if c.newGeneration {
-				wait = 15 * time.Second
-			}
 			select {
 			case next := <-sessions:
-				if !c.newGeneration {
-					t.Fatalf("a new generation %d after %s; the member should have kept generation %d", next.GenerationID(), c.name, first.GenerationID())
-				}
 				if same := next.MemberID() == first.MemberID(); same != c.sameMemberID {
 					t.Errorf("member id %s → %s after %s; want same=%v", first.MemberID(), next.MemberID(), c.name, c.sameMemberID)
 				}
@@ -102,13 +196,8 @@ func TestHeartbeatErrorsAreEachHandled(t *testing.T) {
 				if !errors.Is(err, kafka.ErrStaleGeneration) {
 					t.Errorf("a commit of the ended generation returned %v, want ErrStaleGeneration", err)
 				}
-			case <-time.After(wait):
-				if c.newGeneration {
-					t.Fatalf("no new generation after %s", c.name)
-				}
-				if err := first.Commit(ctx, kafka.Offset{Topic: topic, Partition: 0, Offset: 1}); err != nil {
-					t.Errorf("the generation kept after %s cannot commit: %v", c.name, err)
-				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("no new generation after %s", c.name)
 			}
 		})
 	}
@@ -122,8 +211,10 @@ func TestCoordinatorMoveKeepsTheGeneration(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	const group = "moving"
+	watch := watchGroup(cluster, group)
 	sessions := runFaultMember(ctx, t, brokers, topic, group, 5*time.Second)
 	first := <-sessions
+	_, joined := watch.counts()
 	before := cluster.CoordinatorFor(group)
 	for i := 0; cluster.CoordinatorFor(group) == before; i++ {
 		if i == 100 {
@@ -131,10 +222,21 @@ func TestCoordinatorMoveKeepsTheGeneration(t *testing.T) {
 		}
 		cluster.RehashCoordinators()
 	}
+	// Three heartbeats of the first generation answered by the new
+	// coordinator show that the member found it and kept its generation,
+	// with no join meanwhile.
+	moved := cluster.CoordinatorFor(group)
+	after, _ := watch.counts()
+	kafkatest.WaitFor(t, 15*time.Second, "heartbeats of the first generation at the new coordinator", func() bool {
+		return watch.beatsSince(after, first.GenerationID(), moved) >= 3
+	})
+	if _, joins := watch.counts(); joins != joined {
+		t.Fatalf("the member joined again after the coordinator moved; it should have kept generation %d", first.GenerationID())
+	}
 	select {
 	case next := <-sessions:
 		t.Fatalf("the coordinator's move started generation %d; the member should have kept %d", next.GenerationID(), first.GenerationID())
-	case <-time.After(2 * time.Second):
+	default:
 	}
 	if err := first.Commit(ctx, kafka.Offset{Topic: topic, Partition: 1, Offset: 3}); err != nil {
 		t.Fatalf("commit after the coordinator moved from node %d to %d: %v", before, cluster.CoordinatorFor(group), err)

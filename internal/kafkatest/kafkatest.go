@@ -69,7 +69,15 @@ func (e *Env) Topic(t testing.TB, partitions int) string {
 	name := UniqueName(t, "topic")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := e.Admin.CreateTopics(ctx, kafka.Topic{Name: name, Partitions: partitions}); err != nil {
+	// kafka.Admin asks again for a second while the cluster names no
+	// controller; an embedded broker just started, in a process that runs
+	// many tests at once, can take longer to (make test, once).
+	err := e.Admin.CreateTopics(ctx, kafka.Topic{Name: name, Partitions: partitions})
+	for err != nil && strings.Contains(err.Error(), "Broker Not Available") && ctx.Err() == nil {
+		time.Sleep(200 * time.Millisecond)
+		err = e.Admin.CreateTopics(ctx, kafka.Topic{Name: name, Partitions: partitions})
+	}
+	if err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}
 	if !e.Embedded {
