@@ -43,7 +43,7 @@ func newDispatcher(cfg Config, targets map[string]string, producer *kafka.Produc
 	}
 	return schedule.New(schedule.Config{
 		Targets: targets, Group: cfg.Group, CommitInterval: cfg.CommitInterval, Backoff: cfg.Backoff,
-		Producer: producer, Admin: kafka.NewSecureAdmin(cfg.Brokers, cfg.Security), Logger: cfg.Logger,
+		Producer: producer, Admin: cfg.admin(), Logger: cfg.Logger,
 		Metrics:         scheduleMetrics{cfg.Metrics, cfg.Workers},
 		DeadLetterTopic: cfg.DeadLetterTopic,
 		DeadLetter: func(r *kafka.Record, reason string) kafka.Message {
