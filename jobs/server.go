@@ -456,6 +456,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	err := s.records.Stop(ctx)
+	if err != nil && err == ctx.Err() {
+		err = fmt.Errorf("jobs: stop: %w", err)
+	}
 	s.deadLetters.Stop()
 	s.status.Stop()
 	s.cfg.Metrics.detach(s)
