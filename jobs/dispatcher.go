@@ -30,8 +30,9 @@ type ScheduleStats struct {
 }
 
 // newDispatcher returns the dispatcher of the schedules topics targets, each
-// mapped to the job topic it feeds; it writes with producer.
-func newDispatcher(cfg Config, targets map[string]string, producer *kafka.Producer) *schedule.Dispatcher {
+// mapped to the job topic it feeds; it writes with producer, and builds its
+// dead letters as deadLetters does.
+func newDispatcher(cfg Config, targets map[string]string, producer *kafka.Producer, deadLetters *deadLetterWriter) *schedule.Dispatcher {
 	periodic := make([]schedule.PeriodicJob, len(cfg.Periodic))
 	for i := range cfg.Periodic {
 		p := &cfg.Periodic[i]
@@ -47,7 +48,7 @@ func newDispatcher(cfg Config, targets map[string]string, producer *kafka.Produc
 		Metrics:         scheduleMetrics{cfg.Metrics, cfg.Workers},
 		DeadLetterTopic: cfg.DeadLetterTopic,
 		DeadLetter: func(r *kafka.Record, reason string) kafka.Message {
-			return deadLetterMessage(cfg.DeadLetterTopic, cfg.Group, r, 0, string(r.Header(HeaderKind)), reason)
+			return deadLetters.Message(r, 0, string(r.Header(HeaderKind)), reason)
 		},
 		Periodic: periodic, PeriodicTopic: cfg.Topics[0] + DefaultScheduleSuffix,
 		Failover: cfg.SessionTimeout + cmp.Or(cfg.RebalanceTimeout, DefaultRebalanceTimeout),

@@ -364,7 +364,7 @@ func (s *Server) start(ctx context.Context) error {
 	if len(schedules) > 0 {
 		// The schedules partitions are the group's too: the one member
 		// assigns, revokes and commits them beside the job partitions.
-		d = newDispatcher(s.cfg, schedules, s.dlq)
+		d = newDispatcher(s.cfg, schedules, s.dlq, s.deadLetters)
 		if err := s.records.RunBeside(d, d.Topics()); err != nil {
 			return fmt.Errorf("jobs: Start: schedules topics: %w", err)
 		}
