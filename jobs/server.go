@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/internal/lifecycle"
 	"github.com/ordo-go/ordo/internal/run"
 	"github.com/ordo-go/ordo/internal/schedule"
 	"github.com/ordo-go/ordo/internal/serverhooks"
@@ -233,19 +234,14 @@ type Server struct {
 	deadLetters *deadLetterWriter
 	status      *status.Reporter // nil when Config.DisableStatus
 	// dispatcher sends scheduled jobs when due; nil when the server
-	// dispatches none. Set by Start under mu.
-	dispatcher *schedule.Dispatcher
+	// dispatches none. Set by Start.
+	dispatcher atomic.Pointer[schedule.Dispatcher]
 	// ready is closed when the records server and the dispatcher are.
 	ready chan struct{}
 
-	// mu orders Start against Stop: a Start still checking topics when
+	// life orders Start against Stop: a Start still checking topics when
 	// Stop is called starts nothing.
-	mu       sync.Mutex
-	starting bool // a Start is under way or succeeded
-	stopped  bool // Stop was called
-	// abortStart ends the context of a Start under way, with
-	// ErrServerStopped as its cause; nil when no Start is.
-	abortStart context.CancelCauseFunc
+	life *lifecycle.Once
 	// hooks are the chaos runner's and tests' (see internal/serverhooks),
 	// from Start's context; start sets them before the member joins, so
 	// before the runtime commits or releases anything.
@@ -258,7 +254,7 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, ready: make(chan struct{})}
+	s := &Server{cfg: cfg, ready: make(chan struct{}), life: lifecycle.New(ErrServerStopped, ErrServerStarted)}
 	s.dlq, err = kafka.NewProducer(cfg.serverProducer())
 	if err != nil {
 		return nil, fmt.Errorf("jobs: dead-letter producer: %w", err)
@@ -319,34 +315,8 @@ var ErrTopicsMissing = errors.New("jobs: topics missing")
 // server runs until Stop, or until it stops by itself (see Done). A server
 // starts once; Start after Stop fails with ErrServerStopped.
 func (s *Server) Start(ctx context.Context) error {
-	s.mu.Lock()
-	switch {
-	case s.stopped:
-		s.mu.Unlock()
-		return ErrServerStopped
-	case s.starting:
-		s.mu.Unlock()
-		return ErrServerStarted
-	}
-	s.starting = true
-	ctx, abort := context.WithCancelCause(ctx)
-	defer abort(nil)
-	s.abortStart = abort
-	s.mu.Unlock()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, s.cfg.StartTimeout,
-			fmt.Errorf("jobs.Config.StartTimeout (%v) passed: %w", s.cfg.StartTimeout, context.DeadlineExceeded))
-		defer cancel()
-	}
-	err := s.start(ctx)
-	s.mu.Lock()
-	s.abortStart = nil
-	if err != nil {
-		s.starting = false // a failed Start may be tried again
-	}
-	s.mu.Unlock()
-	return err
+	return s.life.Start(ctx, s.cfg.StartTimeout,
+		fmt.Errorf("jobs.Config.StartTimeout (%v) passed: %w", s.cfg.StartTimeout, context.DeadlineExceeded), s.start)
 }
 
 func (s *Server) start(ctx context.Context) error {
@@ -354,11 +324,11 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return ErrServerStopped
-	}
+	return s.life.Commit(func() error { return s.run(ctx, schedules) })
+}
+
+// run starts the member, and the dispatcher of schedules if any.
+func (s *Server) run(ctx context.Context, schedules map[string]string) error {
 	s.hooks = serverhooks.FromContext(ctx)
 	var d *schedule.Dispatcher
 	if len(schedules) > 0 {
@@ -375,7 +345,7 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.status.Start()
-	s.dispatcher = d
+	s.dispatcher.Store(d)
 	go func() {
 		select {
 		case <-s.records.Ready():
@@ -449,12 +419,7 @@ func (s *Server) StopAndLeave(ctx context.Context) error {
 // before Start releases the server, which then cannot start. Calling Stop
 // again does nothing more.
 func (s *Server) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	s.stopped = true
-	if s.abortStart != nil {
-		s.abortStart(ErrServerStopped)
-	}
-	s.mu.Unlock()
+	s.life.Stop()
 	err := s.records.Stop(ctx)
 	if err != nil && err == ctx.Err() {
 		err = fmt.Errorf("jobs: stop: %w", err)
@@ -479,9 +444,7 @@ func (s *Server) Stats() []PartitionStats {
 // dispatches: how many jobs wait in each and when the next is due. Empty
 // when it dispatches none (see Config.Schedules).
 func (s *Server) Schedules() []ScheduleStats {
-	s.mu.Lock()
-	d := s.dispatcher
-	s.mu.Unlock()
+	d := s.dispatcher.Load()
 	if d == nil {
 		return nil
 	}
