@@ -17,6 +17,9 @@ var engineInternals = []string{
 	"./internal/run",        // running a group's records on the actor runtime
 	"./internal/status",     // status reports: the tally, the reporter, the wire format
 	"./internal/metrics",    // the Prometheus series and their collector
+	"./internal/topics",     // checking and creating a server's topics at Start
+	"./internal/validate",   // the checks the configs' validation is built from
+	"./internal/lifecycle",  // a server's start-once state, Start against Stop
 }
 
 // TestEngineInternalsSitBelowJobs keeps the import arrows one way: the
