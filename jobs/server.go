@@ -243,7 +243,7 @@ type Server struct {
 	// Stop is called starts nothing.
 	life *lifecycle.Once
 	// hooks are the chaos runner's and tests' (see internal/serverhooks),
-	// from Start's context; start sets them before the member joins, so
+	// from Start's context; run sets them before the member joins, so
 	// before the runtime commits or releases anything.
 	hooks serverhooks.Hooks
 }
