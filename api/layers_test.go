@@ -18,6 +18,9 @@ var engineInternals = []string{
 	"./internal/status",     // status reports: the tally, the reporter, the wire format
 	"./internal/metrics",    // the Prometheus series and their collector
 	"./internal/enqueue",    // building and writing a Client's job records
+	"./internal/topics",     // checking and creating a server's topics at Start
+	"./internal/validate",   // the checks the configs' validation is built from
+	"./internal/lifecycle",  // a server's start-once state, Start against Stop
 }
 
 // TestEngineInternalsSitBelowJobs keeps the import arrows one way: the

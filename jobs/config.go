@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/internal/validate"
 )
 
 // ErrInvalidConfig is wrapped by every error NewServer and NewClient return
@@ -48,30 +48,13 @@ const (
 	maxConcurrency      = 1 << 20
 )
 
-// check is one setting's verdict: nil, or why it is wrong.
+// check is one setting's verdict, and elementError one element's of a list
+// setting; validate reports the first failure.
 type check struct {
 	field string
 	err   error
 }
 
-// firstFailed returns the first failed check, in the order given, as an
-// error naming the setting: "jobs.Config.IdleTimeout: must not be negative
-// (got -1s)".
-func firstFailed(config string, checks []check) error {
-	for _, c := range checks {
-		var el *elementError
-		switch {
-		case c.err == nil:
-		case errors.As(c.err, &el):
-			return fmt.Errorf("%w: %s.%s[%d]: %w", ErrInvalidConfig, config, c.field, el.index, el.err)
-		default:
-			return fmt.Errorf("%w: %s.%s: %w", ErrInvalidConfig, config, c.field, c.err)
-		}
-	}
-	return nil
-}
-
-// elementError is what is wrong with one element of a list setting.
 type elementError struct {
 	index int
 	err   error
@@ -80,51 +63,19 @@ type elementError struct {
 func (e *elementError) Error() string { return fmt.Sprintf("[%d]: %v", e.index, e.err) }
 func (e *elementError) Unwrap() error { return e.err }
 
-// within checks v against [lo, hi]; zero is always allowed (it takes the
-// default).
-func within[T int | time.Duration](v, lo, hi T) error {
-	switch {
-	case v == 0:
-		return nil
-	case v < 0:
-		return fmt.Errorf("must not be negative (got %v)", v)
-	case v < lo:
-		return fmt.Errorf("must be at least %v (got %v)", lo, v)
-	case v > hi:
-		return fmt.Errorf("must be at most %v (got %v)", hi, v)
+func firstFailed(config string, checks []check) error {
+	vs := make([]validate.Check, len(checks))
+	for i, c := range checks {
+		vs[i] = validate.Check{Field: c.field, Err: c.err}
+		if el := (*elementError)(nil); errors.As(c.err, &el) {
+			vs[i].Err = &validate.ElementError{Index: el.index, Err: el.err}
+		}
 	}
-	return nil
+	return validate.FirstFailed(ErrInvalidConfig, config, vs)
 }
 
-func brokersError(brokers []string) error {
-	if len(brokers) == 0 {
-		return errors.New("is empty; give at least one host:port")
-	}
-	for i, b := range brokers {
-		if b == "" {
-			return &elementError{i, errors.New("is empty")}
-		}
-		if err := kafka.CheckBrokerAddress(b); err != nil {
-			return &elementError{i, err}
-		}
-	}
-	return nil
-}
-
-func topicsError(topics []string) error {
-	if len(topics) == 0 {
-		return errors.New("is empty; give the topics to consume")
-	}
-	for i, t := range topics {
-		if err := kafka.CheckTopicName(t); err != nil {
-			return &elementError{i, err}
-		}
-		if slices.Contains(topics[:i], t) {
-			return &elementError{i, fmt.Errorf("%q is named twice", t)}
-		}
-	}
-	return nil
-}
+func within[T int | time.Duration](v, lo, hi T) error { return validate.Within(v, lo, hi) }
+func brokersError(brokers []string) error             { return validate.Brokers(brokers) }
 
 // validate checks every setting once, here, in the order Config declares
 // them, then the settings that depend on each other, and fills in the
@@ -136,8 +87,8 @@ func (c Config) validate() (Config, error) {
 	checks := []check{
 		{"Brokers", brokersError(c.Brokers)},
 		{"Security", c.Security.Validate()},
-		{"Group", nonEmpty(c.Group, "give the consumer group id")},
-		{"Topics", topicsError(c.Topics)},
+		{"Group", validate.NonEmpty(c.Group, "give the consumer group id")},
+		{"Topics", validate.Topics(c.Topics)},
 		{"Workers", workersError(c.Workers)},
 		{"Middleware", middlewareError(c.Middleware)},
 		{"Concurrency", within(c.Concurrency, 1, maxConcurrency)},
@@ -148,7 +99,7 @@ func (c Config) validate() (Config, error) {
 		{"MaxIdleKeys", within(c.MaxIdleKeys, 1, unlimited)},
 		{"MaxAttempts", within(c.MaxAttempts, 1, unlimited)},
 		{"Backoff", c.Backoff.Validate()},
-		{"DeadLetterTopic", optionalTopic(c.DeadLetterTopic)},
+		{"DeadLetterTopic", validate.OptionalTopic(c.DeadLetterTopic)},
 		{"CreateTopics", c.CreateTopics.validate()},
 		{"Schedules", scheduleModeError(c.Schedules)},
 		{"Periodic", periodicError(c.Periodic, c.Topics, c.Workers)},
@@ -158,11 +109,11 @@ func (c Config) validate() (Config, error) {
 		{"StartTimeout", within(c.StartTimeout, time.Millisecond, unlimited)},
 		{"ShutdownTimeout", within(c.ShutdownTimeout, 0, unlimited)},
 		{"Rebalance", rebalanceError(c.Rebalance)},
-		{"InstanceID", optionalInstanceID(c.InstanceID)},
+		{"InstanceID", validate.OptionalInstanceID(c.InstanceID)},
 		{"SessionTimeout", within(c.SessionTimeout, 100*time.Millisecond, maxSessionTimeout)},
 		{"RebalanceTimeout", within(c.RebalanceTimeout, time.Millisecond, maxRebalanceTimeout)},
 		{"HeartbeatInterval", within(c.HeartbeatInterval, time.Millisecond, maxSessionTimeout)},
-		{"StatusTopic", optionalTopic(c.StatusTopic)},
+		{"StatusTopic", validate.OptionalTopic(c.StatusTopic)},
 		{"StatusInterval", within(c.StatusInterval, 100*time.Millisecond, unlimited)},
 	}
 	if err := firstFailed("jobs.Config", checks); err != nil {
@@ -236,20 +187,6 @@ func (c Config) validate() (Config, error) {
 	return c, firstFailed("jobs.Config", cross)
 }
 
-func nonEmpty(s, hint string) error {
-	if s == "" {
-		return fmt.Errorf("is empty; %s", hint)
-	}
-	return nil
-}
-
-func optionalTopic(t string) error {
-	if t == "" {
-		return nil
-	}
-	return kafka.CheckTopicName(t)
-}
-
 func rebalanceError(r RebalanceProtocol) error {
 	if r != RebalanceEager && r != RebalanceCooperative {
 		return fmt.Errorf("is %d; want RebalanceEager or RebalanceCooperative", r)
@@ -283,13 +220,6 @@ func periodicError(ps []PeriodicJob, topics []string, ws *Workers) error {
 	return nil
 }
 
-func optionalInstanceID(id string) error {
-	if id == "" {
-		return nil
-	}
-	return kafka.CheckGroupInstanceID(id)
-}
-
 func workersError(ws *Workers) error {
 	if ws == nil || len(ws.Kinds()) == 0 {
 		return errors.New("has no worker; register them with AddWorker")
@@ -301,8 +231,5 @@ func (t *TopicSpec) validate() error {
 	if t == nil {
 		return nil
 	}
-	if t.Partitions < 1 || t.ReplicationFactor < 1 {
-		return fmt.Errorf("needs Partitions and ReplicationFactor of at least 1 (got %d and %d)", t.Partitions, t.ReplicationFactor)
-	}
-	return nil
+	return validate.TopicSpec(t.Partitions, t.ReplicationFactor)
 }

@@ -2,8 +2,6 @@ package jobs
 
 import (
 	"log/slog"
-	"slices"
-	"strconv"
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/deadletter"
@@ -11,13 +9,9 @@ import (
 	"github.com/ordo-go/ordo/kafka"
 )
 
-// deadLetterWriter writes a server's dead letters, with the headers this
-// package names, through the internal writer, which holds each record's key
-// until the broker has acknowledged its dead letter.
-type deadLetterWriter struct {
-	*deadletter.Writer
-	topic, group string
-}
+// deadLetterWriter is the executor's name for the server's writer of dead
+// letters.
+type deadLetterWriter struct{ *deadletter.Writer }
 
 // MaxReasonBytes is the most bytes of a job's error that a dead letter's
 // HeaderError and a log line carry. A longer one keeps its start and ends in
@@ -38,40 +32,17 @@ type errText struct{ err error }
 func (e errText) LogValue() slog.Value { return slog.StringValue(cutReason(e.err.Error())) }
 
 func newDeadLetterWriter(p *kafka.Producer, topic, group string, b Backoff, c deadletter.Counter, log *slog.Logger) *deadLetterWriter {
-	return &deadLetterWriter{
-		Writer: deadletter.New(deadletter.Config{Producer: p, Topic: topic, Backoff: b, Counter: c, Log: log,
-			ArgsDroppedHeader: HeaderArgsDropped, MaxReasonBytes: MaxReasonBytes}),
-		topic: topic, group: group,
-	}
+	return &deadLetterWriter{deadletter.New(deadletter.Config{Producer: p, Topic: topic, Group: group, Backoff: b, Counter: c, Log: log,
+		MaxReasonBytes: MaxReasonBytes, Headers: deadletter.Headers{
+			SourceTopic: HeaderSourceTopic, SourcePartition: HeaderSourcePartition, SourceOffset: HeaderSourceOffset,
+			SourceGroup: HeaderSourceGroup, SourceAttempts: HeaderSourceAttempts, SourceKind: HeaderSourceKind,
+			Error: HeaderError, ArgsDropped: HeaderArgsDropped,
+		}})}
 }
 
-// write queues the record's dead letter, with headers naming where it came
-// from and why it is here.
+// write is WriteRecord under the name the executor calls.
 func (w *deadLetterWriter) write(r *kafka.Record, attempt int, kind, reason string, release actors.Release) {
-	// A kind read from a header is input too, as long as its record allows.
-	kind, reason = cutReason(kind), cutReason(reason)
-	w.Write(deadLetterMessage(w.topic, w.group, r, attempt, kind, reason), kind, release,
-		[]any{"kind", kind, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
-			"attempts", attempt, "dead_letter_topic", w.topic, "reason", reason})
-}
-
-// deadLetterMessage is the dead letter of record r: its key, value and
-// headers, and headers naming where it came from and why it is here.
-func deadLetterMessage(topic, group string, r *kafka.Record, attempt int, kind, reason string) kafka.Message {
-	return kafka.Message{
-		Topic: topic,
-		Key:   r.Key,
-		Value: r.Value,
-		Headers: append(slices.Clip(r.Headers),
-			kafka.Header{Key: HeaderSourceTopic, Value: []byte(r.Topic)},
-			kafka.Header{Key: HeaderSourcePartition, Value: []byte(strconv.Itoa(r.Partition))},
-			kafka.Header{Key: HeaderSourceOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
-			kafka.Header{Key: HeaderSourceGroup, Value: []byte(group)},
-			kafka.Header{Key: HeaderSourceAttempts, Value: []byte(strconv.Itoa(attempt))},
-			kafka.Header{Key: HeaderSourceKind, Value: []byte(kind)},
-			kafka.Header{Key: HeaderError, Value: []byte(reason)},
-		),
-	}
+	w.WriteRecord(r, attempt, kind, reason, release)
 }
 
 // deadLetterCounter counts a server's dead letters in its metrics and its

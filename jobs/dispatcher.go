@@ -31,8 +31,9 @@ type ScheduleStats struct {
 }
 
 // newDispatcher returns the dispatcher of the schedules topics targets, each
-// mapped to the job topic it feeds; it writes with producer.
-func newDispatcher(cfg Config, targets map[string]string, producer *kafka.Producer) *schedule.Dispatcher {
+// mapped to the job topic it feeds; it writes with producer, and builds its
+// dead letters as deadLetters does.
+func newDispatcher(cfg Config, targets map[string]string, producer *kafka.Producer, deadLetters *deadLetterWriter) *schedule.Dispatcher {
 	w := &enqueue.Writer{Producer: producer, Chain: enqueueChain(cfg.Middleware)}
 	periodic := make([]schedule.PeriodicJob, len(cfg.Periodic))
 	for i := range cfg.Periodic {
@@ -45,11 +46,11 @@ func newDispatcher(cfg Config, targets map[string]string, producer *kafka.Produc
 	}
 	return schedule.New(schedule.Config{
 		Targets: targets, Group: cfg.Group, CommitInterval: cfg.CommitInterval, Backoff: cfg.Backoff,
-		Producer: producer, Admin: kafka.NewSecureAdmin(cfg.Brokers, cfg.Security), Logger: cfg.Logger,
+		Producer: producer, Admin: cfg.admin(), Logger: cfg.Logger,
 		Metrics:         scheduleMetrics{cfg.Metrics, cfg.Workers},
 		DeadLetterTopic: cfg.DeadLetterTopic,
 		DeadLetter: func(r *kafka.Record, reason string) kafka.Message {
-			return deadLetterMessage(cfg.DeadLetterTopic, cfg.Group, r, 0, string(r.Header(HeaderKind)), reason)
+			return deadLetters.Message(r, 0, string(r.Header(HeaderKind)), reason)
 		},
 		Periodic: periodic, PeriodicTopic: cfg.Topics[0] + DefaultScheduleSuffix,
 		Failover: cfg.SessionTimeout + cmp.Or(cfg.RebalanceTimeout, DefaultRebalanceTimeout),

@@ -5,27 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
-	"net"
-	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/ordo-go/ordo/actors"
-	"github.com/ordo-go/ordo/internal/backoff"
 	"github.com/ordo-go/ordo/internal/executor"
+	"github.com/ordo-go/ordo/internal/lifecycle"
 	"github.com/ordo-go/ordo/internal/run"
 	"github.com/ordo-go/ordo/internal/schedule"
 	"github.com/ordo-go/ordo/internal/serverhooks"
 	"github.com/ordo-go/ordo/internal/status"
+	"github.com/ordo-go/ordo/internal/topics"
 	"github.com/ordo-go/ordo/internal/tracing"
 	"github.com/ordo-go/ordo/kafka"
-	"github.com/ordo-go/ordo/supervision"
 )
 
 // Config configures a Server. Zero values take the defaults noted (the
@@ -239,21 +235,16 @@ type Server struct {
 	deadLetters *deadLetterWriter
 	status      *status.Reporter // nil when Config.DisableStatus
 	// dispatcher sends scheduled jobs when due; nil when the server
-	// dispatches none. Set by Start under mu.
-	dispatcher *schedule.Dispatcher
+	// dispatches none. Set by Start.
+	dispatcher atomic.Pointer[schedule.Dispatcher]
 	// ready is closed when the records server and the dispatcher are.
 	ready chan struct{}
 
-	// mu orders Start against Stop: a Start still checking topics when
+	// life orders Start against Stop: a Start still checking topics when
 	// Stop is called starts nothing.
-	mu       sync.Mutex
-	starting bool // a Start is under way or succeeded
-	stopped  bool // Stop was called
-	// abortStart ends the context of a Start under way, with
-	// ErrServerStopped as its cause; nil when no Start is.
-	abortStart context.CancelCauseFunc
+	life *lifecycle.Once
 	// hooks are the chaos runner's and tests' (see internal/serverhooks),
-	// from Start's context; start sets them before the member joins, so
+	// from Start's context; run sets them before the member joins, so
 	// before the runtime commits or releases anything.
 	hooks serverhooks.Hooks
 }
@@ -264,14 +255,8 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, ready: make(chan struct{})}
-	// The dead-letter writer batches on its own, and every dead letter
-	// holds its key until acknowledged: a batch need not wait for more.
-	// Its users (dead letters, the dispatcher, status reports) retry with
-	// a back-off and log each failure, so a missing topic is waited for
-	// only briefly (a topic created a moment ago) and then reported.
-	s.dlq, err = kafka.NewProducer(kafka.ProducerConfig{Brokers: cfg.Brokers, Security: cfg.Security, Logger: cfg.Logger,
-		BatchTimeout: 100 * time.Microsecond, UnknownTopicWait: time.Second})
+	s := &Server{cfg: cfg, ready: make(chan struct{}), life: lifecycle.New(ErrServerStopped, ErrServerStarted)}
+	s.dlq, err = kafka.NewProducer(cfg.serverProducer())
 	if err != nil {
 		return nil, fmt.Errorf("jobs: dead-letter producer: %w", err)
 	}
@@ -294,45 +279,9 @@ func NewServer(cfg Config) (*Server, error) {
 		Middleware:     workMiddleware(cfg.Middleware, cfg.Workers),
 		MaxReasonBytes: MaxReasonBytes,
 	})
-	s.records, err = run.New(run.Config{
-		Consumer: kafka.ConsumerConfig{
-			Brokers: cfg.Brokers, Security: cfg.Security, Group: cfg.Group, Topics: cfg.Topics, InstanceID: cfg.InstanceID,
-			Rebalance:      cfg.Rebalance,
-			SessionTimeout: cfg.SessionTimeout, RebalanceTimeout: cfg.RebalanceTimeout,
-			HeartbeatInterval: cfg.HeartbeatInterval, PartitionWatchInterval: cfg.PartitionWatchInterval,
-			Logger: cfg.Logger,
-		},
-		Runtime: actors.Config{
-			Handler:              exec.Handle,
-			Batch:                exec.BatchRule(),
-			BatchHandler:         exec.HandleBatch,
-			Concurrency:          cfg.Concurrency,
-			MaxBuffered:          cfg.MaxBuffered,
-			MaxSpan:              cfg.MaxSpan,
-			VirtualKey:           cfg.VirtualKey,
-			MaxVirtualPartitions: cfg.MaxVirtualPartitions,
-			IdleTimeout:          cfg.IdleTimeout,
-			MaxIdleKeys:          cfg.MaxIdleKeys,
-			CommitInterval:       cfg.CommitInterval,
-			ShutdownTimeout:      cfg.ShutdownTimeout,
-			LongRunning:          s.longRunningFunc(),
-			LongRunningGrace:     cfg.LongRunningGrace,
-			KeyActorStrategy:     supervision.KeyActorStrategy(cfg.Logger),
-			RestartBackoff:       cfg.Backoff.Delay,
-			System:               cfg.ActorSystem,
-			Logger:               cfg.Logger,
-			OnCommitted: func(o kafka.Offset) {
-				if s.hooks.Committed != nil {
-					s.hooks.Committed(o)
-				}
-			},
-			OnReleased: func(topic string, partition int) {
-				if s.hooks.Released != nil {
-					s.hooks.Released(topic, partition)
-				}
-			},
-		},
-	})
+	rt := cfg.runtimeConfig(&s.hooks)
+	rt.Handler, rt.Batch, rt.BatchHandler = exec.Handle, exec.BatchRule(), exec.HandleBatch
+	s.records, err = run.New(run.Config{Consumer: cfg.consumerConfig(), Runtime: rt})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
@@ -364,34 +313,8 @@ var ErrTopicsMissing = errors.New("jobs: topics missing")
 // server runs until Stop, or until it stops by itself (see Done). A server
 // starts once; Start after Stop fails with ErrServerStopped.
 func (s *Server) Start(ctx context.Context) error {
-	s.mu.Lock()
-	switch {
-	case s.stopped:
-		s.mu.Unlock()
-		return ErrServerStopped
-	case s.starting:
-		s.mu.Unlock()
-		return ErrServerStarted
-	}
-	s.starting = true
-	ctx, abort := context.WithCancelCause(ctx)
-	defer abort(nil)
-	s.abortStart = abort
-	s.mu.Unlock()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, s.cfg.StartTimeout,
-			fmt.Errorf("jobs.Config.StartTimeout (%v) passed: %w", s.cfg.StartTimeout, context.DeadlineExceeded))
-		defer cancel()
-	}
-	err := s.start(ctx)
-	s.mu.Lock()
-	s.abortStart = nil
-	if err != nil {
-		s.starting = false // a failed Start may be tried again
-	}
-	s.mu.Unlock()
-	return err
+	return s.life.Start(ctx, s.cfg.StartTimeout,
+		fmt.Errorf("jobs.Config.StartTimeout (%v) passed: %w", s.cfg.StartTimeout, context.DeadlineExceeded), s.start)
 }
 
 func (s *Server) start(ctx context.Context) error {
@@ -399,17 +322,17 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return ErrServerStopped
-	}
+	return s.life.Commit(func() error { return s.run(ctx, schedules) })
+}
+
+// run starts the member, and the dispatcher of schedules if any.
+func (s *Server) run(ctx context.Context, schedules map[string]string) error {
 	s.hooks = serverhooks.FromContext(ctx)
 	var d *schedule.Dispatcher
 	if len(schedules) > 0 {
 		// The schedules partitions are the group's too: the one member
 		// assigns, revokes and commits them beside the job partitions.
-		d = newDispatcher(s.cfg, schedules, s.dlq)
+		d = newDispatcher(s.cfg, schedules, s.dlq, s.deadLetters)
 		if err := s.records.RunBeside(d, d.Topics()); err != nil {
 			return fmt.Errorf("jobs: Start: schedules topics: %w", err)
 		}
@@ -420,7 +343,7 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	s.status.Start()
-	s.dispatcher = d
+	s.dispatcher.Store(d)
 	go func() {
 		select {
 		case <-s.records.Ready():
@@ -448,117 +371,19 @@ func (s *Server) start(ctx context.Context) error {
 // schedules topics, and creates the missing ones when Config.CreateTopics is
 // set. It returns the schedules topics to dispatch, each with its job topic.
 func (s *Server) ensureTopics(ctx context.Context) (map[string]string, error) {
-	admin := kafka.NewSecureAdmin(s.cfg.Brokers, s.cfg.Security)
-	need := append(slices.Clone(s.cfg.Topics), s.cfg.DeadLetterTopic)
-	ask := slices.Clone(need)
-	schedules := map[string]string{}
-	if s.cfg.Schedules != SchedulesOff {
-		for _, t := range s.cfg.Topics {
-			schedules[t+DefaultScheduleSuffix] = t
-			ask = append(ask, t+DefaultScheduleSuffix)
-			// A server that creates its topics creates their schedules
-			// topics too: a client's WithDelay writes there.
-			if s.cfg.Schedules == SchedulesOn || s.cfg.CreateTopics != nil || (len(s.cfg.Periodic) > 0 && t == s.cfg.Topics[0]) {
-				need = append(need, t+DefaultScheduleSuffix)
-			}
-		}
+	cfg, targets := s.cfg.topicsConfig()
+	exist, err := topics.Ensure(ctx, cfg)
+	if missing := (*topics.MissingError)(nil); errors.As(err, &missing) {
+		return nil, fmt.Errorf("%w on the broker: %s (create them, or set Config.CreateTopics)", ErrTopicsMissing, strings.Join(missing.Topics, ", "))
 	}
-	var have map[string]int
-	for attempt := 1; ; attempt++ {
-		var err error
-		if have, err = s.askPartitions(ctx, admin, attempt, ask); err == nil {
-			break
-		}
-		// A broker that cannot be reached yet (a service starting beside
-		// it) or does not answer is asked again until ctx ends; a broker
-		// that answers with a refusal (a failed login) is not.
-		var netErr *net.OpError
-		if ctx.Err() != nil || !errors.As(err, &netErr) && !errors.Is(err, context.DeadlineExceeded) {
-			return nil, s.startError(ctx, err)
-		}
-		wait := s.cfg.Backoff.Delay(attempt)
-		s.cfg.Logger.Warn("ordo: checking the topics failed; retrying", "brokers", s.cfg.Brokers, "err", err, "retry_in", wait)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return nil, s.startError(ctx, err)
-		}
+	if err != nil {
+		return nil, fmt.Errorf("jobs: Start: %w", err)
 	}
-	if s.cfg.Schedules == SchedulesAuto {
-		for st := range schedules {
-			if _, ok := have[st]; !ok && !slices.Contains(need, st) {
-				delete(schedules, st)
-			}
-		}
+	schedules := make(map[string]string, len(exist))
+	for _, st := range exist {
+		schedules[st] = targets[st]
 	}
-	var missing []string
-	for _, t := range need {
-		if _, ok := have[t]; !ok {
-			missing = append(missing, t)
-		}
-	}
-	if len(missing) == 0 {
-		return schedules, nil
-	}
-	spec := s.cfg.CreateTopics
-	if spec == nil {
-		return nil, fmt.Errorf("%w on the broker: %s (create them, or set Config.CreateTopics)", ErrTopicsMissing, strings.Join(missing, ", "))
-	}
-	topics := make([]kafka.Topic, len(missing))
-	for i, t := range missing {
-		topics[i] = kafka.Topic{Name: t, Partitions: spec.Partitions, ReplicationFactor: spec.ReplicationFactor, Configs: spec.Configs}
-		if _, ok := schedules[t]; ok {
-			// A schedules topic keeps the latest record of each job
-			// id: compaction drops dispatched and cancelled jobs.
-			topics[i].Configs = maps.Clone(spec.Configs)
-			if topics[i].Configs == nil {
-				topics[i].Configs = map[string]string{}
-			}
-			topics[i].Configs["cleanup.policy"] = "compact"
-		}
-	}
-	for _, t := range topics {
-		// One at a time: a topic that another process created meanwhile
-		// (servers of one group starting together) is no error.
-		if err := admin.CreateTopics(ctx, t); err != nil && !errors.Is(err, kafka.ErrTopicExists) {
-			return nil, s.startError(ctx, err)
-		}
-	}
-	s.cfg.Logger.Info("ordo: created topics", "topics", missing, "partitions", spec.Partitions,
-		"replication_factor", spec.ReplicationFactor)
 	return schedules, nil
-}
-
-// Each try at the topics' metadata waits longer than the one before, from
-// firstTryTimeout to lastTryTimeout (the admin client's own bound): a broker
-// that says nothing is reported within about a second, and a slow first
-// connection (TLS and SASL to a distant cluster) still gets through on a
-// later try.
-const (
-	firstTryTimeout = time.Second
-	lastTryTimeout  = 10 * time.Second
-)
-
-// askPartitions is one try at the partition counts of topics.
-func (s *Server) askPartitions(ctx context.Context, admin *kafka.Admin, attempt int, topics []string) (map[string]int, error) {
-	timeout := backoff.Delay(firstTryTimeout, lastTryTimeout, attempt)
-	tryCtx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	have, err := admin.Partitions(tryCtx, topics...)
-	if err != nil && ctx.Err() == nil && tryCtx.Err() != nil {
-		err = fmt.Errorf("no answer within %v: %w", timeout, err)
-	}
-	return have, err
-}
-
-// startError is Start's error for a failure talking to the brokers: it names
-// them, and wraps both why Start stopped trying (ErrServerStopped, ctx's
-// error, or StartTimeout's DeadlineExceeded), if it did, and the last failure.
-func (s *Server) startError(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return fmt.Errorf("jobs: Start: asking brokers %s for the topics: %w (last try: %w)", strings.Join(s.cfg.Brokers, ","), context.Cause(ctx), err)
-	}
-	return fmt.Errorf("jobs: Start: asking brokers %s for the topics: %w", strings.Join(s.cfg.Brokers, ","), err)
 }
 
 // Ready is closed once the server has received its first assignment from
@@ -592,13 +417,11 @@ func (s *Server) StopAndLeave(ctx context.Context) error {
 // before Start releases the server, which then cannot start. Calling Stop
 // again does nothing more.
 func (s *Server) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	s.stopped = true
-	if s.abortStart != nil {
-		s.abortStart(ErrServerStopped)
-	}
-	s.mu.Unlock()
+	s.life.Stop()
 	err := s.records.Stop(ctx)
+	if err != nil && err == ctx.Err() {
+		err = fmt.Errorf("jobs: stop: %w", err)
+	}
 	s.deadLetters.Stop()
 	s.status.Stop()
 	s.cfg.Metrics.detach(s)
@@ -619,9 +442,7 @@ func (s *Server) Stats() []PartitionStats {
 // dispatches: how many jobs wait in each and when the next is due. Empty
 // when it dispatches none (see Config.Schedules).
 func (s *Server) Schedules() []ScheduleStats {
-	s.mu.Lock()
-	d := s.dispatcher
-	s.mu.Unlock()
+	d := s.dispatcher.Load()
 	if d == nil {
 		return nil
 	}
@@ -641,25 +462,3 @@ func (s *Server) Schedules() []ScheduleStats {
 // that takes partitions from running servers counts two on each of them,
 // and a leave, whose partitions have no owner left to give them up, one.
 func (s *Server) Rebalances() int64 { return s.records.Generations() }
-
-// longRunningFunc returns nil when no topic or worker is long-running, so
-// the per-job path does not look for the kind of every record.
-func (s *Server) longRunningFunc() func(*kafka.Record) bool {
-	if len(s.cfg.LongRunningTopics) > 0 {
-		return s.longRunning
-	}
-	for _, kind := range s.cfg.Workers.Kinds() {
-		if s.cfg.Workers.Lookup(kind).LongRunning() {
-			return s.longRunning
-		}
-	}
-	return nil
-}
-
-func (s *Server) longRunning(r *kafka.Record) bool {
-	if slices.Contains(s.cfg.LongRunningTopics, r.Topic) {
-		return true
-	}
-	w := s.cfg.Workers.WorkerOf(r)
-	return w != nil && w.LongRunning()
-}

@@ -6,7 +6,6 @@ import (
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/metrics"
 	"github.com/ordo-go/ordo/internal/status"
-	"github.com/ordo-go/ordo/kafka"
 )
 
 // The defaults of the status reports (Config.StatusTopic,
@@ -29,7 +28,7 @@ func newStatusReporter(s *Server, t *status.Tally) *status.Reporter {
 		rf = cfg.CreateTopics.ReplicationFactor
 	}
 	return status.NewReporter(status.ReporterConfig{
-		Producer: s.dlq, Admin: kafka.NewSecureAdmin(cfg.Brokers, cfg.Security), Source: (*serverStats)(s), Tally: t,
+		Producer: s.dlq, Admin: cfg.admin(), Source: (*serverStats)(s), Tally: t,
 		Log: cfg.Logger, Topic: cfg.StatusTopic, Interval: cfg.StatusInterval, Create: create, ReplicationFactor: rf,
 		Group: cfg.Group, InstanceID: cfg.InstanceID, Topics: cfg.Topics, DeadLetterTopic: cfg.DeadLetterTopic,
 	})

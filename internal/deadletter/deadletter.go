@@ -1,7 +1,9 @@
 // Package deadletter writes a server's dead letters. Each dead letter holds
 // its record's key until the broker has acknowledged it; only then is the
-// record released, and counts as finished. What a dead letter holds (its
-// headers) is package jobs' to say; this package only writes it.
+// record released, and counts as finished. A dead letter is its record
+// with headers saying where it came from and why it is here; the headers'
+// names are package jobs' to say (Config.Headers), and this package builds
+// and writes it.
 package deadletter
 
 import (
@@ -9,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -29,17 +32,25 @@ type Counter interface {
 	Dropped()
 }
 
+// Headers names the headers a dead letter adds to its record's.
+type Headers struct {
+	SourceTopic, SourcePartition, SourceOffset, SourceGroup, SourceAttempts, SourceKind string
+	Error                                                                               string
+	// ArgsDropped says why a dead letter too large to write was written
+	// without its record's value.
+	ArgsDropped string
+}
+
 // Config configures a Writer.
 type Config struct {
 	Producer *kafka.Producer
-	// Topic is the dead-letter topic, for log lines.
-	Topic   string
-	Backoff supervision.Backoff
-	Counter Counter
-	Log     *slog.Logger
-	// ArgsDroppedHeader names the header that says why a dead letter too
-	// large to write was written without its record's value.
-	ArgsDroppedHeader string
+	// Topic is the dead-letter topic; Group the consumer group the dead
+	// letters' records were read in.
+	Topic, Group string
+	Headers      Headers
+	Backoff      supervision.Backoff
+	Counter      Counter
+	Log          *slog.Logger
 	// MaxReasonBytes bounds the header's and the log lines' reasons (Cut).
 	MaxReasonBytes int
 }
@@ -110,9 +121,40 @@ func (w *Writer) Start() {
 	go w.run()
 }
 
-// Write queues msg, the dead letter of a job of kind, and releases it once
+// WriteRecord queues the dead letter of record r, a job of kind that ran
+// attempt times and failed for reason, and releases it once the broker has
+// it. kind and reason are cut to MaxReasonBytes: a kind read from a header
+// is input too, as long as its record allows.
+func (w *Writer) WriteRecord(r *kafka.Record, attempt int, kind, reason string, release actors.Release) {
+	kind, reason = Cut(kind, w.cfg.MaxReasonBytes), Cut(reason, w.cfg.MaxReasonBytes)
+	w.write(w.Message(r, attempt, kind, reason), kind, release,
+		[]any{"kind", kind, "topic", r.Topic, "partition", r.Partition, "offset", r.Offset,
+			"attempts", attempt, "dead_letter_topic", w.cfg.Topic, "reason", reason})
+}
+
+// Message is the dead letter of record r: its key, value and headers, and
+// headers naming where it came from and why it is here.
+func (w *Writer) Message(r *kafka.Record, attempt int, kind, reason string) kafka.Message {
+	h := w.cfg.Headers
+	return kafka.Message{
+		Topic: w.cfg.Topic,
+		Key:   r.Key,
+		Value: r.Value,
+		Headers: append(slices.Clip(r.Headers),
+			kafka.Header{Key: h.SourceTopic, Value: []byte(r.Topic)},
+			kafka.Header{Key: h.SourcePartition, Value: []byte(strconv.Itoa(r.Partition))},
+			kafka.Header{Key: h.SourceOffset, Value: []byte(strconv.FormatInt(r.Offset, 10))},
+			kafka.Header{Key: h.SourceGroup, Value: []byte(w.cfg.Group)},
+			kafka.Header{Key: h.SourceAttempts, Value: []byte(strconv.Itoa(attempt))},
+			kafka.Header{Key: h.SourceKind, Value: []byte(kind)},
+			kafka.Header{Key: h.Error, Value: []byte(reason)},
+		),
+	}
+}
+
+// write queues msg, the dead letter of a job of kind, and releases it once
 // the broker has it. attrs name the job in the log lines about it.
-func (w *Writer) Write(msg kafka.Message, kind string, release actors.Release, attrs []any) {
+func (w *Writer) write(msg kafka.Message, kind string, release actors.Release, attrs []any) {
 	d := &deadLetter{msg: msg, kind: kind, release: release, attrs: attrs}
 	w.mu.Lock()
 	w.queue = append(w.queue, d)
@@ -270,7 +312,7 @@ func (w *Writer) dropArgs(d *deadLetter, refusal error) {
 	why := Cut(fmt.Sprintf("refused as too large with the job's %d-byte value: %v", len(d.msg.Value), refusal), w.cfg.MaxReasonBytes)
 	d.msg.Value = nil
 	d.msg.Headers = append(d.msg.Headers[:len(d.msg.Headers):len(d.msg.Headers)],
-		kafka.Header{Key: w.cfg.ArgsDroppedHeader, Value: []byte(why)})
+		kafka.Header{Key: w.cfg.Headers.ArgsDropped, Value: []byte(why)})
 	d.argsDropped = true
 	d.attrs = append(d.attrs[:len(d.attrs):len(d.attrs)], "args_dropped", true)
 }

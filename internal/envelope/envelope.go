@@ -46,11 +46,13 @@ type Envelope struct {
 var (
 	// ErrUndecodable is wrapped by every Decode error: the value is
 	// not a job envelope and never will be, so it belongs in the dead-letter
-	// topic, not in a retry.
+	// topic, not in a retry. It is jobs.ErrUndecodable, so its text is
+	// jobs'.
 	ErrUndecodable = errors.New("jobs: undecodable envelope")
 	// ErrInvalid is wrapped by Encode errors: the envelope
-	// is one Decode would refuse, so it is never written.
-	ErrInvalid = errors.New("jobs: invalid envelope")
+	// is one Decode would refuse, so it is never written. Encode's errors
+	// reach users wrapped in jobs.ErrInvalidEnqueue, which names jobs.
+	ErrInvalid = errors.New("invalid envelope")
 )
 
 // Encode returns env as msgpack. It refuses an envelope that
@@ -87,7 +89,7 @@ func Encode(env *Envelope) ([]byte, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("jobs: encode envelope of %s job %s: %w", env.Kind, env.ID, err)
+		return nil, fmt.Errorf("encode envelope of %s job %s: %w", env.Kind, env.ID, err)
 	}
 	return buf.Bytes(), nil
 }

@@ -8,7 +8,6 @@ package run
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -285,8 +284,8 @@ func (s *Member) Stop(ctx context.Context) error {
 	select {
 	case <-s.done:
 	case <-ctx.Done():
-		// Worded for jobs.Server.Stop, which returns it as it is.
-		return fmt.Errorf("jobs: stop: %w", ctx.Err())
+		// Bare, for the caller to name: jobs.Server.Stop says "jobs: stop".
+		return ctx.Err()
 	}
 	s.runtime.Close()
 	s.mu.Lock()

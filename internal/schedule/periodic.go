@@ -224,8 +224,7 @@ func (f *periodicFirer) findPartitionKey() error {
 	}
 	n := counts[f.topic]
 	if n == 0 {
-		// The text of jobs.ErrTopicsMissing: this error is only logged.
-		return fmt.Errorf("jobs: topics missing: %s", f.topic)
+		return fmt.Errorf("schedule: topic %s does not exist", f.topic)
 	}
 	for i := 0; ; i++ {
 		pk := []byte("ordo-periodic-" + strconv.Itoa(i))

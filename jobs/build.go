@@ -1,0 +1,128 @@
+package jobs
+
+import (
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/internal/serverhooks"
+	"github.com/ordo-go/ordo/internal/topics"
+	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/supervision"
+)
+
+// Each lower-layer config a Server runs on is built from Config here, in
+// one function each, so that a setting reaches every part that uses it.
+
+// producerConfig is a producer's connection to brokers, which the server's
+// and the client's producers share.
+func producerConfig(brokers []string, sec *Security, log *slog.Logger) kafka.ProducerConfig {
+	return kafka.ProducerConfig{Brokers: brokers, Security: sec, Logger: log}
+}
+
+// serverProducer is the server's one producer, of dead letters, dispatched
+// scheduled jobs, periodic jobs and status reports. The dead-letter writer
+// batches on its own, and every dead letter holds its key until
+// acknowledged: a batch need not wait for more. Its users retry with a
+// back-off and log each failure, so a missing topic is waited for only
+// briefly (a topic created a moment ago) and then reported.
+func (c Config) serverProducer() kafka.ProducerConfig {
+	p := producerConfig(c.Brokers, c.Security, c.Logger)
+	p.BatchTimeout, p.UnknownTopicWait = 100*time.Microsecond, time.Second
+	return p
+}
+
+// admin is the server's client for topic metadata and offsets.
+func (c Config) admin() *kafka.Admin { return kafka.NewSecureAdmin(c.Brokers, c.Security) }
+
+// consumerConfig is the server's group membership.
+func (c Config) consumerConfig() kafka.ConsumerConfig {
+	return kafka.ConsumerConfig{
+		Brokers: c.Brokers, Security: c.Security, Group: c.Group, Topics: c.Topics, InstanceID: c.InstanceID,
+		Rebalance:      c.Rebalance,
+		SessionTimeout: c.SessionTimeout, RebalanceTimeout: c.RebalanceTimeout,
+		HeartbeatInterval: c.HeartbeatInterval, PartitionWatchInterval: c.PartitionWatchInterval,
+		Logger: c.Logger,
+	}
+}
+
+// runtimeConfig is the actor runtime the server's jobs run on, but for the
+// handlers, which the executor gives. hooks are read at each commit and
+// release, so that Start may set them after.
+func (c Config) runtimeConfig(hooks *serverhooks.Hooks) actors.Config {
+	return actors.Config{
+		Concurrency:          c.Concurrency,
+		MaxBuffered:          c.MaxBuffered,
+		MaxSpan:              c.MaxSpan,
+		VirtualKey:           c.VirtualKey,
+		MaxVirtualPartitions: c.MaxVirtualPartitions,
+		IdleTimeout:          c.IdleTimeout,
+		MaxIdleKeys:          c.MaxIdleKeys,
+		CommitInterval:       c.CommitInterval,
+		ShutdownTimeout:      c.ShutdownTimeout,
+		LongRunning:          c.longRunningFunc(),
+		LongRunningGrace:     c.LongRunningGrace,
+		KeyActorStrategy:     supervision.KeyActorStrategy(c.Logger),
+		RestartBackoff:       c.Backoff.Delay,
+		System:               c.ActorSystem,
+		Logger:               c.Logger,
+		OnCommitted: func(o kafka.Offset) {
+			if hooks.Committed != nil {
+				hooks.Committed(o)
+			}
+		},
+		OnReleased: func(topic string, partition int) {
+			if hooks.Released != nil {
+				hooks.Released(topic, partition)
+			}
+		},
+	}
+}
+
+// topicsConfig is what Start checks: the job topics, the dead-letter topic
+// and, unless SchedulesOff, each topic's schedules topic, which it maps to
+// its job topic.
+func (c Config) topicsConfig() (topics.Config, map[string]string) {
+	cfg := topics.Config{Admin: c.admin(), Brokers: c.Brokers, Need: append(slices.Clone(c.Topics), c.DeadLetterTopic),
+		Backoff: c.Backoff, Logger: c.Logger}
+	targets := map[string]string{}
+	if c.Schedules != SchedulesOff {
+		for _, t := range c.Topics {
+			st := t + DefaultScheduleSuffix
+			targets[st] = t
+			cfg.Schedules = append(cfg.Schedules, st)
+			// A server that creates its topics creates their schedules
+			// topics too: a client's WithDelay writes there.
+			if c.Schedules == SchedulesOn || c.CreateTopics != nil || (len(c.Periodic) > 0 && t == c.Topics[0]) {
+				cfg.Need = append(cfg.Need, st)
+			}
+		}
+	}
+	if spec := c.CreateTopics; spec != nil {
+		cfg.Create = &topics.Spec{Partitions: spec.Partitions, ReplicationFactor: spec.ReplicationFactor, Configs: spec.Configs}
+	}
+	return cfg, targets
+}
+
+// longRunningFunc returns nil when no topic or worker is long-running, so
+// the per-job path does not look for the kind of every record.
+func (c Config) longRunningFunc() func(*kafka.Record) bool {
+	if len(c.LongRunningTopics) > 0 {
+		return c.longRunning
+	}
+	for _, kind := range c.Workers.Kinds() {
+		if c.Workers.Lookup(kind).LongRunning() {
+			return c.longRunning
+		}
+	}
+	return nil
+}
+
+func (c Config) longRunning(r *kafka.Record) bool {
+	if slices.Contains(c.LongRunningTopics, r.Topic) {
+		return true
+	}
+	w := c.Workers.WorkerOf(r)
+	return w != nil && w.LongRunning()
+}
