@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/internal/executor"
 	"github.com/ordo-go/ordo/internal/serverhooks"
 	"github.com/ordo-go/ordo/internal/topics"
 	"github.com/ordo-go/ordo/kafka"
@@ -111,8 +112,8 @@ func (c Config) longRunningFunc() func(*kafka.Record) bool {
 	if len(c.LongRunningTopics) > 0 {
 		return c.longRunning
 	}
-	for _, kind := range c.Workers.Kinds() {
-		if c.Workers.Lookup(kind).LongRunning() {
+	for _, kind := range executor.Kinds(c.Workers) {
+		if executor.Lookup(c.Workers, kind).LongRunning() {
 			return c.longRunning
 		}
 	}
@@ -123,6 +124,6 @@ func (c Config) longRunning(r *kafka.Record) bool {
 	if slices.Contains(c.LongRunningTopics, r.Topic) {
 		return true
 	}
-	w := c.Workers.WorkerOf(r)
+	w := executor.WorkerOf(c.Workers, r)
 	return w != nil && w.LongRunning()
 }

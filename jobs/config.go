@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ordo-go/ordo/internal/executor"
 	"github.com/ordo-go/ordo/internal/validate"
 )
 
@@ -213,7 +214,7 @@ func periodicError(ps []PeriodicJob, topics []string, ws *Workers) error {
 		return err
 	}
 	for i, p := range ps {
-		if kind := p.args.Kind(); slices.Contains(topics, p.topic) && ws.Lookup(kind) == nil {
+		if kind := p.args.Kind(); slices.Contains(topics, p.topic) && executor.Lookup(ws, kind) == nil {
 			return &elementError{i, fmt.Errorf("kind %q has no worker in Config.Workers, and its jobs go to %q, which this server consumes; register one with AddWorker", kind, p.topic)}
 		}
 	}
@@ -221,7 +222,7 @@ func periodicError(ps []PeriodicJob, topics []string, ws *Workers) error {
 }
 
 func workersError(ws *Workers) error {
-	if ws == nil || len(ws.Kinds()) == 0 {
+	if ws == nil || len(executor.Kinds(ws)) == 0 {
 		return errors.New("has no worker; register them with AddWorker")
 	}
 	return nil

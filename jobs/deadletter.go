@@ -5,6 +5,7 @@ import (
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/deadletter"
+	"github.com/ordo-go/ordo/internal/executor"
 	"github.com/ordo-go/ordo/internal/status"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -64,7 +65,7 @@ func (c deadLetterCounter) Dropped()     { c.metrics.deadLetterDropped() }
 // metricKind is kind when it has a worker, else "unknown", so that bad
 // input cannot grow the series without bound.
 func metricKind(ws *Workers, kind string) string {
-	if ws.Lookup(kind) == nil {
+	if executor.Lookup(ws, kind) == nil {
 		return "unknown"
 	}
 	return kind

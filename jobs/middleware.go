@@ -143,8 +143,8 @@ func middlewareError(mws []Middleware) error {
 // costs one length check.
 func workMiddleware(server []Middleware, ws *Workers) map[string]executor.Middleware {
 	var byKind map[string]executor.Middleware
-	for _, kind := range ws.Kinds() {
-		own, _ := ws.Middleware(kind).(chain)
+	for _, kind := range executor.Kinds(ws) {
+		own, _ := executor.MiddlewareOf(ws, kind).(chain)
 		if mws := slices.Concat(server, own); len(mws) > 0 {
 			if byKind == nil {
 				byKind = map[string]executor.Middleware{}

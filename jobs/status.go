@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/internal/executor"
 	"github.com/ordo-go/ordo/internal/metrics"
 	"github.com/ordo-go/ordo/internal/status"
 )
@@ -18,7 +19,7 @@ const (
 // newTally counts the jobs of the kinds ws has workers for, and the others
 // as "unknown".
 func newTally(ws *Workers) *status.Tally {
-	return status.NewTally(ws.Kinds())
+	return status.NewTally(executor.Kinds(ws))
 }
 
 func newStatusReporter(s *Server, t *status.Tally) *status.Reporter {

@@ -125,7 +125,7 @@ func register[T JobArgs](ws *Workers, fn string, w any, missing string, build fu
 	if kind == "" {
 		return fmt.Errorf("jobs: %s: %T.Kind() is empty", fn, zero)
 	}
-	if prev := ws.Lookup(kind); prev != nil {
+	if prev := executor.Lookup(ws, kind); prev != nil {
 		return fmt.Errorf("jobs: %s: kind %q already has worker %s; refusing %T", fn, kind, prev.(interface{ name() string }).name(), w)
 	}
 	rw, err := build(kind)
@@ -142,7 +142,7 @@ func register[T JobArgs](ws *Workers, fn string, w any, missing string, build fu
 			own = chain(mws)
 		}
 	}
-	ws.Add(rw, own)
+	executor.Add(ws, rw, own)
 	return nil
 }
 

@@ -22,7 +22,7 @@ func (e *Executor) BatchRule() func(*kafka.Record) *actors.BatchRule {
 }
 
 func (e *Executor) batchRule(r *kafka.Record) *actors.BatchRule {
-	if w, ok := e.cfg.Workers.WorkerOf(r).(BatchWorker); ok {
+	if w, ok := WorkerOf(e.cfg.Workers, r).(BatchWorker); ok {
 		return w.Rule()
 	}
 	return nil

@@ -70,9 +70,11 @@ func NewRegistry(errs Errors) *Registry {
 	return &Registry{byKind: map[string]Worker{}, errs: errs}
 }
 
-// Add registers w for its kind, replacing any other, with its own Work
-// middleware mw (nil when it has none).
-func (ws *Registry) Add(w Worker, mw Middleware) {
+// Add registers w in ws for its kind, replacing any other, with its own Work
+// middleware mw (nil when it has none). The registry's operations are
+// functions rather than methods because jobs.Workers is this type: methods
+// would be callable by every user of jobs.
+func Add(ws *Registry, w Worker, mw Middleware) {
 	ws.byKind[w.Kind()] = w
 	if mw != nil {
 		if ws.middleware == nil {
@@ -82,8 +84,8 @@ func (ws *Registry) Add(w Worker, mw Middleware) {
 	}
 }
 
-// Lookup returns the worker of kind, nil when there is none.
-func (ws *Registry) Lookup(kind string) Worker {
+// Lookup returns the worker of kind in ws, nil when there is none.
+func Lookup(ws *Registry, kind string) Worker {
 	if ws == nil {
 		return nil
 	}
@@ -92,7 +94,7 @@ func (ws *Registry) Lookup(kind string) Worker {
 
 // WorkerOf returns the worker of the kind r's kind header names, nil when
 // there is none; it does not allocate.
-func (ws *Registry) WorkerOf(r *kafka.Record) Worker {
+func WorkerOf(ws *Registry, r *kafka.Record) Worker {
 	if ws == nil {
 		return nil
 	}
@@ -100,16 +102,16 @@ func (ws *Registry) WorkerOf(r *kafka.Record) Worker {
 }
 
 // Kinds returns the kinds that have a worker, in no order.
-func (ws *Registry) Kinds() []string {
+func Kinds(ws *Registry) []string {
 	if ws == nil {
 		return nil
 	}
 	return slices.Collect(maps.Keys(ws.byKind))
 }
 
-// Middleware returns the Work middleware the worker of kind brought, nil
+// MiddlewareOf returns the Work middleware the worker of kind brought, nil
 // when it brought none.
-func (ws *Registry) Middleware(kind string) Middleware { return ws.middleware[kind] }
+func MiddlewareOf(ws *Registry, kind string) Middleware { return ws.middleware[kind] }
 
 // Work runs the job record r as attempt, as a server would, through the
 // worker of its kind in ws and that worker's own Work middleware: its args
