@@ -21,6 +21,7 @@ var engineInternals = []string{
 	"./internal/topics",     // checking and creating a server's topics at Start
 	"./internal/validate",   // the checks the configs' validation is built from
 	"./internal/lifecycle",  // a server's start-once state, Start against Stop
+	"./internal/server",     // a job server assembled from the layers above, under jobs.Server
 }
 
 // TestEngineInternalsSitBelowJobs keeps the import arrows one way: the

@@ -1,14 +1,18 @@
 package jobs
 
 import (
+	"cmp"
 	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/internal/deadletter"
 	"github.com/ordo-go/ordo/internal/executor"
-	"github.com/ordo-go/ordo/internal/serverhooks"
+	"github.com/ordo-go/ordo/internal/schedule"
+	"github.com/ordo-go/ordo/internal/status"
 	"github.com/ordo-go/ordo/internal/topics"
+	"github.com/ordo-go/ordo/internal/tracing"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
 )
@@ -34,9 +38,6 @@ func (c Config) serverProducer() kafka.ProducerConfig {
 	return p
 }
 
-// admin is the server's client for topic metadata and offsets.
-func (c Config) admin() *kafka.Admin { return kafka.NewSecureAdmin(c.Brokers, c.Security) }
-
 // consumerConfig is the server's group membership.
 func (c Config) consumerConfig() kafka.ConsumerConfig {
 	return kafka.ConsumerConfig{
@@ -49,9 +50,9 @@ func (c Config) consumerConfig() kafka.ConsumerConfig {
 }
 
 // runtimeConfig is the actor runtime the server's jobs run on, but for the
-// handlers, which the executor gives. hooks are read at each commit and
-// release, so that Start may set them after.
-func (c Config) runtimeConfig(hooks *serverhooks.Hooks) actors.Config {
+// handlers, which the executor gives, and the hooks, which Start's context
+// gives.
+func (c Config) runtimeConfig() actors.Config {
 	return actors.Config{
 		Concurrency:          c.Concurrency,
 		MaxBuffered:          c.MaxBuffered,
@@ -68,24 +69,77 @@ func (c Config) runtimeConfig(hooks *serverhooks.Hooks) actors.Config {
 		RestartBackoff:       c.Backoff.Delay,
 		System:               c.ActorSystem,
 		Logger:               c.Logger,
-		OnCommitted: func(o kafka.Offset) {
-			if hooks.Committed != nil {
-				hooks.Committed(o)
-			}
-		},
-		OnReleased: func(topic string, partition int) {
-			if hooks.Released != nil {
-				hooks.Released(topic, partition)
-			}
-		},
 	}
 }
 
-// topicsConfig is what Start checks: the job topics, the dead-letter topic
-// and, unless SchedulesOff, each topic's schedules topic, which it maps to
-// its job topic.
+// executorConfig is how the server runs a job, but for the tally and the
+// dead-letter writer, which the server owns.
+func (c Config) executorConfig() executor.Config {
+	return executor.Config{
+		Workers:        c.Workers,
+		MaxAttempts:    c.MaxAttempts,
+		Backoff:        c.Backoff,
+		Metrics:        c.Metrics.series(),
+		Tracer:         tracing.New(c.Propagator, c.TracerProvider),
+		Log:            c.Logger,
+		Middleware:     workMiddleware(c.Middleware, c.Workers),
+		MaxReasonBytes: MaxReasonBytes,
+	}
+}
+
+// deadLetterConfig is the server's writer of dead letters, with the headers
+// users read, but for its producer and counter.
+func (c Config) deadLetterConfig() deadletter.Config {
+	return deadletter.Config{Topic: c.DeadLetterTopic, Group: c.Group, Backoff: c.Backoff, Log: c.Logger,
+		MaxReasonBytes: MaxReasonBytes, Headers: deadletter.Headers{
+			SourceTopic: HeaderSourceTopic, SourcePartition: HeaderSourcePartition, SourceOffset: HeaderSourceOffset,
+			SourceGroup: HeaderSourceGroup, SourceAttempts: HeaderSourceAttempts, SourceKind: HeaderSourceKind,
+			Error: HeaderError, ArgsDropped: HeaderArgsDropped,
+		}}
+}
+
+// statusConfig is the server's status reports, but for what the server
+// gives them; nil when DisableStatus.
+func (c Config) statusConfig() *status.ReporterConfig {
+	if c.DisableStatus {
+		return nil
+	}
+	rf, create := 1, c.CreateTopics != nil
+	if create {
+		rf = c.CreateTopics.ReplicationFactor
+	}
+	return &status.ReporterConfig{
+		Log: c.Logger, Topic: c.StatusTopic, Interval: c.StatusInterval, Create: create, ReplicationFactor: rf,
+		Group: c.Group, InstanceID: c.InstanceID, Topics: c.Topics, DeadLetterTopic: c.DeadLetterTopic,
+	}
+}
+
+// scheduleConfig is the dispatcher of scheduled jobs and the firer of
+// periodic ones, but for what the server gives it when Start has found the
+// schedules topics.
+func (c Config) scheduleConfig() schedule.Config {
+	periodic := make([]schedule.PeriodicJob, len(c.Periodic))
+	for i := range c.Periodic {
+		p := &c.Periodic[i]
+		periodic[i] = schedule.PeriodicJob{Name: p.name, Next: p.sched.Next, RunMissedOnce: p.missed == MissedRunOnce,
+			Build: func(tick, now time.Time) (schedule.PeriodicRun, error) {
+				d, err := p.job(tick, now)
+				return d, err
+			}}
+	}
+	return schedule.Config{
+		Group: c.Group, CommitInterval: c.CommitInterval, Backoff: c.Backoff, Logger: c.Logger,
+		DeadLetterTopic: c.DeadLetterTopic,
+		Periodic:        periodic, PeriodicTopic: c.Topics[0] + DefaultScheduleSuffix,
+		Failover: c.SessionTimeout + cmp.Or(c.RebalanceTimeout, DefaultRebalanceTimeout),
+	}
+}
+
+// topicsConfig is what Start checks, but for the admin the server gives:
+// the job topics, the dead-letter topic and, unless SchedulesOff, each
+// topic's schedules topic, which it maps to its job topic.
 func (c Config) topicsConfig() (topics.Config, map[string]string) {
-	cfg := topics.Config{Admin: c.admin(), Brokers: c.Brokers, Need: append(slices.Clone(c.Topics), c.DeadLetterTopic),
+	cfg := topics.Config{Brokers: c.Brokers, Need: append(slices.Clone(c.Topics), c.DeadLetterTopic),
 		Backoff: c.Backoff, Logger: c.Logger}
 	targets := map[string]string{}
 	if c.Schedules != SchedulesOff {

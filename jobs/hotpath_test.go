@@ -13,6 +13,7 @@ import (
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/envelope"
 	"github.com/ordo-go/ordo/internal/executor"
+	"github.com/ordo-go/ordo/internal/status"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -158,3 +159,7 @@ func BenchmarkStatusTally(b *testing.B) {
 		}
 	})
 }
+
+// newTally counts the jobs of the kinds ws has workers for, as a server
+// whose status reports are on does.
+func newTally(ws *Workers) *status.Tally { return status.NewTally(executor.Kinds(ws)) }

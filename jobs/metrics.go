@@ -3,7 +3,6 @@ package jobs
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -96,20 +95,3 @@ func (m *Metrics) series() *metrics.Set {
 	}
 	return m.set
 }
-
-func (m *Metrics) attach(s *Server) { m.series().Attach((*serverStats)(s)) }
-func (m *Metrics) detach(s *Server) { m.series().Detach((*serverStats)(s)) }
-
-func (m *Metrics) now() time.Time { return m.series().Now() }
-func (m *Metrics) jobRan(kind string, began time.Time, err error) {
-	m.series().JobRan(kind, began, err)
-}
-func (m *Metrics) batchRan(kind string, size int) { m.series().BatchRan(kind, size) }
-func (m *Metrics) jobRetried(kind string)         { m.series().JobRetried(kind) }
-func (m *Metrics) jobDeadLettered(kind string)    { m.series().JobDeadLettered(kind) }
-func (m *Metrics) jobDispatched(topic string, late time.Duration) {
-	m.series().JobDispatched(topic, late)
-}
-func (m *Metrics) periodicFired(name string) { m.series().PeriodicFired(name) }
-func (m *Metrics) deadLetterWriteFailed()    { m.series().DeadLetterWriteFailed() }
-func (m *Metrics) deadLetterDropped()        { m.series().DeadLetterDropped() }

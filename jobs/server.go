@@ -6,22 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/ordo-go/ordo/internal/executor"
-	"github.com/ordo-go/ordo/internal/lifecycle"
-	"github.com/ordo-go/ordo/internal/run"
-	"github.com/ordo-go/ordo/internal/schedule"
-	"github.com/ordo-go/ordo/internal/serverhooks"
-	"github.com/ordo-go/ordo/internal/status"
+	"github.com/ordo-go/ordo/internal/server"
 	"github.com/ordo-go/ordo/internal/topics"
-	"github.com/ordo-go/ordo/internal/tracing"
-	"github.com/ordo-go/ordo/kafka"
 )
 
 // Config configures a Server. Zero values take the defaults noted (the
@@ -228,26 +220,7 @@ const (
 // key, in enqueue order; different keys concurrently. It retries failures
 // with backoff, dead-letters what cannot succeed, and commits only jobs that
 // finished.
-type Server struct {
-	cfg         Config
-	records     *run.Member
-	dlq         *kafka.Producer
-	deadLetters *deadLetterWriter
-	status      *status.Reporter // nil when Config.DisableStatus
-	// dispatcher sends scheduled jobs when due; nil when the server
-	// dispatches none. Set by Start.
-	dispatcher atomic.Pointer[schedule.Dispatcher]
-	// ready is closed when the records server and the dispatcher are.
-	ready chan struct{}
-
-	// life orders Start against Stop: a Start still checking topics when
-	// Stop is called starts nothing.
-	life *lifecycle.Once
-	// hooks are the chaos runner's and tests' (see internal/serverhooks),
-	// from Start's context; run sets them before the member joins, so
-	// before the runtime commits or releases anything.
-	hooks serverhooks.Hooks
-}
+type Server struct{ s *server.Server }
 
 // NewServer validates cfg; it does not contact Kafka.
 func NewServer(cfg Config) (*Server, error) {
@@ -255,38 +228,19 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, ready: make(chan struct{}), life: lifecycle.New(ErrServerStopped, ErrServerStarted)}
-	s.dlq, err = kafka.NewProducer(cfg.serverProducer())
-	if err != nil {
-		return nil, fmt.Errorf("jobs: dead-letter producer: %w", err)
-	}
-	var t *status.Tally
-	if !cfg.DisableStatus {
-		t = newTally(cfg.Workers)
-		s.status = newStatusReporter(s, t)
-	}
-	s.deadLetters = newDeadLetterWriter(s.dlq, cfg.DeadLetterTopic, cfg.Group, cfg.Backoff,
-		deadLetterCounter{metrics: cfg.Metrics, workers: cfg.Workers, tally: t}, cfg.Logger)
-	exec := executor.New(executor.Config{
-		Tally:          t,
-		Workers:        cfg.Workers,
-		MaxAttempts:    cfg.MaxAttempts,
-		Backoff:        cfg.Backoff,
-		DeadLetter:     s.deadLetters.write,
-		Metrics:        cfg.Metrics.series(),
-		Tracer:         tracing.New(cfg.Propagator, cfg.TracerProvider),
-		Log:            cfg.Logger,
-		Middleware:     workMiddleware(cfg.Middleware, cfg.Workers),
-		MaxReasonBytes: MaxReasonBytes,
+	topicsCfg, targets := cfg.topicsConfig()
+	s, err := server.New(server.Config{
+		Producer: cfg.serverProducer(), Consumer: cfg.consumerConfig(), Runtime: cfg.runtimeConfig(),
+		Executor: cfg.executorConfig(), DeadLetter: cfg.deadLetterConfig(), Status: cfg.statusConfig(),
+		Topics: topicsCfg, Targets: targets, Schedule: cfg.scheduleConfig(), EnqueueChain: enqueueChain(cfg.Middleware),
+		Metrics: cfg.Metrics.series(), ErrStopped: ErrServerStopped, ErrStarted: ErrServerStarted,
+		StartTimeout: cfg.StartTimeout, StartTimeoutCause: fmt.Errorf("jobs.Config.StartTimeout (%v) passed: %w",
+			cfg.StartTimeout, context.DeadlineExceeded),
 	})
-	rt := cfg.runtimeConfig(&s.hooks)
-	rt.Handler, rt.Batch, rt.BatchHandler = exec.Handle, exec.BatchRule(), exec.HandleBatch
-	s.records, err = run.New(run.Config{Consumer: cfg.consumerConfig(), Runtime: rt})
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	cfg.Metrics.attach(s)
-	return s, nil
+	return &Server{s}, nil
 }
 
 var (
@@ -313,77 +267,16 @@ var ErrTopicsMissing = errors.New("jobs: topics missing")
 // server runs until Stop, or until it stops by itself (see Done). A server
 // starts once; Start after Stop fails with ErrServerStopped.
 func (s *Server) Start(ctx context.Context) error {
-	return s.life.Start(ctx, s.cfg.StartTimeout,
-		fmt.Errorf("jobs.Config.StartTimeout (%v) passed: %w", s.cfg.StartTimeout, context.DeadlineExceeded), s.start)
-}
-
-func (s *Server) start(ctx context.Context) error {
-	schedules, err := s.ensureTopics(ctx)
-	if err != nil {
-		return err
+	err := s.s.Start(ctx)
+	var missing *topics.MissingError
+	var failed *server.StartError
+	switch {
+	case errors.As(err, &missing):
+		return fmt.Errorf("%w on the broker: %s (create them, or set Config.CreateTopics)", ErrTopicsMissing, strings.Join(missing.Topics, ", "))
+	case errors.As(err, &failed):
+		return fmt.Errorf("jobs: %w", err)
 	}
-	return s.life.Commit(func() error { return s.run(ctx, schedules) })
-}
-
-// run starts the member, and the dispatcher of schedules if any.
-func (s *Server) run(ctx context.Context, schedules map[string]string) error {
-	s.hooks = serverhooks.FromContext(ctx)
-	var d *schedule.Dispatcher
-	if len(schedules) > 0 {
-		// The schedules partitions are the group's too: the one member
-		// assigns, revokes and commits them beside the job partitions.
-		d = newDispatcher(s.cfg, schedules, s.dlq, s.deadLetters)
-		if err := s.records.RunBeside(d, d.Topics()); err != nil {
-			return fmt.Errorf("jobs: Start: schedules topics: %w", err)
-		}
-	}
-	s.deadLetters.Start()
-	if err := s.records.Start(ctx); err != nil {
-		s.deadLetters.Stop()
-		return err
-	}
-	s.status.Start()
-	s.dispatcher.Store(d)
-	go func() {
-		select {
-		case <-s.records.Ready():
-		case <-s.records.Done():
-			return
-		}
-		if d != nil {
-			select {
-			case <-d.Ready():
-			case <-s.records.Done():
-				return
-			}
-		}
-		close(s.ready)
-	}()
-	go func() {
-		<-s.records.Done()
-		s.deadLetters.Stop()
-		s.status.Stop()
-	}()
-	return nil
-}
-
-// ensureTopics checks the job topics, the dead-letter topic and the
-// schedules topics, and creates the missing ones when Config.CreateTopics is
-// set. It returns the schedules topics to dispatch, each with its job topic.
-func (s *Server) ensureTopics(ctx context.Context) (map[string]string, error) {
-	cfg, targets := s.cfg.topicsConfig()
-	exist, err := topics.Ensure(ctx, cfg)
-	if missing := (*topics.MissingError)(nil); errors.As(err, &missing) {
-		return nil, fmt.Errorf("%w on the broker: %s (create them, or set Config.CreateTopics)", ErrTopicsMissing, strings.Join(missing.Topics, ", "))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("jobs: Start: %w", err)
-	}
-	schedules := make(map[string]string, len(exist))
-	for _, st := range exist {
-		schedules[st] = targets[st]
-	}
-	return schedules, nil
+	return err
 }
 
 // Ready is closed once the server has received its first assignment from
@@ -391,22 +284,22 @@ func (s *Server) ensureTopics(ctx context.Context) (map[string]string, error) {
 // group has more members than partitions), and, when it dispatches
 // scheduled jobs, once its dispatcher has read the schedules partitions it
 // was first assigned: from then on Cancel gets an answer.
-func (s *Server) Ready() <-chan struct{} { return s.ready }
+func (s *Server) Ready() <-chan struct{} { return s.s.Ready() }
 
 // Done is closed when the server has stopped: after Stop, or by itself when
 // the group refused it for good (Err says why).
-func (s *Server) Done() <-chan struct{} { return s.records.Done() }
+func (s *Server) Done() <-chan struct{} { return s.s.Done() }
 
 // Err is why the server stopped by itself, once Done is closed; nil while it
 // runs and after Stop.
-func (s *Server) Err() error { return s.records.Err() }
+func (s *Server) Err() error { return s.s.Err() }
 
 // StopAndLeave is Stop for a static member (Config.InstanceID) that is going
 // away for good, as in a scale-down: it leaves the group, so its partitions
 // move to the other servers at once rather than after SessionTimeout. For a
 // dynamic member it is Stop.
 func (s *Server) StopAndLeave(ctx context.Context) error {
-	s.records.Leave()
+	s.s.Leave()
 	return s.Stop(ctx)
 }
 
@@ -417,20 +310,16 @@ func (s *Server) StopAndLeave(ctx context.Context) error {
 // before Start releases the server, which then cannot start. Calling Stop
 // again does nothing more.
 func (s *Server) Stop(ctx context.Context) error {
-	s.life.Stop()
-	err := s.records.Stop(ctx)
+	err := s.s.Stop(ctx)
 	if err != nil && err == ctx.Err() {
 		err = fmt.Errorf("jobs: stop: %w", err)
 	}
-	s.deadLetters.Stop()
-	s.status.Stop()
-	s.cfg.Metrics.detach(s)
-	return errors.Join(err, s.dlq.Close())
+	return errors.Join(err, s.s.Close())
 }
 
 // Stats returns a snapshot of the partitions the server holds.
 func (s *Server) Stats() []PartitionStats {
-	stats := s.records.Runtime().Stats()
+	stats := s.s.Stats()
 	out := make([]PartitionStats, len(stats))
 	for i, st := range stats {
 		out[i] = PartitionStats(st)
@@ -442,11 +331,10 @@ func (s *Server) Stats() []PartitionStats {
 // dispatches: how many jobs wait in each and when the next is due. Empty
 // when it dispatches none (see Config.Schedules).
 func (s *Server) Schedules() []ScheduleStats {
-	d := s.dispatcher.Load()
-	if d == nil {
+	stats := s.s.Schedules()
+	if stats == nil {
 		return nil
 	}
-	stats := d.Stats()
 	out := make([]ScheduleStats, len(stats))
 	for i, st := range stats {
 		out[i] = ScheduleStats(st)
@@ -461,4 +349,4 @@ func (s *Server) Schedules() []ScheduleStats {
 // (the old owners give them up, then the new owners get them), so a join
 // that takes partitions from running servers counts two on each of them,
 // and a leave, whose partitions have no owner left to give them up, one.
-func (s *Server) Rebalances() int64 { return s.records.Generations() }
+func (s *Server) Rebalances() int64 { return s.s.Rebalances() }
