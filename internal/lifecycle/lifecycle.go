@@ -1,8 +1,8 @@
 // Package lifecycle orders a server's Start against its Stop: a server
 // starts once, a failed Start may be tried again, a Stop during a Start ends
 // that Start's context at once, and after a Stop nothing starts. Package
-// jobs runs Server.Start and Server.Stop through a Once; the errors a Once
-// returns are the ones jobs gives to New.
+// server (under jobs.Server) runs its Start and Stop through a Once; the
+// errors a Once returns are the ones jobs gives to server.New.
 package lifecycle
 
 import (

@@ -27,7 +27,8 @@ type Config struct {
 // guarantees: records of one virtual-partition key run one at a time in
 // offset order, different keys run concurrently, offsets are committed only
 // below records that finished, and a revocation drains in-flight records
-// before the partition is let go. jobs.Server runs typed jobs on it.
+// before the partition is let go. A job server (internal/server) runs typed
+// jobs on it.
 type Member struct {
 	consumer    *kafka.Consumer
 	consumerCfg kafka.ConsumerConfig
