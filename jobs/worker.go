@@ -139,7 +139,7 @@ func register[T JobArgs](ws *Workers, fn string, w any, missing string, build fu
 			return fmt.Errorf("jobs: %s: %T.Middleware()%w", fn, w, err)
 		}
 		if len(mws) > 0 {
-			own = chain(mws)
+			own = workChain(mws)
 		}
 	}
 	executor.Add(ws, rw, own)
