@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"slices"
 
 	"github.com/ordo-go/ordo/internal/enqueue"
@@ -104,16 +103,6 @@ func (MiddlewareDefaults) Work(ctx context.Context, _ []*RawJob, next func(conte
 // middleware of its own.
 type workerMiddleware interface {
 	Middleware() []Middleware
-}
-
-// middlewareError checks a Middleware setting.
-func middlewareError(mws []Middleware) error {
-	for i, m := range mws {
-		if m == nil {
-			return &elementError{i, errors.New("is nil")}
-		}
-	}
-	return nil
 }
 
 // workMiddleware returns the Work middleware of each kind that has any: the

@@ -8,6 +8,7 @@ import (
 	"github.com/ordo-go/ordo/internal/enqueue"
 	"github.com/ordo-go/ordo/internal/envelope"
 	"github.com/ordo-go/ordo/internal/schedule"
+	"github.com/ordo-go/ordo/internal/validate"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -101,31 +102,31 @@ func validatePeriodic(ps []PeriodicJob, defaultTopic string) error {
 	for i := range ps {
 		p := &ps[i]
 		if enqueue.Nil(p.args) {
-			return &elementError{i, errors.New("args are nil")}
+			return &validate.ElementError{Index: i, Err: errors.New("args are nil")}
 		}
 		if p.name == "" {
 			p.name = p.args.Kind()
 		}
 		if p.name == "" {
-			return &elementError{i, fmt.Errorf("%T.Kind() is empty and PeriodicName is not given", p.args)}
+			return &validate.ElementError{Index: i, Err: fmt.Errorf("%T.Kind() is empty and PeriodicName is not given", p.args)}
 		}
 		if j, ok := names[p.name]; ok {
-			return &elementError{i, fmt.Errorf("the name %q is also [%d]'s; give one a PeriodicName", p.name, j)}
+			return &validate.ElementError{Index: i, Err: fmt.Errorf("the name %q is also [%d]'s; give one a PeriodicName", p.name, j)}
 		}
 		names[p.name] = i
 		if p.missed != MissedRunOnce && p.missed != MissedSkip {
-			return &elementError{i, fmt.Errorf("PeriodicMissedTicks(%d): want MissedRunOnce or MissedSkip", p.missed)}
+			return &validate.ElementError{Index: i, Err: fmt.Errorf("PeriodicMissedTicks(%d): want MissedRunOnce or MissedSkip", p.missed)}
 		}
 		var err error
 		if p.sched, err = schedule.ParseSpec(p.spec, MinPeriodicInterval); err != nil {
-			return &elementError{i, err}
+			return &validate.ElementError{Index: i, Err: err}
 		}
 		if p.opts.RunAtSet || p.opts.DelaySet {
-			return &elementError{i, errors.New("WithRunAt and WithDelay do not apply: the spec says when it runs")}
+			return &validate.ElementError{Index: i, Err: errors.New("WithRunAt and WithDelay do not apply: the spec says when it runs")}
 		}
 		msg, _, err := enqueue.Prepare(defaultTopic, p.args, &p.opts, time.Now(), nil)
 		if err != nil {
-			return &elementError{i, err}
+			return &validate.ElementError{Index: i, Err: err}
 		}
 		p.topic = msg.Topic
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/executor"
+	"github.com/ordo-go/ordo/internal/validate"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
 )
@@ -135,7 +136,7 @@ func register[T JobArgs](ws *Workers, fn string, w any, missing string, build fu
 	var own executor.Middleware
 	if m, ok := w.(workerMiddleware); ok {
 		mws := slices.Clone(m.Middleware())
-		if err := middlewareError(mws); err != nil {
+		if err := validate.NoneNil(mws); err != nil {
 			return fmt.Errorf("jobs: %s: %T.Middleware()%w", fn, w, err)
 		}
 		if len(mws) > 0 {
