@@ -51,10 +51,46 @@ type Errors interface {
 	Panic(v any, stack []byte) error
 	// Panicked reads a panic's value and stack back from err.
 	Panicked(err error) (v any, stack []byte, ok bool)
-	// FirstFailure is the index of the first job that err, a batch's
-	// error for a batch of n, says failed, with its error; -1 if none
-	// did.
-	FirstFailure(err error, n int) (int, error)
+	// Failed reads the failed jobs of a batch, by index, from err, a
+	// BatchWorker's error; ok is false when err does not name them.
+	Failed(err error) (failed map[int]error, ok bool)
+}
+
+// FirstFailure is the index of the first job that err, a batch's error for
+// a batch of n, says failed, with its error; -1 if none did.
+func FirstFailure(errs Errors, err error, n int) (int, error) {
+	if err == nil {
+		return -1, nil
+	}
+	failed, ok := errs.Failed(err)
+	if !ok {
+		return 0, err
+	}
+	first, firstErr := -1, error(nil)
+	for i, e := range failed {
+		if e == nil {
+			continue
+		}
+		if i < 0 || i >= n {
+			return 0, fmt.Errorf("BatchErrors names job %d of a batch of %d: %w", i, n, err)
+		}
+		if first < 0 || i < first {
+			first, firstErr = i, e
+		}
+	}
+	return first, firstErr
+}
+
+// RunAlone runs w's batch of one job, for a job that reaches a batch worker
+// outside a batch (a record with no kind header), and returns the job's
+// error.
+func RunAlone(ctx context.Context, w BatchWorker, errs Errors, job Job, r *kafka.Record) error {
+	decoded, decodeErr, err := w.WorkBatch(ctx, []Job{job}, []*kafka.Record{r})
+	if decoded == 0 {
+		return decodeErr
+	}
+	_, jobErr := FirstFailure(errs, err, 1)
+	return jobErr
 }
 
 // Registry is the workers by kind (jobs.Workers), with the Work middleware
