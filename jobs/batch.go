@@ -200,7 +200,7 @@ type typedBatchWorker[T JobArgs] struct {
 	rule     actors.BatchRule
 }
 
-func (t *typedBatchWorker[T]) name() string            { return fmt.Sprintf("%T", t.w) }
+func (t *typedBatchWorker[T]) Name() string            { return fmt.Sprintf("%T", t.w) }
 func (t *typedBatchWorker[T]) Kind() string            { return t.kindName }
 func (t *typedBatchWorker[T]) MaxAttempts() int        { return t.w.MaxAttempts() }
 func (t *typedBatchWorker[T]) Backoff() Backoff        { return t.w.Backoff() }

@@ -24,6 +24,8 @@ type Worker interface {
 	Backoff() supervision.Backoff
 	Timeout() time.Duration
 	LongRunning() bool
+	// Name names the user's worker in errors: its type.
+	Name() string
 }
 
 // BatchWorker is a registered worker that works its kind in batches.
@@ -118,6 +120,38 @@ func Add(ws *Registry, w Worker, mw Middleware) {
 		}
 		ws.middleware[w.Kind()] = mw
 	}
+}
+
+// Register adds the worker build makes for the kind of args (a zero job
+// args value) to ws, with the Work middleware own reads from it (nil when
+// it brings none). w is the user's worker and missing says what of it is
+// nil, empty when nothing is: a worker that would panic on its first job is
+// refused here, not dead-lettered later. A second worker for a kind is
+// refused too.
+func Register(ws *Registry, args interface{ Kind() string }, w any, missing string, build func(kind string) (Worker, error), own func() (Middleware, error)) error {
+	if ws == nil {
+		return errors.New("nil Workers")
+	}
+	if missing != "" {
+		return errors.New(missing)
+	}
+	kind := args.Kind()
+	if kind == "" {
+		return fmt.Errorf("%T.Kind() is empty", args)
+	}
+	if prev := Lookup(ws, kind); prev != nil {
+		return fmt.Errorf("kind %q already has worker %s; refusing %T", kind, prev.Name(), w)
+	}
+	rw, err := build(kind)
+	if err != nil {
+		return err
+	}
+	mw, err := own()
+	if err != nil {
+		return err
+	}
+	Add(ws, rw, mw)
+	return nil
 }
 
 // Lookup returns the worker of kind in ws, nil when there is none.
