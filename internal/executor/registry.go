@@ -38,8 +38,8 @@ type BatchWorker interface {
 	WorkBatch(ctx context.Context, jobs []Job, recs []*kafka.Record) (decoded int, decodeErr, err error)
 }
 
-// Middleware runs a kind's Work middleware around its worker: jobs' chain
-// of jobs.Middleware.
+// Middleware runs a kind's Work middleware around its worker: a
+// middleware.Work of jobs.Middleware's Work methods.
 type Middleware interface {
 	Run(ctx context.Context, w Worker, job Job, r *kafka.Record) error
 	RunBatch(ctx context.Context, w BatchWorker, jobs []Job, recs []*kafka.Record) (decoded int, decodeErr, err error)
