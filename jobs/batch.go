@@ -187,29 +187,10 @@ func (jobErrors) Panicked(err error) (any, []byte, bool) {
 	return nil, nil, false
 }
 
-// FirstFailure is the index of the first job that err, WorkBatch's error
-// for a batch of n, says failed, with its error; -1 if none did.
-func (jobErrors) FirstFailure(err error, n int) (int, error) {
-	if err == nil {
-		return -1, nil
-	}
+func (jobErrors) Failed(err error) (map[int]error, bool) {
 	var be BatchErrors
-	if !errors.As(err, &be) {
-		return 0, err
-	}
-	first, firstErr := -1, error(nil)
-	for i, e := range be {
-		if e == nil {
-			continue
-		}
-		if i < 0 || i >= n {
-			return 0, fmt.Errorf("BatchErrors names job %d of a batch of %d: %w", i, n, err)
-		}
-		if first < 0 || i < first {
-			first, firstErr = i, e
-		}
-	}
-	return first, firstErr
+	ok := errors.As(err, &be)
+	return be, ok
 }
 
 // typedBatchWorker is a BatchWorker[T] as the executor runs it.
@@ -219,7 +200,7 @@ type typedBatchWorker[T JobArgs] struct {
 	rule     actors.BatchRule
 }
 
-func (t *typedBatchWorker[T]) name() string            { return fmt.Sprintf("%T", t.w) }
+func (t *typedBatchWorker[T]) Name() string            { return fmt.Sprintf("%T", t.w) }
 func (t *typedBatchWorker[T]) Kind() string            { return t.kindName }
 func (t *typedBatchWorker[T]) MaxAttempts() int        { return t.w.MaxAttempts() }
 func (t *typedBatchWorker[T]) Backoff() Backoff        { return t.w.Backoff() }
@@ -230,14 +211,7 @@ func (t *typedBatchWorker[T]) Rule() *actors.BatchRule { return &t.rule }
 // Run is a batch of one, for a job that reaches the worker outside a batch
 // (a record with no kind header).
 func (t *typedBatchWorker[T]) Run(ctx context.Context, info executor.Job, r *kafka.Record) error {
-	decoded, decodeErr, err := t.WorkBatch(ctx, []executor.Job{info}, []*kafka.Record{r})
-	if decoded == 0 {
-		return decodeErr
-	}
-	if _, jobErr := (jobErrors{}).FirstFailure(err, 1); jobErr != nil {
-		return jobErr
-	}
-	return nil
+	return executor.RunAlone(ctx, t, jobErrors{}, info, r)
 }
 
 func (t *typedBatchWorker[T]) WorkBatch(ctx context.Context, infos []executor.Job, recs []*kafka.Record) (int, error, error) {

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/ordo-go/ordo/internal/enqueue"
+	"github.com/ordo-go/ordo/internal/validate"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -110,17 +111,14 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 }
 
 func (c ClientConfig) validate() error {
-	checks := []check{
-		{"Brokers", brokersError(c.Brokers)},
-		{"Security", c.Security.Validate()},
-		{"Middleware", middlewareError(c.Middleware)},
-		{"UnknownTopicWait", within(c.UnknownTopicWait, time.Millisecond, time.Hour)},
-		{"MaxMessageBytes", within(c.MaxMessageBytes, 1, 1<<30)},
-	}
-	if c.Topic != "" {
-		checks = append(checks, check{"Topic", kafka.CheckTopicName(c.Topic)})
-	}
-	return firstFailed("jobs.ClientConfig", checks)
+	return validate.FirstFailed(ErrInvalidConfig, "jobs.ClientConfig", []validate.Check{
+		{Field: "Brokers", Err: validate.Brokers(c.Brokers)},
+		{Field: "Security", Err: c.Security.Validate()},
+		{Field: "Middleware", Err: validate.NoneNil(c.Middleware)},
+		{Field: "UnknownTopicWait", Err: validate.Within(c.UnknownTopicWait, time.Millisecond, time.Hour)},
+		{Field: "MaxMessageBytes", Err: validate.Within(c.MaxMessageBytes, 1, 1<<30)},
+		{Field: "Topic", Err: validate.OptionalTopic(c.Topic)},
+	})
 }
 
 // JobInfo describes an enqueued job, so a caller can log it or find its

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,143 +50,94 @@ const (
 	maxConcurrency      = 1 << 20
 )
 
-// check is one setting's verdict, and elementError one element's of a list
-// setting; validate reports the first failure.
-type check struct {
-	field string
-	err   error
-}
-
-type elementError struct {
-	index int
-	err   error
-}
-
-func (e *elementError) Error() string { return fmt.Sprintf("[%d]: %v", e.index, e.err) }
-func (e *elementError) Unwrap() error { return e.err }
-
-func firstFailed(config string, checks []check) error {
-	vs := make([]validate.Check, len(checks))
-	for i, c := range checks {
-		vs[i] = validate.Check{Field: c.field, Err: c.err}
-		if el := (*elementError)(nil); errors.As(c.err, &el) {
-			vs[i].Err = &validate.ElementError{Index: el.index, Err: el.err}
-		}
-	}
-	return validate.FirstFailed(ErrInvalidConfig, config, vs)
-}
-
-func within[T int | time.Duration](v, lo, hi T) error { return validate.Within(v, lo, hi) }
-func brokersError(brokers []string) error             { return validate.Brokers(brokers) }
-
 // validate checks every setting once, here, in the order Config declares
 // them, then the settings that depend on each other, and fills in the
 // defaults. The layers below get settings they accept as given.
 func (c Config) validate() (Config, error) {
-	const unlimited = 1<<63 - 1
 	c.Periodic = slices.Clone(c.Periodic) // validation fills in each job
 	c.Middleware = slices.Clone(c.Middleware)
-	checks := []check{
-		{"Brokers", brokersError(c.Brokers)},
-		{"Security", c.Security.Validate()},
-		{"Group", validate.NonEmpty(c.Group, "give the consumer group id")},
-		{"Topics", validate.Topics(c.Topics)},
-		{"Workers", workersError(c.Workers)},
-		{"Middleware", middlewareError(c.Middleware)},
-		{"Concurrency", within(c.Concurrency, 1, maxConcurrency)},
-		{"MaxVirtualPartitions", within(c.MaxVirtualPartitions, 1, unlimited)},
-		{"MaxBuffered", within(c.MaxBuffered, 1, unlimited)},
-		{"MaxSpan", within(c.MaxSpan, 1, unlimited)},
-		{"IdleTimeout", within(c.IdleTimeout, time.Millisecond, unlimited)},
-		{"MaxIdleKeys", within(c.MaxIdleKeys, 1, unlimited)},
-		{"MaxAttempts", within(c.MaxAttempts, 1, unlimited)},
-		{"Backoff", c.Backoff.Validate()},
-		{"DeadLetterTopic", validate.OptionalTopic(c.DeadLetterTopic)},
-		{"CreateTopics", c.CreateTopics.validate()},
-		{"Schedules", scheduleModeError(c.Schedules)},
-		{"Periodic", periodicError(c.Periodic, c.Topics, c.Workers)},
-		{"PartitionWatchInterval", within(c.PartitionWatchInterval, 100*time.Millisecond, unlimited)},
-		{"LongRunningGrace", within(c.LongRunningGrace, 0, unlimited)},
-		{"CommitInterval", within(c.CommitInterval, time.Millisecond, unlimited)},
-		{"StartTimeout", within(c.StartTimeout, time.Millisecond, unlimited)},
-		{"ShutdownTimeout", within(c.ShutdownTimeout, 0, unlimited)},
-		{"Rebalance", rebalanceError(c.Rebalance)},
-		{"InstanceID", validate.OptionalInstanceID(c.InstanceID)},
-		{"SessionTimeout", within(c.SessionTimeout, 100*time.Millisecond, maxSessionTimeout)},
-		{"RebalanceTimeout", within(c.RebalanceTimeout, time.Millisecond, maxRebalanceTimeout)},
-		{"HeartbeatInterval", within(c.HeartbeatInterval, time.Millisecond, maxSessionTimeout)},
-		{"StatusTopic", validate.OptionalTopic(c.StatusTopic)},
-		{"StatusInterval", within(c.StatusInterval, 100*time.Millisecond, unlimited)},
+	checks := []validate.Check{
+		{Field: "Brokers", Err: validate.Brokers(c.Brokers)},
+		{Field: "Security", Err: c.Security.Validate()},
+		{Field: "Group", Err: validate.NonEmpty(c.Group, "give the consumer group id")},
+		{Field: "Topics", Err: validate.Topics(c.Topics)},
+		{Field: "Workers", Err: workersError(c.Workers)},
+		{Field: "Middleware", Err: validate.NoneNil(c.Middleware)},
+		{Field: "Concurrency", Err: validate.Within(c.Concurrency, 1, maxConcurrency)},
+		{Field: "MaxVirtualPartitions", Err: validate.AtLeast(c.MaxVirtualPartitions, 1)},
+		{Field: "MaxBuffered", Err: validate.AtLeast(c.MaxBuffered, 1)},
+		{Field: "MaxSpan", Err: validate.AtLeast(c.MaxSpan, 1)},
+		{Field: "IdleTimeout", Err: validate.AtLeast(c.IdleTimeout, time.Millisecond)},
+		{Field: "MaxIdleKeys", Err: validate.AtLeast(c.MaxIdleKeys, 1)},
+		{Field: "MaxAttempts", Err: validate.AtLeast(c.MaxAttempts, 1)},
+		{Field: "Backoff", Err: c.Backoff.Validate()},
+		{Field: "DeadLetterTopic", Err: validate.OptionalTopic(c.DeadLetterTopic)},
+		{Field: "CreateTopics", Err: c.CreateTopics.validate()},
+		{Field: "Schedules", Err: scheduleModeError(c.Schedules)},
+		{Field: "Periodic", Err: periodicError(c.Periodic, c.Topics, c.Workers)},
+		{Field: "PartitionWatchInterval", Err: validate.AtLeast(c.PartitionWatchInterval, 100*time.Millisecond)},
+		{Field: "LongRunningGrace", Err: validate.AtLeast(c.LongRunningGrace, 0)},
+		{Field: "CommitInterval", Err: validate.AtLeast(c.CommitInterval, time.Millisecond)},
+		{Field: "StartTimeout", Err: validate.AtLeast(c.StartTimeout, time.Millisecond)},
+		{Field: "ShutdownTimeout", Err: validate.AtLeast(c.ShutdownTimeout, 0)},
+		{Field: "Rebalance", Err: rebalanceError(c.Rebalance)},
+		{Field: "InstanceID", Err: validate.OptionalInstanceID(c.InstanceID)},
+		{Field: "SessionTimeout", Err: validate.Within(c.SessionTimeout, 100*time.Millisecond, maxSessionTimeout)},
+		{Field: "RebalanceTimeout", Err: validate.Within(c.RebalanceTimeout, time.Millisecond, maxRebalanceTimeout)},
+		{Field: "HeartbeatInterval", Err: validate.Within(c.HeartbeatInterval, time.Millisecond, maxSessionTimeout)},
+		{Field: "StatusTopic", Err: validate.OptionalTopic(c.StatusTopic)},
+		{Field: "StatusInterval", Err: validate.AtLeast(c.StatusInterval, 100*time.Millisecond)},
 	}
-	if err := firstFailed("jobs.Config", checks); err != nil {
+	if err := validate.FirstFailed(ErrInvalidConfig, "jobs.Config", checks); err != nil {
 		return c, err
 	}
 
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
-	}
-	if c.MaxBuffered == 0 {
-		c.MaxBuffered = DefaultMaxBuffered
-	}
-	if c.MaxSpan == 0 {
-		c.MaxSpan = DefaultMaxSpanFactor * c.MaxBuffered
-	}
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = DefaultMaxAttempts
-	}
-	if c.DeadLetterTopic == "" {
-		c.DeadLetterTopic = c.Topics[0] + DefaultDeadLetterSuffix
-	}
-	if c.StatusTopic == "" {
-		c.StatusTopic = DefaultStatusTopic
-	}
-	if c.StatusInterval == 0 {
-		c.StatusInterval = DefaultStatusInterval
-	}
-	if c.SessionTimeout == 0 {
-		c.SessionTimeout = DefaultSessionTimeout
-	}
-	if c.HeartbeatInterval == 0 {
-		c.HeartbeatInterval = DefaultHeartbeatInterval
-	}
-	if c.StartTimeout == 0 {
-		c.StartTimeout = DefaultStartTimeout
-	}
+	c.Concurrency = cmp.Or(c.Concurrency, DefaultConcurrency)
+	c.MaxBuffered = cmp.Or(c.MaxBuffered, DefaultMaxBuffered)
+	c.MaxSpan = cmp.Or(c.MaxSpan, DefaultMaxSpanFactor*c.MaxBuffered)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, DefaultMaxAttempts)
+	c.DeadLetterTopic = cmp.Or(c.DeadLetterTopic, c.Topics[0]+DefaultDeadLetterSuffix)
+	c.StatusTopic = cmp.Or(c.StatusTopic, DefaultStatusTopic)
+	c.StatusInterval = cmp.Or(c.StatusInterval, DefaultStatusInterval)
+	c.SessionTimeout = cmp.Or(c.SessionTimeout, DefaultSessionTimeout)
+	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, DefaultHeartbeatInterval)
+	c.StartTimeout = cmp.Or(c.StartTimeout, DefaultStartTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 
-	var cross []check
+	var cross []validate.Check
+	failed := func(field string, err error) { cross = append(cross, validate.Check{Field: field, Err: err}) }
 	if c.MaxSpan < c.MaxBuffered {
-		cross = append(cross, check{"MaxSpan", fmt.Errorf("(%d) must not be below MaxBuffered (%d)", c.MaxSpan, c.MaxBuffered)})
+		failed("MaxSpan", fmt.Errorf("(%d) must not be below MaxBuffered (%d)", c.MaxSpan, c.MaxBuffered))
 	}
 	if c.Schedules != SchedulesOff {
 		for _, t := range c.Topics {
 			if st := t + DefaultScheduleSuffix; slices.Contains(c.Topics, st) || st == c.DeadLetterTopic {
-				cross = append(cross, check{"Schedules", fmt.Errorf("the schedules topic of %q, %q, is also a job or dead-letter topic; set SchedulesOff or rename it", t, st)})
+				failed("Schedules", fmt.Errorf("the schedules topic of %q, %q, is also a job or dead-letter topic; set SchedulesOff or rename it", t, st))
 				break
 			}
 		}
 	}
 	if len(c.Periodic) > 0 && c.Schedules == SchedulesOff {
-		cross = append(cross, check{"Periodic", errors.New("needs Schedules on: the periodic jobs are fired by the dispatcher of the first topic's schedules topic")})
+		failed("Periodic", errors.New("needs Schedules on: the periodic jobs are fired by the dispatcher of the first topic's schedules topic"))
 	}
 	if slices.Contains(c.Topics, c.DeadLetterTopic) {
-		cross = append(cross, check{"DeadLetterTopic", fmt.Errorf("%q is also in Topics: dead letters would run again", c.DeadLetterTopic)})
+		failed("DeadLetterTopic", fmt.Errorf("%q is also in Topics: dead letters would run again", c.DeadLetterTopic))
 	}
 	if !c.DisableStatus && (slices.Contains(c.Topics, c.StatusTopic) || c.StatusTopic == c.DeadLetterTopic) {
-		cross = append(cross, check{"StatusTopic", fmt.Errorf("%q is also a job or dead-letter topic", c.StatusTopic)})
+		failed("StatusTopic", fmt.Errorf("%q is also a job or dead-letter topic", c.StatusTopic))
 	}
 	for _, t := range c.LongRunningTopics {
 		if !slices.Contains(c.Topics, t) {
-			cross = append(cross, check{"LongRunningTopics", fmt.Errorf("names %q, which is not in Topics", t)})
+			failed("LongRunningTopics", fmt.Errorf("names %q, which is not in Topics", t))
 			break
 		}
 	}
 	if c.HeartbeatInterval >= c.SessionTimeout {
-		cross = append(cross, check{"HeartbeatInterval", fmt.Errorf("(%v) must be below SessionTimeout (%v)", c.HeartbeatInterval, c.SessionTimeout)})
+		failed("HeartbeatInterval", fmt.Errorf("(%v) must be below SessionTimeout (%v)", c.HeartbeatInterval, c.SessionTimeout))
 	}
-	return c, firstFailed("jobs.Config", cross)
+	return c, validate.FirstFailed(ErrInvalidConfig, "jobs.Config", cross)
 }
 
 func rebalanceError(r RebalanceProtocol) error {
@@ -215,7 +167,7 @@ func periodicError(ps []PeriodicJob, topics []string, ws *Workers) error {
 	}
 	for i, p := range ps {
 		if kind := p.args.Kind(); slices.Contains(topics, p.topic) && executor.Lookup(ws, kind) == nil {
-			return &elementError{i, fmt.Errorf("kind %q has no worker in Config.Workers, and its jobs go to %q, which this server consumes; register one with AddWorker", kind, p.topic)}
+			return &validate.ElementError{Index: i, Err: fmt.Errorf("kind %q has no worker in Config.Workers, and its jobs go to %q, which this server consumes; register one with AddWorker", kind, p.topic)}
 		}
 	}
 	return nil

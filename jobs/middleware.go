@@ -2,12 +2,11 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"slices"
 
 	"github.com/ordo-go/ordo/internal/enqueue"
 	"github.com/ordo-go/ordo/internal/executor"
-	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/internal/middleware"
 )
 
 // RawJob is a job as middleware sees it: bytes, not typed args. Its Headers
@@ -106,129 +105,39 @@ type workerMiddleware interface {
 	Middleware() []Middleware
 }
 
-// runWork runs inner inside the Work phase of mws, mws[0] outermost.
-func runWork(ctx context.Context, mws []Middleware, jobs []*RawJob, inner func(context.Context) error) error {
-	return runPhase(ctx, mws, jobs, inner, Middleware.Work)
-}
-
-// runEnqueue runs inner inside the Enqueue phase of mws, mws[0] outermost.
-func runEnqueue(ctx context.Context, mws []Middleware, jobs []*RawJob, inner func(context.Context) error) error {
-	return runPhase(ctx, mws, jobs, inner, Middleware.Enqueue)
-}
-
-func runPhase(ctx context.Context, mws []Middleware, jobs []*RawJob, inner func(context.Context) error,
-	phase func(Middleware, context.Context, []*RawJob, func(context.Context) error) error) error {
-	if len(mws) == 0 {
-		return inner(ctx)
-	}
-	next := inner
-	if len(mws) > 1 {
-		next = func(ctx context.Context) error { return runPhase(ctx, mws[1:], jobs, inner, phase) }
-	}
-	return phase(mws[0], ctx, jobs, next)
-}
-
-// middlewareError checks a Middleware setting.
-func middlewareError(mws []Middleware) error {
-	for i, m := range mws {
-		if m == nil {
-			return &elementError{i, errors.New("is nil")}
-		}
-	}
-	return nil
-}
-
 // workMiddleware returns the Work middleware of each kind that has any: the
 // server's, then the worker's. Nil when no kind has any, so that a run
 // costs one length check.
 func workMiddleware(server []Middleware, ws *Workers) map[string]executor.Middleware {
 	var byKind map[string]executor.Middleware
 	for _, kind := range executor.Kinds(ws) {
-		own, _ := executor.MiddlewareOf(ws, kind).(chain)
-		if mws := slices.Concat(server, own); len(mws) > 0 {
+		own, _ := executor.MiddlewareOf(ws, kind).(middleware.Work[RawJob])
+		if c := slices.Concat(workChain(server), own); len(c) > 0 {
 			if byKind == nil {
 				byKind = map[string]executor.Middleware{}
 			}
-			byKind[kind] = chain(mws)
+			byKind[kind] = c
 		}
 	}
 	return byKind
 }
 
-// chain is a kind's Work middleware as the executor runs it around the
-// kind's worker, chain[0] outermost.
-type chain []Middleware
-
-// Run runs w on job inside the chain. The middleware gets copies of the
-// record's headers and the job's args; what it leaves is what the worker
-// sees.
-func (c chain) Run(ctx context.Context, w executor.Worker, job executor.Job, r *kafka.Record) error {
-	run := &middlewareRun{w: w, job: job, seen: *r}
-	run.raw = RawJob{Kind: job.Kind, ID: job.ID, Headers: slices.Clone(r.Headers), Args: slices.Clone(job.Args)}
-	run.jobs[0] = &run.raw
-	return runWork(ctx, c, run.jobs[:], run.work)
-}
-
-// middlewareRun is one run through Work middleware, in one allocation.
-type middlewareRun struct {
-	w    executor.Worker
-	job  executor.Job
-	seen kafka.Record // the record as the worker sees it: with the middleware's headers
-	raw  RawJob
-	jobs [1]*RawJob
-}
-
-func (run *middlewareRun) work(ctx context.Context) error {
-	run.job.Args, run.seen.Headers = run.raw.Args, run.raw.Headers
-	return run.w.Run(ctx, run.job, &run.seen)
-}
-
-// RunBatch runs w on a batch inside the chain, which gets the batch's jobs,
-// in order, as copies, as in Run.
-func (c chain) RunBatch(ctx context.Context, w executor.BatchWorker, infos []executor.Job, recs []*kafka.Record) (decoded int, decodeErr, err error) {
-	raws := make([]RawJob, len(infos))
-	ptrs := make([]*RawJob, len(infos))
-	for i, info := range infos {
-		raws[i] = RawJob{Kind: info.Kind, ID: info.ID, Headers: slices.Clone(recs[i].Headers), Args: slices.Clone(info.Args)}
-		ptrs[i] = &raws[i]
+// workChain is the Work phase of mws as the executor runs it, mws[0]
+// outermost.
+func workChain(mws []Middleware) middleware.Work[RawJob] {
+	c := make(middleware.Work[RawJob], len(mws))
+	for i, m := range mws {
+		c[i] = m.Work
 	}
-	decoded = len(infos)
-	err = runWork(ctx, c, ptrs, func(ctx context.Context) error {
-		seen := make([]kafka.Record, len(recs))
-		seenPtrs := make([]*kafka.Record, len(recs))
-		changed := slices.Clone(infos)
-		for i := range recs {
-			seen[i] = *recs[i]
-			seen[i].Headers = raws[i].Headers
-			changed[i].Args = raws[i].Args
-			seenPtrs[i] = &seen[i]
-		}
-		var werr error
-		decoded, decodeErr, werr = w.WorkBatch(ctx, changed, seenPtrs)
-		return werr
-	})
-	return decoded, decodeErr, err
+	return c
 }
 
 // enqueueChain is the Enqueue phase of mws as package enqueue runs it, mws[0]
-// outermost; nil without middleware, so that an enqueue costs one nil check.
+// outermost; nil without middleware.
 func enqueueChain(mws []Middleware) enqueue.Chain {
-	if len(mws) == 0 {
-		return nil
+	phases := make([]middleware.Phase[RawJob], len(mws))
+	for i, m := range mws {
+		phases[i] = m.Enqueue
 	}
-	mws = slices.Clone(mws)
-	return func(ctx context.Context, drafts []enqueue.Draft, next func(context.Context) error) error {
-		raws := make([]RawJob, len(drafts))
-		ptrs := make([]*RawJob, len(drafts))
-		for i := range drafts {
-			raws[i] = RawJob(drafts[i].Raw())
-			ptrs[i] = &raws[i]
-		}
-		return runEnqueue(ctx, mws, ptrs, func(ctx context.Context) error {
-			for i := range drafts {
-				drafts[i].SetRaw(enqueue.Raw(raws[i]))
-			}
-			return next(ctx)
-		})
-	}
+	return enqueue.ChainOf(phases)
 }

@@ -1,14 +1,11 @@
 package jobs
 
 import (
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/ordo-go/ordo/internal/enqueue"
-	"github.com/ordo-go/ordo/internal/envelope"
 	"github.com/ordo-go/ordo/internal/schedule"
-	"github.com/ordo-go/ordo/kafka"
+	"github.com/ordo-go/ordo/internal/validate"
 )
 
 // A periodic job is fired by one server of the group: the one that
@@ -100,44 +97,16 @@ func validatePeriodic(ps []PeriodicJob, defaultTopic string) error {
 	names := map[string]int{}
 	for i := range ps {
 		p := &ps[i]
-		if enqueue.Nil(p.args) {
-			return &elementError{i, errors.New("args are nil")}
-		}
-		if p.name == "" {
-			p.name = p.args.Kind()
-		}
-		if p.name == "" {
-			return &elementError{i, fmt.Errorf("%T.Kind() is empty and PeriodicName is not given", p.args)}
-		}
-		if j, ok := names[p.name]; ok {
-			return &elementError{i, fmt.Errorf("the name %q is also [%d]'s; give one a PeriodicName", p.name, j)}
+		var err error
+		if p.name, p.sched, p.topic, err = enqueue.CheckPeriodic(p.spec, p.args, p.name, int(p.missed), &p.opts, defaultTopic, MinPeriodicInterval, names); err != nil {
+			return &validate.ElementError{Index: i, Err: err}
 		}
 		names[p.name] = i
-		if p.missed != MissedRunOnce && p.missed != MissedSkip {
-			return &elementError{i, fmt.Errorf("PeriodicMissedTicks(%d): want MissedRunOnce or MissedSkip", p.missed)}
-		}
-		var err error
-		if p.sched, err = schedule.ParseSpec(p.spec, MinPeriodicInterval); err != nil {
-			return &elementError{i, err}
-		}
-		if p.opts.RunAtSet || p.opts.DelaySet {
-			return &elementError{i, errors.New("WithRunAt and WithDelay do not apply: the spec says when it runs")}
-		}
-		msg, _, err := enqueue.Prepare(defaultTopic, p.args, &p.opts, time.Now(), nil)
-		if err != nil {
-			return &elementError{i, err}
-		}
-		p.topic = msg.Topic
 	}
 	return nil
 }
 
-// job builds the job's run for tick: its id derives from the name and the
-// tick.
+// job builds the job's run for tick.
 func (p *PeriodicJob) job(tick, now time.Time) (enqueue.Draft, error) {
-	tickText := tick.UTC().Format(time.RFC3339Nano)
-	o := p.opts
-	o.ID = envelope.DerivedID(tick, p.name+"\x00"+tickText)
-	o.OrdoHeaders = []kafka.Header{{Key: HeaderPeriodicTick, Value: []byte(tickText)}}
-	return enqueue.NewDraft(p.topic, p.args, &o, now.UTC(), nil)
+	return enqueue.PeriodicDraft(p.topic, p.args, p.opts, p.name, HeaderPeriodicTick, tick, now)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/executor"
+	"github.com/ordo-go/ordo/internal/validate"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
 )
@@ -111,38 +112,26 @@ func AddWorker[T JobArgs](ws *Workers, w Worker[T]) error {
 
 // register adds the worker build makes for the kind of T, with its Work
 // middleware; fn names the call in errors, w is the user's worker, missing
-// says what of it is nil (empty when nothing is): a worker that would panic
-// on its first job is refused here, not dead-lettered later.
+// says what of it is nil (see executor.Register).
 func register[T JobArgs](ws *Workers, fn string, w any, missing string, build func(kind string) (executor.Worker, error)) error {
-	if ws == nil {
-		return fmt.Errorf("jobs: %s: nil Workers", fn)
-	}
-	if missing != "" {
-		return fmt.Errorf("jobs: %s: %s", fn, missing)
-	}
 	var zero T
-	kind := zero.Kind()
-	if kind == "" {
-		return fmt.Errorf("jobs: %s: %T.Kind() is empty", fn, zero)
-	}
-	if prev := executor.Lookup(ws, kind); prev != nil {
-		return fmt.Errorf("jobs: %s: kind %q already has worker %s; refusing %T", fn, kind, prev.(interface{ name() string }).name(), w)
-	}
-	rw, err := build(kind)
+	err := executor.Register(ws, zero, w, missing, build, func() (executor.Middleware, error) {
+		m, ok := w.(workerMiddleware)
+		if !ok {
+			return nil, nil
+		}
+		mws := slices.Clone(m.Middleware())
+		if err := validate.NoneNil(mws); err != nil {
+			return nil, fmt.Errorf("%T.Middleware()%w", w, err)
+		}
+		if len(mws) == 0 {
+			return nil, nil
+		}
+		return workChain(mws), nil
+	})
 	if err != nil {
 		return fmt.Errorf("jobs: %s: %w", fn, err)
 	}
-	var own executor.Middleware
-	if m, ok := w.(workerMiddleware); ok {
-		mws := slices.Clone(m.Middleware())
-		if err := middlewareError(mws); err != nil {
-			return fmt.Errorf("jobs: %s: %T.Middleware()%w", fn, w, err)
-		}
-		if len(mws) > 0 {
-			own = chain(mws)
-		}
-	}
-	executor.Add(ws, rw, own)
 	return nil
 }
 
@@ -152,7 +141,7 @@ type typedWorker[T JobArgs] struct {
 	kindName string
 }
 
-func (t *typedWorker[T]) name() string           { return fmt.Sprintf("%T", t.w) }
+func (t *typedWorker[T]) Name() string           { return fmt.Sprintf("%T", t.w) }
 func (t *typedWorker[T]) Kind() string           { return t.kindName }
 func (t *typedWorker[T]) MaxAttempts() int       { return t.w.MaxAttempts() }
 func (t *typedWorker[T]) Backoff() Backoff       { return t.w.Backoff() }

@@ -11,6 +11,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/ordo-go/ordo/internal/envelope"
+	"github.com/ordo-go/ordo/internal/middleware"
 	"github.com/ordo-go/ordo/internal/schedule"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -80,22 +81,13 @@ type Draft struct {
 	Info Info
 }
 
-// Raw is what Enqueue middleware sees of a draft: jobs.RawJob, field for
-// field.
-type Raw struct {
-	Kind    string
-	ID      string
-	Headers []kafka.Header
-	Args    []byte
-}
-
-// Raw returns what middleware sees of d.
-func (d *Draft) Raw() Raw {
-	return Raw{Kind: d.env.Kind, ID: d.env.ID, Headers: d.msg.Headers, Args: d.env.Args}
+// Raw returns what Enqueue middleware sees of d.
+func (d *Draft) Raw() middleware.Raw {
+	return middleware.Raw{Kind: d.env.Kind, ID: d.env.ID, Headers: d.msg.Headers, Args: d.env.Args}
 }
 
 // SetRaw takes the headers and args middleware left; the kind and id stay.
-func (d *Draft) SetRaw(r Raw) {
+func (d *Draft) SetRaw(r middleware.Raw) {
 	d.msg.Headers, d.env.Args = r.Headers, r.Args
 }
 

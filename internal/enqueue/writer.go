@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"github.com/ordo-go/ordo/internal/middleware"
 	"github.com/ordo-go/ordo/kafka"
 )
 
@@ -14,6 +15,29 @@ import (
 // server (jobs' Middleware), which may change each draft's Raw before next
 // writes its record.
 type Chain func(ctx context.Context, drafts []Draft, next func(context.Context) error) error
+
+// ChainOf runs the Enqueue phases, phases[0] outermost, over the raw jobs
+// of the drafts, and gives each draft what they left; nil without phases,
+// so that an enqueue costs one nil check.
+func ChainOf[R middleware.Job](phases []middleware.Phase[R]) Chain {
+	if len(phases) == 0 {
+		return nil
+	}
+	return func(ctx context.Context, drafts []Draft, next func(context.Context) error) error {
+		raws := make([]R, len(drafts))
+		ptrs := make([]*R, len(drafts))
+		for i := range drafts {
+			raws[i] = R(drafts[i].Raw())
+			ptrs[i] = &raws[i]
+		}
+		return middleware.Nest(ctx, phases, ptrs, func(ctx context.Context) error {
+			for i := range drafts {
+				drafts[i].SetRaw(middleware.Raw(raws[i]))
+			}
+			return next(ctx)
+		})
+	}
+}
 
 // Writer writes the records of drafts with Producer, through Chain when it
 // is set. Inject, when set, writes the trace context of the ctx that

@@ -50,7 +50,7 @@ func (e *Executor) HandleBatch(ctx context.Context, items []actors.BatchRecord) 
 	decoded, decodeErr, err := e.runBatch(sctx, w, infos, recs)
 	span.End(err)
 	e.cfg.Metrics.BatchRan(kind, decoded)
-	first, firstErr := e.cfg.Workers.errs.FirstFailure(err, decoded)
+	first, firstErr := FirstFailure(e.cfg.Workers.errs, err, decoded)
 	ran := decoded
 	if first >= 0 {
 		ran = first + 1

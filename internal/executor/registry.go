@@ -24,6 +24,8 @@ type Worker interface {
 	Backoff() supervision.Backoff
 	Timeout() time.Duration
 	LongRunning() bool
+	// Name names the user's worker in errors: its type.
+	Name() string
 }
 
 // BatchWorker is a registered worker that works its kind in batches.
@@ -36,8 +38,8 @@ type BatchWorker interface {
 	WorkBatch(ctx context.Context, jobs []Job, recs []*kafka.Record) (decoded int, decodeErr, err error)
 }
 
-// Middleware runs a kind's Work middleware around its worker: jobs' chain
-// of jobs.Middleware.
+// Middleware runs a kind's Work middleware around its worker: a
+// middleware.Work of jobs.Middleware's Work methods.
 type Middleware interface {
 	Run(ctx context.Context, w Worker, job Job, r *kafka.Record) error
 	RunBatch(ctx context.Context, w BatchWorker, jobs []Job, recs []*kafka.Record) (decoded int, decodeErr, err error)
@@ -51,10 +53,46 @@ type Errors interface {
 	Panic(v any, stack []byte) error
 	// Panicked reads a panic's value and stack back from err.
 	Panicked(err error) (v any, stack []byte, ok bool)
-	// FirstFailure is the index of the first job that err, a batch's
-	// error for a batch of n, says failed, with its error; -1 if none
-	// did.
-	FirstFailure(err error, n int) (int, error)
+	// Failed reads the failed jobs of a batch, by index, from err, a
+	// BatchWorker's error; ok is false when err does not name them.
+	Failed(err error) (failed map[int]error, ok bool)
+}
+
+// FirstFailure is the index of the first job that err, a batch's error for
+// a batch of n, says failed, with its error; -1 if none did.
+func FirstFailure(errs Errors, err error, n int) (int, error) {
+	if err == nil {
+		return -1, nil
+	}
+	failed, ok := errs.Failed(err)
+	if !ok {
+		return 0, err
+	}
+	first, firstErr := -1, error(nil)
+	for i, e := range failed {
+		if e == nil {
+			continue
+		}
+		if i < 0 || i >= n {
+			return 0, fmt.Errorf("BatchErrors names job %d of a batch of %d: %w", i, n, err)
+		}
+		if first < 0 || i < first {
+			first, firstErr = i, e
+		}
+	}
+	return first, firstErr
+}
+
+// RunAlone runs w's batch of one job, for a job that reaches a batch worker
+// outside a batch (a record with no kind header), and returns the job's
+// error.
+func RunAlone(ctx context.Context, w BatchWorker, errs Errors, job Job, r *kafka.Record) error {
+	decoded, decodeErr, err := w.WorkBatch(ctx, []Job{job}, []*kafka.Record{r})
+	if decoded == 0 {
+		return decodeErr
+	}
+	_, jobErr := FirstFailure(errs, err, 1)
+	return jobErr
 }
 
 // Registry is the workers by kind (jobs.Workers), with the Work middleware
@@ -82,6 +120,38 @@ func Add(ws *Registry, w Worker, mw Middleware) {
 		}
 		ws.middleware[w.Kind()] = mw
 	}
+}
+
+// Register adds the worker build makes for the kind of args (a zero job
+// args value) to ws, with the Work middleware own reads from it (nil when
+// it brings none). w is the user's worker and missing says what of it is
+// nil, empty when nothing is: a worker that would panic on its first job is
+// refused here, not dead-lettered later. A second worker for a kind is
+// refused too.
+func Register(ws *Registry, args interface{ Kind() string }, w any, missing string, build func(kind string) (Worker, error), own func() (Middleware, error)) error {
+	if ws == nil {
+		return errors.New("nil Workers")
+	}
+	if missing != "" {
+		return errors.New(missing)
+	}
+	kind := args.Kind()
+	if kind == "" {
+		return fmt.Errorf("%T.Kind() is empty", args)
+	}
+	if prev := Lookup(ws, kind); prev != nil {
+		return fmt.Errorf("kind %q already has worker %s; refusing %T", kind, prev.Name(), w)
+	}
+	rw, err := build(kind)
+	if err != nil {
+		return err
+	}
+	mw, err := own()
+	if err != nil {
+		return err
+	}
+	Add(ws, rw, mw)
+	return nil
 }
 
 // Lookup returns the worker of kind in ws, nil when there is none.

@@ -49,6 +49,18 @@ func (e *ElementError) Unwrap() error { return e.Err }
 // Within checks v against [lo, hi]; zero is always allowed (it takes the
 // default).
 func Within[T int | time.Duration](v, lo, hi T) error {
+	if err := AtLeast(v, lo); err != nil {
+		return err
+	}
+	if v > hi {
+		return fmt.Errorf("must be at most %v (got %v)", hi, v)
+	}
+	return nil
+}
+
+// AtLeast checks v against lo, with no upper bound; zero is always allowed
+// (it takes the default).
+func AtLeast[T int | time.Duration](v, lo T) error {
 	switch {
 	case v == 0:
 		return nil
@@ -56,8 +68,16 @@ func Within[T int | time.Duration](v, lo, hi T) error {
 		return fmt.Errorf("must not be negative (got %v)", v)
 	case v < lo:
 		return fmt.Errorf("must be at least %v (got %v)", lo, v)
-	case v > hi:
-		return fmt.Errorf("must be at most %v (got %v)", hi, v)
+	}
+	return nil
+}
+
+// NoneNil checks a list setting whose elements must not be nil.
+func NoneNil[E any](list []E) error {
+	for i, e := range list {
+		if any(e) == nil {
+			return &ElementError{i, errors.New("is nil")}
+		}
 	}
 	return nil
 }
