@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/ordo-go/ordo/internal/enqueue"
+	"github.com/ordo-go/ordo/internal/tracing"
 	"github.com/ordo-go/ordo/internal/validate"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -103,7 +104,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	w := enqueue.Writer{Producer: p, Chain: enqueueChain(cfg.Middleware)}
 	if prop := cfg.Propagator; prop != nil {
-		w.Inject = func(ctx context.Context, m *kafka.Message) { inject(ctx, prop, m) }
+		w.Inject = func(ctx context.Context, m *kafka.Message) { tracing.Inject(ctx, prop, m) }
 	}
 	return &Client{e: enqueue.New(enqueue.Config{Topic: cfg.Topic, Writer: w, TopicsMissing: ErrTopicsMissing,
 		Reader:     kafka.ReaderConfig{Brokers: cfg.Brokers, Security: cfg.Security, FetchMaxWait: 100 * time.Millisecond, Logger: cfg.Logger},

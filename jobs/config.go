@@ -40,6 +40,22 @@ const (
 	DefaultPartitionWatchInterval = 5 * time.Second
 )
 
+// The defaults of the status reports (Config.StatusTopic,
+// Config.StatusInterval).
+const (
+	DefaultStatusTopic    = "__ordo_status"
+	DefaultStatusInterval = 5 * time.Second
+)
+
+// MaxReasonBytes is the most bytes of a job's error that a dead letter's
+// HeaderError and a log line carry. A longer one keeps its start and ends in
+// "… [cut: N bytes]", N its full length, the whole within MaxReasonBytes.
+// 4 KiB holds any error a person reads whole, while headers count toward
+// Kafka's message size (1 MB by default) and every log line carries it:
+// uncut, a 1 MB error made its dead letter too large to write and logged
+// 1 MB on every try.
+const MaxReasonBytes = 4 << 10
+
 // Limits that Config's settings are checked against. Kafka's brokers refuse
 // session timeouts beyond group.max.session.timeout.ms (30 min by default)
 // and the group protocol carries the rebalance timeout as int32
