@@ -208,20 +208,22 @@ func TestSchedulesPartitionsAreCommittedInTheServersGroupAndCarryOverTheFormerGr
 	cfg := e.config(t, nil)
 	ctx := context.Background()
 	st := e.topic + jobs.DefaultScheduleSuffix
-	due := time.Now().Add(200 * time.Millisecond)
-	old, err := e.client.Enqueue(ctx, timedArgs{Key: "old", Seq: 1, RunAt: due}, jobs.WithRunAt(due))
-	if err != nil {
-		t.Fatal(err)
+	scheduled := func(info jobs.JobInfo, err error) jobs.JobInfo {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.RunAt.IsZero() {
+			t.Fatalf("job %s was enqueued to run now, not scheduled: its run-at passed during the enqueue", info.ID)
+		}
+		return info
 	}
+	due := time.Now().Add(2 * time.Second)
+	old := scheduled(e.client.Enqueue(ctx, timedArgs{Key: "old", Seq: 1, RunAt: due}, jobs.WithRunAt(due)))
 	// The former group committed past the old job: it was dispatched.
 	former := cfg.Group + jobs.DefaultScheduleGroupSuffix
 	commitAs(t, e.env, former, st, 0, old.Offset+1)
-	fresh, err := e.client.Enqueue(ctx, timedArgs{Key: "new", Seq: 2, RunAt: due}, jobs.WithRunAt(due))
-	if err != nil {
-		t.Fatal(err)
-	}
 	server := startJobServer(t, cfg)
-	kafkatest.WaitFor(t, 30*time.Second, "the job enqueued after the former group's offset to run", func() bool { return e.log.ran(fresh.ID) })
 	var got map[int]int64
 	var gotErr error
 	defer func() {
@@ -229,6 +231,19 @@ func TestSchedulesPartitionsAreCommittedInTheServersGroupAndCarryOverTheFormerGr
 			t.Logf("the server's group committed %v (%v); the server dispatches %+v", got, gotErr, server.Schedules())
 		}
 	}()
+	// The carried-over offset becomes the server's group's own, though
+	// nothing was read after it.
+	kafkatest.WaitFor(t, 30*time.Second, "the server's group to commit the offset it carried over", func() bool {
+		got, gotErr = e.env.Admin.CommittedOffsets(ctx, cfg.Group, st)
+		return gotErr == nil && got[0] == old.Offset+1
+	})
+	// Due after old, so that old would have been dispatched before it.
+	due = time.Now().Add(time.Second)
+	if after := old.RunAt.Add(500 * time.Millisecond); due.Before(after) {
+		due = after
+	}
+	fresh := scheduled(e.client.Enqueue(ctx, timedArgs{Key: "new", Seq: 2, RunAt: due}, jobs.WithRunAt(due)))
+	kafkatest.WaitFor(t, 30*time.Second, "the job enqueued after the former group's offset to run", func() bool { return e.log.ran(fresh.ID) })
 	kafkatest.WaitFor(t, 30*time.Second, "the server's group to commit past it", func() bool {
 		got, gotErr = e.env.Admin.CommittedOffsets(ctx, cfg.Group, st)
 		return gotErr == nil && got[0] > fresh.Offset

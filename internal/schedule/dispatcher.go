@@ -244,7 +244,11 @@ func (p *partitionDispatch) carryOver() {
 		return
 	}
 	if off, ok := offs[p.claim.Partition]; ok && off >= 0 {
-		p.claim.Start = off
+		// dirty: the first commit writes the offset into the server's
+		// group even when nothing is read after it, so the former
+		// group's offsets (which Kafka expires once that group is empty
+		// for offsets.retention.minutes) are needed only once.
+		p.claim.Start, p.dirty = off, true
 		p.d.cfg.Logger.Info("ordo: a schedules partition starts where the former schedules group left it",
 			"group", old, "topic", p.claim.Topic, "partition", p.claim.Partition, "offset", off)
 	}
