@@ -235,8 +235,10 @@ func (a *Admin) CommittedOffsetsWithMetadata(ctx context.Context, group, topic s
 	return out, nil
 }
 
-// EndOffsets returns each partition's high watermark: the offset the next
-// produced record will get. A broker that is still settling leadership (just
+// EndOffsets returns each partition's last stable offset: the end of what a
+// read_committed reader (every ordo reader) may read, where the partition's
+// first open transaction starts, or its high watermark (the offset the next
+// produced record will get) when none is open. A broker that is still settling leadership (just
 // after the topic was created) is asked again, a few times.
 func (a *Admin) EndOffsets(ctx context.Context, topic string) (map[int]int64, error) {
 	for attempt := 1; ; attempt++ {
@@ -287,7 +289,10 @@ func (a *Admin) listOffsets(ctx context.Context, topic string, which int64) (map
 // partitionOffsets lists the first or last offset (which, kafkago.FirstOffset
 // or kafkago.LastOffset) of each of topic's partitions.
 func partitionOffsets(ctx context.Context, client *kafkago.Client, topic string, partitions []int, which int64) (map[int]int64, error) {
-	req := &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{}}
+	// Read committed, as ordo's fetches: the last offset is the last
+	// stable one, which a reader reaches, not a high watermark past an
+	// open transaction it would wait at.
+	req := &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{}, IsolationLevel: kafkago.ReadCommitted}
 	for _, p := range partitions {
 		req.Topics[topic] = append(req.Topics[topic], kafkago.OffsetRequest{Partition: p, Timestamp: which})
 	}
@@ -342,7 +347,7 @@ func (a *Admin) read(ctx context.Context, topic string, partition int, offset in
 		return nil, err
 	}
 	defer resp.release()
-	recs, _, err := decodeBatches(nil, topic, partition, offset, resp.batches)
+	recs, _, err := decodeBatches(nil, topic, partition, offset, resp.batches, resp.aborted)
 	return recs, err
 }
 

@@ -532,16 +532,28 @@ type Claim struct {
 	// prefetched is how many records unread and pending hold, read
 	// concurrently for stats.
 	prefetched atomic.Int64
-	// highWatermark is the partition's end offset as of the last fetch,
-	// plus one, so that its zero value means "not fetched yet"; read
-	// concurrently for lag.
+	// highWatermark is the partition's last stable offset as of the last
+	// fetch, plus one, so that its zero value means "not fetched yet";
+	// read concurrently for lag.
 	highWatermark atomic.Int64
 }
 
-// HighWatermark returns the partition's end offset (one past its last
-// record) as the last successful Fetch saw it, or -1 before one: with the
-// committed offset it gives the partition's lag.
+// HighWatermark returns the end of what the partition's readers may read
+// (one past its last record that is not in an open transaction: Kafka's
+// last stable offset, the high watermark when no transaction is open) as
+// the last successful Fetch saw it, or -1 before one. With the committed
+// offset it gives the partition's lag; a claim reads no further, since
+// ordo reads committed records only.
 func (c *Claim) HighWatermark() int64 { return c.highWatermark.Load() - 1 }
+
+// stableEnd is a fetch response's last stable offset, or its high
+// watermark from a broker that sent none (-1).
+func stableEnd(lastStable, highWatermark int64) int64 {
+	if lastStable < 0 {
+		return highWatermark
+	}
+	return lastStable
+}
 
 // Prefetched returns how many fetched records the claim holds that Fetch
 // has not handed out yet: the rest of its last response.
@@ -618,7 +630,8 @@ func (c *Claim) fetch(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	c.highWatermark.Store(resp.highWatermark + 1)
+	c.highWatermark.Store(stableEnd(resp.lastStableOffset, resp.highWatermark) + 1)
+	c.decoder.startResponse(resp.aborted)
 	c.resp, c.pending, c.end = resp, resp.batches, c.next
 	c.pendingRecords = max(0, countRecords(resp.batches))
 	return nil
@@ -700,6 +713,9 @@ func (c *Claim) fetchLegacy(ctx context.Context) error {
 		MinBytes:  1,
 		MaxBytes:  int64(cfg.FetchMaxBytes),
 		MaxWait:   c.maxWait(),
+		// Message sets older than record batches hold no transactions;
+		// read committed keeps the claim from reading past an open one.
+		IsolationLevel: kafkago.ReadCommitted,
 	})
 	if err == nil {
 		err = resp.Error
@@ -710,7 +726,7 @@ func (c *Claim) fetchLegacy(ctx context.Context) error {
 	if c.next < 0 {
 		c.next = resp.LogStartOffset
 	}
-	c.highWatermark.Store(resp.HighWatermark + 1)
+	c.highWatermark.Store(stableEnd(resp.LastStableOffset, resp.HighWatermark) + 1)
 	c.unread, c.ui = c.unread[:0], 0
 	c.decodeErr = c.drain(resp.Records)
 	return nil

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"hash/crc32"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,8 +66,16 @@ type fetched struct {
 	errorCode      int16
 	highWatermark  int64
 	logStartOffset int64
-	batches        []byte
-	buf            *[]byte
+	// lastStableOffset is where the partition's first open transaction
+	// starts (the high watermark when none is open): a read_committed
+	// fetch reads up to it, no further.
+	lastStableOffset int64
+	// aborted is the response's aborted transactions (producer id and
+	// first offset, 8 bytes each) as read: empty unless a transaction in
+	// the records returned was aborted.
+	aborted []byte
+	batches []byte
+	buf     *[]byte
 }
 
 func (*rawFetch) ApiKey() protocol.ApiKey { return protocol.Fetch }
@@ -165,7 +175,7 @@ func (f *rawFetch) appendBody(b []byte) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(f.maxWait/time.Millisecond))
 	b = binary.BigEndian.AppendUint32(b, 1) // min bytes
 	b = binary.BigEndian.AppendUint32(b, uint32(f.maxBytes))
-	b = append(b, 0) // isolation level: read uncommitted
+	b = append(b, 1) // isolation level: read committed
 	if v >= 7 {
 		b = binary.BigEndian.AppendUint32(b, 0)          // session id: none
 		b = binary.BigEndian.AppendUint32(b, ^uint32(0)) // session epoch -1: a full fetch
@@ -196,7 +206,7 @@ func (f *rawFetch) appendBody(b []byte) []byte {
 // concerns topic/partition; its record batches point into b.
 func decodeFetchResponse(b []byte, version int16, topic string, partition int32) (*fetched, error) {
 	r := protoReader{b: b}
-	out := &fetched{highWatermark: -1, logStartOffset: -1}
+	out := &fetched{highWatermark: -1, logStartOffset: -1, lastStableOffset: -1}
 	r.int32() // throttle time
 	if version >= 7 {
 		out.errorCode = r.int16()
@@ -206,16 +216,12 @@ func decodeFetchResponse(b []byte, version int16, topic string, partition int32)
 		name := r.string()
 		for range r.count(4) {
 			p := r.int32()
-			errorCode, hw := r.int16(), r.int64()
-			r.int64() // last stable offset
+			errorCode, hw, lso := r.int16(), r.int64(), r.int64()
 			logStart := int64(-1)
 			if version >= 5 {
 				logStart = r.int64()
 			}
-			for range r.count(16) { // aborted transactions
-				r.int64()
-				r.int64()
-			}
+			aborted := r.take(16 * r.count(16))
 			if version >= 11 {
 				r.int32() // preferred read replica
 			}
@@ -225,6 +231,7 @@ func decodeFetchResponse(b []byte, version int16, topic string, partition int32)
 					out.errorCode = errorCode
 				}
 				out.highWatermark, out.logStartOffset, out.batches = hw, logStart, batches
+				out.lastStableOffset, out.aborted = lso, aborted
 			}
 		}
 	}
@@ -241,7 +248,7 @@ const clientID = "ordo"
 func (f *fetched) release() {
 	if f.buf != nil {
 		putBuffer(f.buf)
-		f.buf, f.batches = nil, nil
+		f.buf, f.batches, f.aborted = nil, nil, nil
 	}
 }
 
@@ -270,11 +277,14 @@ const batchHeaderSize = 61
 // decodeBatches copies every record at or past from in the record batches
 // of one partition's fetch response into dst, each record into one
 // allocation of its own, and returns the offset after the last complete
-// batch it read (end), so that a fetch that met only control records or
-// compacted gaps still moves on. A batch cut short by the response's size
-// ends the decoding without error: the next fetch starts at it.
-func decodeBatches(dst []Record, topic string, partition int, from int64, batches []byte) (records []Record, end int64, err error) {
+// batch it read (end), so that a fetch that met only control records,
+// aborted transactions or compacted gaps still moves on. aborted is the
+// response's aborted transactions, whose records it skips. A batch cut
+// short by the response's size ends the decoding without error: the next
+// fetch starts at it.
+func decodeBatches(dst []Record, topic string, partition int, from int64, batches, aborted []byte) (records []Record, end int64, err error) {
 	var d batchDecoder
+	d.startResponse(aborted)
 	end = from
 	for len(batches) > 0 {
 		if dst, end, batches, _, err = d.decode(dst, topic, partition, end, batches); err != nil {
@@ -296,6 +306,74 @@ type batchDecoder struct {
 	// since its records are copied out before the next batch, so a
 	// partition of a compressed topic keeps one decompressed batch.
 	body bytes.Buffer
+	// aborted[nextAborted:] is the response's aborted transactions the
+	// decoding has not reached yet, by first offset; aborting holds the
+	// producers inside one of them, up to their abort marker. Both are
+	// empty unless the response holds records of aborted transactions.
+	aborted     []abortedTxn
+	nextAborted int
+	aborting    []int64
+}
+
+// abortedTxn is a transaction a fetch response says was aborted: the
+// transactional batches of producerID from firstOffset up to that
+// producer's abort marker are not to be read.
+type abortedTxn struct{ producerID, firstOffset int64 }
+
+// startResponse sets the aborted transactions of the response whose
+// batches the decoder reads next (as the fetch response lists them: the
+// broker lists every one that overlaps the records it returns).
+func (d *batchDecoder) startResponse(aborted []byte) {
+	d.aborted, d.nextAborted, d.aborting = d.aborted[:0], 0, d.aborting[:0]
+	for ; len(aborted) >= 16; aborted = aborted[16:] {
+		d.aborted = append(d.aborted, abortedTxn{
+			producerID:  int64(binary.BigEndian.Uint64(aborted)),
+			firstOffset: int64(binary.BigEndian.Uint64(aborted[8:])),
+		})
+	}
+	if len(d.aborted) > 1 {
+		slices.SortFunc(d.aborted, func(a, b abortedTxn) int { return cmp.Compare(a.firstOffset, b.firstOffset) })
+	}
+}
+
+// inAbortedTxn tells whether batch (its attributes attrs, its last offset
+// last) is a transactional batch of an aborted transaction, as the Java
+// consumer decides: a producer enters an aborted transaction at the
+// transaction's first offset and leaves it at its abort marker.
+func (d *batchDecoder) inAbortedTxn(batch []byte, attrs uint16, last int64) bool {
+	producer := int64(binary.BigEndian.Uint64(batch[43:]))
+	if producer < 0 {
+		return false // neither idempotent nor transactional
+	}
+	for ; d.nextAborted < len(d.aborted) && d.aborted[d.nextAborted].firstOffset <= last; d.nextAborted++ {
+		if p := d.aborted[d.nextAborted].producerID; !slices.Contains(d.aborting, p) {
+			d.aborting = append(d.aborting, p)
+		}
+	}
+	i := slices.Index(d.aborting, producer)
+	switch {
+	case i < 0:
+		return false
+	case attrs&attrControl != 0:
+		if isAbortMarker(batch) {
+			d.aborting = slices.Delete(d.aborting, i, i+1)
+		}
+		return false // a marker: skipped as one
+	default:
+		return attrs&attrTransactional != 0
+	}
+}
+
+// isAbortMarker tells whether a control batch's record is an abort marker:
+// its key is a version and a type, 0 for abort (1 for commit).
+func isAbortMarker(batch []byte) bool {
+	r := varintReader{b: batch[batchHeaderSize:]}
+	r.varint() // record size
+	r.skip(1)  // attributes
+	r.varint() // timestamp delta
+	r.varint() // offset delta
+	key, _ := r.bytes()
+	return !r.bad && len(key) >= 4 && binary.BigEndian.Uint16(key[2:]) == 0
 }
 
 // maxHeaderKeys bounds the keys a decoder interns, so that a producer that
@@ -343,7 +421,10 @@ func (d *batchDecoder) decode(dst []Record, topic string, partition int, from in
 	if last < from {
 		return dst, from, rest, count, nil // wholly before from: a compressed batch the fetch started inside
 	}
-	if attrs&0x20 != 0 {
+	if len(d.aborted) > 0 && d.inAbortedTxn(batch, attrs, last) {
+		return dst, last + 1, rest, count, nil // written in a transaction that aborted
+	}
+	if attrs&attrControl != 0 {
 		return dst, last + 1, rest, count, nil // a transaction marker: no job
 	}
 	first := int64(binary.BigEndian.Uint64(batch[27:]))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"testing"
 	"time"
@@ -75,7 +76,7 @@ func TestDecodeBatches(t *testing.T) {
 	log = appendBatch(log, 14, 0, 2000, testRecord{key: []byte("k"), value: []byte("d"), headers: [][2][]byte{{[]byte("h"), []byte("v")}, {[]byte("n"), nil}}})
 
 	t.Run("every record, past the marker", func(t *testing.T) {
-		recs, end, err := decodeBatches(nil, "t", 0, 10, log)
+		recs, end, err := decodeBatches(nil, "t", 0, 10, log, nil)
 		if err != nil || end != 15 || len(recs) != 4 {
 			t.Fatalf("got %d records, end %d, err %v; want 4, 15, nil", len(recs), end, err)
 		}
@@ -90,19 +91,19 @@ func TestDecodeBatches(t *testing.T) {
 		}
 	})
 	t.Run("from inside a batch", func(t *testing.T) {
-		recs, end, err := decodeBatches(nil, "t", 0, 12, log)
+		recs, end, err := decodeBatches(nil, "t", 0, 12, log, nil)
 		if err != nil || end != 15 || len(recs) != 2 || recs[0].Offset != 12 {
 			t.Fatalf("got %v, end %d, err %v", recs, end, err)
 		}
 	})
 	t.Run("only a marker left", func(t *testing.T) {
-		recs, end, err := decodeBatches(nil, "t", 0, 13, log[:len(log)-len(appendBatch(nil, 14, 0, 2000, testRecord{key: []byte("k"), value: []byte("d"), headers: [][2][]byte{{[]byte("h"), []byte("v")}, {[]byte("n"), nil}}}))])
+		recs, end, err := decodeBatches(nil, "t", 0, 13, log[:len(log)-len(appendBatch(nil, 14, 0, 2000, testRecord{key: []byte("k"), value: []byte("d"), headers: [][2][]byte{{[]byte("h"), []byte("v")}, {[]byte("n"), nil}}}))], nil)
 		if err != nil || end != 14 || len(recs) != 0 {
 			t.Fatalf("got %d records, end %d, err %v; want none, end 14", len(recs), end, err)
 		}
 	})
 	t.Run("a batch cut short by the response's size", func(t *testing.T) {
-		recs, end, err := decodeBatches(nil, "t", 0, 10, log[:len(log)-3])
+		recs, end, err := decodeBatches(nil, "t", 0, 10, log[:len(log)-3], nil)
 		if err != nil || end != 14 || len(recs) != 3 {
 			t.Fatalf("got %d records, end %d, err %v; want 3, end 14, no error", len(recs), end, err)
 		}
@@ -110,7 +111,7 @@ func TestDecodeBatches(t *testing.T) {
 	t.Run("a corrupt batch", func(t *testing.T) {
 		bad := append([]byte(nil), log...)
 		bad[len(bad)-1] ^= 0xff
-		recs, end, err := decodeBatches(nil, "t", 0, 10, bad)
+		recs, end, err := decodeBatches(nil, "t", 0, 10, bad, nil)
 		if err == nil || len(recs) != 3 || end != 14 {
 			t.Fatalf("got %d records, end %d, err %v; want the 3 before it, end 14, and an error", len(recs), end, err)
 		}
@@ -118,7 +119,7 @@ func TestDecodeBatches(t *testing.T) {
 	t.Run("message format v1", func(t *testing.T) {
 		old := append([]byte(nil), log...)
 		old[16] = 1
-		if _, _, err := decodeBatches(nil, "t", 0, 10, old); !errors.Is(err, errLegacyBatch) {
+		if _, _, err := decodeBatches(nil, "t", 0, 10, old, nil); !errors.Is(err, errLegacyBatch) {
 			t.Fatalf("err %v; want errLegacyBatch", err)
 		}
 	})
@@ -130,7 +131,7 @@ func FuzzDecodeBatches(f *testing.F) {
 	f.Add(appendBatch(nil, 0, 0, 0, testRecord{key: []byte("k"), value: []byte("v"), headers: [][2][]byte{{[]byte("h"), nil}}}), int64(0))
 	f.Add(appendBatch(appendBatch(nil, 5, 0, 0, testRecord{value: []byte("v")}), 6, 0x20, 0, testRecord{}), int64(3))
 	f.Fuzz(func(t *testing.T, b []byte, from int64) {
-		recs, end, _ := decodeBatches(nil, "t", 0, from, b)
+		recs, end, _ := decodeBatches(nil, "t", 0, from, b, nil)
 		if end < from {
 			t.Fatalf("end %d before from %d", end, from)
 		}
@@ -162,6 +163,9 @@ func TestFetchCodecsMatchTheProtocol(t *testing.T) {
 			len(req.Topics[0].Partitions) != 1 || p.Partition != 3 || p.FetchOffset != 42 || p.PartitionMaxBytes != 1<<20 {
 			t.Fatalf("v%d: franz-go read %+v", v, req)
 		}
+		if req.IsolationLevel != 1 {
+			t.Fatalf("v%d: isolation level %d, want 1 (read committed)", v, req.IsolationLevel)
+		}
 		if v >= 7 && req.SessionEpoch != -1 {
 			t.Fatalf("v%d: session epoch %d, want -1 (no fetch session)", v, req.SessionEpoch)
 		}
@@ -176,7 +180,7 @@ func TestFetchCodecsMatchTheProtocol(t *testing.T) {
 		mine := kmsg.NewFetchResponseTopic()
 		mine.Topic = "jobs"
 		mp := kmsg.NewFetchResponseTopicPartition()
-		mp.Partition, mp.HighWatermark, mp.LogStartOffset, mp.RecordBatches = 3, 50, 7, batches
+		mp.Partition, mp.HighWatermark, mp.LastStableOffset, mp.LogStartOffset, mp.RecordBatches = 3, 50, 45, 7, batches
 		mp.AbortedTransactions = append(mp.AbortedTransactions, kmsg.FetchResponseTopicPartitionAbortedTransaction{ProducerID: 1, FirstOffset: 2})
 		mine.Partitions = append(mine.Partitions, mp)
 		resp.Topics = append(resp.Topics, other, mine)
@@ -188,8 +192,11 @@ func TestFetchCodecsMatchTheProtocol(t *testing.T) {
 		if v < 5 {
 			wantStart = -1
 		}
-		if got.errorCode != 0 || got.highWatermark != 50 || got.logStartOffset != wantStart || !bytes.Equal(got.batches, batches) {
-			t.Fatalf("v%d: read error %d, high watermark %d, log start %d, %d bytes of batches", v, got.errorCode, got.highWatermark, got.logStartOffset, len(got.batches))
+		if got.errorCode != 0 || got.highWatermark != 50 || got.lastStableOffset != 45 || got.logStartOffset != wantStart || !bytes.Equal(got.batches, batches) {
+			t.Fatalf("v%d: read error %d, high watermark %d, last stable offset %d, log start %d, %d bytes of batches", v, got.errorCode, got.highWatermark, got.lastStableOffset, got.logStartOffset, len(got.batches))
+		}
+		if want := []byte{0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2}; !bytes.Equal(got.aborted, want) {
+			t.Fatalf("v%d: aborted transactions read as %v, want producer 1 from offset 2", v, got.aborted)
 		}
 	}
 }
@@ -212,4 +219,70 @@ func FuzzDecodeFetchResponse(f *testing.F) {
 			t.Fatalf("%d bytes of batches from %d bytes", len(got.batches), len(b))
 		}
 	})
+}
+
+// producerBatch is a batch of producer at base: transactional or not, or a
+// transaction marker (commit or abort) when marker is "commit" or "abort".
+func producerBatch(base, producer int64, txn bool, marker string, values ...string) []byte {
+	var recs []batchRecord
+	for _, v := range values {
+		recs = append(recs, batchRecord{Value: []byte(v), Time: time.UnixMilli(1000)})
+	}
+	if marker != "" {
+		key := []byte{0, 0, 0, 0}
+		if marker == "commit" {
+			key[3] = 1
+		}
+		recs = []batchRecord{{Key: key, Value: []byte{0, 0, 0, 0, 0, 0}, Time: time.UnixMilli(1000)}}
+	}
+	b := appendRecordBatch(nil, batchProducer{id: producer, transactional: txn || marker != ""}, recs)
+	binary.BigEndian.PutUint64(b, uint64(base))
+	if marker != "" {
+		binary.BigEndian.PutUint16(b[21:], attrTransactional|attrControl)
+		binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], castagnoli))
+	}
+	return b
+}
+
+// The records of aborted transactions are skipped as the Java consumer
+// skips them: a producer's transactional batches from its aborted
+// transaction's first offset up to its abort marker. Its later
+// transactions, its batches outside transactions, other producers'
+// batches interleaved with the aborted ones, and the offsets past the
+// skipped batches are kept.
+func TestDecodeSkipsAbortedTransactions(t *testing.T) {
+	var log []byte
+	log = append(log, producerBatch(0, 1, true, "", "aborted-0")...)
+	log = append(log, producerBatch(1, 2, true, "", "committed-1")...)
+	log = append(log, producerBatch(2, -1, false, "", "plain-2")...)
+	log = append(log, producerBatch(3, 1, true, "abort")...)
+	log = append(log, producerBatch(4, 1, true, "", "committed-4")...)
+	log = append(log, producerBatch(5, 2, true, "commit")...)
+	log = append(log, producerBatch(6, 3, false, "", "idempotent-6")...)
+	log = append(log, producerBatch(7, 3, true, "", "aborted-7", "aborted-8")...)
+	log = append(log, producerBatch(9, 1, true, "commit")...)
+	log = append(log, producerBatch(10, 3, true, "abort")...)
+	log = append(log, producerBatch(11, 3, false, "", "idempotent-11")...)
+	// As a broker lists them, in no promised order.
+	var aborted []byte
+	for _, a := range [][2]int64{{3, 7}, {1, 0}} {
+		aborted = binary.BigEndian.AppendUint64(aborted, uint64(a[0]))
+		aborted = binary.BigEndian.AppendUint64(aborted, uint64(a[1]))
+	}
+	recs, end, err := decodeBatches(nil, "t", 0, 0, log, aborted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recs {
+		got = append(got, fmt.Sprintf("%s@%d", r.Value, r.Offset))
+	}
+	want := []string{"committed-1@1", "plain-2@2", "committed-4@4", "idempotent-6@6", "idempotent-11@11"}
+	if fmt.Sprint(got) != fmt.Sprint(want) || end != 12 {
+		t.Fatalf("decoded %v up to %d, want %v up to 12", got, end, want)
+	}
+	// Without aborted transactions, every record but the markers is read.
+	if recs, _, _ := decodeBatches(nil, "t", 0, 0, log, nil); len(recs) != 8 {
+		t.Fatalf("with no aborted transaction, decoded %d records, want 8", len(recs))
+	}
 }
