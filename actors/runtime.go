@@ -522,8 +522,9 @@ type PartitionStats struct {
 	// Committed is the last offset committed since the assignment.
 	Committed int64
 	// HighWatermark is the partition's end offset as last fetched, or -1
-	// when not known yet (or the source does not report it). Lag is
-	// HighWatermark - Committed.
+	// when not known yet (or the source does not report it); for a
+	// kafka.Claim, the last stable offset, since it reads committed
+	// records only. Lag is HighWatermark - Committed.
 	HighWatermark int64
 	// Generation is the group generation the partition is held in.
 	Generation int32

@@ -80,7 +80,9 @@ type PartitionStats struct {
 	// Committed is the last offset committed since the assignment.
 	Committed int64
 	// HighWatermark is the partition's end offset as last fetched, or -1
-	// when not known yet. Lag is HighWatermark - Committed.
+	// when not known yet: its last stable offset, which is the high
+	// watermark unless a transaction is open, since ordo reads committed
+	// records only. Lag is HighWatermark - Committed.
 	HighWatermark int64
 	// Generation is the group generation the partition is held in.
 	Generation int32

@@ -266,7 +266,9 @@ type partitionDispatch struct {
 	// keyless are the offsets of records without a key: not schedules;
 	// they are dead-lettered once the partition is read.
 	keyless []int64
-	// live is the partition's end as of the first fetch: records from
+	// live is the partition's end as of the first fetch (its last stable
+	// offset: a transaction open then does not hold the reading back, and
+	// its records, once committed, count as written after): records from
 	// there on were written while this dispatcher owned the partition, so
 	// it answers the cancels among them; and it dispatches nothing before
 	// it has read that far, so that tombstones written before the
