@@ -319,14 +319,26 @@ func partitionOffsets(ctx context.Context, client *kafkago.Client, topic string,
 // group: for tools that browse a topic. A partition with nothing at or past
 // offset gives none. The records own their bytes.
 func (a *Admin) Read(ctx context.Context, topic string, partition int, offset int64, maxBytes int) ([]Record, error) {
-	if offset >= 0 {
-		recs, err := a.read(ctx, topic, partition, offset, maxBytes)
-		if !errors.Is(err, errLegacyBatch) || len(recs) > 0 {
-			if err != nil {
-				return recs, fmt.Errorf("read %s/%d from offset %d: %w", topic, partition, offset, err)
-			}
-			return recs, nil
+	if offset < 0 {
+		// Resolved here rather than by kafka-go's fetch, so that ordo's
+		// decoder reads the records: kafka-go's hands out those of
+		// aborted transactions.
+		offsets, err := partitionOffsets(ctx, a.client, topic, []int{partition}, offset)
+		if err != nil {
+			return nil, fmt.Errorf("read %s/%d: %w", topic, partition, err)
 		}
+		resolved, ok := offsets[partition]
+		if !ok {
+			return nil, fmt.Errorf("read %s/%d: list offsets: no answer for the partition", topic, partition)
+		}
+		offset = resolved
+	}
+	recs, err := a.read(ctx, topic, partition, offset, maxBytes)
+	if !errors.Is(err, errLegacyBatch) || len(recs) > 0 {
+		if err != nil {
+			return recs, fmt.Errorf("read %s/%d from offset %d: %w", topic, partition, offset, err)
+		}
+		return recs, nil
 	}
 	return a.readLegacy(ctx, topic, partition, offset, maxBytes)
 }
@@ -351,13 +363,13 @@ func (a *Admin) read(ctx context.Context, topic string, partition int, offset in
 	return recs, err
 }
 
-// readLegacy is Read through kafka-go's Fetch and decoder: for offsets
-// kafka-go resolves (FirstOffset, LastOffset) and for message sets older
-// than record batches.
+// readLegacy is Read through kafka-go's Fetch and decoder, for message
+// sets older than record batches (which hold no transactions).
 func (a *Admin) readLegacy(ctx context.Context, topic string, partition int, offset int64, maxBytes int) ([]Record, error) {
 	resp, err := a.client.Fetch(ctx, &kafkago.FetchRequest{
 		Topic: topic, Partition: partition, Offset: offset,
 		MinBytes: 1, MaxBytes: int64(maxBytes), MaxWait: 100 * time.Millisecond,
+		IsolationLevel: kafkago.ReadCommitted,
 	})
 	if err == nil {
 		err = resp.Error

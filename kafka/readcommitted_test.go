@@ -75,6 +75,12 @@ func TestReadCommittedSkipsAbortedTransactionsAndMarkers(t *testing.T) {
 	if s := describe(read); fmt.Sprint(s) != fmt.Sprint(want) {
 		t.Fatalf("Admin.Read returned %v, want %v", s, want)
 	}
+	if read, err = env.Admin.Read(ctx, topic, 0, kafkago.FirstOffset, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if s := describe(read); fmt.Sprint(s) != fmt.Sprint(want) {
+		t.Fatalf("Admin.Read from kafka-go's FirstOffset returned %v, want %v", s, want)
+	}
 }
 
 // While a transaction is open, a claim's HighWatermark (lag, and the end a
