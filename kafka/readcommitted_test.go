@@ -1,17 +1,13 @@
 package kafka_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/ordo-go/ordo/internal/kafkatest"
 	"github.com/ordo-go/ordo/kafka"
@@ -30,23 +26,23 @@ func TestReadCommittedSkipsAbortedTransactionsAndMarkers(t *testing.T) {
 	topic := env.Topic(t, 1)
 	w := newTxnWriter(t, env, topic)
 
-	w.plain(ctx, t, "a", "a-1")
-	committed := w.begin(ctx, t, "committed")
-	committed.write(ctx, t, "b", "b-1", "a", "a-2")
-	aborted := w.begin(ctx, t, "aborted")
-	aborted.write(ctx, t, "a", "a-x1", "b", "b-x1")
-	w.plain(ctx, t, "b", "b-2")
-	committed.write(ctx, t, "a", "a-3")
-	aborted.write(ctx, t, "b", "b-x2")
-	aborted.end(ctx, t, false)
-	committed.end(ctx, t, true)
-	w.plain(ctx, t, "a", "a-4")
-	open := w.begin(ctx, t, "open")
+	w.Plain(ctx, t, kv("a", "a-1")...)
+	committed := w.Begin(ctx, t, "committed")
+	committed.Write(ctx, t, kv("b", "b-1", "a", "a-2")...)
+	aborted := w.Begin(ctx, t, "aborted")
+	aborted.Write(ctx, t, kv("a", "a-x1", "b", "b-x1")...)
+	w.Plain(ctx, t, kv("b", "b-2")...)
+	committed.Write(ctx, t, kv("a", "a-3")...)
+	aborted.Write(ctx, t, kv("b", "b-x2")...)
+	aborted.End(ctx, t, false)
+	committed.End(ctx, t, true)
+	w.Plain(ctx, t, kv("a", "a-4")...)
+	open := w.Begin(ctx, t, "open")
 	// Kafka writes a transaction's marker after EndTxn returns: where
 	// markers land is the broker's, but the open transaction's first
 	// offset is the last stable offset once the others ended.
-	stable := open.write(ctx, t, "c", "c-open")
-	defer open.end(context.Background(), t, false)
+	stable := open.Write(ctx, t, kv("c", "c-open")...)
+	defer open.End(context.Background(), t, false)
 
 	r, err := kafka.NewPartitionReader(kafka.ReaderConfig{Brokers: env.Brokers, Logger: slog.New(slog.DiscardHandler)}, topic, 0, 0)
 	if err != nil {
@@ -96,10 +92,10 @@ func TestClaimHighWatermarkIsTheLastStableOffset(t *testing.T) {
 	defer cancel()
 	topic := env.Topic(t, 1)
 	w := newTxnWriter(t, env, topic)
-	w.plain(ctx, t, "a", "a-1", "b", "b-1")
-	open := w.begin(ctx, t, "open")
-	stable := open.write(ctx, t, "c", "c-open")
-	defer open.end(context.Background(), t, false)
+	w.Plain(ctx, t, kv("a", "a-1", "b", "b-1")...)
+	open := w.Begin(ctx, t, "open")
+	stable := open.Write(ctx, t, kv("c", "c-open")...)
+	defer open.End(context.Background(), t, false)
 
 	r, err := kafka.NewPartitionReader(kafka.ReaderConfig{Brokers: env.Brokers, Logger: slog.New(slog.DiscardHandler)}, topic, 0, 0)
 	if err != nil {
@@ -135,119 +131,25 @@ func describe(recs []kafka.Record) []string {
 	return out
 }
 
-// txnWriter writes record batches to partition 0 of a topic with kafka-go's
-// Client: plain ones, and ones in transactions, each transaction under a
-// transactional id (so a producer id) of its own, as independent
-// producers write them.
-type txnWriter struct {
-	client *kafkago.Client
-	topic  string
-	prefix string
-}
-
-func newTxnWriter(t *testing.T, env *kafkatest.Env, topic string) *txnWriter {
-	return &txnWriter{
-		client: &kafkago.Client{Addr: kafkago.TCP(env.Brokers...), Timeout: 30 * time.Second},
-		topic:  topic,
-		prefix: kafkatest.UniqueName(t, "txn"),
-	}
-}
-
-// batch encodes keys and values given in pairs.
-func batch(producerID int64, epoch int16, seq int32, txn bool, kv ...string) []byte {
-	var recs []kafka.BatchRecord
-	for i := 0; i < len(kv); i += 2 {
-		recs = append(recs, kafka.BatchRecord{Key: []byte(kv[i]), Value: []byte(kv[i+1])})
-	}
-	return kafka.AppendRecordBatch(nil, producerID, epoch, seq, txn, recs...)
-}
-
-// produce writes one batch and returns its first record's offset.
-func (w *txnWriter) produce(ctx context.Context, t *testing.T, txnID string, b []byte) int64 {
-	t.Helper()
-	// kafka-go writes a raw record set as it is: its size first, then the batch.
-	b = append(binary.BigEndian.AppendUint32(nil, uint32(len(b))), b...)
-	resp, err := w.client.RawProduce(ctx, &kafkago.RawProduceRequest{
-		Topic: w.topic, Partition: 0, RequiredAcks: kafkago.RequireAll, TransactionalID: txnID,
-		RawRecords: protocol.RawRecordSet{Reader: bytes.NewReader(b)},
-	})
-	if err == nil {
-		err = resp.Error
-	}
-	if err != nil {
-		t.Fatalf("produce: %v", err)
-	}
-	return resp.BaseOffset
-}
-
-// plain writes key/value pairs outside any transaction.
-func (w *txnWriter) plain(ctx context.Context, t *testing.T, kv ...string) {
-	t.Helper()
-	w.produce(ctx, t, "", batch(-1, -1, -1, false, kv...))
-}
-
-type transaction struct {
-	w     *txnWriter
-	id    string
-	pid   int64
-	epoch int16
-	seq   int32
-	added bool
-}
-
-// begin starts a transaction under a transactional id of its own.
-func (w *txnWriter) begin(ctx context.Context, t *testing.T, name string) *transaction {
-	t.Helper()
-	id := w.prefix + "-" + name
-	var resp *kafkago.InitProducerIDResponse
-	var err error
-	// A broker's first transaction creates its transaction log: until it
-	// is loaded, the coordinator answers that it is not one yet.
-	kafkatest.WaitFor(t, 30*time.Second, "the transaction coordinator of "+id, func() bool {
-		resp, err = w.client.InitProducerID(ctx, &kafkago.InitProducerIDRequest{TransactionalID: id, TransactionTimeoutMs: 60_000, ProducerID: -1, ProducerEpoch: -1})
-		if err == nil {
-			err = resp.Error
+// newTxnWriter writes to partition 0 of topic, its batches encoded by
+// ordo's own encoder, so that the broker checks them too.
+func newTxnWriter(t *testing.T, env *kafkatest.Env, topic string) *kafkatest.TxnWriter {
+	w := env.NewTxnWriter(t, topic, 0)
+	w.Encode = func(pid int64, epoch int16, seq int32, transactional bool, msgs []kafka.Message) []byte {
+		recs := make([]kafka.BatchRecord, len(msgs))
+		for i, m := range msgs {
+			recs[i] = kafka.BatchRecord{Key: m.Key, Value: m.Value, Headers: m.Headers}
 		}
-		return !errors.Is(err, kafkago.NotCoordinatorForGroup) && !errors.Is(err, kafkago.GroupCoordinatorNotAvailable) && !errors.Is(err, kafkago.GroupLoadInProgress)
-	})
-	if err != nil {
-		t.Fatalf("init producer id %q: %v", id, err)
+		return kafka.AppendRecordBatch(nil, pid, epoch, seq, transactional, recs...)
 	}
-	return &transaction{w: w, id: id, pid: int64(resp.Producer.ProducerID), epoch: int16(resp.Producer.ProducerEpoch)}
+	return w
 }
 
-// write writes key/value pairs as one batch of the transaction and
-// returns its first offset.
-func (x *transaction) write(ctx context.Context, t *testing.T, kv ...string) int64 {
-	t.Helper()
-	if !x.added {
-		resp, err := x.w.client.AddPartitionsToTxn(ctx, &kafkago.AddPartitionsToTxnRequest{
-			TransactionalID: x.id, ProducerID: int(x.pid), ProducerEpoch: int(x.epoch),
-			Topics: map[string][]kafkago.AddPartitionToTxn{x.w.topic: {{Partition: 0}}},
-		})
-		if err == nil {
-			for _, p := range resp.Topics[x.w.topic] {
-				err = p.Error
-			}
-		}
-		if err != nil {
-			t.Fatalf("add partition to transaction %q: %v", x.id, err)
-		}
-		x.added = true
+// kv gives key/value pairs as messages.
+func kv(pairs ...string) []kafka.Message {
+	var out []kafka.Message
+	for i := 0; i < len(pairs); i += 2 {
+		out = append(out, kafka.Message{Key: []byte(pairs[i]), Value: []byte(pairs[i+1])})
 	}
-	at := x.w.produce(ctx, t, x.id, batch(x.pid, x.epoch, x.seq, true, kv...))
-	x.seq += int32(len(kv) / 2)
-	return at
-}
-
-// end commits or aborts the transaction.
-func (x *transaction) end(ctx context.Context, t *testing.T, commit bool) {
-	t.Helper()
-	resp, err := x.w.client.EndTxn(ctx, &kafkago.EndTxnRequest{TransactionalID: x.id, ProducerID: int(x.pid), ProducerEpoch: int(x.epoch), Committed: commit})
-	if err == nil {
-		err = resp.Error
-	}
-	if err != nil {
-		t.Errorf("end transaction %q (commit %v): %v", x.id, commit, err)
-	}
+	return out
 }

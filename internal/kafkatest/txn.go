@@ -20,8 +20,15 @@ import (
 // producer of another service (a Java one, say) does: plain batches, and
 // batches in transactions that it commits or aborts, each transaction
 // under a transactional id of its own. Its batches are encoded with
-// franz-go's kmsg, independently of ordo's own encoder.
+// franz-go's kmsg, independently of ordo's own encoder, unless Encode says
+// otherwise.
 type TxnWriter struct {
+	// Encode encodes msgs as one uncompressed record batch of producer
+	// pid (-1: none) at epoch and base sequence seq; transactional sets
+	// the batch's transactional bit. Package kafka's tests set it to
+	// ordo's own encoder, so that the broker checks what it writes.
+	Encode func(pid int64, epoch int16, seq int32, transactional bool, msgs []kafka.Message) []byte
+
 	client    *kafkago.Client
 	topic     string
 	partition int
@@ -32,7 +39,7 @@ type TxnWriter struct {
 func (e *Env) NewTxnWriter(t testing.TB, topic string, partition int) *TxnWriter {
 	return &TxnWriter{
 		client: &kafkago.Client{Addr: kafkago.TCP(e.Brokers...), Timeout: 30 * time.Second},
-		topic:  topic, partition: partition, prefix: UniqueName(t, "txn"),
+		topic:  topic, partition: partition, prefix: UniqueName(t, "txn"), Encode: txnBatch,
 	}
 }
 
@@ -50,7 +57,7 @@ type Txn struct {
 // offset of its first record.
 func (w *TxnWriter) Plain(ctx context.Context, t testing.TB, msgs ...kafka.Message) int64 {
 	t.Helper()
-	return w.produce(ctx, t, "", txnBatch(-1, -1, -1, false, msgs))
+	return w.produce(ctx, t, "", w.Encode(-1, -1, -1, false, msgs))
 }
 
 // Begin starts a transaction.
@@ -74,8 +81,9 @@ func (w *TxnWriter) Begin(ctx context.Context, t testing.TB, name string) *Txn {
 	return &Txn{w: w, id: id, pid: int64(resp.Producer.ProducerID), epoch: int16(resp.Producer.ProducerEpoch)}
 }
 
-// Write writes msgs as one batch of the transaction.
-func (x *Txn) Write(ctx context.Context, t testing.TB, msgs ...kafka.Message) {
+// Write writes msgs as one batch of the transaction and returns the offset
+// of its first record.
+func (x *Txn) Write(ctx context.Context, t testing.TB, msgs ...kafka.Message) int64 {
 	t.Helper()
 	if !x.added {
 		resp, err := x.w.client.AddPartitionsToTxn(ctx, &kafkago.AddPartitionsToTxnRequest{
@@ -92,8 +100,9 @@ func (x *Txn) Write(ctx context.Context, t testing.TB, msgs ...kafka.Message) {
 		}
 		x.added = true
 	}
-	x.w.produce(ctx, t, x.id, txnBatch(x.pid, x.epoch, x.seq, true, msgs))
+	at := x.w.produce(ctx, t, x.id, x.w.Encode(x.pid, x.epoch, x.seq, true, msgs))
 	x.seq += int32(len(msgs))
+	return at
 }
 
 // End commits or aborts the transaction.
