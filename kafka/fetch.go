@@ -421,7 +421,9 @@ func (d *batchDecoder) decode(dst []Record, topic string, partition int, from in
 	if last < from {
 		return dst, from, rest, count, nil // wholly before from: a compressed batch the fetch started inside
 	}
-	if len(d.aborted) > 0 && d.inAbortedTxn(batch, attrs, last) {
+	// Once every aborted transaction of the response was passed and left,
+	// the rest of its batches are asked nothing.
+	if (d.nextAborted < len(d.aborted) || len(d.aborting) > 0) && d.inAbortedTxn(batch, attrs, last) {
 		return dst, last + 1, rest, count, nil // written in a transaction that aborted
 	}
 	if attrs&attrControl != 0 {

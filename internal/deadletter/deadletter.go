@@ -317,8 +317,10 @@ func (w *Writer) dropArgs(d *deadLetter, refusal error) {
 	d.attrs = append(d.attrs[:len(d.attrs):len(d.attrs)], "args_dropped", true)
 }
 
-// errText logs an error's text cut to max bytes, and formats it only when
-// the line is written.
+// ErrText logs err's text cut to max bytes (as a dead letter's reason is),
+// and formats it only when the line is written.
+func ErrText(err error, max int) slog.LogValuer { return errText{err, max} }
+
 type errText struct {
 	err error
 	max int
@@ -326,7 +328,7 @@ type errText struct {
 
 func (e errText) LogValue() slog.Value { return slog.StringValue(Cut(e.err.Error(), e.max)) }
 
-func (w *Writer) errText(err error) errText { return errText{err, w.cfg.MaxReasonBytes} }
+func (w *Writer) errText(err error) slog.LogValuer { return ErrText(err, w.cfg.MaxReasonBytes) }
 
 func isClosed(ch <-chan struct{}) bool {
 	select {

@@ -16,12 +16,10 @@ import (
 	"github.com/ordo-go/ordo/kafka"
 )
 
-// Names package jobs exports (jobs.HeaderKind, ...), spelled here too since
-// this package cannot import jobs; TestNamesMatchTheJobsPackage keeps the
-// two alike.
+// Names package jobs exports (jobs.HeaderPeriodicTick, ...), spelled here
+// too since this package cannot import jobs;
+// TestInternalPackagesSpellJobsNamesAlike (jobs) keeps the two alike.
 const (
-	HeaderKind         = "ordo-kind"
-	HeaderJobID        = "ordo-job-id"
 	HeaderPeriodicTick = "ordo-periodic-tick"
 	// ScheduleSuffix names a topic's schedules topic (jobs.DefaultScheduleSuffix).
 	ScheduleSuffix = ".schedule"
@@ -163,7 +161,7 @@ func NewDraft(defaultTopic string, args Args, o *Options, now time.Time, partiti
 	info := Info{ID: id, Kind: kind, Topic: topic, Key: key, PartitionKey: partitionKey,
 		Partition: -1, Offset: -1, EnqueuedAt: now, RunAt: runAt}
 	headers := make([]kafka.Header, 0, 6+len(o.Headers)+len(o.OrdoHeaders))
-	headers = append(headers, kafka.Header{Key: HeaderKind, Value: []byte(kind)}, kafka.Header{Key: HeaderJobID, Value: []byte(info.ID)})
+	headers = append(headers, kafka.Header{Key: envelope.HeaderKind, Value: []byte(kind)}, kafka.Header{Key: envelope.HeaderJobID, Value: []byte(info.ID)})
 	msg := kafka.Message{Topic: topic}
 	if key != "" {
 		msg.Key = []byte(key)
@@ -243,7 +241,7 @@ func Nil(args Args) bool {
 // refuses.
 func reservedHeader(name string) bool {
 	switch name {
-	case HeaderKind, HeaderJobID, schedule.HeaderPartitionKey, schedule.HeaderRunAt, schedule.HeaderTargetTopic, schedule.HeaderTargetKey,
+	case envelope.HeaderKind, envelope.HeaderJobID, schedule.HeaderPartitionKey, schedule.HeaderRunAt, schedule.HeaderTargetTopic, schedule.HeaderTargetKey,
 		schedule.HeaderCancel, schedule.HeaderCancelOutcome, schedule.HeaderCancelOffset, schedule.HeaderDispatched,
 		HeaderPeriodicTick, schedule.HeaderPeriodic:
 		return true

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync/atomic"
 
 	"github.com/ordo-go/ordo/internal/middleware"
@@ -52,12 +51,13 @@ type Writer struct {
 // writing the jobs.
 var errNextNotCalled = errors.New("an Enqueue middleware returned without calling next: nothing was written")
 
-// Produce writes the records of drafts and waits for them. Without
-// middleware it allocates nothing beyond the records.
+// Produce writes the records of drafts and waits for them. The Enqueue
+// middleware's changes land in drafts, which every caller builds for the
+// call. Without middleware it allocates nothing beyond the records.
 func (w *Writer) Produce(ctx context.Context, drafts []Draft) ([]kafka.Delivery, error) {
 	if w.Chain != nil {
 		var ds []kafka.Delivery
-		err := w.through(ctx, slices.Clone(drafts), func(ctx context.Context, msgs []kafka.Message) (err error) {
+		err := w.through(ctx, drafts, func(ctx context.Context, msgs []kafka.Message) (err error) {
 			ds, err = w.Producer.ProduceSync(ctx, msgs...)
 			return err
 		})

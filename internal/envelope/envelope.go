@@ -19,6 +19,15 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
+// The record headers that carry a job's kind and id beside its envelope, so
+// that a reader routes a record without decoding its value. Package jobs
+// spells them too (jobs.HeaderKind, jobs.HeaderJobID), as users read them;
+// TestInternalPackagesSpellJobsNamesAlike (jobs) keeps the two alike.
+const (
+	HeaderKind  = "ordo-kind"
+	HeaderJobID = "ordo-job-id"
+)
+
 // Version is the envelope format this package writes. Readers accept
 // any version from 1 on: later versions may only add fields, which older
 // readers skip.

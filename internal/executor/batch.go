@@ -40,9 +40,7 @@ func (e *Executor) HandleBatch(ctx context.Context, items []actors.BatchRecord) 
 	w, infos, badKind, badReason := e.prepareBatch(recs, func(i int) int { return items[i].Attempt })
 	n := len(infos)
 	if n == 0 {
-		r := items[0].Record
-		e.cfg.Tally.Failure(r, badKind, string(r.Header(HeaderJobID)), items[0].Attempt, badReason, true)
-		return actors.BatchFailed(0, e.deadLetter(ctx, r, items[0].Attempt, badKind, badReason, holdAt(0)))
+		return actors.BatchFailed(0, e.unreachable(ctx, items[0].Record, items[0].Attempt, badKind, badReason, holdAt(0)))
 	}
 	kind := infos[0].Kind
 	sctx, span := e.cfg.Tracer.Start(ctx, kind, infos[0].ID, recs[0])
@@ -69,9 +67,7 @@ func (e *Executor) HandleBatch(ctx context.Context, items []actors.BatchRecord) 
 	case decoded < n:
 		return actors.BatchFailed(decoded, e.failed(ctx, recs[decoded], w, infos[decoded], items[decoded].Attempt, decodeErr, holdAt(decoded)))
 	case n < len(items):
-		r := items[n].Record
-		e.cfg.Tally.Failure(r, badKind, string(r.Header(HeaderJobID)), items[n].Attempt, badReason, true)
-		return actors.BatchFailed(n, e.deadLetter(ctx, r, items[n].Attempt, badKind, badReason, holdAt(n)))
+		return actors.BatchFailed(n, e.unreachable(ctx, items[n].Record, items[n].Attempt, badKind, badReason, holdAt(n)))
 	}
 	return actors.BatchDone()
 }

@@ -30,14 +30,9 @@ import (
 	"github.com/ordo-go/ordo/supervision"
 )
 
-// Header names the executor reads. Package jobs spells them too (as
-// jobs.HeaderKind, ...), as users read them;
-// TestExecutorHeadersMatchTheJobsPackage keeps the two alike.
-const (
-	HeaderKind     = "ordo-kind"
-	HeaderJobID    = "ordo-job-id"
-	HeaderReplayOf = "ordo-replay-of"
-)
+// HeaderReplayOf names the header of a replay's marker (jobs.HeaderReplayOf);
+// TestInternalPackagesSpellJobsNamesAlike (jobs) keeps the two alike.
+const HeaderReplayOf = "ordo-replay-of"
 
 // Config configures an Executor.
 type Config struct {
@@ -82,8 +77,7 @@ func (e *Executor) Handle(ctx context.Context, r *kafka.Record, attempt int) act
 		return actors.Done()
 	}
 	if w == nil {
-		e.cfg.Tally.Failure(r, kind, string(r.Header(HeaderJobID)), attempt, reason, true)
-		return e.deadLetter(ctx, r, attempt, kind, reason, single)
+		return e.unreachable(ctx, r, attempt, kind, reason, single)
 	}
 	ctx, span := e.cfg.Tracer.Start(ctx, job.Kind, job.ID, r)
 	began := e.cfg.Metrics.Now()
@@ -95,6 +89,13 @@ func (e *Executor) Handle(ctx context.Context, r *kafka.Record, attempt int) act
 		return actors.Done()
 	}
 	return e.failed(ctx, r, w, job, attempt, err, single)
+}
+
+// unreachable dead-letters r, a record that cannot reach a worker (kind is
+// the kind it claims, reason why), and counts it as a failure.
+func (e *Executor) unreachable(ctx context.Context, r *kafka.Record, attempt int, kind, reason string, hold holdFunc) actors.Outcome {
+	e.cfg.Tally.Failure(r, kind, string(r.Header(envelope.HeaderJobID)), attempt, reason, true)
+	return e.deadLetter(ctx, r, attempt, kind, reason, hold)
 }
 
 // replayMarker tells whether r is the marker a replay appends to a
@@ -109,7 +110,7 @@ func replayMarker(r *kafka.Record) bool {
 // prepare decodes the record and finds its worker; when there is none (or
 // the value does not decode) it says why, and the kind the record claims.
 func (e *Executor) prepare(r *kafka.Record, attempt int) (w Worker, job Job, kind, reason string) {
-	kindHeader := r.Header(HeaderKind)
+	kindHeader := r.Header(envelope.HeaderKind)
 	if len(r.Value) == 0 {
 		return nil, job, string(kindHeader), "empty value"
 	}
@@ -214,13 +215,7 @@ type holdFunc func(ctx context.Context) (actors.Outcome, actors.Release)
 
 var single holdFunc = actors.Hold
 
-// errText logs an error's text cut to MaxReasonBytes, and formats it only
-// when the line is logged.
-type errText struct {
-	err error
-	max int
+// errText logs err's text cut to MaxReasonBytes.
+func (e *Executor) errText(err error) slog.LogValuer {
+	return deadletter.ErrText(err, e.cfg.MaxReasonBytes)
 }
-
-func (e errText) LogValue() slog.Value { return slog.StringValue(deadletter.Cut(e.err.Error(), e.max)) }
-
-func (e *Executor) errText(err error) errText { return errText{err, e.cfg.MaxReasonBytes} }

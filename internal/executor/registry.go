@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ordo-go/ordo/actors"
+	"github.com/ordo-go/ordo/internal/envelope"
 	"github.com/ordo-go/ordo/kafka"
 	"github.com/ordo-go/ordo/supervision"
 )
@@ -168,7 +169,7 @@ func WorkerOf(ws *Registry, r *kafka.Record) Worker {
 	if ws == nil {
 		return nil
 	}
-	return ws.byKind[string(r.Header(HeaderKind))]
+	return ws.byKind[string(r.Header(envelope.HeaderKind))]
 }
 
 // Kinds returns the kinds that have a worker, in no order.

@@ -199,8 +199,11 @@ func (d *Dispatcher) Begin(sess *kafka.Session, claims []*kafka.Claim) []<-chan 
 		finished := make(chan struct{})
 		done[i] = finished
 		cl.FetchMaxWait = scheduleFetchWait
+		// committed starts at the group's own offset (-1: none, before a
+		// carry-over), and dirty true: until the first commit round has
+		// compared the two, the read position may be ahead of it.
 		p := &partitionDispatch{d: d, sess: sess, claim: cl, target: d.cfg.Targets[cl.Topic], index: newScheduleIndex(),
-			live: -1, committed: -1, read: func() {}}
+			live: -1, committed: max(cl.Start, -1), dirty: true, read: func() {}}
 		if first {
 			reading.Add(1)
 			p.read = sync.OnceFunc(reading.Done)
@@ -244,11 +247,12 @@ func (p *partitionDispatch) carryOver() {
 		return
 	}
 	if off, ok := offs[p.claim.Partition]; ok && off >= 0 {
-		// dirty: the first commit writes the offset into the server's
-		// group even when nothing is read after it, so the former
-		// group's offsets (which Kafka expires once that group is empty
-		// for offsets.retention.minutes) are needed only once.
-		p.claim.Start, p.dirty = off, true
+		// The group itself has committed nothing, so the first commit
+		// round writes this offset into it even when nothing is read
+		// after it: the former group's offsets (which Kafka expires once
+		// that group is empty for offsets.retention.minutes) are needed
+		// only once.
+		p.claim.Start = off
 		p.d.cfg.Logger.Info("ordo: a schedules partition starts where the former schedules group left it",
 			"group", old, "topic", p.claim.Topic, "partition", p.claim.Partition, "offset", off)
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ordo-go/ordo/internal/backoff"
 	"github.com/ordo-go/ordo/internal/envelope"
 	"github.com/ordo-go/ordo/kafka"
 )
@@ -14,7 +15,7 @@ import (
 // Header names of schedule records. The exported ones of package jobs
 // (jobs.HeaderRunAt, jobs.HeaderTargetTopic, jobs.HeaderTargetKey,
 // jobs.HeaderPartitionKey) are spelled there too,
-// as users read them; TestScheduleHeadersMatchTheJobsPackage keeps the two
+// as users read them; TestInternalPackagesSpellJobsNamesAlike (jobs) keeps the two
 // alike.
 const (
 	HeaderRunAt        = "ordo-run-at"
@@ -53,11 +54,20 @@ func CancelAnswer(ctx context.Context, rc kafka.ReaderConfig, d kafka.Delivery, 
 	defer r.Close()
 	ref := strconv.FormatInt(d.Offset, 10)
 	var buf []kafka.Record
-	for ctx.Err() == nil {
+	for failures := 0; ctx.Err() == nil; {
 		recs, _, err := r.Fetch(ctx, buf[:0], 500)
 		if err != nil {
-			continue // ctx ended, or a broker hiccup: the loop's condition decides
+			// ctx ended, or a broker hiccup: the loop's condition
+			// decides, after a wait, so a broker that refuses the
+			// connection is not asked in a busy loop.
+			failures++
+			select {
+			case <-time.After(backoff.Delay(50*time.Millisecond, time.Second, failures)):
+			case <-ctx.Done():
+			}
+			continue
 		}
+		failures = 0
 		for _, rec := range recs {
 			if string(rec.Key) != jobID || string(rec.Header(HeaderCancelOffset)) != ref {
 				continue

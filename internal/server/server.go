@@ -16,6 +16,7 @@ import (
 	"github.com/ordo-go/ordo/actors"
 	"github.com/ordo-go/ordo/internal/deadletter"
 	"github.com/ordo-go/ordo/internal/enqueue"
+	"github.com/ordo-go/ordo/internal/envelope"
 	"github.com/ordo-go/ordo/internal/executor"
 	"github.com/ordo-go/ordo/internal/lifecycle"
 	"github.com/ordo-go/ordo/internal/metrics"
@@ -71,9 +72,13 @@ type Config struct {
 // Server is one job server: it consumes its group's records and runs them
 // on the executor, and dispatches its schedules partitions when it has any.
 type Server struct {
-	cfg         Config
-	records     *run.Member
-	dlq         *kafka.Producer
+	cfg     Config
+	records *run.Member
+	dlq     *kafka.Producer
+	// admin is the server's one admin client (status, the topics check
+	// at each Start attempt, the dispatcher): each would otherwise hold
+	// connections of its own.
+	admin       *kafka.Admin
 	deadLetters *deadletter.Writer
 	status      *status.Reporter // nil when the reports are off
 	// dispatcher sends scheduled jobs when due; nil when the server
@@ -93,7 +98,8 @@ type Server struct {
 
 // New builds the server of cfg; it does not contact Kafka.
 func New(cfg Config) (*Server, error) {
-	s := &Server{cfg: cfg, ready: make(chan struct{}), life: lifecycle.New(cfg.ErrStopped, cfg.ErrStarted)}
+	s := &Server{cfg: cfg, ready: make(chan struct{}), life: lifecycle.New(cfg.ErrStopped, cfg.ErrStarted),
+		admin: kafka.NewSecureAdmin(cfg.Consumer.Brokers, cfg.Consumer.Security)}
 	var err error
 	s.dlq, err = kafka.NewProducer(cfg.Producer)
 	if err != nil {
@@ -103,7 +109,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Status != nil {
 		t = status.NewTally(executor.Kinds(cfg.Executor.Workers))
 		rc := *cfg.Status
-		rc.Producer, rc.Admin, rc.Source, rc.Tally = s.dlq, s.admin(), (*stats)(s), t
+		rc.Producer, rc.Admin, rc.Source, rc.Tally = s.dlq, s.admin, (*stats)(s), t
 		s.status = status.NewReporter(rc)
 	}
 	dc := cfg.DeadLetter
@@ -132,11 +138,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.Metrics.Attach((*stats)(s))
 	return s, nil
-}
-
-// admin is a new client for topic metadata and offsets.
-func (s *Server) admin() *kafka.Admin {
-	return kafka.NewSecureAdmin(s.cfg.Consumer.Brokers, s.cfg.Consumer.Security)
 }
 
 // StartError is Start failing at a step of the server's own (checking the
@@ -208,7 +209,7 @@ func (s *Server) run(ctx context.Context, schedules map[string]string) error {
 // the schedules topics to dispatch, each with its job topic.
 func (s *Server) ensureTopics(ctx context.Context) (map[string]string, error) {
 	cfg := s.cfg.Topics
-	cfg.Admin = s.admin()
+	cfg.Admin = s.admin
 	exist, err := topics.Ensure(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -226,10 +227,10 @@ func (s *Server) ensureTopics(ctx context.Context) (map[string]string, error) {
 func (s *Server) newDispatcher(targets map[string]string) *schedule.Dispatcher {
 	w := &enqueue.Writer{Producer: s.dlq, Chain: s.cfg.EnqueueChain}
 	cfg := s.cfg.Schedule
-	cfg.Targets, cfg.Producer, cfg.Admin = targets, s.dlq, s.admin()
+	cfg.Targets, cfg.Producer, cfg.Admin = targets, s.dlq, s.admin
 	cfg.Metrics = scheduleMetrics{s.cfg.Metrics, s.cfg.Executor.Workers}
 	cfg.DeadLetter = func(r *kafka.Record, reason string) kafka.Message {
-		return s.deadLetters.Message(r, 0, string(r.Header(executor.HeaderKind)), reason)
+		return s.deadLetters.Message(r, 0, string(r.Header(envelope.HeaderKind)), reason)
 	}
 	cfg.Enqueue = func(ctx context.Context, runs []schedule.PeriodicRun) error {
 		drafts := make([]enqueue.Draft, len(runs))
@@ -330,7 +331,7 @@ func (s scheduleMetrics) Dispatched(target string, late time.Duration) {
 }
 func (s scheduleMetrics) PeriodicFired(name string) { s.m.PeriodicFired(name) }
 func (s scheduleMetrics) DeadLettered(r *kafka.Record) {
-	s.m.JobDeadLettered(metricKind(s.workers, string(r.Header(executor.HeaderKind))))
+	s.m.JobDeadLettered(metricKind(s.workers, string(r.Header(envelope.HeaderKind))))
 }
 
 // metricKind is kind when it has a worker, else "unknown", so that bad
